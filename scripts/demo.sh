@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Installs what govtune needs, then runs the embedded default study (CPU, offline): SmolLM2-135M-Instruct
+# on the shipped XNLI and FLORES samples. Extra arguments are config overrides (key=value).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+. .venv/bin/activate
+govtune run configs/demo.yaml --out runs/demo --resume "$@"

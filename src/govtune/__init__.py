@@ -1,0 +1,23 @@
+"""govtune: governance-aware hybrid parameter-efficient fine-tuning of multilingual language models.
+
+The public adapter API lives at the top level; the pillars are subpackages:
+`govtune.adapters` (LoRA, LoRA-GA, BOFT, unitary, hybrid), `govtune.governance` (curation),
+`govtune.tasks` and `govtune.evaluation` (XNLI, FLORES, metrics), `govtune.training` and
+`govtune.experiments` (the study runner and its report)."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+# Imported lazily so that `govtune curate` or `import govtune.governance` does not pay for torch.
+_ADAPTER_API = ("AdapterConfig", "inject", "merge_and_unload", "save_adapter", "load_adapter",
+                "trainable_parameters", "mixing")
+__all__ = list(_ADAPTER_API) + ["__version__"]
+
+
+def __getattr__(name: str):
+    if name in _ADAPTER_API:
+        from govtune import adapters
+
+        return getattr(adapters, name)
+    raise AttributeError(f"module 'govtune' has no attribute {name!r}")

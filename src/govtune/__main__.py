@@ -1,0 +1,3 @@
+from govtune.cli import main
+
+raise SystemExit(main())

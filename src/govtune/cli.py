@@ -1,0 +1,47 @@
+"""The `govtune` command. Each subcommand lives beside the code it drives and registers itself here:
+a module with `register(subparsers)` that adds its parser and sets `func(args) -> int`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# subcommand -> module that registers it. Imported only when needed, so `govtune --help` stays fast.
+SUBCOMMANDS = {
+    "curate": "govtune.governance.cli",
+    "eval": "govtune.evaluation.cli",
+    "run": "govtune.experiments.cli",
+    "report": "govtune.experiments.cli",
+}
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="govtune", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    registered = set()
+    for name, module in SUBCOMMANDS.items():
+        if (only is not None and name != only) or module in registered:
+            continue
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if e.name and e.name.startswith("govtune"):
+                continue  # a pillar not present in this build
+            raise
+        mod.register(sub)
+        registered.add(module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    first = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(first if first in SUBCOMMANDS else None)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError, FileExistsError, KeyError, MemoryError) as e:
+        # Errors raised on bad input carry the fix in their message; no traceback for those.
+        print(f"govtune {args.command}: error: {e}", file=sys.stderr)
+        return 2

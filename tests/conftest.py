@@ -1,0 +1,34 @@
+import pytest
+import torch
+
+from govtune.data import DATA_DIR
+from govtune.models import TINY_BLOOM, TINY_LLAMA, tiny_model
+
+
+@pytest.fixture(autouse=True)
+def _deterministic():
+    torch.manual_seed(0)
+    yield
+
+
+@pytest.fixture
+def tiny_llama():
+    return tiny_model(TINY_LLAMA)
+
+
+@pytest.fixture
+def tiny_bloom():
+    return tiny_model(TINY_BLOOM)
+
+
+@pytest.fixture
+def data_dir():
+    return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    """SmolLM2-135M-Instruct (mostly English). Only for tests marked slow."""
+    from govtune.models import SMOLLM2, load_model
+
+    return load_model(SMOLLM2)
