@@ -1,0 +1,256 @@
+"""The study config: one YAML file (every key has a default), `key=value` overrides typed by the schema.
+
+A study is the grid methods x seeds x shots x curation; every other key is a setting shared by all of its
+cells. The settings (not the grid axes) define the study's hash, so `--resume` can extend a finished study
+with new seeds or methods while refusing to mix results produced under different settings."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+# The adapter methods (govtune.adapters.AdapterConfig) plus `base`: the untuned model (shots = 0).
+ADAPTER_METHODS = ("full", "lora", "lora_ga", "boft", "unitary", "unitary_full", "hybrid")
+TASKS = ("xnli", "flores")
+CURATION_STAGES = ("c0", "c1", "c2")
+XNLI_LANGUAGES = ("en", "zh", "hi", "es")
+SCHEDULES = ("linear", "cosine", "constant")
+MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
+
+# The grid axes: each combination is one run. Everything else is a shared setting (hashed).
+GRID_KEYS = ("methods", "seeds", "shots", "curation")
+
+
+@dataclass
+class StudyConfig:
+    """Every field has a default; `configs/demo.yaml` is the embedded default study."""
+
+    name: str = "study"
+    model: str = "smollm2-135m-instruct"  # hub name, local path, smollm2-135m-instruct, tiny-llama, tiny-bloom
+    methods: list[str] = field(default_factory=lambda: ["lora", "boft", "lora_ga", "hybrid"])
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    shots: list[int] = field(default_factory=lambda: [32])  # per language; 0 = the base model, untuned
+    curation: list[str] = field(default_factory=lambda: ["c2"])
+    tasks: list[str] = field(default_factory=lambda: ["xnli", "flores"])
+    languages: list[str] = field(default_factory=lambda: ["en", "zh", "hi"])  # XNLI languages
+    flores_pairs: list[str] = field(default_factory=lambda: ["en-zh", "en-es"])
+    data_dir: str | None = None  # None = the XNLI/FLORES samples shipped in govtune.data
+    # Evaluation budget: XNLI examples per language and FLORES sentences per direction (None = all).
+    eval_limit: int | None = None
+    flores_eval_limit: int | None = 32
+    robustness: bool = True
+    eval_batch_size: int = 8
+    max_new_tokens: int = 128
+    # Training data: k XNLI pool examples per language (k = shots) plus, when flores is a task,
+    # flores_train_pairs FLORES pool sentences per direction (None = k).
+    flores_train_pairs: int | None = None
+    val_per_language: int = 8  # validation examples per language, from the curated pool minus the k shots
+    adapter: dict[str, Any] = field(default_factory=dict)  # AdapterConfig options: r, alpha, target_modules...
+    # Named method variants, e.g. {"hybrid_fixed50": {"method": "hybrid", <AdapterConfig options>}}.
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    calibration_batches: int = 4  # batches for the LoRA-GA / hybrid gradient estimate
+    curation_options: dict[str, Any] = field(default_factory=dict)  # passed to govtune.governance.curate
+    # Optimisation.
+    epochs: int = 3
+    lr: float = 2e-4
+    lr_per_method: dict[str, float] = field(default_factory=dict)
+    batch_size: int = 8
+    grad_accum: int = 1
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.1
+    schedule: str = "linear"
+    max_grad_norm: float | None = 1.0
+    max_length: int = 256
+    mixed_precision: str = "auto"
+    keep_checkpoints: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.methods:
+            raise ValueError("methods is empty: list at least one of " + ", ".join(ADAPTER_METHODS))
+        known = set(ADAPTER_METHODS) | set(self.variants)
+        for m in self.methods:
+            if m not in known:
+                raise ValueError(f"unknown method {m!r}{_suggest(m, known)}; methods are "
+                                 f"{', '.join(ADAPTER_METHODS)} or a name defined under `variants`")
+        for name, opts in self.variants.items():
+            if not isinstance(opts, dict) or opts.get("method") not in ADAPTER_METHODS:
+                raise ValueError(f"variant {name!r} needs `method:` set to one of {', '.join(ADAPTER_METHODS)}")
+        if not self.seeds:
+            raise ValueError("seeds is empty: give at least one seed, e.g. seeds=0")
+        if any(k < 0 for k in self.shots) or not self.shots:
+            raise ValueError(f"shots must be a non-empty list of counts >= 0 (0 = base model), got {self.shots}")
+        for stage in self.curation:
+            if stage not in CURATION_STAGES:
+                raise ValueError(f"unknown curation stage {stage!r}{_suggest(stage, CURATION_STAGES)}; "
+                                 f"use {', '.join(CURATION_STAGES)}")
+        if not self.curation:
+            raise ValueError("curation is empty: use e.g. curation=c2 (c0 = the raw pool)")
+        for t in self.tasks:
+            if t not in TASKS:
+                raise ValueError(f"unknown task {t!r}{_suggest(t, TASKS)}; tasks are {', '.join(TASKS)}")
+        if "xnli" not in self.tasks:
+            raise ValueError("tasks must include xnli: the few-shot pool and the main table are XNLI")
+        for lang in self.languages:
+            if lang not in XNLI_LANGUAGES:
+                raise ValueError(f"unknown XNLI language {lang!r}; use some of {', '.join(XNLI_LANGUAGES)}")
+        for pair in self.flores_pairs:
+            if pair.count("-") != 1:
+                raise ValueError(f"flores pair {pair!r} must look like src-tgt, e.g. en-zh")
+        for key in ("epochs", "batch_size", "grad_accum", "max_length", "eval_batch_size", "max_new_tokens",
+                    "calibration_batches"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        for key in ("eval_limit", "flores_eval_limit", "flores_train_pairs"):
+            v = getattr(self, key)
+            if v is not None and v < 1:
+                raise ValueError(f"{key} must be >= 1 or null (all), got {v}")
+        if self.val_per_language < 0:
+            raise ValueError(f"val_per_language must be >= 0, got {self.val_per_language}")
+        if not self.lr > 0 or any(not v > 0 for v in self.lr_per_method.values()):
+            raise ValueError("learning rates must be > 0")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule {self.schedule!r} is not one of {', '.join(SCHEDULES)}")
+        if self.mixed_precision not in MIXED_PRECISION:
+            raise ValueError(f"mixed_precision {self.mixed_precision!r} is not one of {', '.join(MIXED_PRECISION)}")
+
+    # --- derived -------------------------------------------------------------------------------------
+    def adapter_options(self, method: str) -> dict[str, Any]:
+        """AdapterConfig keyword arguments for a method name or a variant."""
+        opts = dict(self.adapter)
+        if method in self.variants:
+            opts.update(self.variants[method])
+        else:
+            opts["method"] = method
+        return opts
+
+    def lr_for(self, method: str) -> float:
+        base = self.variants.get(method, {}).get("method", method)
+        return self.lr_per_method.get(method, self.lr_per_method.get(base, self.lr))
+
+    def settings(self) -> dict[str, Any]:
+        """Everything but the grid axes: what every cell shares and the study hash covers."""
+        d = dataclasses.asdict(self)
+        for k in GRID_KEYS + ("name",):
+            d.pop(k)
+        return d
+
+    def settings_hash(self) -> str:
+        blob = json.dumps(self.settings(), sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(StudyConfig)}
+
+
+def _suggest(key: str, options) -> str:
+    close = difflib.get_close_matches(key, list(options), n=1, cutoff=0.5)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _unknown_key(key: str, where: str) -> ValueError:
+    return ValueError(f"unknown config key {key!r} in {where}{_suggest(key, FIELDS)}; "
+                      f"valid keys: {', '.join(FIELDS)}")
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Type a YAML or command-line value by the schema: '0,1' -> [0, 1] for list[int], and so on."""
+    hint = typing.get_type_hints(StudyConfig)[name]
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    optional = origin in (typing.Union, types.UnionType) and type(None) in args
+    if optional:
+        if value is None or (isinstance(value, str) and value.lower() in ("null", "none", "")):
+            return None
+        hint = next(a for a in args if a is not type(None))
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+    try:
+        if origin is list:
+            if isinstance(value, str):
+                value = [v.strip() for v in value.split(",") if v.strip()]
+            elif not isinstance(value, (list, tuple)):
+                value = [value]
+            return [args[0](v) for v in value]
+        if origin is dict:
+            if isinstance(value, str):
+                value = yaml.safe_load(value)
+            if not isinstance(value, dict):
+                raise TypeError
+            return dict(value)
+        if hint is bool:
+            if isinstance(value, str):
+                if value.lower() in ("true", "yes", "1", "on"):
+                    return True
+                if value.lower() in ("false", "no", "0", "off"):
+                    return False
+                raise TypeError
+            return bool(value)
+        if hint is int and isinstance(value, float) and not value.is_integer():
+            raise TypeError
+        return hint(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"config key {name!r} expects {_type_name(hint)}, got {value!r}") from None
+
+
+def _type_name(hint) -> str:
+    return getattr(hint, "__name__", str(hint)).replace("typing.", "")
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """`['methods=lora,hybrid', 'adapter.r=8']` -> {'methods': 'lora,hybrid', 'adapter': {'r': 8}}."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} is not key=value (e.g. seeds=0,1 or adapter.r=8)")
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        top, _, sub = key.partition(".")
+        if top not in FIELDS:
+            raise _unknown_key(top, "the command line")
+        if sub:
+            if typing.get_origin(typing.get_type_hints(StudyConfig)[top]) is not dict:
+                raise ValueError(f"{top!r} has no sub-keys; write {top}=VALUE")
+            out.setdefault(top, {})[sub] = yaml.safe_load(raw)
+        else:
+            out[top] = raw
+    return out
+
+
+def build_config(raw: dict[str, Any], overrides: dict[str, Any] | None = None,
+                 where: str = "the config file") -> StudyConfig:
+    raw = dict(raw or {})
+    for key in raw:
+        if key not in FIELDS:
+            raise _unknown_key(key, where)
+    for key, value in (overrides or {}).items():
+        if isinstance(value, dict) and isinstance(raw.get(key), dict):
+            raw[key] = {**raw[key], **value}  # adapter.r=8 updates one option, keeps the rest
+        else:
+            raw[key] = value
+    return StudyConfig(**{k: _coerce(k, v) for k, v in raw.items()})
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> StudyConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {str(path)!r} not found; start from configs/demo.yaml")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path} is not valid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path} must hold a mapping of config keys, got {type(raw).__name__}")
+    return build_config(raw, parse_overrides(overrides or []), where=str(path))

@@ -1,0 +1,112 @@
+"""The results store: one SQLite file per study (`OUT/results.sqlite`, one row per run and metric, plus the
+training curves) and `OUT/results.json`, both rebuilt from the finished runs.
+
+SQLite because the report (and anyone with `sqlite3`) can query across runs without loading every run
+directory; each run's own `result.json` stays the source of truth, so a lost database can be rebuilt."""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+from typing import Any, Iterable
+
+from govtune.training.atomic import atomic_write_json
+
+DB_NAME = "results.sqlite"
+RESULTS_JSON = "results.json"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY, method TEXT, seed INTEGER, shots INTEGER, curation TEXT,
+    tasks TEXT, model TEXT, settings_hash TEXT, finished_at TEXT, footprint TEXT, lam_final TEXT);
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id TEXT, task TEXT, metric TEXT, value REAL, PRIMARY KEY (run_id, task, metric));
+CREATE TABLE IF NOT EXISTS curves (
+    run_id TEXT, curve TEXT, x REAL, value REAL, PRIMARY KEY (run_id, curve, x));
+"""
+
+
+def flatten(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """{"languages": {"en": {"accuracy": 50.0}}, "macro": 40.0} -> {"languages.en.accuracy": 50.0, ...};
+    non-numeric leaves (the task name) are left out."""
+    out: dict[str, float] = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, name + "."))
+        elif isinstance(value, bool):
+            out[name] = float(value)
+        elif isinstance(value, (int, float)):
+            out[name] = float(value)
+    return out
+
+
+def connect(out_dir: str | Path) -> sqlite3.Connection:
+    con = sqlite3.connect(Path(out_dir) / DB_NAME, timeout=30)
+    con.executescript(SCHEMA)
+    return con
+
+
+def record_run(out_dir: str | Path, result: dict[str, Any], curves: dict[str, list[tuple[float, float]]]
+               ) -> None:
+    """Insert (or replace) one finished run in one transaction: a run half-recorded is never visible."""
+    run_id = result["run_id"]
+    with closing(connect(out_dir)) as con, con:
+        con.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+        con.execute("DELETE FROM metrics WHERE run_id = ?", (run_id,))
+        con.execute("DELETE FROM curves WHERE run_id = ?", (run_id,))
+        con.execute("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?)", (
+            run_id, result["method"], result["seed"], result["shots"], result["curation"],
+            ",".join(result["metrics"]), result.get("model"), result.get("settings_hash"), result.get("finished_at"),
+            json.dumps(result["footprint"]), json.dumps(result.get("lam_final"))))
+        rows = []
+        for task, metrics in result["metrics"].items():
+            rows += [(run_id, task, k, v) for k, v in flatten(metrics).items()]
+        rows += [(run_id, "footprint", k, v) for k, v in flatten(result["footprint"]).items()
+                 if v is not None]
+        con.executemany("INSERT INTO metrics VALUES (?,?,?,?)", rows)
+        con.executemany("INSERT INTO curves VALUES (?,?,?,?)",
+                        [(run_id, name, float(x), float(y)) for name, pts in curves.items()
+                         for x, y in pts if y is not None and math.isfinite(y)])
+
+
+def write_results_json(out_dir: str | Path, results: Iterable[dict[str, Any]]) -> Path:
+    """`results.json`: one entry per finished run and task, {"method", "seed", "shots", "task", "curation",
+    "metrics" (that task's metrics.json dict), "footprint", "lam_final" (hybrid only)}, in grid order."""
+    entries = []
+    for r in results:
+        for task, metrics in r["metrics"].items():
+            entry = {"method": r["method"], "seed": r["seed"], "shots": r["shots"], "task": task,
+                     "curation": r["curation"], "metrics": metrics, "footprint": r["footprint"]}
+            if r.get("lam_final"):
+                entry["lam_final"] = r["lam_final"]
+            entries.append(entry)
+    return atomic_write_json(Path(out_dir) / RESULTS_JSON, entries)
+
+
+def load_runs(out_dir: str | Path) -> list[dict[str, Any]]:
+    """Every run in the database with its metrics nested back per task:
+    {"run_id", "method", "seed", "shots", "curation", "footprint", "lam_final", "metrics": {task: {flat}}}."""
+    path = Path(out_dir) / DB_NAME
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: `govtune run CONFIG --out {out_dir}` writes it")
+    with closing(connect(out_dir)) as con:
+        con.row_factory = sqlite3.Row
+        runs = {}
+        for row in con.execute("SELECT * FROM runs ORDER BY method, shots, curation, seed"):
+            run = dict(row)
+            run["footprint"] = json.loads(run["footprint"])
+            run["lam_final"] = json.loads(run["lam_final"]) if run["lam_final"] else None
+            run["metrics"] = {}
+            run["curves"] = {}
+            runs[run["run_id"]] = run
+        for row in con.execute("SELECT run_id, task, metric, value FROM metrics"):
+            if row["run_id"] in runs:
+                runs[row["run_id"]]["metrics"].setdefault(row["task"], {})[row["metric"]] = row["value"]
+        for row in con.execute("SELECT run_id, curve, x, value FROM curves ORDER BY x"):
+            if row["run_id"] in runs:
+                runs[row["run_id"]]["curves"].setdefault(row["curve"], []).append((row["x"], row["value"]))
+    return list(runs.values())

@@ -1,0 +1,115 @@
+"""Checkpoints: adapter weights (govtune.save_adapter) plus optimiser, scheduler and step state.
+
+Each checkpoint is written into a temporary directory and renamed into place (`checkpoint-step{N}`); only
+then does the `latest` pointer (itself written atomically) move to it and the older one get removed. A run
+killed or diverging mid-write therefore always leaves the last good checkpoint intact."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from govtune.training.atomic import atomic_write_dir, atomic_write_text
+
+LATEST = "latest"
+STATE_FILE = "trainer_state.pt"
+WEIGHTS_DIR = "adapter"
+
+
+def _adapters():
+    try:
+        import govtune.adapters as adapters
+    except ModuleNotFoundError:
+        return None
+    return adapters
+
+
+def save_weights(model: nn.Module, path: Path) -> None:
+    """The tunable state: the adapter files when the model carries govtune adapters, else (full
+    fine-tuning or a hand-made model) every parameter that requires grad, as safetensors."""
+    adapters = _adapters()
+    if adapters is not None and _has_adapters(model):
+        adapters.save_adapter(model, path)
+        return
+    from safetensors.torch import save_file
+
+    path.mkdir(parents=True, exist_ok=True)
+    tensors = {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
+    save_file(tensors, str(path / "trainable.safetensors"))
+
+
+def load_weights(model: nn.Module, path: Path) -> None:
+    if (path / "trainable.safetensors").exists():
+        from safetensors.torch import load_file
+
+        tensors = load_file(str(path / "trainable.safetensors"))
+        params = dict(model.named_parameters())
+        with torch.no_grad():
+            for n, t in tensors.items():
+                params[n].copy_(t)
+        return
+    adapters = _adapters()
+    if adapters is None:
+        raise FileNotFoundError(f"{path} holds adapter files but govtune.adapters is not installed")
+    adapters.load_adapter(model, path)
+
+
+def _has_adapters(model: nn.Module) -> bool:
+    adapters = _adapters()
+    if adapters is None:
+        return False
+    base = getattr(adapters, "AdapterLayer", None)
+    if base is not None:
+        return any(isinstance(m, base) for m in model.modules())
+    try:
+        adapters.trainable_parameters(model)
+    except Exception:
+        return False
+    return True
+
+
+def save_checkpoint(directory: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+                    scheduler: Any, state: dict[str, Any]) -> Path:
+    directory = Path(directory)
+    name = f"checkpoint-step{state['step']}"
+
+    def write(tmp: Path) -> None:
+        save_weights(model, tmp / WEIGHTS_DIR)
+        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), **state},
+                   tmp / STATE_FILE)
+
+    path = atomic_write_dir(directory / name, write)
+    atomic_write_text(directory / LATEST, name)
+    for old in directory.glob("checkpoint-step*"):
+        if old.name != name and old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+    return path
+
+
+def latest_checkpoint(directory: str | Path) -> Path | None:
+    pointer = Path(directory) / LATEST
+    if not pointer.exists():
+        return None
+    path = Path(directory) / pointer.read_text().strip()
+    return path if path.is_dir() else None
+
+
+def load_checkpoint(directory: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
+                    scheduler: Any = None) -> dict[str, Any]:
+    """Restore the latest checkpoint under `directory` (or `directory` itself if it is one) into model
+    (and optimiser/scheduler when given); returns the saved state (step, epoch, ...)."""
+    directory = Path(directory)
+    path = directory if (directory / STATE_FILE).exists() else latest_checkpoint(directory)
+    if path is None:
+        raise FileNotFoundError(f"no checkpoint under {directory} (looked for {LATEST} and {STATE_FILE})")
+    load_weights(model, path / WEIGHTS_DIR)
+    state = torch.load(path / STATE_FILE, map_location="cpu", weights_only=False)
+    if optimizer is not None:
+        optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    return {k: v for k, v in state.items() if k not in ("optimizer", "scheduler")}

@@ -1,0 +1,253 @@
+"""The training loop: one code path for CPU, one GPU, or several (`accelerate launch`, DDP or FSDP).
+
+Per optimiser step: forward, loss on the target tokens, backward; then `govtune.adapters.after_backward`
+(hybrid lam from the fresh gradients), gradient clipping, each unitary_full module's own Riemannian step
+(those parameters are kept out of AdamW), AdamW, scheduler. Per epoch: validation loss, mean gradient
+norm, an atomic checkpoint. A non-finite loss or gradient stops the run, keeping the last good checkpoint."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import torch
+from accelerate import Accelerator
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import PreTrainedTokenizerBase, get_scheduler
+
+from govtune.training.callbacks import Callback, EpochInfo, History, StepInfo
+from govtune.training.checkpoint import latest_checkpoint, save_checkpoint
+from govtune.training.data import PairCollator, encode_pairs, pad_id
+from govtune.training.footprint import Footprint, FootprintMeter
+
+SCHEDULES = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss (or gradient norm) became NaN or infinite; `.step` and `.checkpoint` say where and what is kept."""
+
+    def __init__(self, message: str, step: int, checkpoint: Path | None):
+        super().__init__(message)
+        self.step = step
+        self.checkpoint = checkpoint
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 3
+    lr: float = 2e-4
+    batch_size: int = 8
+    grad_accum: int = 1
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.1
+    schedule: str = "linear"  # linear or cosine decay after warm-up, or constant
+    max_grad_norm: float | None = 1.0  # None = no clipping
+    max_length: int = 256
+    mixed_precision: str = "auto"  # auto = bf16 (fp16 without bf16) on CUDA, none on the CPU
+    seed: int = 0
+    timing_warmup_steps: int = 2  # steps left out of the mean step time (allocator, kernel warm-up)
+    checkpoints: bool = True
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.grad_accum < 1:
+            raise ValueError("epochs, batch_size and grad_accum must be >= 1")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule {self.schedule!r} is not one of {', '.join(SCHEDULES)}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
+            raise ValueError("max_grad_norm must be > 0, or None for no clipping")
+        if self.mixed_precision not in ("auto", "no", "bf16", "fp16"):
+            raise ValueError(f"mixed_precision must be auto, no, bf16 or fp16, got {self.mixed_precision!r}")
+
+
+@dataclass
+class TrainResult:
+    history: History
+    footprint: Footprint
+    checkpoint: Path | None
+    steps: int
+    extra: dict = field(default_factory=dict)
+
+
+def resolve_mixed_precision(choice: str) -> str:
+    if choice != "auto":
+        return choice
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "no"  # CPU autocast to bf16 is slower than fp32 on most CPUs
+
+
+def make_accelerator(mixed_precision: str = "auto", grad_accum: int = 1) -> Accelerator:
+    return Accelerator(mixed_precision=resolve_mixed_precision(mixed_precision),
+                       gradient_accumulation_steps=grad_accum)
+
+
+class _Hooks:
+    """The adapter pillar's training hooks; plain no-ops for a model without govtune adapters."""
+
+    def __init__(self) -> None:
+        try:
+            import govtune.adapters as a
+        except ModuleNotFoundError:
+            a = None
+        self.after_backward = getattr(a, "after_backward", lambda model, progress: None)
+        self.riemannian_modules = getattr(a, "riemannian_modules", lambda model: [])
+        self.mixing = getattr(a, "mixing", lambda model: {})
+        count = getattr(a, "trainable_parameters", None)
+        self.trainable = count or (lambda m: sum(p.numel() for p in m.parameters() if p.requires_grad))
+
+
+def _param_groups(params: Sequence[nn.Parameter], weight_decay: float) -> list[dict]:
+    # No decay on vectors (biases, norms, lam-free scalars): decaying them only shrinks the identity init.
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    return [g for g in ({"params": decay, "weight_decay": weight_decay},
+                        {"params": no_decay, "weight_decay": 0.0}) if g["params"]]
+
+
+def _grad_norm(params: Iterable[nn.Parameter]) -> float:
+    grads = [p.grad.detach() for p in params if p.grad is not None]
+    if not grads:
+        return 0.0
+    return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads])))
+
+
+@torch.no_grad()
+def evaluate_loss(model: nn.Module, loader: DataLoader, accelerator: Accelerator) -> float | None:
+    """Mean loss per target token over the whole loader (token-weighted, gathered across processes)."""
+    was_training = model.training
+    model.eval()
+    total = torch.zeros(2, device=accelerator.device, dtype=torch.float64)
+    for batch in loader:
+        out = model(**batch)
+        n = (batch["labels"][:, 1:] != -100).sum()
+        total += torch.stack([out.loss.double() * n, n.double()])
+    total = accelerator.reduce(total, reduction="sum")
+    model.train(was_training)
+    return float(total[0] / total[1]) if total[1] > 0 else None
+
+
+def train(model: nn.Module, tokenizer: PreTrainedTokenizerBase, train_pairs: Sequence[tuple[str, str]],
+          val_pairs: Sequence[tuple[str, str]] = (), config: TrainConfig | None = None,
+          out_dir: str | Path | None = None, callbacks: Sequence[Callback] = (),
+          accelerator: Accelerator | None = None) -> TrainResult:
+    """Fine-tune `model` (adapters already injected) on (prompt, target) pairs. Returns the history and the
+    footprint; the model is trained in place (unwrap it with `accelerator.unwrap_model` under DDP/FSDP)."""
+    config = config or TrainConfig()
+    if not train_pairs:
+        raise ValueError("no training pairs: the few-shot sample is empty (shots = 0 means no training)")
+    acc = accelerator or make_accelerator(config.mixed_precision, config.grad_accum)
+    torch.manual_seed(config.seed)
+    hooks = _Hooks()
+    out_dir = Path(out_dir) if out_dir is not None else None
+
+    collate = PairCollator(pad_id(tokenizer))
+    train_enc = encode_pairs(tokenizer, list(train_pairs), config.max_length)
+    val_enc = encode_pairs(tokenizer, list(val_pairs), config.max_length)
+    loader = DataLoader(train_enc, batch_size=config.batch_size, shuffle=True, collate_fn=collate,
+                        generator=torch.Generator().manual_seed(config.seed))
+    val_loader = DataLoader(val_enc, batch_size=config.batch_size, collate_fn=collate) if val_enc else None
+
+    riemannian = list(hooks.riemannian_modules(model))
+    riem_ids = {id(p) for m in riemannian for p in m.parameters()}
+    params = [p for p in model.parameters() if p.requires_grad and id(p) not in riem_ids]
+    riem_params = [p for m in riemannian for p in m.parameters() if p.requires_grad]
+    if not params and not riem_params:
+        raise ValueError("the model has no trainable parameters: inject an adapter first "
+                         "(govtune.inject(model, AdapterConfig(method=...))) or use method 'full'")
+    optimizer = torch.optim.AdamW(_param_groups(params, config.weight_decay) if params
+                                  else [{"params": [torch.zeros(1, requires_grad=True)]}], lr=config.lr)
+    steps_per_epoch = math.ceil(len(loader) / config.grad_accum)
+    total_steps = steps_per_epoch * config.epochs
+    scheduler = get_scheduler(SCHEDULES[config.schedule], optimizer,
+                              num_warmup_steps=round(config.warmup_ratio * total_steps),
+                              num_training_steps=total_steps)
+    model, optimizer, loader, scheduler = acc.prepare(model, optimizer, loader, scheduler)
+    if val_loader is not None:
+        val_loader = acc.prepare(val_loader)
+    unwrapped = acc.unwrap_model(model)
+
+    history = History()
+    watchers = [history, *callbacks]
+    meter = FootprintMeter(acc.device, config.timing_warmup_steps)
+    bar = tqdm(total=total_steps, desc="train", unit="step", leave=False,
+               disable=not (config.progress and acc.is_main_process))
+    step, ckpt = 0, None
+    model.train()
+    meter.start()
+    for epoch in range(1, config.epochs + 1):
+        t_epoch = time.perf_counter()
+        losses, norms, window = [], [], []
+        for batch in loader:
+            if not window:
+                meter.step_begin()
+            with acc.accumulate(model):
+                loss = model(**batch).loss
+                window.append(loss.detach().float())
+                if not torch.isfinite(window[-1]):
+                    raise _diverged("loss", float(window[-1]), step + 1, epoch, out_dir, scheduler)
+                acc.backward(loss)
+                if acc.sync_gradients:
+                    hooks.after_backward(unwrapped, step / max(total_steps - 1, 1))
+                    norm = math.hypot(_grad_norm(params), _grad_norm(riem_params))
+                    if not math.isfinite(norm):
+                        raise _diverged("gradient norm", norm, step + 1, epoch, out_dir, scheduler)
+                    if config.max_grad_norm is not None and params:
+                        acc.clip_grad_norm_(params, config.max_grad_norm)
+                    lr_now = scheduler.get_last_lr()[0]
+                    for m in riemannian:
+                        m.riemannian_step(lr_now)
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+            if not acc.sync_gradients:
+                continue
+            dt = meter.step_done()
+            step += 1
+            step_loss = float(torch.stack(window).mean())
+            window = []
+            losses.append(step_loss)
+            norms.append(norm)
+            info = StepInfo(step=step, epoch=epoch, loss=step_loss, lr=lr_now, grad_norm=norm,
+                            lam={k: float(v) for k, v in hooks.mixing(unwrapped).items()}, time_s=dt)
+            if acc.is_main_process:
+                for w in watchers:
+                    w.on_step_end(info)
+            bar.update(1)
+            bar.set_postfix(loss=f"{step_loss:.3f}", epoch=epoch)
+        val_loss = evaluate_loss(model, val_loader, acc) if val_loader is not None else None
+        if out_dir is not None and config.checkpoints:
+            acc.wait_for_everyone()
+            if acc.is_main_process:
+                ckpt = save_checkpoint(out_dir, unwrapped, optimizer, scheduler,
+                                       {"step": step, "epoch": epoch, "seed": config.seed,
+                                        "val_loss": val_loss})
+        einfo = EpochInfo(epoch=epoch, train_loss=sum(losses) / len(losses), grad_norm=sum(norms) / len(norms),
+                          val_loss=val_loss, time_s=time.perf_counter() - t_epoch,
+                          checkpoint=str(ckpt) if ckpt else None)
+        if acc.is_main_process:
+            for w in watchers:
+                w.on_epoch_end(einfo)
+    bar.close()
+    footprint = meter.result(hooks.trainable(unwrapped))
+    model.eval()
+    return TrainResult(history=history, footprint=footprint, checkpoint=ckpt, steps=step)
+
+
+def _diverged(what: str, value: float, step: int, epoch: int, out_dir: Path | None,
+              scheduler) -> TrainingDiverged:
+    kept = latest_checkpoint(out_dir) if out_dir is not None else None
+    where = f"the last good checkpoint is kept at {kept}" if kept else "no checkpoint was written yet"
+    lr = scheduler.get_last_lr()[0]
+    return TrainingDiverged(
+        f"training stopped: the {what} is {value} at step {step} (epoch {epoch}); {where}. "
+        f"Lower lr (now {lr:.3g}), raise warmup_ratio, or set max_grad_norm.", step, kept)
