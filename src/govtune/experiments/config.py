@@ -44,6 +44,12 @@ class StudyConfig:
     languages: list[str] = field(default_factory=lambda: ["en", "zh", "hi"])  # XNLI languages
     flores_pairs: list[str] = field(default_factory=lambda: ["en-zh", "en-es"])
     data_dir: str | None = None  # None = the XNLI/FLORES samples shipped in govtune.data
+    # [start, stop) row ranges: the few-shot pool and the evaluation set never share a row (XNLI and
+    # FLORES rows are translations of each other across languages). Defaults: govtune.data's split.
+    xnli_pool_rows: list[int] = field(default_factory=lambda: [0, 1245])
+    xnli_eval_rows: list[int] = field(default_factory=lambda: [1245, 2490])
+    flores_pool_lines: list[int] = field(default_factory=lambda: [0, 500])
+    flores_eval_lines: list[int] = field(default_factory=lambda: [500, 997])
     # Evaluation budget: XNLI examples per language and FLORES sentences per direction (None = all).
     eval_limit: int | None = None
     flores_eval_limit: int | None = 32
@@ -105,6 +111,15 @@ class StudyConfig:
         for pair in self.flores_pairs:
             if pair.count("-") != 1:
                 raise ValueError(f"flores pair {pair!r} must look like src-tgt, e.g. en-zh")
+        for key in ("xnli_pool_rows", "xnli_eval_rows", "flores_pool_lines", "flores_eval_lines"):
+            v = getattr(self, key)
+            if len(v) != 2 or not 0 <= v[0] < v[1]:
+                raise ValueError(f"{key} must be [start, stop) with 0 <= start < stop, got {v}")
+        for a, b in (("xnli_pool_rows", "xnli_eval_rows"), ("flores_pool_lines", "flores_eval_lines")):
+            (s1, e1), (s2, e2) = getattr(self, a), getattr(self, b)
+            if s1 < e2 and s2 < e1:
+                raise ValueError(f"{a} {[s1, e1]} overlaps {b} {[s2, e2]}: training rows would leak into "
+                                 f"the evaluation; make the ranges disjoint")
         for key in ("epochs", "batch_size", "grad_accum", "max_length", "eval_batch_size", "max_new_tokens",
                     "calibration_batches"):
             if getattr(self, key) < 1:

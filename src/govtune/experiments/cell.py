@@ -1,0 +1,122 @@
+"""One grid cell, top to bottom: load the model, sample and encode the data, inject the adapter, train,
+evaluate every task, and write the run's files. The grid runner decides which cells run."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from govtune.experiments.config import StudyConfig
+from govtune.experiments.data import StudyData
+from govtune.training import TrainConfig, train
+from govtune.training.atomic import atomic_write_json, atomic_write_text
+from govtune.training.data import PairCollator, encode_pairs, pad_id
+
+BASE = "base"  # the method name of the shots = 0 cell: the untuned model
+
+
+@dataclass(frozen=True)
+class Cell:
+    method: str
+    seed: int
+    shots: int
+    curation: str
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.method}-k{self.shots}-{self.curation}-s{self.seed}"
+
+
+def grid_cells(config: StudyConfig) -> list[Cell]:
+    """The study's runs, in the order they run. shots = 0 is the base model: no training data, so one
+    cell regardless of method, seed and curation."""
+    cells = []
+    if 0 in config.shots:
+        cells.append(Cell(BASE, config.seeds[0], 0, "none"))
+    for stage in config.curation:
+        for shots in sorted(k for k in set(config.shots) if k > 0):
+            for method in config.methods:
+                for seed in config.seeds:
+                    cells.append(Cell(method, seed, shots, stage))
+    return cells
+
+
+def _calibration_batches(tokenizer, pairs, config: StudyConfig, device) -> list[dict[str, torch.Tensor]]:
+    """A few training batches (with labels) for the LoRA-GA gradient estimate, in a fixed order."""
+    enc = encode_pairs(tokenizer, pairs[: config.batch_size * config.calibration_batches], config.max_length)
+    collate = PairCollator(pad_id(tokenizer))
+    return [{k: v.to(device) for k, v in collate(enc[i:i + config.batch_size]).items()}
+            for i in range(0, len(enc), config.batch_size)]
+
+
+def run_cell(cell: Cell, config: StudyConfig, data: StudyData, run_dir: Path, accelerator,
+             model_loader, progress: bool = True) -> tuple[dict[str, Any], dict[str, list]]:
+    """Train and evaluate one cell; returns (result, curves). Writes history.json and predictions/ under
+    run_dir; the caller records the result and marks the cell done."""
+    from govtune.evaluation import evaluate_flores, evaluate_xnli
+
+    t0 = time.perf_counter()
+    torch.manual_seed(cell.seed)
+    model, tokenizer = model_loader()
+    model.to(accelerator.device)
+    curves: dict[str, list] = {}
+    lam_final = None
+    data_counts: dict[str, int] = {}
+    if cell.shots > 0:
+        import govtune.adapters as adapters
+
+        pairs, val_pairs, data_counts = data.training_pairs(cell.curation, cell.shots, cell.seed)
+        options = config.adapter_options(cell.method)
+        calibration = None
+        if options["method"] in ("lora_ga", "hybrid"):
+            calibration = _calibration_batches(tokenizer, pairs, config, accelerator.device)
+        torch.manual_seed(cell.seed)  # adapter init depends on the seed only, not on what ran before
+        adapters.inject(model, adapters.AdapterConfig(**options), calibration=calibration)
+        tc = TrainConfig(epochs=config.epochs, lr=config.lr_for(cell.method), batch_size=config.batch_size,
+                         grad_accum=config.grad_accum, weight_decay=config.weight_decay,
+                         warmup_ratio=config.warmup_ratio, schedule=config.schedule,
+                         max_grad_norm=config.max_grad_norm, max_length=config.max_length,
+                         mixed_precision=config.mixed_precision, seed=cell.seed,
+                         checkpoints=config.keep_checkpoints, progress=progress)
+        result = train(model, tokenizer, pairs, val_pairs, tc, out_dir=run_dir / "checkpoint",
+                       accelerator=accelerator)
+        model = accelerator.unwrap_model(model)
+        atomic_write_json(run_dir / "history.json", result.history.to_dict())
+        curves = result.history.curves()
+        lam_final = result.history.lam_final()
+        fp = result.footprint.to_dict()
+        footprint = {"peak_memory_mb": fp["peak_memory_mb"], "step_time_s": fp["step_time_s"],
+                     "tunable_params_m": fp["tunable_params_m"], "memory_kind": fp["memory_kind"],
+                     "train_steps": result.steps}
+    else:
+        footprint = {"peak_memory_mb": None, "step_time_s": None, "tunable_params_m": 0.0,
+                     "memory_kind": None, "train_steps": 0}
+    model.eval()
+    metrics: dict[str, dict] = {}
+    with torch.no_grad():
+        xm, xpred = evaluate_xnli(model, tokenizer, data.xnli_eval(), batch_size=config.eval_batch_size,
+                                  robustness=config.robustness, seed=cell.seed, progress=progress)
+        metrics["xnli"] = xm
+        _write_jsonl(run_dir / "predictions" / "xnli.jsonl", xpred)
+        if "flores" in config.tasks:
+            fm, fpred = evaluate_flores(model, tokenizer, data.flores_eval(), batch_size=config.eval_batch_size,
+                                        max_new_tokens=config.max_new_tokens, progress=progress)
+            metrics["flores"] = fm
+            _write_jsonl(run_dir / "predictions" / "flores.jsonl", fpred)
+    accelerator.free_memory()
+    del model
+    result = {"run_id": cell.run_id, "method": cell.method, "seed": cell.seed, "shots": cell.shots,
+              "curation": cell.curation, "model": config.model, "settings_hash": config.settings_hash(),
+              "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "metrics": metrics,
+              "footprint": footprint, "lam_final": lam_final, "data": data_counts,
+              "wall_time_s": round(time.perf_counter() - t0, 1)}
+    return result, curves
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows))

@@ -1,0 +1,140 @@
+"""The data of one study: the XNLI few-shot pool and its curated versions, the evaluation sets, and each
+run's (prompt, target) training and validation pairs.
+
+Curation runs once per stage per study and is cached in `OUT/curation/` (kept records + report), so every
+cell of a stage, and a resumed study, trains from exactly the same curated pool."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+from govtune.experiments.config import StudyConfig
+from govtune.training.atomic import atomic_write_json, atomic_write_text
+
+
+def _split_pair(pair: str) -> tuple[str, str]:
+    src, tgt = pair.split("-")
+    return src, tgt
+
+
+class StudyData:
+    def __init__(self, config: StudyConfig, out_dir: Path, progress: bool = True):
+        self.config = config
+        self.out_dir = out_dir
+        self.progress = progress
+        self._pool: list[dict] | None = None
+        self._curated: dict[str, list[dict]] = {}
+        self._xnli_eval: dict[str, list[dict]] | None = None
+        self._flores_eval: dict[str, list[dict]] | None = None
+
+    # --- evaluation sets -----------------------------------------------------------------------------
+    def xnli_eval(self) -> dict[str, list[dict]]:
+        if self._xnli_eval is None:
+            from govtune.tasks.xnli import load_xnli
+
+            c = self.config
+            self._xnli_eval = {lang: load_xnli(lang, data_dir=c.data_dir, rows=range(*c.xnli_eval_rows),
+                                               limit=c.eval_limit) for lang in c.languages}
+        return self._xnli_eval
+
+    def flores_eval(self) -> dict[str, list[dict]]:
+        if self._flores_eval is None:
+            from govtune.tasks.flores import load_flores
+
+            c = self.config
+            self._flores_eval = {p: load_flores(*_split_pair(p), data_dir=c.data_dir,
+                                                lines=range(*c.flores_eval_lines), limit=c.flores_eval_limit)
+                                 for p in c.flores_pairs}
+        return self._flores_eval
+
+    # --- the few-shot pool ---------------------------------------------------------------------------
+    def pool(self) -> list[dict]:
+        if self._pool is None:
+            from govtune.tasks.xnli import load_xnli
+
+            c = self.config
+            self._pool = [r for lang in c.languages
+                          for r in load_xnli(lang, data_dir=c.data_dir, rows=range(*c.xnli_pool_rows))]
+        return self._pool
+
+    def curated(self, stage: str, reference_model=None, reference_tokenizer=None) -> list[dict]:
+        """The pool after curation `stage` (c0 = as given). Cached on disk per study."""
+        if stage in self._curated:
+            return self._curated[stage]
+        cache = self.out_dir / "curation" / f"{stage}.jsonl"
+        if cache.exists():
+            kept = [json.loads(line) for line in cache.read_text(encoding="utf-8").splitlines() if line]
+        else:
+            from govtune.governance import curate
+
+            protected = [r for rows in self.xnli_eval().values() for r in rows]
+            result = curate(self.pool(), list(self.config.languages), stage=stage,
+                            reference_model=reference_model, reference_tokenizer=reference_tokenizer,
+                            protected=protected, config=_curation_config(self.config.curation_options),
+                            progress=self.progress)
+            kept = list(result.kept)
+            atomic_write_json(cache.with_suffix(".report.json"), _jsonable(result.report))
+            atomic_write_text(cache, "".join(json.dumps(_jsonable(r), ensure_ascii=False) + "\n" for r in kept))
+        self._curated[stage] = kept
+        return kept
+
+    def curation_report(self, stage: str) -> dict | None:
+        path = self.out_dir / "curation" / f"{stage}.report.json"
+        return json.loads(path.read_text()) if path.exists() else None
+
+    # --- one run's pairs -----------------------------------------------------------------------------
+    def training_examples(self, stage: str, shots: int, seed: int) -> tuple[list[dict], list[dict]]:
+        """k-shot sample per language (balanced across labels) and a disjoint validation sample."""
+        from govtune.governance import sample_kshot
+
+        kept = self.curated(stage)
+        langs = list(self.config.languages)
+        train = sample_kshot(kept, langs, k=shots, seed=seed)
+        taken = {_key(r) for r in train}
+        rng = random.Random(f"val-{seed}")
+        val: list[dict] = []
+        for lang in langs:
+            rest = [r for r in kept if r.get("lang") == lang and _key(r) not in taken]
+            val += rng.sample(rest, min(self.config.val_per_language, len(rest)))
+        return train, val
+
+    def training_pairs(self, stage: str, shots: int, seed: int
+                       ) -> tuple[list[tuple[str, str]], list[tuple[str, str]], dict[str, int]]:
+        from govtune.tasks.prompts import flores_training_pair, xnli_training_pair
+
+        train, val = self.training_examples(stage, shots, seed)
+        pairs = [xnli_training_pair(r) for r in train]
+        val_pairs = [xnli_training_pair(r) for r in val]
+        counts = {"xnli_train": len(pairs), "xnli_val": len(val_pairs)}
+        if "flores" in self.config.tasks:
+            from govtune.tasks.flores import load_flores
+
+            c = self.config
+            n = c.flores_train_pairs or shots
+            rng = random.Random(f"flores-{seed}")
+            for p in c.flores_pairs:
+                lines = load_flores(*_split_pair(p), data_dir=c.data_dir, lines=range(*c.flores_pool_lines))
+                chosen = rng.sample(lines, min(n, len(lines)))
+                pairs += [flores_training_pair(r) for r in chosen]
+                counts[f"flores_train.{p}"] = len(chosen)
+        return pairs, val_pairs, counts
+
+
+def _key(record: dict) -> tuple:
+    return (record.get("lang"), record.get("id"), record.get("premise"), record.get("hypothesis"))
+
+
+def _curation_config(options: dict[str, Any]):
+    if not options:
+        return None
+    import govtune.governance as gov
+
+    cls = getattr(gov, "CurationConfig", None)
+    return cls(**options) if cls is not None else options
+
+
+def _jsonable(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, default=str, ensure_ascii=False))

@@ -1,0 +1,173 @@
+"""The report's PNG figures: cost-quality frontier, training dynamics, few-shot scaling, lam trajectories
+and reliability diagrams. Each is drawn only when the study has the runs it needs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from govtune.training.atomic import atomic_write_with  # noqa: E402
+
+if TYPE_CHECKING:
+    from govtune.experiments.report import Study
+
+
+def _mean(xs):
+    xs = [x for x in xs if x is not None]
+    return sum(xs) / len(xs) if xs else None
+
+
+def _save(fig, path: Path) -> None:
+    atomic_write_with(path, lambda tmp: fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png"))
+    plt.close(fig)
+
+
+def frontier(s: "Study", path: Path) -> bool:
+    from govtune.experiments.report import label
+
+    points = []
+    for m in s.methods:
+        runs = s.cell(m)
+        macro = _mean([r["metrics"].get("xnli", {}).get("macro") for r in runs])
+        t = _mean([r["footprint"].get("step_time_s") for r in runs])
+        mem = _mean([r["footprint"].get("peak_memory_mb") for r in runs])
+        if macro is not None and t is not None:
+            points.append((label(m), t, mem, macro))
+    if not points:
+        return False
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, idx, xlabel in ((axes[0], 1, "mean step time (s)"), (axes[1], 2, "peak memory (MB)")):
+        for p in points:
+            if p[idx] is not None:
+                ax.scatter(p[idx], p[3], s=40)
+                ax.annotate(p[0], (p[idx], p[3]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("XNLI Macro accuracy (%)")
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"Cost-quality frontier ({s.model}, {s.main_shots}-shot; upper-left is better)")
+    _save(fig, path)
+    return True
+
+
+def dynamics(s: "Study", path: Path) -> bool:
+    from govtune.experiments.report import label
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    drawn = False
+    for m in s.methods:
+        runs = s.cell(m)
+        for ax, curve in ((axes[0], "epoch/grad_norm"), (axes[1], "epoch/val_loss")):
+            per_epoch: dict[float, list[float]] = {}
+            for r in runs:
+                for x, y in r["curves"].get(curve, []):
+                    per_epoch.setdefault(x, []).append(y)
+            if per_epoch:
+                xs = sorted(per_epoch)
+                ax.plot(xs, [_mean(per_epoch[x]) for x in xs], marker="o", label=label(m))
+                drawn = True
+    if not drawn:
+        plt.close(fig)
+        return False
+    for ax, title in ((axes[0], "gradient norm (mean per epoch, before clipping)"),
+                      (axes[1], "validation loss per target token")):
+        ax.set_xlabel("epoch")
+        ax.set_title(title, fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"Training dynamics ({s.model}, {s.main_shots}-shot, mean over seeds)")
+    _save(fig, path)
+    return True
+
+
+def scaling(s: "Study", path: Path) -> bool:
+    from govtune.experiments.report import label
+
+    shots = [k for k in s.shots if k > 0]
+    base = _mean([r["metrics"]["xnli"].get("macro") for r in s.cell("base")])
+    if len(shots) + (base is not None) < 2:
+        return False
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for m in s.methods:
+        xs, ys = ([0], [base]) if base is not None else ([], [])
+        for k in shots:
+            v = _mean([r["metrics"]["xnli"].get("macro") for r in s.cell(m, shots=k)])
+            if v is not None:
+                xs.append(k)
+                ys.append(v)
+        ax.plot(xs, ys, marker="o", label=label(m))
+    ax.set_xscale("symlog", linthresh=8)
+    ax.set_xticks([0, *shots], [str(k) for k in [0, *shots]])
+    ax.set_xlabel("examples per language")
+    ax.set_ylabel("XNLI Macro accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(f"Few-shot scaling ({s.model})", fontsize=10)
+    _save(fig, path)
+    return True
+
+
+def lam_trajectories(s: "Study", path: Path) -> bool:
+    from govtune.experiments.report import label
+
+    hybrid = [(m, s.cell(m)[0]) for m in s.methods if s.cell(m) and any(
+        k.startswith("lam/") for k in s.cell(m)[0]["curves"])]
+    if not hybrid:
+        return False
+    fig, axes = plt.subplots(1, len(hybrid), figsize=(6 * len(hybrid), 4), squeeze=False)
+    for ax, (m, run) in zip(axes[0], hybrid):
+        curves = {k[4:]: v for k, v in run["curves"].items() if k.startswith("lam/")}
+        cmap = plt.get_cmap("viridis")
+        for i, (name, pts) in enumerate(sorted(curves.items())):
+            ax.plot([x for x, _ in pts], [y for _, y in pts], color=cmap(i / max(len(curves) - 1, 1)),
+                    lw=0.7, alpha=0.7)
+        steps = sorted({x for pts in curves.values() for x, _ in pts})
+        avg = [_mean([dict(p).get(x) for p in curves.values()]) for x in steps]
+        ax.plot(steps, avg, color="black", lw=2, label="mean over layers")
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("optimiser step")
+        ax.set_ylabel("λ (LoRA-GA share)")
+        ax.set_title(f"{label(m)}: λ per layer ({len(curves)} layers; colour = depth), seed {run['seed']}",
+                     fontsize=9)
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    _save(fig, path)
+    return True
+
+
+def reliability(s: "Study", fig_dir: Path) -> list[str]:
+    from govtune.evaluation.plots import reliability_diagram
+    from govtune.experiments.report import label
+
+    names = []
+    for m in (["base"] if s.cell("base") else []) + s.methods:
+        runs = s.cell(m)
+        if not runs:
+            continue
+        pred_path = s.out_dir / "runs" / runs[0]["run_id"] / "predictions" / "xnli.jsonl"
+        if not pred_path.exists():
+            continue
+        preds = [json.loads(line) for line in pred_path.read_text(encoding="utf-8").splitlines() if line]
+        path = fig_dir / f"reliability_{m}.png"
+        atomic_write_with(path, lambda tmp, p=preds, m=m: reliability_diagram(
+            p, tmp, title=f"{label(m)} ({s.model}, XNLI, seed {runs[0]['seed']})"))
+        names.append(path.name)
+    return names
+
+
+def draw_figures(s: "Study") -> list[str]:
+    """Draw every figure the runs support into OUT/figures/; returns paths relative to OUT."""
+    fig_dir = s.out_dir / "figures"
+    fig_dir.mkdir(exist_ok=True)
+    names = []
+    for name, draw in (("frontier.png", frontier), ("dynamics.png", dynamics), ("scaling.png", scaling),
+                       ("lam.png", lam_trajectories)):
+        if draw(s, fig_dir / name):
+            names.append(name)
+    names += reliability(s, fig_dir)
+    return [f"figures/{n}" for n in names]

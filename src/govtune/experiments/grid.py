@@ -1,0 +1,164 @@
+"""The grid runner: every cell (method x seed x shots x curation) is a run with its own directory
+`OUT/runs/<run_id>/`, finished when its `done` marker exists. A study interrupted anywhere resumes with
+`--resume`: finished cells are skipped (never run twice), unfinished ones start over.
+
+Order of writes per cell: run files, then the database rows (one transaction), then `done`, then
+`results.json` (rebuilt from the finished runs). A crash before `done` leaves the cell to be rerun; its rows are then replaced, not duplicated."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from tqdm.auto import tqdm
+
+from govtune.experiments.cell import Cell, grid_cells, run_cell
+from govtune.experiments.config import StudyConfig
+from govtune.experiments.data import StudyData
+from govtune.experiments.store import record_run, write_results_json
+from govtune.training import TrainingDiverged, make_accelerator
+from govtune.training.atomic import atomic_write_json, atomic_write_text
+
+STUDY_FILE = "study.json"
+DONE = "done"
+FAILED = "failed"
+
+
+@dataclass
+class StudyOutcome:
+    out_dir: Path
+    ran: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    report: Path | None = None
+
+
+def run_dir(out_dir: Path, cell: Cell) -> Path:
+    return out_dir / "runs" / cell.run_id
+
+
+def is_done(out_dir: Path, cell: Cell) -> bool:
+    return (run_dir(out_dir, cell) / DONE).exists() and (run_dir(out_dir, cell) / "result.json").exists()
+
+
+def check_out_dir(config: StudyConfig, out_dir: Path, resume: bool) -> None:
+    """Refuse to write where another study's results live; nothing is touched before this passes."""
+    if not out_dir.exists() or not any(out_dir.iterdir()):
+        return
+    study = out_dir / STUDY_FILE
+    if not study.exists():
+        raise FileExistsError(f"{out_dir} is not empty and holds no govtune study ({STUDY_FILE} missing); "
+                              f"choose a new or empty --out directory")
+    saved = json.loads(study.read_text())
+    if saved.get("settings_hash") != config.settings_hash():
+        old, new = saved.get("settings", {}), config.settings()
+        diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        raise FileExistsError(
+            f"{out_dir} holds another study's results (settings hash {saved.get('settings_hash')} != "
+            f"{config.settings_hash()}; differing keys: {', '.join(diff) or 'unknown'}). --resume only "
+            f"continues the same study (it may add methods, seeds, shots or curation stages); "
+            f"choose a new --out directory, or delete {out_dir} to start over")
+    if not resume:
+        finished = len(list(out_dir.glob(f"runs/*/{DONE}")))
+        raise FileExistsError(f"{out_dir} already holds this study ({finished} finished runs); pass --resume "
+                              f"to continue it (finished runs are kept and not rerun), or choose a new --out")
+
+
+def _write_study_file(config: StudyConfig, out_dir: Path) -> None:
+    path = out_dir / STUDY_FILE
+    grids = json.loads(path.read_text()).get("grids", []) if path.exists() else []
+    grid = {k: getattr(config, k) for k in ("methods", "seeds", "shots", "curation")}
+    if grid not in grids:
+        grids.append(grid)
+    atomic_write_json(path, {"name": config.name, "model": config.model,
+                             "settings_hash": config.settings_hash(), "settings": config.settings(),
+                             "grids": grids, "config": config.to_dict()})
+
+
+def _finished_results(out_dir: Path) -> list[dict]:
+    results = []
+    for done in sorted((out_dir / "runs").glob(f"*/{DONE}")):
+        results.append(json.loads((done.parent / "result.json").read_text()))
+    order = {"base": 0}
+    return sorted(results, key=lambda r: (r["curation"], r["shots"], order.get(r["method"], 1), r["method"],
+                                          r["seed"]))
+
+
+def _model_loader(config: StudyConfig) -> Callable:
+    from govtune.models import load_model
+
+    return lambda: load_model(config.model)
+
+
+def run_study(config: StudyConfig, out_dir: str | Path, resume: bool = False, progress: bool = True,
+              report: bool = True, after_cell: Callable[[Cell], None] | None = None,
+              model_loader: Callable | None = None) -> StudyOutcome:
+    """Run every unfinished cell of the study into out_dir, then write the report."""
+    import torch
+
+    out_dir = Path(out_dir)
+    check_out_dir(config, out_dir, resume)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write_study_file(config, out_dir)
+    loader = model_loader or _model_loader(config)
+    outcome = StudyOutcome(out_dir)
+    data = StudyData(config, out_dir, progress=progress)
+    cells = grid_cells(config)
+    todo = [c for c in cells if not is_done(out_dir, c)]
+    outcome.skipped = [c.run_id for c in cells if c not in todo]
+    accelerator = make_accelerator(config.mixed_precision, config.grad_accum) if todo else None
+    try:
+        _curate_stages(config, data, todo, loader)
+        bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc="grid", unit="run",
+                   disable=not progress)
+        for cell in todo:
+            bar.set_postfix_str(cell.run_id)
+            rdir = run_dir(out_dir, cell)
+            if rdir.exists():
+                shutil.rmtree(rdir)  # an unfinished earlier attempt: start the cell over
+            rdir.mkdir(parents=True)
+            try:
+                result, curves = run_cell(cell, config, data, rdir, accelerator, loader, progress=progress)
+            except TrainingDiverged as e:
+                atomic_write_text(rdir / FAILED, str(e) + "\n")
+                outcome.failed[cell.run_id] = str(e)
+                tqdm.write(f"{cell.run_id}: {e}")
+                bar.update(1)
+                continue
+            atomic_write_json(rdir / "result.json", result)
+            record_run(out_dir, result, curves)
+            atomic_write_text(rdir / DONE, result["finished_at"] + "\n")
+            write_results_json(out_dir, _finished_results(out_dir))
+            outcome.ran.append(cell.run_id)
+            bar.update(1)
+            if after_cell is not None:
+                after_cell(cell)
+        bar.close()
+    except (torch.OutOfMemoryError, MemoryError) as e:
+        raise MemoryError(
+            f"model {config.model!r} does not fit in memory ({e.__class__.__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else 'out of memory'}). Lower batch_size or max_length, "
+            f"set grad_accum, use mixed_precision=bf16 on a GPU, or a smaller model. Finished runs in "
+            f"{out_dir} are kept; rerun with --resume.") from None
+    if report:
+        from govtune.experiments.report import write_report
+
+        outcome.report = write_report(out_dir)
+    return outcome
+
+
+def _curate_stages(config: StudyConfig, data: StudyData, todo: list[Cell], loader: Callable) -> None:
+    """Curate each needed stage once, before any training; C2's perplexity filter scores with the base
+    model (the model being tuned), loaded here once and freed before the runs start."""
+    stages = sorted({c.curation for c in todo if c.shots > 0})
+    missing = [s for s in stages if not (data.out_dir / "curation" / f"{s}.jsonl").exists()]
+    if not missing:
+        return
+    needs_ref = any(s == "c2" for s in missing)
+    model, tok = loader() if needs_ref else (None, None)
+    for stage in missing:
+        data.curated(stage, reference_model=model, reference_tokenizer=tok)
+    del model, tok
