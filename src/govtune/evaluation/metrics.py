@@ -1,0 +1,105 @@
+"""Corpus-level metrics, in percent: accuracy, expected calibration error, macro and parity gap, BLEU, chrF++.
+
+Per-example outputs (probabilities, hypotheses) are kept apart from these aggregations, as in
+lm-evaluation-harness: ECE and BLEU are properties of a set of examples, never averages of per-example
+scores."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+ECE_BINS = 15
+
+
+def accuracy(predictions: Sequence, gold: Sequence) -> float:
+    if len(predictions) != len(gold):
+        raise ValueError(f"{len(predictions)} predictions for {len(gold)} gold labels: pass one per example")
+    if not len(gold):
+        raise ValueError("accuracy of an empty set: evaluate at least one example")
+    return 100.0 * float(np.mean([p == g for p, g in zip(predictions, gold)]))
+
+
+def _bin_stats(probs, gold, n_bins: int):
+    probs = np.asarray(probs, dtype=np.float64)
+    gold = np.asarray(gold)
+    if probs.ndim != 2 or len(probs) != len(gold):
+        raise ValueError(f"probabilities must be (N, C) with one gold index per row, got {probs.shape} and "
+                         f"{gold.shape}")
+    if not len(gold):
+        raise ValueError("ECE of an empty set: evaluate at least one example")
+    conf = probs.max(axis=1)
+    correct = (probs.argmax(axis=1) == gold).astype(np.float64)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    # Bin k holds confidences in [edge_k, edge_k+1); 1.0 goes to the last bin (torchmetrics' bucketing).
+    which = np.clip(np.searchsorted(edges, conf, side="right") - 1, 0, n_bins - 1)
+    count = np.bincount(which, minlength=n_bins).astype(np.float64)
+    conf_sum = np.bincount(which, weights=conf, minlength=n_bins)
+    acc_sum = np.bincount(which, weights=correct, minlength=n_bins)
+    return count, conf_sum, acc_sum
+
+
+def expected_calibration_error(probs, gold, n_bins: int = ECE_BINS) -> float:
+    """Top-label ECE with equal-width bins and the L1 norm, in percent (Guo et al., 2017).
+
+    Twelve lines of numpy rather than torchmetrics' MulticlassCalibrationError (a test-only dependency
+    here, used in the tests as the reference this must match)."""
+    count, conf_sum, acc_sum = _bin_stats(probs, gold, n_bins)
+    return 100.0 * float(np.abs(conf_sum - acc_sum).sum() / count.sum())
+
+
+def reliability_bins(probs, gold, n_bins: int = ECE_BINS) -> dict[str, np.ndarray]:
+    """Per bin: count, mean confidence, accuracy (NaN where empty); the data of a reliability diagram."""
+    count, conf_sum, acc_sum = _bin_stats(probs, gold, n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {"edges": np.linspace(0, 1, n_bins + 1), "count": count,
+                "confidence": conf_sum / count, "accuracy": acc_sum / count}
+
+
+def macro(scores: Mapping[str, float]) -> float:
+    """Unweighted mean over languages (or directions)."""
+    if not scores:
+        raise ValueError("macro average of no languages: evaluate at least one")
+    return float(np.mean(list(scores.values())))
+
+
+def parity_gap(scores: Mapping[str, float]) -> float:
+    """max - min across languages (or directions); 0 for a single one."""
+    if not scores:
+        raise ValueError("parity gap of no languages: evaluate at least one")
+    return float(max(scores.values()) - min(scores.values()))
+
+
+def bleu_tokenizer(tgt_lang: str) -> str:
+    """sacreBLEU's tokenizer for a target language: "zh" for Chinese, "13a" otherwise (the paper's setting)."""
+    return "zh" if tgt_lang.split("_")[0] in ("zh", "zho", "cmn") else "13a"
+
+
+def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str], tgt_lang: str) -> float:
+    """Detokenised corpus BLEU (sacreBLEU defaults, one reference)."""
+    from sacrebleu.metrics import BLEU
+
+    _check(hypotheses, references)
+    return float(BLEU(tokenize=bleu_tokenizer(tgt_lang)).corpus_score(list(hypotheses), [list(references)]).score)
+
+
+def corpus_chrf(hypotheses: Sequence[str], references: Sequence[str]) -> float:
+    """chrF++ (character 6-grams plus word bigrams)."""
+    from sacrebleu.metrics import CHRF
+
+    _check(hypotheses, references)
+    return float(CHRF(word_order=2).corpus_score(list(hypotheses), [list(references)]).score)
+
+
+def bleu_signature(tgt_lang: str) -> str:
+    from sacrebleu.metrics import BLEU
+
+    return str(BLEU(tokenize=bleu_tokenizer(tgt_lang)).get_signature())
+
+
+def _check(hyps, refs):
+    if len(hyps) != len(refs):
+        raise ValueError(f"{len(hyps)} hypotheses for {len(refs)} references: pass one per source line")
+    if not len(refs):
+        raise ValueError("BLEU of an empty set: translate at least one sentence")

@@ -1,0 +1,69 @@
+"""Reliability diagrams (matplotlib, Agg backend) written atomically."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from govtune.evaluation.metrics import ECE_BINS, expected_calibration_error, reliability_bins  # noqa: E402
+from govtune.tasks.xnli import LABELS  # noqa: E402
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    """savefig to a temporary sibling, then rename: readers never see half a PNG."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight")
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def reliability_diagram(predictions: Sequence[dict], path: str | Path, title: str = "",
+                        n_bins: int = ECE_BINS) -> Path:
+    """One panel per language: accuracy against confidence per bin, the diagonal, and the ECE.
+
+    `predictions` are XNLI prediction records (`language`, `probs` by label, `gold`); perturbed copies
+    (a non-null `perturbation`) are left out so the diagram describes the clean test set."""
+    by_lang: dict[str, list[dict]] = {}
+    for p in predictions:
+        if p.get("perturbation") is None and p.get("probs") is not None:
+            by_lang.setdefault(p["language"], []).append(p)
+    if not by_lang:
+        raise ValueError("no clean XNLI predictions with probabilities to draw: evaluate XNLI first")
+    fig, axes = plt.subplots(1, len(by_lang), figsize=(3.6 * len(by_lang), 3.6), squeeze=False)
+    for ax, (lang, preds) in zip(axes[0], by_lang.items()):
+        probs = np.array([[p["probs"][lab] for lab in LABELS] for p in preds])
+        gold = np.array([LABELS.index(p["gold"]) for p in preds])
+        bins = reliability_bins(probs, gold, n_bins)
+        edges, width = bins["edges"], 1.0 / n_bins
+        filled = bins["count"] > 0
+        ax.bar(edges[:-1][filled], bins["accuracy"][filled], width=width, align="edge", edgecolor="black",
+               color="#4c72b0", label="accuracy")
+        ax.bar(edges[:-1][filled], (bins["confidence"] - bins["accuracy"])[filled], width=width, align="edge",
+               bottom=bins["accuracy"][filled], color="#dd8452", alpha=0.5, label="gap")
+        ax.plot([0, 1], [0, 1], "k--", lw=1)
+        ece = expected_calibration_error(probs, gold, n_bins)
+        ax.set_title(f"{lang}: ECE {ece:.1f}% (n={len(preds)})")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("confidence")
+        ax.set_ylabel("accuracy")
+    axes[0][0].legend(loc="upper left", fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return save_figure(fig, path)

@@ -1,0 +1,232 @@
+"""Model scoring primitives: log-likelihoods of continuations, sequence-classification probabilities,
+and greedy generation, all batched.
+
+Log-likelihoods follow lm-evaluation-harness: prompt and continuation are tokenised jointly and the
+continuation is whatever the joint encoding adds after the longest prefix shared with the prompt alone,
+so a token that merges across the boundary is scored as part of the continuation. Padding is done here,
+not by the tokenizer, so that the same code serves left and right padding with explicit attention masks
+and position ids (left padding lets us keep only the last logits, the memory-light default)."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+
+def require_tokenizer(tokenizer, model=None) -> None:
+    if tokenizer is None or not callable(getattr(tokenizer, "encode", None)):
+        name = getattr(getattr(model, "config", None), "name_or_path", "the model")
+        raise ValueError(f"no tokenizer for {name}: pass the tokenizer saved with the model (a directory with "
+                         f"tokenizer files, or AutoTokenizer.from_pretrained(<same name>))")
+
+
+def special_prefix(tokenizer) -> list[int]:
+    """Tokens the tokenizer puts before any text (BOS for Llama-style models; none for ByT5/SmolLM2).
+
+    Found by encoding with and without special tokens, since tokenizers add BOS and EOS inconsistently
+    (ByT5 appends EOS, which must never sit between a prompt and its continuation)."""
+    with_sp = tokenizer.encode("a", add_special_tokens=True)
+    without = tokenizer.encode("a", add_special_tokens=False)
+    for i in range(len(with_sp) - len(without) + 1):
+        if with_sp[i:i + len(without)] == without:
+            return list(with_sp[:i])
+    return []
+
+
+def _lcp(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def encode_pair(tokenizer, context: str, continuation: str, prefix: list[int] | None = None
+                ) -> tuple[list[int], list[int]]:
+    """(context ids, continuation ids) of `context + continuation` tokenised jointly."""
+    if not continuation:
+        raise ValueError("empty continuation: every scored label needs at least one character")
+    prefix = special_prefix(tokenizer) if prefix is None else prefix
+    whole = tokenizer.encode(context + continuation, add_special_tokens=False)
+    alone = tokenizer.encode(context, add_special_tokens=False)
+    k = min(_lcp(whole, alone), len(whole) - 1)
+    ctx = prefix + whole[:k]
+    if not ctx:
+        raise ValueError("empty context: the prompt must not be empty (nothing to condition the first token on)")
+    return ctx, whole[k:]
+
+
+def pad_token_id(tokenizer) -> int:
+    for tid in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0):
+        if tid is not None:
+            return int(tid)
+    return 0
+
+
+def _base(model):
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def accepts(model, name: str) -> bool:
+    return name in inspect.signature(_base(model).forward).parameters
+
+
+def pad_batch(seqs: list[list[int]], pad_id: int, side: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(input_ids, attention_mask, position_ids), padded on `side` ("left" or "right")."""
+    if side not in ("left", "right"):
+        raise ValueError(f"padding side must be 'left' or 'right', got {side!r}")
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        sl = slice(width - len(s), width) if side == "left" else slice(0, len(s))
+        ids[i, sl] = torch.tensor(s, dtype=torch.long)
+        mask[i, sl] = 1
+    # Real tokens get positions 0..len-1 whatever the padding; pads get 0 (masked anyway).
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    return ids, mask, pos
+
+
+def _forward(model, ids, mask, pos, keep: int = 0) -> torch.Tensor:
+    kwargs = {"input_ids": ids.to(model.device), "attention_mask": mask.to(model.device)}
+    if accepts(model, "position_ids"):
+        kwargs["position_ids"] = pos.to(model.device)
+    if keep and accepts(model, "logits_to_keep"):
+        kwargs["logits_to_keep"] = keep
+    return model(**kwargs, use_cache=False).logits
+
+
+@torch.inference_mode()
+def loglikelihoods(model, requests: list[tuple[list[int], list[int]]], *, batch_size: int = 8,
+                   padding_side: str = "left", pad_id: int = 0, progress: bool = False,
+                   desc: str = "scoring") -> list[float]:
+    """Sum of log p(continuation token | everything before) for each (context ids, continuation ids).
+
+    Requests with the same context and a one-token continuation share one row (the three XNLI labels
+    of an example are then one forward pass); longest rows go first so padding stays small."""
+    if batch_size < 1:
+        raise ValueError(f"batch size must be >= 1, got {batch_size}")
+    rows: dict[tuple, list[tuple[int, list[int]]]] = {}
+    for r, (ctx, cont) in enumerate(requests):
+        key = (tuple(ctx),) if len(cont) == 1 else (tuple(ctx), tuple(cont), r)
+        rows.setdefault(key, []).append((r, cont))
+    # A row is the input (context + continuation minus its last token) and the requests it answers.
+    row_list = []
+    for key, reqs in rows.items():
+        ctx = list(key[0])
+        inp = ctx + reqs[0][1][:-1]
+        row_list.append((inp, len(ctx), reqs))
+    row_list.sort(key=lambda x: -len(x[0]))
+    out = [0.0] * len(requests)
+    for b in tqdm(range(0, len(row_list), batch_size), disable=not progress, desc=desc, unit="batch"):
+        chunk = row_list[b:b + batch_size]
+        ids, mask, pos = pad_batch([c[0] for c in chunk], pad_id, padding_side)
+        width = ids.shape[1]
+        # Logit at input position p predicts token p + 1; the continuation starts at position n_ctx.
+        n_needed = max(len(c[0]) - c[1] + 1 for c in chunk)
+        keep = n_needed if padding_side == "left" else 0
+        logp = F.log_softmax(_forward(model, ids, mask, pos, keep).float(), dim=-1)
+        offset = width - logp.shape[1]  # logits kept only for the last positions
+        for i, (inp, n_ctx, reqs) in enumerate(chunk):
+            start = (width - len(inp) if padding_side == "left" else 0) + n_ctx - 1 - offset
+            for r, cont in reqs:
+                pos_idx = torch.arange(start, start + len(cont))
+                out[r] = float(logp[i, pos_idx, torch.tensor(cont)].sum())
+    return out
+
+
+def _class_order(model) -> list[int]:
+    """Column of each of LABELS (entailment, neutral, contradiction) in the head's output."""
+    from govtune.tasks.xnli import LABELS
+
+    id2label = {int(k): str(v).lower() for k, v in (getattr(model.config, "id2label", None) or {}).items()}
+    if len(id2label) != 3:
+        raise ValueError(f"the classification head has {len(id2label)} labels: an XNLI head needs 3 "
+                         f"(entailment, neutral, contradiction)")
+    cols = []
+    for name in LABELS:
+        hits = [i for i, lab in id2label.items() if lab.startswith(name[:6])]
+        cols.append(hits[0] if len(hits) == 1 else None)
+    if None in cols:
+        return [0, 1, 2]  # generic LABEL_0..2 names: the XNLI order (hub ClassLabel) is assumed
+    return cols
+
+
+@torch.inference_mode()
+def classify_pairs(model, tokenizer, premises: list[str], hypotheses: list[str], *, batch_size: int = 8,
+                   max_length: int | None = None, progress: bool = False) -> torch.Tensor:
+    """(N, 3) softmax probabilities of a sequence-classification head, in LABELS order."""
+    cols = _class_order(model)
+    out = []
+    order = sorted(range(len(premises)), key=lambda i: -len(premises[i]) - len(hypotheses[i]))
+    for b in tqdm(range(0, len(order), batch_size), disable=not progress, desc="classifying", unit="batch"):
+        idx = order[b:b + batch_size]
+        enc = tokenizer([premises[i] for i in idx], [hypotheses[i] for i in idx], padding=True,
+                        truncation="only_first" if max_length else False, max_length=max_length,
+                        return_tensors="pt").to(model.device)
+        logits = model(**enc).logits.float()
+        out.append(torch.softmax(logits, dim=-1)[:, cols].cpu())
+    probs = torch.cat(out) if out else torch.zeros((0, 3))
+    restored = torch.empty_like(probs)
+    restored[torch.tensor(order, dtype=torch.long)] = probs
+    return restored
+
+
+def is_classifier(model) -> bool:
+    return type(_base(model)).__name__.endswith("ForSequenceClassification")
+
+
+def context_length(model, tokenizer) -> int | None:
+    """Longest input the model takes, or None when it has no fixed limit (ALiBi models such as BLOOM)."""
+    cfg = _base(model).config
+    for attr in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        v = getattr(cfg, attr, None)
+        if isinstance(v, int) and v > 0:
+            return v
+    v = getattr(tokenizer, "model_max_length", None)
+    return v if isinstance(v, int) and v < 1_000_000 else None
+
+
+@lru_cache(maxsize=8)
+def _newline_ids(tokenizer) -> frozenset[int]:
+    # Byte-level vocabularies spell newline differently ("Ċ", "<0x0A>", a raw byte): decoding each id
+    # once is the only tokenizer-independent way to know which tokens end a line.
+    return frozenset(i for i in range(len(tokenizer)) if "\n" in tokenizer.decode([i]))
+
+
+class StopOnNewline:
+    """Stopping criterion: a row is done once it has generated a token containing a newline."""
+
+    def __init__(self, tokenizer):
+        self.ids = torch.tensor(sorted(_newline_ids(tokenizer)), dtype=torch.long)
+
+    def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.BoolTensor:
+        return torch.isin(input_ids[:, -1], self.ids.to(input_ids.device))
+
+
+@torch.inference_mode()
+def generate_lines(model, tokenizer, prompts: list[list[int]], *, max_new_tokens: int = 128,
+                   batch_size: int = 8, progress: bool = False, desc: str = "generating") -> list[str]:
+    """Greedy continuation of each prompt (token ids), left-padded in batches, cut at the first newline."""
+    from transformers import StoppingCriteriaList
+
+    pad = pad_token_id(tokenizer)
+    stop = StoppingCriteriaList([StopOnNewline(tokenizer)])
+    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+    out: list[str] = [""] * len(prompts)
+    for b in tqdm(range(0, len(order), batch_size), disable=not progress, desc=desc, unit="batch"):
+        idx = order[b:b + batch_size]
+        ids, mask, _ = pad_batch([prompts[i] for i in idx], pad, "left")
+        gen = model.generate(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
+                             max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, pad_token_id=pad,
+                             eos_token_id=tokenizer.eos_token_id, stopping_criteria=stop,
+                             temperature=None, top_p=None, top_k=None)
+        for j, i in enumerate(idx):
+            text = tokenizer.decode(gen[j, ids.shape[1]:], skip_special_tokens=True)
+            out[i] = text.split("\n", 1)[0].strip()
+    return out

@@ -1,0 +1,151 @@
+"""XNLI evaluation: class probabilities for every example, then accuracy, calibration, parity and
+orthographic robustness per language.
+
+Causal LMs: the log-likelihood of each verbalised label as the continuation of the prompt, softmax-
+normalised over the three labels. Encoder models with a sequence-classification head: the head's softmax."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from govtune.evaluation import robustness as rob
+from govtune.evaluation.metrics import accuracy, expected_calibration_error, macro, parity_gap
+from govtune.evaluation.scoring import (classify_pairs, context_length, encode_pair, is_classifier,
+                                        loglikelihoods, pad_token_id, require_tokenizer, special_prefix)
+from govtune.tasks.prompts import xnli_continuations, xnli_prompt
+from govtune.tasks.xnli import LABELS
+
+
+def _check_examples(examples: dict[str, list[dict]], task: str) -> None:
+    if not examples:
+        raise ValueError(f"no {task} languages given: pass a dict language -> list of examples")
+    for lang, exs in examples.items():
+        if not exs:
+            raise ValueError(f"empty {task} test set for {lang!r}: check --limit, --split and the data files")
+
+
+def _fit_prompt(ex: dict, tokenizer, prefix: list[int], max_len: int | None
+                ) -> tuple[list[tuple[list[int], list[int]]], bool]:
+    """The three (context, continuation) requests of an example, the premise cut until they fit."""
+    lang, premise = ex["lang"], ex["premise"]
+    conts = xnli_continuations(lang)
+    truncated = False
+    premise_ids = None
+    while True:
+        ctx_text = xnli_prompt(premise, ex["hypothesis"], lang)
+        reqs = [encode_pair(tokenizer, ctx_text, c, prefix) for c in conts]
+        # The model reads context + continuation minus its last token.
+        need = max(len(c) + len(k) - 1 for c, k in reqs)
+        if max_len is None or need <= max_len:
+            return reqs, truncated
+        if premise_ids is None:
+            premise_ids = tokenizer.encode(premise, add_special_tokens=False)
+        keep = len(premise_ids) - (need - max_len) - 1
+        if keep <= 0:
+            raise ValueError(f"XNLI example {ex.get('id')}: the prompt without its premise is still longer than "
+                             f"the model's context of {max_len} tokens; use a model with a longer context or a "
+                             f"shorter hypothesis")
+        premise_ids = premise_ids[:keep]
+        premise = tokenizer.decode(premise_ids, skip_special_tokens=True)
+        truncated = True
+
+
+def score_examples(model, tokenizer, examples: list[dict], *, batch_size: int = 8, padding_side: str = "left",
+                   progress: bool = False, desc: str = "XNLI") -> tuple[np.ndarray, list[bool]]:
+    """(N, 3) class probabilities in LABELS order, and which examples had their premise truncated."""
+    require_tokenizer(tokenizer, model)
+    max_len = context_length(model, tokenizer)
+    if is_classifier(model):
+        probs = classify_pairs(model, tokenizer, [e["premise"] for e in examples],
+                               [e["hypothesis"] for e in examples], batch_size=batch_size, max_length=max_len,
+                               progress=progress)
+        truncated = [max_len is not None and
+                     len(tokenizer(e["premise"], e["hypothesis"])["input_ids"]) > max_len for e in examples]
+        return probs.numpy().astype(np.float64), truncated
+    prefix = special_prefix(tokenizer)
+    requests, truncated = [], []
+    for ex in examples:
+        reqs, cut = _fit_prompt(ex, tokenizer, prefix, max_len)
+        requests.extend(reqs)
+        truncated.append(cut)
+    ll = np.array(loglikelihoods(model, requests, batch_size=batch_size, padding_side=padding_side,
+                                 pad_id=pad_token_id(tokenizer), progress=progress, desc=desc))
+    ll = ll.reshape(len(examples), len(LABELS))
+    ll -= ll.max(axis=1, keepdims=True)
+    probs = np.exp(ll)
+    return probs / probs.sum(axis=1, keepdims=True), truncated
+
+
+def _record(ex: dict, probs: np.ndarray, perturbation: str | None) -> dict:
+    pred = LABELS[int(np.argmax(probs))]
+    return {"language": ex["lang"], "index": ex.get("row"), "id": ex.get("id"), "perturbation": perturbation,
+            "probs": {lab: float(p) for lab, p in zip(LABELS, probs)}, "prediction": pred, "gold": ex["label"],
+            "correct": pred == ex["label"]}
+
+
+def evaluate_xnli(model, tokenizer, examples: dict[str, list[dict]], *, batch_size: int = 8,
+                  robustness: bool = True, seed: int = 0, progress: bool = True, padding_side: str = "left"
+                  ) -> tuple[dict, list[dict]]:
+    """Metrics (percent) and one prediction record per example (plus one per perturbed example)."""
+    _check_examples(examples, "XNLI")
+    langs = list(examples)
+    flat = [dict(ex, lang=ex.get("lang", lang)) for lang in langs for ex in examples[lang]]
+    for ex in flat:
+        xnli_continuations(ex["lang"])  # fails early, naming the language, when it has no prompt
+    t0 = time.perf_counter()
+    probs, truncated = score_examples(model, tokenizer, flat, batch_size=batch_size, padding_side=padding_side,
+                                      progress=progress, desc="XNLI clean")
+    clean_seconds = time.perf_counter() - t0
+    preds = [_record(ex, p, None) for ex, p in zip(flat, probs)]
+    gold_idx = np.array([LABELS.index(ex["label"]) for ex in flat])
+    lang_arr = np.array([ex["lang"] for ex in flat])
+
+    per_lang = {}
+    for lang in langs:
+        m = lang_arr == lang
+        per_lang[lang] = {"accuracy": accuracy(probs[m].argmax(1), gold_idx[m]),
+                          "ece": expected_calibration_error(probs[m], gold_idx[m]), "n": int(m.sum()),
+                          "truncated": int(np.sum(np.array(truncated)[m]))}
+    acc = {lang: v["accuracy"] for lang, v in per_lang.items()}
+    metrics = {"task": "xnli", "languages": per_lang, "macro": macro(acc), "parity_gap": parity_gap(acc),
+               "avg_ece": macro({lang: v["ece"] for lang, v in per_lang.items()}),
+               "truncated": int(sum(truncated)),
+               "timing": {"seconds": clean_seconds, "examples": len(flat),
+                          "examples_per_second": len(flat) / clean_seconds if clean_seconds else float("nan"),
+                          "batch_size": batch_size}}
+    if robustness:
+        metrics["robustness"], perturbed_preds = _robustness(model, tokenizer, flat, probs, gold_idx, lang_arr,
+                                                             acc, seed=seed, batch_size=batch_size,
+                                                             padding_side=padding_side, progress=progress)
+        preds.extend(perturbed_preds)
+    return metrics, preds
+
+
+def _robustness(model, tokenizer, flat, probs, gold_idx, lang_arr, clean_acc, *, seed, batch_size,
+                padding_side, progress):
+    drawn = [rob.perturb(ex, seed) for ex in flat]
+    changed = [i for i, (_, op) in enumerate(drawn) if op is not None]
+    p_probs = probs.copy()  # an example no operation changes keeps its clean score
+    if changed:
+        p_probs[changed], _ = score_examples(model, tokenizer, [drawn[i][0] for i in changed],
+                                             batch_size=batch_size, padding_side=padding_side,
+                                             progress=progress, desc="XNLI perturbed")
+    clean_ok = probs.argmax(1) == gold_idx
+    pert_ok = p_probs.argmax(1) == gold_idx
+    pert_acc = {lang: 100.0 * float(pert_ok[lang_arr == lang].mean()) for lang in clean_acc}
+    ops = np.array([op or "none" for _, op in drawn])
+    by_op = {}
+    for op in (*rob.OPERATIONS, "none"):
+        m = ops == op
+        if m.any():
+            c, p = 100.0 * float(clean_ok[m].mean()), 100.0 * float(pert_ok[m].mean())
+            by_op[op] = {"n": int(m.sum()), "clean_accuracy": c, "perturbed_accuracy": p, "drop": c - p}
+    result = {"seed": seed, "macro_clean": macro(clean_acc), "macro_perturbed": macro(pert_acc),
+              "macro_drop": macro(clean_acc) - macro(pert_acc),
+              "by_language": {lang: {"clean": clean_acc[lang], "perturbed": pert_acc[lang],
+                                     "drop": clean_acc[lang] - pert_acc[lang]} for lang in clean_acc},
+              "by_operation": by_op, "unchanged": int((ops == "none").sum())}
+    records = [_record(drawn[i][0], p_probs[i], drawn[i][1]) for i in changed]
+    return result, records

@@ -1,0 +1,9 @@
+"""Evaluation tasks (XNLI, FLORES-200) and their prompts, shared by evaluation and training."""
+
+from govtune.tasks.flores import load_flores
+from govtune.tasks.prompts import (XNLI_LABEL_WORDS, flores_prompt, flores_training_pair, xnli_prompt,
+                                   xnli_training_pair)
+from govtune.tasks.xnli import LABELS, load_xnli
+
+__all__ = ["LABELS", "XNLI_LABEL_WORDS", "flores_prompt", "flores_training_pair", "load_flores",
+           "load_xnli", "xnli_prompt", "xnli_training_pair"]
