@@ -22,7 +22,6 @@ import yaml
 ADAPTER_METHODS = ("full", "lora", "lora_ga", "boft", "unitary", "unitary_full", "hybrid")
 TASKS = ("xnli", "flores")
 CURATION_STAGES = ("c0", "c1", "c2")
-XNLI_LANGUAGES = ("en", "zh", "hi", "es")
 SCHEDULES = ("linear", "cosine", "constant")
 MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
 
@@ -105,6 +104,8 @@ class StudyConfig:
                 raise ValueError(f"unknown task {t!r}{_suggest(t, TASKS)}; tasks are {', '.join(TASKS)}")
         if "xnli" not in self.tasks:
             raise ValueError("tasks must include xnli: the few-shot pool and the main table are XNLI")
+        from govtune.tasks.languages import XNLI_LANGUAGES
+
         for lang in self.languages:
             if lang not in XNLI_LANGUAGES:
                 raise ValueError(f"unknown XNLI language {lang!r}; use some of {', '.join(XNLI_LANGUAGES)}")
@@ -198,7 +199,7 @@ def _coerce(name: str, value: Any) -> Any:
                 value = [v.strip() for v in value.split(",") if v.strip()]
             elif not isinstance(value, (list, tuple)):
                 value = [value]
-            return [args[0](v) for v in value]
+            return [_coerce_scalar(args[0], v) for v in value]
         if origin is dict:
             if isinstance(value, str):
                 value = yaml.safe_load(value)
@@ -220,8 +221,16 @@ def _coerce(name: str, value: Any) -> Any:
         raise ValueError(f"config key {name!r} expects {_type_name(hint)}, got {value!r}") from None
 
 
+def _coerce_scalar(kind, v):
+    if kind is int and isinstance(v, float) and not v.is_integer():
+        raise TypeError
+    return kind(v)
+
+
 def _type_name(hint) -> str:
-    return getattr(hint, "__name__", str(hint)).replace("typing.", "")
+    if typing.get_args(hint):
+        return str(hint).replace("typing.", "")
+    return getattr(hint, "__name__", str(hint))
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:

@@ -154,8 +154,7 @@ def reliability(s: "Study", fig_dir: Path) -> list[str]:
             continue
         preds = [json.loads(line) for line in pred_path.read_text(encoding="utf-8").splitlines() if line]
         path = fig_dir / f"reliability_{m}.png"
-        atomic_write_with(path, lambda tmp, p=preds, m=m: reliability_diagram(
-            p, tmp, title=f"{label(m)} ({s.model}, XNLI, seed {runs[0]['seed']})"))
+        reliability_diagram(preds, path, title=f"{label(m)} ({s.model}, XNLI, seed {runs[0]['seed']})")
         names.append(path.name)
     return names
 

@@ -175,7 +175,7 @@ def flores_table(s: Study) -> str:
 
 def robustness_table(s: Study) -> str:
     ops = sorted({k.split(".")[2] for r in s.runs for k in r["metrics"].get("xnli", {})
-                  if k.startswith("robustness.by_operation.")})
+                  if k.startswith("robustness.by_operation.")} - {"none"})
     header = ["Method", "Macro drop (pp, lower is better)", *[f"{o}" for o in ops]]
     rows = []
     for method in (["base"] if s.cell("base") else []) + s.methods:

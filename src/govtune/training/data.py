@@ -1,8 +1,11 @@
 """(prompt, target) pairs -> padded batches whose labels cover the target tokens only.
 
-The prompt is encoded without special tokens at its end (a byte tokenizer would otherwise put EOS between
-prompt and answer); the target follows directly and ends with EOS, so the model learns to stop. Prompt
-positions get label -100, which `transformers`' causal-LM loss ignores."""
+Encoding is the evaluator's (`govtune.evaluation.scoring.encode_pair`): prompt and target tokenised jointly,
+the target being what the joint encoding adds after the prompt, with the tokenizer's own leading special
+tokens (BOS) and never an EOS between prompt and answer. So the model is trained on exactly the token
+sequence it is later scored on. The targets end themselves (an XNLI label word, a FLORES line ending in the
+newline at which generation stops), so no EOS is appended by default. Prompt positions get label -100,
+which `transformers`' causal-LM loss ignores."""
 
 from __future__ import annotations
 
@@ -18,31 +21,33 @@ class EncodedPair:
     labels: list[int]
 
 
-def _bos(tokenizer: PreTrainedTokenizerBase) -> list[int]:
-    # Only for tokenizers that put BOS in front on their own (Llama-2 style); SmolLM2 and ByT5 do not.
-    if tokenizer.bos_token_id is not None and getattr(tokenizer, "add_bos_token", False):
-        return [tokenizer.bos_token_id]
-    return []
-
-
 def encode_pair(tokenizer: PreTrainedTokenizerBase, prompt: str, target: str, max_length: int,
-                add_eos: bool = True) -> EncodedPair:
-    """Token ids of prompt + target, labels -100 on the prompt; over-long prompts lose their start (the
-    instruction and answer cue sit at the end of govtune's templates), the target is never cut first."""
-    p = _bos(tokenizer) + tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    t = tokenizer(target, add_special_tokens=False)["input_ids"]
+                add_eos: bool = False, prefix: list[int] | None = None) -> EncodedPair:
+    """Token ids of prompt + target, labels -100 on the prompt. An over-long example loses the start of
+    its prompt (the question and answer cue sit at the end of govtune's templates), never the target
+    first; the leading special tokens are kept."""
+    from govtune.evaluation.scoring import encode_pair as joint_encode
+    from govtune.evaluation.scoring import special_prefix
+
+    prefix = special_prefix(tokenizer) if prefix is None else prefix
+    p, t = joint_encode(tokenizer, prompt, target, prefix=prefix)
+    p = p[len(prefix):]
     if add_eos and tokenizer.eos_token_id is not None:
         t = t + [tokenizer.eos_token_id]
-    t = t[:max_length - 1]
-    keep = max_length - len(t)
+    t = t[:max(max_length - len(prefix) - 1, 1)]
+    keep = max(max_length - len(prefix) - len(t), 1)
     if len(p) > keep:
         p = p[len(p) - keep:]
+    p = prefix + p
     return EncodedPair(p + t, [-100] * len(p) + t)
 
 
 def encode_pairs(tokenizer: PreTrainedTokenizerBase, pairs: list[tuple[str, str]], max_length: int
                  ) -> list[EncodedPair]:
-    return [encode_pair(tokenizer, p, t, max_length) for p, t in pairs]
+    from govtune.evaluation.scoring import special_prefix
+
+    prefix = special_prefix(tokenizer)
+    return [encode_pair(tokenizer, p, t, max_length, prefix=prefix) for p, t in pairs]
 
 
 class PairCollator:

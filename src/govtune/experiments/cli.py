@@ -1,0 +1,54 @@
+"""`govtune run CONFIG [key=value ...] --out DIR [--resume]` and `govtune report DIR`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    run = subparsers.add_parser(
+        "run", help="run a study (methods x seeds x shots x curation) and write its report",
+        description="Run every cell of the study in CONFIG into --out, then write OUT/report.md. "
+                    "Overrides are key=value, typed by the config schema: methods=lora,hybrid seeds=0,1 "
+                    "epochs=2 adapter.r=8.")
+    run.add_argument("config", help="study YAML, e.g. configs/demo.yaml")
+    run.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    run.add_argument("--out", required=True, help="output directory (runs, results.sqlite, report)")
+    run.add_argument("--resume", action="store_true",
+                     help="continue the same study in --out: finished runs are kept, the rest run")
+    run.add_argument("--no-report", action="store_true", help="skip writing the report at the end")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.set_defaults(func=_run)
+
+    report = subparsers.add_parser("report", help="(re)write OUT/report.md, report.html and figures",
+                                   description="Build the report of a study directory from its results.sqlite.")
+    report.add_argument("out", help="a study's output directory")
+    report.set_defaults(func=_report)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from govtune.experiments.config import load_config
+    from govtune.experiments.grid import run_study
+
+    config = load_config(args.config, args.overrides)
+    outcome = run_study(config, Path(args.out), resume=args.resume, progress=not args.quiet,
+                        report=not args.no_report)
+    print(f"{len(outcome.ran)} run(s) finished, {len(outcome.skipped)} already done, "
+          f"{len(outcome.failed)} failed", file=sys.stderr)
+    for run_id, message in outcome.failed.items():
+        print(f"  {run_id}: {message}", file=sys.stderr)
+    if outcome.report is not None:
+        print(outcome.report)
+    return 1 if outcome.failed else 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from govtune.experiments.report import write_report
+
+    out = Path(args.out)
+    if not out.is_dir():
+        raise FileNotFoundError(f"{out} is not a directory: pass the --out directory of a `govtune run`")
+    print(write_report(out))
+    return 0
