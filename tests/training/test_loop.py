@@ -1,0 +1,120 @@
+import copy
+
+import pytest
+import torch
+
+from govtune.evaluation.scoring import encode_pair as eval_encode
+from govtune.models import tiny_model
+from govtune.tasks.prompts import xnli_training_pair
+from govtune.training import (Callback, TrainConfig, TrainingDiverged, encode_pair, latest_checkpoint,
+                              load_checkpoint, train)
+
+WORDS = ["alpha", "bravo", "charlie", "delta"]
+PAIRS = [(f"Item {i % 4}: the code word is", f" {WORDS[i % 4]}") for i in range(32)]
+
+
+def _tunable(model):
+    # Train attention projections and the head: enough capacity, no adapter pillar needed.
+    for name, p in model.named_parameters():
+        p.requires_grad = any(k in name for k in ("q_proj", "v_proj", "lm_head"))
+    return model
+
+
+def test_labels_cover_target_only_and_match_the_evaluator():
+    _, tok = tiny_model()
+    prompt, target = xnli_training_pair({"premise": "A man sleeps.", "hypothesis": "A man is awake.",
+                                         "label": "contradiction", "lang": "en"})
+    enc = encode_pair(tok, prompt, target, max_length=512)
+    ctx, cont = eval_encode(tok, prompt, target)
+    assert enc.input_ids == ctx + cont  # trained on exactly the sequence the evaluator scores
+    assert enc.labels == [-100] * len(ctx) + cont
+    assert tok.eos_token_id not in enc.input_ids  # no EOS between prompt and answer
+
+
+def test_truncation_keeps_the_target_and_the_end_of_the_prompt():
+    _, tok = tiny_model()
+    enc = encode_pair(tok, "x" * 300 + " question?", " answer", max_length=64)
+    assert len(enc.input_ids) == 64
+    target = tok.encode(" answer", add_special_tokens=False)
+    assert enc.input_ids[-len(target):] == target
+    assert tok.decode(enc.input_ids[: -len(target)]).endswith("question?")
+
+
+def test_trainer_reduces_training_and_validation_loss(tmp_path):
+    model, tok = tiny_model()
+    _tunable(model)
+    result = train(model, tok, PAIRS, PAIRS[:8], TrainConfig(epochs=8, lr=1e-2, batch_size=8, progress=False,
+                                                             warmup_ratio=0.1), out_dir=tmp_path)
+    ep = result.history.epochs
+    assert len(ep) == 8 and result.steps == 8 * 4
+    assert ep[-1].train_loss < 0.5 * ep[0].train_loss
+    assert ep[-1].val_loss < 0.5 * ep[0].val_loss
+    assert all(e.grad_norm > 0 for e in ep)
+    # per-step log: lr warms up then decays linearly to 0
+    lrs = [s.lr for s in result.history.steps]
+    assert lrs[0] < lrs[2] and lrs[-1] < lrs[len(lrs) // 2]
+    fp = result.footprint
+    n = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert fp.tunable_params_m == pytest.approx(n / 1e6, abs=1e-4)
+    assert fp.step_time_s > 0 and fp.peak_memory_mb > 0 and fp.timed_steps == 32 - 2
+
+
+def test_checkpoint_restores_the_trained_weights(tmp_path):
+    model, tok = tiny_model()
+    _tunable(model)
+    train(model, tok, PAIRS, config=TrainConfig(epochs=2, lr=3e-3, progress=False), out_dir=tmp_path)
+    fresh, _ = tiny_model()
+    _tunable(fresh)
+    state = load_checkpoint(tmp_path, fresh)
+    assert state["step"] == 8 and state["epoch"] == 2
+    for (n, a), (_, b) in zip(model.named_parameters(), fresh.named_parameters()):
+        assert torch.equal(a, b), n
+
+
+class _Snapshot(Callback):
+    def __init__(self, model):
+        self.model, self.weights = model, {}
+
+    def on_epoch_end(self, info):
+        self.weights[info.epoch] = copy.deepcopy({n: p.detach().clone() for n, p in
+                                                  self.model.named_parameters() if p.requires_grad})
+
+
+def test_nan_loss_stops_with_step_message_and_keeps_last_good_checkpoint(tmp_path):
+    model, tok = tiny_model()
+    _tunable(model)
+    calls = {"n": 0}
+
+    def poison(module, inputs, output):
+        calls["n"] += 1
+        return output * float("nan") if calls["n"] > 6 else output  # 4 steps per epoch: dies in epoch 2
+
+    model.lm_head.register_forward_hook(poison)
+    snap = _Snapshot(model)
+    with pytest.raises(TrainingDiverged) as info:
+        train(model, tok, PAIRS, config=TrainConfig(epochs=3, lr=3e-3, progress=False), out_dir=tmp_path,
+              callbacks=[snap])
+    err = info.value
+    assert err.step == 7 and "step 7 (epoch 2)" in str(err) and "nan" in str(err)
+    assert err.checkpoint == latest_checkpoint(tmp_path) and err.checkpoint.name == "checkpoint-step4"
+    assert str(err.checkpoint) in str(err)
+    fresh, _ = tiny_model()
+    _tunable(fresh)
+    assert load_checkpoint(tmp_path, fresh)["epoch"] == 1
+    for n, p in fresh.named_parameters():
+        if p.requires_grad:
+            assert torch.equal(p, snap.weights[1][n]), n
+
+
+def test_no_trainable_parameters_is_a_clear_error():
+    model, tok = tiny_model()
+    model.requires_grad_(False)
+    with pytest.raises(ValueError, match="inject an adapter"):
+        train(model, tok, PAIRS, config=TrainConfig(epochs=1, progress=False))
+
+
+def test_bad_train_config_values():
+    with pytest.raises(ValueError, match="schedule"):
+        TrainConfig(schedule="exp")
+    with pytest.raises(ValueError, match="warmup_ratio"):
+        TrainConfig(warmup_ratio=1.5)
