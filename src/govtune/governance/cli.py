@@ -1,0 +1,87 @@
+"""`govtune curate`: curate a pool to stage C0/C1/C2 and optionally draw the k-shot set."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "curate", help="label-free data governance: language ID, deduplication, quality filters, k-shot",
+        description="Curate a pool of records (JSON lines with text or premise+hypothesis, lang, optional "
+                    "label and id) and write kept.jsonl, dropped.jsonl, report.json, report.md "
+                    "(and shots.jsonl with --shots) to --out.")
+    p.add_argument("--input", required=True,
+                   help="JSON-lines file, a directory saved by datasets' save_to_disk, or a hub dataset name")
+    p.add_argument("--split", default="train", help="split to read when --input is a dataset (default train)")
+    p.add_argument("--langs", required=True, help="comma-separated ISO 639-1 codes, e.g. en,zh,hi")
+    p.add_argument("--stage", default="c2", choices=["c0", "c1", "c2"], help="last stage to run (default c2)")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--shots", type=int, default=None, help="draw this many examples per language")
+    p.add_argument("--seed", type=int, default=0, help="seed of the k-shot draw")
+    p.add_argument("--protected", default=None,
+                   help="evaluation records (JSON lines); pool records that duplicate them are dropped as leakage")
+    p.add_argument("--skip-invalid", action="store_true",
+                   help="drop unusable lines to dropped.jsonl with their reason instead of stopping")
+    p.add_argument("--ppl-model", default=None,
+                   help="reference causal LM (name or path) for the C2 perplexity cut; without it C2 skips it")
+    p.add_argument("--ppl-drop-percent", type=float, default=None,
+                   help="per language, drop this percentage with the highest perplexity (default 10)")
+    p.add_argument("--dedup-threshold", type=float, default=None, help="near-duplicate Jaccard threshold (0.8)")
+    p.add_argument("--min-lang-confidence", type=float, default=None,
+                   help="language ID confidence below which a record is dropped (0.25)")
+    p.add_argument("--langid-backend", default=None, choices=["lingua", "langid"])
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from govtune.governance.config import CurationConfig
+    from govtune.governance.io import load_pool, read_jsonl, write_json, write_jsonl, write_text
+    from govtune.governance.pipeline import check_languages, curate
+    from govtune.governance.report import report_markdown
+    from govtune.governance.sampling import sample_kshot
+
+    langs = check_languages(args.langs)
+    config = CurationConfig(skip_invalid=args.skip_invalid)
+    if args.ppl_drop_percent is not None:
+        config.perplexity.drop_top_percent = args.ppl_drop_percent
+        config.perplexity.__post_init__()
+    if args.dedup_threshold is not None:
+        config.dedup.threshold = args.dedup_threshold
+        config.dedup.__post_init__()
+    if args.min_lang_confidence is not None:
+        config.langid.min_confidence = args.min_lang_confidence
+        config.langid.__post_init__()
+    if args.langid_backend:
+        config.langid.backend = args.langid_backend
+    if args.shots is not None and args.shots < 1:
+        raise ValueError(f"--shots {args.shots}: give a positive number of examples per language")
+
+    records, rejected = load_pool(args.input, langs, args.skip_invalid, args.split)
+    protected = None
+    if args.protected:
+        protected, _ = read_jsonl(args.protected, None, skip_invalid=False)
+    model = tokenizer = None
+    if args.ppl_model and args.stage == "c2":
+        from govtune.models import load_model
+
+        model, tokenizer = load_model(args.ppl_model)
+    result = curate(records, langs, args.stage, reference_model=model, reference_tokenizer=tokenizer,
+                    protected=protected, config=config, progress=not args.no_progress, invalid=rejected)
+    out = Path(args.out)
+    write_jsonl(out / "kept.jsonl", result.kept)
+    write_jsonl(out / "dropped.jsonl", result.dropped)
+    write_json(out / "report.json", result.report)
+    write_text(out / "report.md", report_markdown(result.report))
+    r = result.report
+    print(f"{r['input']} records: kept {r['kept']}, dropped {r['dropped']} "
+          f"({', '.join(f'{k} {v}' for k, v in r['by_reason'].items()) or 'none'}) -> {out}")
+    for note in r["notes"]:
+        print(f"note: {note}")
+    if args.shots:
+        shots = sample_kshot(result, langs, args.shots, args.seed)
+        write_jsonl(out / "shots.jsonl", shots)
+        print(f"{len(shots)} shots ({args.shots} per language, seed {args.seed}) -> {out / 'shots.jsonl'}")
+    return 0

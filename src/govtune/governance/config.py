@@ -1,0 +1,154 @@
+"""Settings of every curation step. Each dataclass checks its values on creation and says what to change."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from govtune.governance.records import KNOWN_LANGUAGES
+
+# Scripts with their own length scale: a Chinese character carries roughly a word, a Latin one a letter.
+SCRIPT_OF_LANGUAGE = {"zh": "cjk", "ja": "cjk", "ko": "cjk", "hi": "devanagari", "mr": "devanagari"}
+
+
+def script_of(lang: str) -> str:
+    return SCRIPT_OF_LANGUAGE.get(lang, "default")
+
+
+def _per_script(value: dict[str, int], lang: str) -> int:
+    return value.get(lang, value.get(script_of(lang), value["default"]))
+
+
+# Languages lingua also considers by default, so that text in a common language other than the declared
+# one has somewhere to go. Close relatives of the selected languages (Marathi next to Hindi) are left out:
+# on short sentences they are confused with each other more often than real mislabels occur.
+DEFAULT_EXTRA_CANDIDATES = ("en", "es", "fr", "de", "pt", "it", "nl", "zh", "ja", "ko", "ru", "ar", "hi")
+
+
+@dataclass
+class LangIdConfig:
+    backend: str = "lingua"
+    """"lingua" (lingua-language-detector, accurate on short text) or "langid" (langid.py)."""
+    candidates: tuple[str, ...] | None = None
+    """ISO 639-1 codes the detector chooses among; None = the selected languages + DEFAULT_EXTRA_CANDIDATES."""
+    min_confidence: float = 0.25
+    """Drop a record whose declared language is detected with a lower confidence (0..1)."""
+
+    def __post_init__(self):
+        if self.backend not in ("lingua", "langid"):
+            raise ValueError(f"LangIdConfig.backend={self.backend!r}: use 'lingua' or 'langid'")
+        if not 0.0 <= self.min_confidence <= 1.0:
+            raise ValueError(f"LangIdConfig.min_confidence={self.min_confidence}: use a value in [0, 1]")
+        if self.candidates is not None:
+            self.candidates = tuple(self.candidates)
+            bad = [c for c in self.candidates if c not in KNOWN_LANGUAGES]
+            if bad:
+                raise ValueError(f"LangIdConfig.candidates has unknown codes {bad}: use ISO 639-1 codes")
+
+    def candidate_set(self, langs) -> tuple[str, ...]:
+        base = self.candidates if self.candidates is not None else DEFAULT_EXTRA_CANDIDATES
+        return tuple(sorted(set(base) | set(langs)))
+
+
+@dataclass
+class DedupConfig:
+    threshold: float = 0.8
+    """Estimated Jaccard similarity of character n-gram sets at or above which two examples are duplicates."""
+    num_perm: int = 128
+    """MinHash permutations (signature length)."""
+    ngram: dict[str, int] = field(default_factory=lambda: {"cjk": 3, "default": 5})
+    """Character n-gram size per script (or per language code); CJK characters are denser."""
+    seed: int = 1
+    across_languages: bool = False
+    """Compare records of different languages too (off: a translation is never a character-level duplicate)."""
+
+    def __post_init__(self):
+        if not 0.0 < self.threshold <= 1.0:
+            raise ValueError(f"DedupConfig.threshold={self.threshold}: use a value in (0, 1]")
+        if self.num_perm < 16:
+            raise ValueError(f"DedupConfig.num_perm={self.num_perm}: use at least 16 permutations")
+        if "default" not in self.ngram or any(int(v) < 1 for v in self.ngram.values()):
+            raise ValueError(f"DedupConfig.ngram={self.ngram}: give positive sizes and a 'default' entry")
+
+    def ngram_for(self, lang: str) -> int:
+        return _per_script(self.ngram, lang)
+
+
+DEFAULT_BOILERPLATE = (
+    r"lorem ipsum",
+    r"\bclick here\b",
+    r"\b(we use|this (site|website) uses|accept( all)?) cookies\b",
+    r"\bcookie (policy|notice|settings|consent)\b",
+    r"\ball rights reserved\b",
+    r"\bsubscribe to our newsletter\b",
+    r"\b(enable|turn on) javascript\b",
+    r"\bjavascript is (disabled|required)\b",
+    r"点击(这里|此处)",
+    r"版权所有",
+    r"यहाँ क्लिक करें|यहां क्लिक करें",
+)
+
+
+@dataclass
+class QualityConfig:
+    min_chars: dict[str, int] = field(default_factory=lambda: {"cjk": 4, "devanagari": 8, "default": 10})
+    """Shortest text per field (characters, stripped), per script or language code."""
+    max_chars: dict[str, int] = field(default_factory=lambda: {"cjk": 2000, "devanagari": 5000,
+                                                               "default": 5000})
+    max_symbol_ratio: float = 0.3
+    """Share of punctuation and symbol characters among non-space characters."""
+    max_digit_ratio: float = 0.5
+    max_char_run_ratio: float = 0.2
+    """Share of characters in runs of 4+ identical characters ("!!!!!", "aaaaaa")."""
+    max_duplicate_ngram_ratio: float = 0.5
+    """Share of repeated character n-grams (10, or 4 in CJK: a phrase pasted again and again); texts of 20+
+    characters."""
+    boilerplate: tuple[str, ...] = DEFAULT_BOILERPLATE
+    """Case-insensitive regexes that mark boilerplate; a text with fewer than 3 letters once URLs are removed counts as boilerplate too."""
+
+    def __post_init__(self):
+        for name in ("min_chars", "max_chars"):
+            value = getattr(self, name)
+            if "default" not in value or any(int(v) < 0 for v in value.values()):
+                raise ValueError(f"QualityConfig.{name}={value}: give non-negative sizes and a 'default' entry")
+        for name in ("max_symbol_ratio", "max_digit_ratio", "max_char_run_ratio", "max_duplicate_ngram_ratio"):
+            if not 0.0 < getattr(self, name) <= 1.0:
+                raise ValueError(f"QualityConfig.{name}={getattr(self, name)}: use a value in (0, 1]")
+        self.boilerplate = tuple(self.boilerplate)
+
+    def min_for(self, lang: str) -> int:
+        return _per_script(self.min_chars, lang)
+
+    def max_for(self, lang: str) -> int:
+        return _per_script(self.max_chars, lang)
+
+
+@dataclass
+class PerplexityConfig:
+    drop_top_percent: float = 10.0
+    """Per language, drop this percentage of records with the highest perplexity."""
+    batch_size: int = 16
+    max_length: int = 256
+    """Tokens scored per example (longer ones are truncated)."""
+
+    def __post_init__(self):
+        if not 0.0 <= self.drop_top_percent < 100.0:
+            raise ValueError(f"PerplexityConfig.drop_top_percent={self.drop_top_percent}: use a value in [0, 100)")
+        if self.batch_size < 1 or self.max_length < 2:
+            raise ValueError("PerplexityConfig: batch_size must be >= 1 and max_length >= 2")
+
+
+@dataclass
+class CurationConfig:
+    langid: LangIdConfig = field(default_factory=LangIdConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
+    perplexity: PerplexityConfig = field(default_factory=PerplexityConfig)
+    skip_invalid: bool = False
+    """Invalid records (no text, empty text, unknown language) are dropped with their reason instead of
+    raising ValueError."""
+    examples_per_reason: int = 3
+    """Dropped examples the report shows per stage and reason."""
+
+    def __post_init__(self):
+        if self.examples_per_reason < 0:
+            raise ValueError("CurationConfig.examples_per_reason must be >= 0")

@@ -1,0 +1,110 @@
+"""Curation of a Hugging Face `datasets.Dataset` with `num_proc` workers.
+
+The per-record steps (language ID, quality rules) run through `Dataset.map` in parallel processes, each
+building its own detector once; the steps that compare records (deduplication, perplexity percentiles) then
+run once over the survivors in the main process, which is what makes them exact. Results match `curate`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from govtune.governance.config import CurationConfig
+from govtune.governance.pipeline import build_steps, check_languages, check_stage
+from govtune.governance.records import Record, invalid_reason
+from govtune.governance.report import build_report
+
+REASON_COLUMN = "reason"
+STAGE_COLUMN = "stage"
+
+
+@dataclass
+class DatasetCurationResult:
+    kept: Any
+    """`datasets.Dataset` of the kept rows, columns unchanged."""
+    dropped: Any
+    """`datasets.Dataset` of the dropped rows with `reason` and `stage` columns added."""
+    report: dict
+
+
+def _judge_batch(batch: dict[str, list], langs: list[str], stage: str, config: CurationConfig) -> dict:
+    columns = list(batch)
+    rows = [dict(zip(columns, values)) for values in zip(*batch.values())]
+    reasons: list[str | None] = [None] * len(rows)
+    stages: list[str | None] = [None] * len(rows)
+    alive = []
+    for i, row in enumerate(rows):
+        problem = invalid_reason(row, langs)
+        if problem is None:
+            alive.append(i)
+        elif not config.skip_invalid:
+            raise ValueError(f"row {row.get('id', i)}: {problem[1]}. Fix the row or set skip_invalid=True")
+        else:
+            reasons[i], stages[i] = problem[0], "c0"
+    steps, _ = build_steps(langs, stage, config, progress=False)
+    for step in (s for s in steps if s.per_record):
+        verdicts = step.judge([rows[i] for i in alive])
+        survivors = []
+        for i, verdict in zip(alive, verdicts):
+            if verdict is None:
+                survivors.append(i)
+            else:
+                reasons[i], stages[i] = verdict, step.stage
+        alive = survivors
+    return {REASON_COLUMN: reasons, STAGE_COLUMN: stages}
+
+
+def curate_dataset(ds, langs: Sequence[str] | str, stage: str = "c2", *, num_proc: int | None = None,
+                   batch_size: int = 1000, reference_model=None, reference_tokenizer=None,
+                   protected: Sequence[Record] | None = None, config: CurationConfig | None = None,
+                   progress: bool = True) -> DatasetCurationResult:
+    """`curate` for a `datasets.Dataset`: per-record steps run with `num_proc` processes.
+
+    Per-record steps run in pipeline order first, then deduplication and perplexity over their
+    survivors. (`curate` runs deduplication before quality; the difference only shows when the first copy
+    of a duplicate is itself junk: here the clean later copy survives.)"""
+    config = config or CurationConfig()
+    langs = check_languages(langs)
+    stage = check_stage(stage)
+    if REASON_COLUMN in ds.column_names or STAGE_COLUMN in ds.column_names:
+        raise ValueError(f"the dataset already has a {REASON_COLUMN!r} or {STAGE_COLUMN!r} column: rename it")
+    judged = ds.map(_judge_batch, batched=True, batch_size=batch_size, num_proc=num_proc,
+                    fn_kwargs={"langs": langs, "stage": stage, "config": config},
+                    desc="govtune per-record filters")
+    reasons = list(judged[REASON_COLUMN])
+    stages = list(judged[STAGE_COLUMN])
+    steps, notes = build_steps(langs, stage, config, reference_model=reference_model,
+                               reference_tokenizer=reference_tokenizer, protected=protected, progress=progress)
+    step_log = []
+    alive = [i for i, r in enumerate(reasons) if r is None]
+    for step in (s for s in steps if not s.per_record):
+        rows = ds.select(alive).to_list() if alive else []
+        verdicts = step.judge(rows)
+        survivors = []
+        for i, verdict in zip(alive, verdicts):
+            if verdict is None:
+                survivors.append(i)
+            else:
+                reasons[i], stages[i] = verdict, step.stage
+        step_log.append({"name": step.name, "stage": step.stage, "input": len(alive), "kept": len(survivors),
+                         "seconds": None, **step.details()})
+        alive = survivors
+    dropped_idx = [i for i, r in enumerate(reasons) if r is not None]
+    kept_ds = ds.select(alive)
+    dropped_ds = judged.select(dropped_idx)
+    # The report needs languages and reasons of every row but the text of only a few: light rows, with the
+    # full row for the first examples of each reason.
+    langs_col = ds["lang"] if "lang" in ds.column_names else [None] * len(ds)
+    kept_light = [{"lang": langs_col[i]} for i in alive]
+    dropped_light, shown = [], {}
+    for i in dropped_idx:
+        row = {"lang": langs_col[i], "reason": reasons[i], "stage": stages[i]}
+        if shown.get(reasons[i], 0) < config.examples_per_reason:
+            shown[reasons[i]] = shown.get(reasons[i], 0) + 1
+            row = {**ds[i], **row}
+        dropped_light.append(row)
+    report = build_report(len(ds), kept_light, dropped_light, langs, stage, step_log, notes,
+                          config.examples_per_reason)
+    return DatasetCurationResult(kept=kept_ds, dropped=dropped_ds, report=report)

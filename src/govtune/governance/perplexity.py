@@ -1,0 +1,96 @@
+"""Perplexity under a reference causal LM, with a per-language cut of the most surprising records.
+
+Perplexity scales differ by language (a mostly-English model finds all Hindi surprising), so the cut is a
+percentile within each language, never one global threshold: per language, the `drop_top_percent` share of
+records with the highest perplexity is dropped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from govtune.governance.config import PerplexityConfig
+from govtune.governance.records import Record, Step, full_text
+
+
+@torch.inference_mode()
+def perplexities(model, tokenizer, texts: Sequence[str], batch_size: int = 16, max_length: int = 256,
+                 progress: bool = True) -> np.ndarray:
+    """exp(mean token negative log-likelihood) of each text, batched with right padding."""
+    if not texts:
+        return np.zeros(0)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    if pad_id is None:
+        raise ValueError("the reference tokenizer has neither a pad nor an eos token: set tokenizer.pad_token")
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    encoded = [tokenizer(t, truncation=True, max_length=max_length)["input_ids"] for t in texts]
+    order = np.argsort([len(e) for e in encoded], kind="stable")  # similar lengths share a batch: less padding
+    out = np.empty(len(texts))
+    bar = tqdm(total=len(texts), desc="perplexity", unit="rec", disable=not progress)
+    for lo in range(0, len(order), batch_size):
+        idx = order[lo:lo + batch_size]
+        width = max(len(encoded[i]) for i in idx)
+        ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(idx), width), dtype=torch.long)
+        for row, i in enumerate(idx):
+            ids[row, :len(encoded[i])] = torch.tensor(encoded[i])
+            mask[row, :len(encoded[i])] = 1
+        ids, mask = ids.to(device), mask.to(device)
+        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()  # (B, T-1, V)
+        nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
+        target_mask = mask[:, 1:].float()
+        per_text = (nll * target_mask).sum(1) / target_mask.sum(1).clamp(min=1)
+        out[idx] = per_text.exp().cpu().numpy()
+        bar.update(len(idx))
+    bar.close()
+    model.train(was_training)
+    return out
+
+
+def top_percent_mask(values: np.ndarray, percent: float) -> np.ndarray:
+    """True for the floor(n * percent / 100) largest values (ties broken by position)."""
+    n_drop = math.floor(len(values) * percent / 100.0)
+    mask = np.zeros(len(values), dtype=bool)
+    if n_drop:
+        mask[np.argsort(-values, kind="stable")[:n_drop]] = True
+    return mask
+
+
+class PerplexityStep(Step):
+    name = "perplexity"
+    stage = "c2"
+    per_record = False
+
+    def __init__(self, model, tokenizer, config: PerplexityConfig | None = None, progress: bool = True):
+        self.model, self.tokenizer = model, tokenizer
+        self.config = config or PerplexityConfig()
+        self.progress = progress
+        self.cutoffs: dict[str, float] = {}
+        self.scores: np.ndarray = np.zeros(0)
+
+    def judge(self, records: Sequence[Record]) -> list[str | None]:
+        c = self.config
+        self.scores = perplexities(self.model, self.tokenizer, [full_text(r) for r in records],
+                                   c.batch_size, c.max_length, self.progress)
+        verdicts: list[str | None] = [None] * len(records)
+        langs = np.array([r["lang"] for r in records])
+        for lang in sorted(set(langs.tolist())):
+            idx = np.flatnonzero(langs == lang)
+            drop = top_percent_mask(self.scores[idx], c.drop_top_percent)
+            kept = self.scores[idx][~drop]
+            self.cutoffs[lang] = float(kept.max()) if len(kept) else float("nan")
+            for i in idx[drop]:
+                verdicts[i] = "high_perplexity"
+        return verdicts
+
+    def details(self) -> dict:
+        name = getattr(getattr(self.model, "config", None), "name_or_path", "") or type(self.model).__name__
+        return {"model": name, "drop_top_percent": self.config.drop_top_percent,
+                "max_kept_perplexity": {k: round(v, 3) for k, v in self.cutoffs.items()}}

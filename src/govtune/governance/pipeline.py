@@ -1,0 +1,150 @@
+"""`curate`: run the stages C0 -> C1 -> C2 over a pool of records and account for every record.
+
+C0 is the pool as given (only unusable records are removed, and only with `skip_invalid`); C1 adds language
+identification and exact/near-duplicate removal (with leakage against protected evaluation records); C2
+adds the quality rules and, given a reference model, the per-language perplexity cut. A record is dropped
+by the first step that rejects it, so `kept + dropped == input` always holds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from govtune.governance.config import CurationConfig
+from govtune.governance.dedup import DeduplicationStep
+from govtune.governance.langid import LanguageIdStep
+from govtune.governance.quality import QualityStep
+from govtune.governance.records import KNOWN_LANGUAGES, STAGES, Record, Step, invalid_reason
+from govtune.governance.report import build_report
+
+_BATCH = 4096
+
+
+@dataclass
+class CurationResult:
+    kept: list[Record]
+    dropped: list[Record]
+    """Input records with two fields added: `reason` and `stage`."""
+    report: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.kept) + len(self.dropped)
+
+
+def check_languages(langs: Sequence[str] | str) -> list[str]:
+    if isinstance(langs, str):
+        langs = [x.strip() for x in langs.split(",") if x.strip()]
+    langs = list(dict.fromkeys(langs))
+    bad = [x for x in langs if x not in KNOWN_LANGUAGES]
+    if not langs or bad:
+        raise ValueError(f"languages {bad or langs!r}: give one or more ISO 639-1 codes such as en,zh,hi")
+    return langs
+
+
+def check_stage(stage: str) -> str:
+    stage = stage.lower()
+    if stage not in STAGES:
+        raise ValueError(f"stage {stage!r}: use one of {', '.join(STAGES)}")
+    return stage
+
+
+def build_steps(langs: Sequence[str], stage: str, config: CurationConfig, *, reference_model=None,
+                reference_tokenizer=None, protected: Sequence[Record] | None = None,
+                progress: bool = True) -> tuple[list[Step], list[str]]:
+    """The steps of `stage` in order, and notes for the report about steps left out."""
+    steps: list[Step] = []
+    notes: list[str] = []
+    if STAGES.index(stage) >= 1:
+        steps += [LanguageIdStep(langs, config.langid), DeduplicationStep(config.dedup, protected)]
+    if STAGES.index(stage) >= 2:
+        steps.append(QualityStep(config.quality))
+        if reference_model is None:
+            notes.append("C2 ran without the perplexity filter: no reference model was given "
+                         "(pass reference_model= and reference_tokenizer=, or --ppl-model on the command line)")
+        else:
+            if reference_tokenizer is None:
+                raise ValueError("reference_model was given without reference_tokenizer: pass both")
+            from govtune.governance.perplexity import PerplexityStep
+
+            steps.append(PerplexityStep(reference_model, reference_tokenizer, config.perplexity, progress))
+    return steps, notes
+
+
+def run_step(step: Step, records: Sequence[Record], progress: bool = False) -> list[str | None]:
+    """A step's verdicts for all records; per-record steps go in batches, with a progress bar."""
+    if not step.per_record or len(records) <= _BATCH:
+        return step.judge(records)
+    out: list[str | None] = []
+    with tqdm(total=len(records), desc=step.name, unit="rec", disable=not progress) as bar:
+        for lo in range(0, len(records), _BATCH):
+            out += step.judge(records[lo:lo + _BATCH])
+            bar.update(min(_BATCH, len(records) - lo))
+    return out
+
+
+def validate(records: Iterable[Record], langs: Sequence[str], skip_invalid: bool
+             ) -> tuple[list[Record], list[Record]]:
+    valid, invalid = [], []
+    for i, record in enumerate(records):
+        problem = invalid_reason(record, langs)
+        if problem is None:
+            valid.append(record)
+            continue
+        reason, message = problem
+        if not skip_invalid:
+            rid = record.get("id", "") if isinstance(record, dict) else ""
+            raise ValueError(f"record {i}{f' (id={rid})' if rid != '' else ''}: {message}. "
+                             f"Fix the record, or pass skip_invalid (--skip-invalid) to drop such records "
+                             f"with reason {reason!r}")
+        base = record if isinstance(record, dict) else {"raw": record}
+        invalid.append({**base, "reason": reason, "stage": "c0"})
+    return valid, invalid
+
+
+def curate(records: Iterable[Record], langs: Sequence[str] | str, stage: str = "c2", *,
+           reference_model=None, reference_tokenizer=None, protected: Sequence[Record] | None = None,
+           config: CurationConfig | None = None, progress: bool = True,
+           invalid: Sequence[Record] = ()) -> CurationResult:
+    """Curate `records` up to `stage` ("c0", "c1" or "c2") for the languages `langs`.
+
+    protected: evaluation records; a pool record that duplicates one is dropped with reason `leakage`.
+    reference_model/reference_tokenizer: any transformers causal LM for the C2 perplexity cut (by default
+    pass the model being tuned); without them C2 skips that filter and the report says so.
+    invalid: records already rejected while reading (with `reason` and `stage`), counted in the report.
+    Returns kept records (unchanged), dropped records (plus `reason`, `stage`) and the report."""
+    config = config or CurationConfig()
+    langs = check_languages(langs)
+    stage = check_stage(stage)
+    records = list(records)
+    if protected is not None:
+        protected, _ = validate(protected, None, skip_invalid=False)
+    valid, rejected = validate(records, langs, config.skip_invalid)
+    dropped: list[Record] = list(invalid) + rejected
+    steps, notes = build_steps(langs, stage, config, reference_model=reference_model,
+                               reference_tokenizer=reference_tokenizer, protected=protected, progress=progress)
+    step_log = []
+    alive = valid
+    for step in steps:
+        start = time.perf_counter()
+        verdicts = run_step(step, alive, progress)
+        survivors = []
+        for record, reason in zip(alive, verdicts):
+            if reason is None:
+                survivors.append(record)
+            else:
+                dropped.append({**record, "reason": reason, "stage": step.stage})
+        step_log.append({"name": step.name, "stage": step.stage, "input": len(alive),
+                         "kept": len(survivors), "seconds": round(time.perf_counter() - start, 3),
+                         **step.details()})
+        alive = survivors
+    n_input = len(records) + len(invalid)
+    if len(alive) + len(dropped) != n_input:  # the accounting invariant; a failure here is a bug
+        raise RuntimeError(f"curation lost records: {len(alive)} kept + {len(dropped)} dropped != {n_input}")
+    report = build_report(n_input, alive, dropped, langs, stage, step_log, notes,
+                          config.examples_per_reason)
+    return CurationResult(kept=alive, dropped=dropped, report=report)

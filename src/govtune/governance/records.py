@@ -1,0 +1,113 @@
+"""The record and step contract shared by every curation step.
+
+A record is a plain dict: `text` (or `premise` and `hypothesis` for an NLI pair), `lang` (ISO 639-1),
+optional `label` and `id`, plus any other fields, which every step carries through unchanged. A step reads
+a batch of records and returns, for each, `None` (keep) or the name of the reason it drops it, in the
+manner of datatrove's filters; the pipeline counts the verdicts per stage, language and reason.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+from lingua import Language
+
+Record = dict[str, Any]
+
+TEXT_FIELD = "text"
+PAIR_FIELDS = ("premise", "hypothesis")
+
+# ISO 639-1 codes of the 75 languages lingua identifies: a declared language outside it cannot be checked.
+KNOWN_LANGUAGES = frozenset(language.iso_code_639_1.name.lower() for language in Language.all())
+
+STAGES = ("c0", "c1", "c2")
+
+# Every reason a record can be dropped for, with the stage that owns it.
+REASONS: dict[str, str] = {
+    # c0: the record itself is unusable (only with skip_invalid; otherwise these raise)
+    "invalid_json": "c0",
+    "undecodable": "c0",
+    "missing_text": "c0",
+    "empty_text": "c0",
+    "unknown_language": "c0",
+    "language_not_selected": "c0",
+    # c1: language identification and deduplication
+    "wrong_language": "c1",
+    "low_language_confidence": "c1",
+    "exact_duplicate": "c1",
+    "near_duplicate": "c1",
+    "leakage": "c1",
+    # c2: quality
+    "too_short": "c2",
+    "too_long": "c2",
+    "symbol_ratio": "c2",
+    "digit_ratio": "c2",
+    "repetition": "c2",
+    "boilerplate": "c2",
+    "high_perplexity": "c2",
+}
+
+
+def is_pair(record: Record) -> bool:
+    # A `datasets` row mixing both layouts has every column, the unused ones None.
+    return record.get(TEXT_FIELD) is None and all(record.get(f) is not None for f in PAIR_FIELDS)
+
+
+def text_fields(record: Record) -> tuple[str, ...]:
+    """The fields holding the record's text: `("text",)` or `("premise", "hypothesis")`."""
+    return PAIR_FIELDS if is_pair(record) else (TEXT_FIELD,)
+
+
+def texts_of(record: Record) -> list[str]:
+    """Each text of the record on its own (language ID checks each side of an NLI pair)."""
+    return [record[f] for f in text_fields(record)]
+
+
+def full_text(record: Record) -> str:
+    """The whole example as one string (deduplication and perplexity judge an NLI pair as one example)."""
+    return "\n".join(texts_of(record))
+
+
+def invalid_reason(record: Any, langs: Sequence[str] | None = None) -> tuple[str, str] | None:
+    """Why a record cannot be curated, as (reason, message saying what to fix), or None if it is usable."""
+    if not isinstance(record, dict):
+        return "missing_text", f"a record must be a JSON object, got {type(record).__name__}"
+    if record.get(TEXT_FIELD) is None and not is_pair(record):
+        have = sorted(record)[:8]
+        return ("missing_text", f"no text field: give `text`, or `premise` and `hypothesis` "
+                                f"(the record has {have})")
+    for field in text_fields(record):
+        value = record[field]
+        if not isinstance(value, str):
+            return "missing_text", f"field `{field}` must be a string, got {type(value).__name__}"
+        if not value.strip():
+            return "empty_text", f"field `{field}` is empty"
+    lang = record.get("lang")
+    if not isinstance(lang, str) or lang not in KNOWN_LANGUAGES:
+        return ("unknown_language", f"`lang` is {lang!r}: give a lowercase ISO 639-1 code such as en, zh, hi "
+                                    f"(one of the {len(KNOWN_LANGUAGES)} languages lingua identifies)")
+    if langs is not None and lang not in langs:
+        return "language_not_selected", f"language {lang!r} is not among the selected languages {list(langs)}"
+    return None
+
+
+class Step(ABC):
+    """One curation step: keeps or drops each record with a named reason.
+
+    `per_record` says whether a record's verdict depends on that record alone (language ID, quality
+    rules): such steps can run on shards in parallel (datatrove tasks, `datasets.map(num_proc=...)`).
+    Steps that compare records (deduplication, perplexity percentiles) must see the whole corpus."""
+
+    name: str = "step"
+    stage: str = "c1"
+    per_record: bool = True
+
+    @abstractmethod
+    def judge(self, records: Sequence[Record]) -> list[str | None]:
+        """For each record, None to keep it or the reason (a key of REASONS) to drop it."""
+
+    def details(self) -> dict[str, Any]:
+        """Settings and measurements the stage report shows for this step."""
+        return {}

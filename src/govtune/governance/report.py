@@ -1,0 +1,103 @@
+"""The stage report: counts kept and dropped per stage, language and reason, as JSON and Markdown tables."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from govtune.governance.records import STAGES, Record, full_text, is_pair
+
+_EXAMPLE_CHARS = 200
+
+
+def _lang(record: Record) -> str:
+    lang = record.get("lang")
+    return lang if isinstance(lang, str) and lang else "?"
+
+
+def _example(record: Record) -> dict[str, Any]:
+    try:
+        text = full_text(record) if "text" in record or is_pair(record) else str(record.get("raw", ""))
+    except (TypeError, AttributeError):
+        text = str(record.get("raw", ""))
+    out = {k: record[k] for k in ("id", "line", "lang") if k in record}
+    out["text"] = text if len(text) <= _EXAMPLE_CHARS else text[:_EXAMPLE_CHARS] + "..."
+    return out
+
+
+def build_report(n_input: int, kept: Sequence[Record], dropped: Sequence[Record], langs: Sequence[str],
+                 stage: str, steps: list[dict], notes: list[str], examples_per_reason: int = 3) -> dict:
+    last = STAGES.index(stage)
+    exit_stage = Counter()  # (lang, index of the stage that dropped it, or last + 1 if kept)
+    for r in kept:
+        exit_stage[_lang(r), last + 1] += 1
+    for r in dropped:
+        exit_stage[_lang(r), STAGES.index(r["stage"])] += 1
+    all_langs = list(langs) + sorted({lang for lang, _ in exit_stage} - set(langs))
+    stages: dict[str, Any] = {}
+    for s_idx, s in enumerate(STAGES[:last + 1]):
+        reached = {lang: sum(n for (l2, e), n in exit_stage.items() if l2 == lang and e >= s_idx)
+                   for lang in all_langs}
+        by_reason: dict[str, dict[str, int]] = defaultdict(dict)
+        for r in dropped:
+            if r["stage"] == s:
+                counts = by_reason[_lang(r)]
+                counts[r["reason"]] = counts.get(r["reason"], 0) + 1
+        out_n = {lang: reached[lang] - sum(by_reason.get(lang, {}).values()) for lang in all_langs}
+        stages[s] = {"input": sum(reached.values()), "kept": sum(out_n.values()),
+                     "dropped": sum(reached.values()) - sum(out_n.values()),
+                     "input_by_language": reached, "kept_by_language": out_n,
+                     "dropped_by_language": {lang: dict(sorted(c.items())) for lang, c in by_reason.items()}}
+    reasons = Counter(r["reason"] for r in dropped)
+    examples: dict[str, list] = defaultdict(list)
+    for r in dropped:
+        if len(examples[r["reason"]]) < examples_per_reason:
+            examples[r["reason"]].append(_example(r))
+    kept_by_lang = Counter(_lang(r) for r in kept)
+    leakage = sum(1 for r in dropped if r["reason"] == "leakage")
+    return {
+        "stage": stage, "languages": list(langs), "input": n_input, "kept": len(kept), "dropped": len(dropped),
+        "kept_by_language": {lang: kept_by_lang.get(lang, 0) for lang in all_langs},
+        "by_reason": dict(sorted(reasons.items())), "leakage": leakage, "stages": stages, "steps": steps,
+        "notes": list(notes), "examples": dict(examples),
+    }
+
+
+def report_markdown(report: dict) -> str:
+    """Markdown tables of a report from `build_report`."""
+    langs = list(report["kept_by_language"])
+    lines = [f"# Curation report (stage {report['stage'].upper()})", "",
+             f"Input {report['input']} records, kept {report['kept']}, dropped {report['dropped']}"
+             f" (leakage into protected evaluation data: {report['leakage']}).", ""]
+    for note in report["notes"]:
+        lines += [f"> {note}", ""]
+    lines += ["## Records per stage and language", "",
+              "| stage | " + " | ".join(f"{lang} in | {lang} kept" for lang in langs) + " | total kept |",
+              "|---|" + "---|---|" * len(langs) + "---|"]
+    for s, block in report["stages"].items():
+        cells = [f"{block['input_by_language'].get(lang, 0)} | {block['kept_by_language'].get(lang, 0)}"
+                 for lang in langs]
+        lines.append(f"| {s.upper()} | " + " | ".join(cells) + f" | {block['kept']} |")
+    lines += ["", "## Dropped per stage, reason and language", "",
+              "| stage | reason | " + " | ".join(langs) + " | total |", "|---|---|" + "---|" * (len(langs) + 1)]
+    for s, block in report["stages"].items():
+        reasons = sorted({r for c in block["dropped_by_language"].values() for r in c})
+        for reason in reasons:
+            counts = [block["dropped_by_language"].get(lang, {}).get(reason, 0) for lang in langs]
+            lines.append(f"| {s.upper()} | {reason} | " + " | ".join(map(str, counts)) + f" | {sum(counts)} |")
+    if report["steps"]:
+        lines += ["", "## Steps", "", "| step | stage | input | kept | seconds |", "|---|---|---|---|---|"]
+        for st in report["steps"]:
+            lines.append(f"| {st['name']} | {st['stage'].upper()} | {st['input']} | {st['kept']} | {st['seconds']} |")
+    if report["examples"]:
+        lines += ["", "## Dropped examples", ""]
+        for reason, exs in report["examples"].items():
+            lines.append(f"**{reason}**")
+            lines.append("")
+            for ex in exs:
+                where = ", ".join(f"{k}={ex[k]}" for k in ("id", "line", "lang") if k in ex)
+                text = ex["text"].replace("\n", " / ").replace("|", "\\|")
+                lines.append(f"- ({where}) {text}")
+            lines.append("")
+    return "\n".join(lines).rstrip() + "\n"

@@ -1,0 +1,136 @@
+"""A multilingual pool with known defects, built from the shipped XNLI and FLORES text, for tests and
+benchmarks: every record carries `kind` (clean, exact_dup, near_dup, wrong_lang, junk), so precision and
+recall of each step can be computed against the truth."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import regex
+from pathlib import Path
+
+from govtune.data import DATA_DIR, FLORES_POOL_LINES, XNLI_POOL_ROWS
+
+FLORES_CODES = {"en": "eng_Latn", "zh": "zho_Hans", "hi": "hin_Deva", "es": "spa_Latn"}
+# Text in one language declared as another: (source language, declared language).
+WRONG_LANGUAGE = (("es", "en"), ("hi", "zh"), ("zh", "hi"), ("en", "hi"), ("es", "zh"))
+JUNK = {
+    "en": ["Click here to subscribe to our newsletter and get the latest deals today",
+           "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor",
+           "We use cookies to improve your experience on our website. Accept cookies to continue",
+           "http://www.example.com/products/item?id=12345&ref=home",
+           "$$$ 555-0199 ### 2024-01-01 12:00 *** 99.99% *** $$$",
+           "Great deal!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!",
+           "ok",
+           "buy now buy now buy now buy now buy now buy now buy now buy now buy now"],
+    "zh": ["点击这里订阅我们的新闻通讯，获取最新优惠信息", "版权所有，保留一切权利，未经许可不得转载本网站内容",
+           "https://www.example.cn/page/index.html", "好好好好好好好好好好好好好好好好好好好好",
+           "￥￥￥ 12345678 ### 2024年01月01日 ***", "好", "立即购买立即购买立即购买立即购买立即购买立即购买立即购买立即购买"],
+    "hi": ["अधिक जानकारी के लिए यहां क्लिक करें और हमारे न्यूज़लेटर की सदस्यता लें",
+           "https://www.example.in/hi/page?id=42", "₹₹₹ 9876543210 ### 01-01-2024 *** ₹₹₹",
+           "हाँ", "अभी खरीदें अभी खरीदें अभी खरीदें अभी खरीदें अभी खरीदें अभी खरीदें अभी खरीदें"],
+}
+_PUNCT = {".": "!", ",": ";", "。": "！", "，": "、", "?": ".", "।": "."}
+
+
+def xnli_rows(lang: str, rows: range = XNLI_POOL_ROWS, data_dir: Path = DATA_DIR) -> list[dict]:
+    with open(Path(data_dir) / "xnli" / f"{lang}.dev.jsonl", encoding="utf-8") as f:
+        lines = f.readlines()
+    return [{**json.loads(lines[i]), "lang": lang, "id": f"xnli-{lang}-{i}"} for i in rows]
+
+
+def flores_lines(lang: str, lines: range = FLORES_POOL_LINES, data_dir: Path = DATA_DIR) -> list[str]:
+    with open(Path(data_dir) / "flores" / f"{FLORES_CODES[lang]}.dev", encoding="utf-8") as f:
+        text = f.read().splitlines()
+    return [text[i] for i in lines]
+
+
+def _xnli_kind(record: dict) -> str:
+    """XNLI's Hindi dev set writes some sentences in romanised Hindi (Latin script): a real defect of the
+    data that language ID drops; marked apart so that it does not count against clean survival."""
+    if record["lang"] == "hi" and any(not regex.search(r"\p{Devanagari}", record[f]) for f in ("premise", "hypothesis")):
+        return "romanised"
+    return "clean"
+
+
+def perturb(text: str, rng: random.Random, edits_per_100: float = 1.0) -> str:
+    """A near-copy: case changed, punctuation swapped, whitespace doubled, about one letter edit per
+    100 characters (none in short text, where one edit already changes most character 5-grams)."""
+    chars = list(text.upper() if rng.random() < 0.3 else text.lower() if rng.random() < 0.5 else text)
+    chars = [_PUNCT.get(c, c) if rng.random() < 0.7 else c for c in chars]
+    for _ in range(int(len(chars) * edits_per_100 / 100)):
+        i = rng.randrange(len(chars))
+        op = rng.choice("sdi")
+        if op == "s" and chars[i].isalpha():
+            chars[i] = rng.choice("aeiou")
+        elif op == "d" and len(chars) > 20:
+            del chars[i]
+        elif op == "i":
+            chars.insert(i, rng.choice("aeiou"))
+    out = "".join(chars)
+    return out.replace(" ", "  ", 1) if rng.random() < 0.5 else " " + out
+
+
+def build_pool(langs=("en", "zh", "hi"), xnli_per_lang: int = 300, flores_per_lang: int = 150,
+               n_exact: int = 60, n_near: int = 60, n_wrong: int = 60, n_junk_rounds: int = 3, seed: int = 0,
+               synthetic_clean: int = 0) -> list[dict]:
+    """Clean XNLI pairs (and `romanised` ones, see `_xnli_kind`) and FLORES sentences plus injected defects, shuffled; each record has `kind`.
+
+    synthetic_clean: extra clean text records made by joining two random sentences of one language
+    (for large benchmark pools; the shipped data has a few thousand distinct sentences)."""
+    rng = random.Random(seed)
+    clean: list[dict] = []
+    sentences: dict[str, list[str]] = {}
+    for lang in langs:
+        clean += [{**r, "kind": _xnli_kind(r)} for r in xnli_rows(lang)[:xnli_per_lang]]
+        lines = flores_lines(lang)
+        sentences[lang] = lines + [s for r in xnli_rows(lang) for s in (r["premise"], r["hypothesis"])]
+        clean += [{"text": t, "lang": lang, "id": f"flores-{lang}-{i}", "kind": "clean"}
+                  for i, t in enumerate(lines[:flores_per_lang])]
+    seen = {(r["lang"], r.get("text") or r["premise"] + r["hypothesis"]) for r in clean}
+    for i in range(synthetic_clean):
+        lang = langs[i % len(langs)]
+        a, b = rng.sample(sentences[lang], 2)
+        text = a + (" " if lang == "en" else "") + b
+        if (lang, text) in seen:
+            continue
+        seen.add((lang, text))
+        clean.append({"text": text, "lang": lang, "id": f"synth-{lang}-{i}", "kind": "clean"})
+    rng.shuffle(clean)
+    copies: list[tuple[int, dict]] = []  # (index of the source in `clean`, copy): a copy comes after its source
+    for i in range(n_exact):
+        j = rng.randrange(len(clean))
+        copies.append((j, {**clean[j], "id": f"exact-{i}", "kind": "exact_dup", "source": clean[j]["id"]}))
+    for i in range(n_near):
+        j = rng.randrange(len(clean))
+        src = clean[j]
+        if "text" in src:
+            copy = {**src, "text": perturb(src["text"], rng)}
+        else:
+            copy = {**src, "premise": perturb(src["premise"], rng),
+                    "hypothesis": perturb(src["hypothesis"], rng, edits_per_100=0.0)}
+        copies.append((j, {**copy, "id": f"near-{i}", "kind": "near_dup", "source": src["id"]}))
+    slots: dict[int, list[dict]] = {}
+    for j, copy in copies:
+        slots.setdefault(rng.randrange(j + 1, len(clean) + 1), []).append(copy)
+    pool = []
+    for j in range(len(clean) + 1):
+        pool += slots.get(j, [])
+        if j < len(clean):
+            pool.append(clean[j])
+    injected: list[dict] = []
+    wrong = [(s, d) for s, d in WRONG_LANGUAGE if d in langs]
+    for i in range(n_wrong if wrong else 0):
+        src_lang, declared = wrong[i % len(wrong)]
+        text = flores_lines(src_lang, range(500, 997))[rng.randrange(497)]
+        injected.append({"text": text, "lang": declared, "id": f"wrong-{i}", "kind": "wrong_lang"})
+    for round_ in range(n_junk_rounds):
+        for lang in langs:
+            for j, text in enumerate(JUNK.get(lang, [])):
+                if round_:  # make later rounds distinct so they test the quality rules, not dedup
+                    text = f"{text} {round_ * 7 + j}" if len(text) > 10 else text + "!" * round_
+                injected.append({"text": text, "lang": lang, "id": f"junk-{lang}-{round_}-{j}", "kind": "junk"})
+    for record in injected:
+        pool.insert(rng.randrange(len(pool) + 1), record)
+    return pool
