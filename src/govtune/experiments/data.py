@@ -92,7 +92,7 @@ class StudyData:
 
         kept = self.curated(stage)
         langs = list(self.config.languages)
-        train = sample_kshot(kept, langs, k=shots, seed=seed)
+        train = sample_kshot(kept, langs, k=shots, seed=seed, report=self.curation_report(stage))
         taken = {_key(r) for r in train}
         rng = random.Random(f"val-{seed}")
         val: list[dict] = []
@@ -128,12 +128,27 @@ def _key(record: dict) -> tuple:
 
 
 def _curation_config(options: dict[str, Any]):
+    """`curation_options` (YAML) -> governance.CurationConfig, nested sections included:
+    {"perplexity": {"drop_top_percent": 5}, "skip_invalid": true}."""
     if not options:
         return None
+    import dataclasses
+
     import govtune.governance as gov
 
-    cls = getattr(gov, "CurationConfig", None)
-    return cls(**options) if cls is not None else options
+    sections = {f.name: f.default_factory for f in dataclasses.fields(gov.CurationConfig)
+                if f.default_factory is not dataclasses.MISSING}
+    kwargs = {}
+    for key, value in options.items():
+        try:
+            kwargs[key] = sections[key](**value) if key in sections and isinstance(value, dict) else value
+        except TypeError as e:
+            raise ValueError(f"curation_options.{key}: {e}") from None
+    try:
+        return gov.CurationConfig(**kwargs)
+    except TypeError as e:
+        names = ", ".join(f.name for f in dataclasses.fields(gov.CurationConfig))
+        raise ValueError(f"curation_options: {e}; valid keys: {names}") from None
 
 
 def _jsonable(obj: Any) -> Any:

@@ -1,0 +1,109 @@
+import json
+import sqlite3
+
+import pytest
+import torch
+
+from govtune.experiments.cell import grid_cells
+from govtune.experiments.grid import run_study
+from govtune.experiments.store import flatten
+from govtune.models import tiny_model
+
+
+class Interrupt(Exception):
+    pass
+
+
+def _stop_after_first(cell):
+    raise Interrupt(cell.run_id)
+
+
+def test_grid_runs_end_to_end_resumes_and_never_reruns_a_cell(tmp_path, study):
+    config = study(shots=[0, 8], eval_limit=3)
+    cells = [c.run_id for c in grid_cells(config)]
+    assert cells == ["base-k0-none-s0", "lora-k8-c0-s0", "lora-k8-c0-s1", "hybrid-k8-c0-s0", "hybrid-k8-c0-s1"]
+    out = tmp_path / "study"
+    with pytest.raises(Interrupt):  # the study dies after its first cell
+        run_study(config, out, progress=False, after_cell=_stop_after_first)
+    assert sorted(p.parent.name for p in out.glob("runs/*/done")) == ["base-k0-none-s0"]
+
+    outcome = run_study(config, out, resume=True, progress=False)
+    assert outcome.skipped == ["base-k0-none-s0"] and outcome.ran == cells[1:] and not outcome.failed
+    stamps = {p: p.read_text() for p in out.glob("runs/*/done")}
+    again = run_study(config, out, resume=True, progress=False, report=False)
+    assert again.ran == [] and sorted(again.skipped) == sorted(cells)
+    assert {p: p.read_text() for p in out.glob("runs/*/done")} == stamps
+
+    results = json.loads((out / "results.json").read_text())
+    assert len(results) == 5 and {r["task"] for r in results} == {"xnli"}
+    by = {(r["method"], r["seed"]): r for r in results}
+    assert by[("base", 0)]["footprint"]["tunable_params_m"] == 0
+    assert by[("hybrid", 1)]["lam_final"] and "lam_final" not in by[("lora", 0)]
+    assert all(0 < v < 1 for v in by[("hybrid", 1)]["lam_final"].values())
+    assert by[("lora", 0)]["metrics"]["languages"]["en"]["n"] == 3
+    assert by[("lora", 0)]["metrics"] != by[("lora", 1)]["metrics"] or \
+        by[("lora", 0)]["footprint"] != by[("lora", 1)]["footprint"]
+
+    # every results.json number is one SQLite row, and nothing else is
+    con = sqlite3.connect(out / "results.sqlite")
+    runs = {r[0]: r[1:] for r in con.execute("SELECT run_id, method, seed, shots FROM runs")}
+    assert len(runs) == 5
+    rows = {}
+    for run_id, task, metric, value in con.execute("SELECT run_id, task, metric, value FROM metrics"):
+        method, seed, shots = runs[run_id]
+        rows[(method, seed, shots, task, metric)] = value
+    expected = {}
+    for r in results:
+        for k, v in flatten(r["metrics"]).items():
+            expected[(r["method"], r["seed"], r["shots"], "xnli", k)] = v
+        for k, v in flatten(r["footprint"]).items():
+            if v is not None:
+                expected[(r["method"], r["seed"], r["shots"], "footprint", k)] = v
+    assert rows == pytest.approx(expected)
+    curves = {c for (c,) in con.execute("SELECT DISTINCT curve FROM curves")}
+    assert {"epoch/val_loss", "epoch/grad_norm", "step/loss"} <= curves and any(c.startswith("lam/") for c in curves)
+
+    report = (out / "report.md").read_text()
+    assert "tiny-llama" in report and "2 seed(s)" in report and "Few-shot scaling" in report
+    assert "| LoRA |" in report and "| Hybrid |" in report and "Base (no tuning)" in report
+    assert "Data curation ablation" not in report  # one stage: no curation table
+    for fig in ("frontier.png", "dynamics.png", "scaling.png", "lam.png", "reliability_hybrid.png"):
+        assert (out / "figures" / fig).stat().st_size > 1000
+    assert "<table>" in (out / "report.html").read_text()
+
+
+def test_diverging_cell_is_recorded_as_failed_with_its_checkpoint_and_the_grid_goes_on(tmp_path, study):
+    calls = {"n": 0}
+
+    def loader():
+        model, tok = tiny_model()
+
+        def poison(module, inputs, output):
+            if module.training:
+                calls["n"] += 1
+                if calls["n"] == 5:  # 3 steps per epoch: step 5 of the first cell, in epoch 2
+                    return output * float("nan")
+            return output
+
+        model.lm_head.register_forward_hook(poison)
+        return model, tok
+
+    config = study(methods=["lora"], seeds=[0, 1], epochs=2)
+    outcome = run_study(config, tmp_path / "s", progress=False, model_loader=loader, report=False)
+    assert list(outcome.failed) == ["lora-k8-c0-s0"] and outcome.ran == ["lora-k8-c0-s1"]
+    run = tmp_path / "s" / "runs" / "lora-k8-c0-s0"
+    message = (run / "failed").read_text()
+    assert "step 5 (epoch 2)" in message and "checkpoint-step3" in message
+    assert (run / "checkpoint" / "checkpoint-step3" / "trainer_state.pt").exists()
+    assert not (run / "done").exists()
+    assert [r["seed"] for r in json.loads((tmp_path / "s" / "results.json").read_text())] == [1]
+
+
+def test_out_of_memory_is_reported_as_such_and_keeps_finished_runs(tmp_path, study):
+    config = study(methods=["lora"], seeds=[0])
+
+    def loader():
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    with pytest.raises(MemoryError, match="does not fit in memory.*batch_size"):
+        run_study(config, tmp_path / "s", progress=False, model_loader=loader)
