@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from govtune.evaluation.metrics import bleu_signature, corpus_bleu, corpus_chrf, macro, parity_gap
+from govtune.evaluation.metrics import bleu_with_signature, corpus_chrf, macro, parity_gap
 from govtune.evaluation.scoring import context_length, generate_lines, require_tokenizer, special_prefix
 from govtune.evaluation.xnli_eval import _check_examples
 from govtune.tasks.prompts import flores_prompt
@@ -56,9 +56,10 @@ def evaluate_flores(model, tokenizer, examples: dict[str, list[dict]], *, batch_
         recs = [p for p in preds if p["pair"] == pair]
         tgt = exs[0]["tgt_lang"]
         hy, rf = [r["hypothesis"] for r in recs], [r["reference"] for r in recs]
-        pairs[pair] = {"bleu": corpus_bleu(hy, rf, tgt), "chrf": corpus_chrf(hy, rf), "n": len(recs),
+        bleu, signature = bleu_with_signature(hy, rf, tgt)
+        pairs[pair] = {"bleu": bleu, "chrf": corpus_chrf(hy, rf), "n": len(recs),
                        "truncated": sum(cut for (p, _), (_, cut) in zip(flat, fitted) if p == pair),
-                       "signature": bleu_signature(tgt)}
+                       "signature": signature}
     bleu = {p: v["bleu"] for p, v in pairs.items()}
     metrics = {"task": "flores", "pairs": pairs, "average_bleu": macro(bleu), "direction_gap": parity_gap(bleu),
                "average_chrf": macro({p: v["chrf"] for p, v in pairs.items()}),

@@ -78,10 +78,17 @@ def bleu_tokenizer(tgt_lang: str) -> str:
 
 def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str], tgt_lang: str) -> float:
     """Detokenised corpus BLEU (sacreBLEU defaults, one reference)."""
+    return bleu_with_signature(hypotheses, references, tgt_lang)[0]
+
+
+def bleu_with_signature(hypotheses: Sequence[str], references: Sequence[str], tgt_lang: str) -> tuple[float, str]:
+    """(BLEU, sacreBLEU signature): the signature says exactly how the score was computed."""
     from sacrebleu.metrics import BLEU
 
     _check(hypotheses, references)
-    return float(BLEU(tokenize=bleu_tokenizer(tgt_lang)).corpus_score(list(hypotheses), [list(references)]).score)
+    bleu = BLEU(tokenize=bleu_tokenizer(tgt_lang))
+    score = bleu.corpus_score(list(hypotheses), [list(references)]).score
+    return float(score), str(bleu.get_signature())
 
 
 def corpus_chrf(hypotheses: Sequence[str], references: Sequence[str]) -> float:
@@ -90,12 +97,6 @@ def corpus_chrf(hypotheses: Sequence[str], references: Sequence[str]) -> float:
 
     _check(hypotheses, references)
     return float(CHRF(word_order=2).corpus_score(list(hypotheses), [list(references)]).score)
-
-
-def bleu_signature(tgt_lang: str) -> str:
-    from sacrebleu.metrics import BLEU
-
-    return str(BLEU(tokenize=bleu_tokenizer(tgt_lang)).get_signature())
 
 
 def _check(hyps, refs):

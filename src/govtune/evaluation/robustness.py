@@ -56,6 +56,7 @@ def _strip_marks(text: str) -> str:
 
 # --- punctuation normalisation ---
 def punct_latin(text: str) -> str:
+    text = re.sub(r"«\s*", "«", re.sub(r"\s*»", "»", text))  # French spacing inside guillemets
     return _SPACE_BEFORE_PUNCT.sub(r"\1", _typographic(text))
 
 

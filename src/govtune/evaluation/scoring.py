@@ -92,13 +92,15 @@ def pad_batch(seqs: list[list[int]], pad_id: int, side: str) -> tuple[torch.Tens
     return ids, mask, pos
 
 
-def _forward(model, ids, mask, pos, keep: int = 0) -> torch.Tensor:
+def _forward(model, ids, mask, pos, keep: int = 0, past=None):
     kwargs = {"input_ids": ids.to(model.device), "attention_mask": mask.to(model.device)}
     if accepts(model, "position_ids"):
         kwargs["position_ids"] = pos.to(model.device)
     if keep and accepts(model, "logits_to_keep"):
         kwargs["logits_to_keep"] = keep
-    return model(**kwargs, use_cache=False).logits
+    if past is not None:
+        kwargs["past_key_values"] = past
+    return model(**kwargs, use_cache=True)
 
 
 @torch.inference_mode()
@@ -107,36 +109,47 @@ def loglikelihoods(model, requests: list[tuple[list[int], list[int]]], *, batch_
                    desc: str = "scoring") -> list[float]:
     """Sum of log p(continuation token | everything before) for each (context ids, continuation ids).
 
-    Requests with the same context and a one-token continuation share one row (the three XNLI labels
-    of an example are then one forward pass); longest rows go first so padding stays small."""
+    Requests that share a context (the three labels of an XNLI example) are scored together: one forward
+    pass over the context fills the KV cache and gives every continuation's first token; a second, short
+    pass over the continuations (cache rows repeated per continuation) gives the rest. The prompt is thus
+    read once, not three times. Longest contexts go first so padding stays small."""
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
-    rows: dict[tuple, list[tuple[int, list[int]]]] = {}
+    groups: dict[tuple, list[tuple[int, list[int]]]] = {}
     for r, (ctx, cont) in enumerate(requests):
-        key = (tuple(ctx),) if len(cont) == 1 else (tuple(ctx), tuple(cont), r)
-        rows.setdefault(key, []).append((r, cont))
-    # A row is the input (context + continuation minus its last token) and the requests it answers.
-    row_list = []
-    for key, reqs in rows.items():
-        ctx = list(key[0])
-        inp = ctx + reqs[0][1][:-1]
-        row_list.append((inp, len(ctx), reqs))
-    row_list.sort(key=lambda x: -len(x[0]))
+        if not cont or not ctx:
+            raise ValueError(f"request {r} has an empty context or continuation: both need tokens")
+        groups.setdefault(tuple(ctx), []).append((r, list(cont)))
+    order = sorted(groups, key=len, reverse=True)
     out = [0.0] * len(requests)
-    for b in tqdm(range(0, len(row_list), batch_size), disable=not progress, desc=desc, unit="batch"):
-        chunk = row_list[b:b + batch_size]
-        ids, mask, pos = pad_batch([c[0] for c in chunk], pad_id, padding_side)
-        width = ids.shape[1]
-        # Logit at input position p predicts token p + 1; the continuation starts at position n_ctx.
-        n_needed = max(len(c[0]) - c[1] + 1 for c in chunk)
-        keep = n_needed if padding_side == "left" else 0
-        logp = F.log_softmax(_forward(model, ids, mask, pos, keep).float(), dim=-1)
-        offset = width - logp.shape[1]  # logits kept only for the last positions
-        for i, (inp, n_ctx, reqs) in enumerate(chunk):
-            start = (width - len(inp) if padding_side == "left" else 0) + n_ctx - 1 - offset
-            for r, cont in reqs:
-                pos_idx = torch.arange(start, start + len(cont))
-                out[r] = float(logp[i, pos_idx, torch.tensor(cont)].sum())
+    for b in tqdm(range(0, len(order), batch_size), disable=not progress, desc=desc, unit="batch"):
+        ctxs = order[b:b + batch_size]
+        ids, mask, pos = pad_batch([list(c) for c in ctxs], pad_id, padding_side)
+        res = _forward(model, ids, mask, pos, keep=1 if padding_side == "left" else 0)
+        last = mask.sum(1) - 1 if padding_side == "right" else torch.full((len(ctxs),), ids.shape[1] - 1)
+        if res.logits.shape[1] == 1:
+            last = torch.zeros_like(last)
+        first = F.log_softmax(res.logits[torch.arange(len(ctxs)), last].float(), dim=-1)  # (B, V)
+        rest = []  # (batch row, request, continuation) whose tokens after the first need the second pass
+        for i, c in enumerate(ctxs):
+            for r, cont in groups[c]:
+                out[r] = float(first[i, cont[0]])
+                if len(cont) > 1:
+                    rest.append((i, r, cont))
+        if not rest:
+            continue
+        rows = torch.tensor([i for i, _, _ in rest])
+        cache = res.past_key_values
+        cache.batch_select_indices(rows)  # one cache row per continuation (rows repeat)
+        # Continuation inputs are right-padded after the context: real tokens sit at the same positions
+        # whatever the padding, and the logits read below never touch a pad.
+        cids, cmask, _ = pad_batch([cont[:-1] for _, _, cont in rest], pad_id, "right")
+        cpos = (pos[rows, -1:] if padding_side == "left" else last[rows, None]) + 1 + torch.arange(cids.shape[1])
+        logits = _forward(model, cids, torch.cat([mask[rows], cmask], 1), cpos, past=cache).logits
+        logp = F.log_softmax(logits.float(), dim=-1)
+        for k, (_, r, cont) in enumerate(rest):
+            tail = torch.tensor(cont[1:])
+            out[r] += float(logp[k, torch.arange(len(tail)), tail].sum())
     return out
 
 

@@ -145,7 +145,9 @@ def _robustness(model, tokenizer, flat, probs, gold_idx, lang_arr, clean_acc, *,
     result = {"seed": seed, "macro_clean": macro(clean_acc), "macro_perturbed": macro(pert_acc),
               "macro_drop": macro(clean_acc) - macro(pert_acc),
               "by_language": {lang: {"clean": clean_acc[lang], "perturbed": pert_acc[lang],
-                                     "drop": clean_acc[lang] - pert_acc[lang]} for lang in clean_acc},
+                                     "drop": clean_acc[lang] - pert_acc[lang],
+                                     "unchanged": int(((ops == "none") & (lang_arr == lang)).sum())}
+                              for lang in clean_acc},
               "by_operation": by_op, "unchanged": int((ops == "none").sum())}
     records = [_record(drawn[i][0], p_probs[i], drawn[i][1]) for i in changed]
     return result, records

@@ -1,0 +1,144 @@
+"""`govtune eval`: evaluate a model (optionally with a govtune adapter) on XNLI or FLORES and write
+DIR/metrics.json, DIR/predictions.jsonl and DIR/report.md with its figures."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+TASKS = ("xnli", "flores")
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "spiece.model", "vocab.json",
+                    "vocab.txt", "sentencepiece.bpe.model")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("eval", help="evaluate a model on XNLI or FLORES",
+                              description=__doc__.splitlines()[0],
+                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--model", required=True, help="model name or path (smollm2-135m-instruct, tiny-llama, a "
+                                                   "transformers checkpoint directory or hub name)")
+    p.add_argument("--adapter", default=None, help="directory of a govtune adapter to load onto the model")
+    p.add_argument("--task", required=True, choices=TASKS)
+    p.add_argument("--langs", default="en,zh,hi", help="XNLI languages, comma-separated")
+    p.add_argument("--pairs", default="en-zh,en-es", help="FLORES directions src-tgt, comma-separated")
+    p.add_argument("--limit", type=int, default=None, help="examples per language / direction (default: all)")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0, help="seed of the robustness perturbations")
+    p.add_argument("--data", default=None, help="data directory (DIR/xnli, DIR/flores) or a Hugging Face dataset "
+                                                "name; default: the data shipped with govtune")
+    p.add_argument("--split", default="dev")
+    p.add_argument("--all-rows", action="store_true",
+                   help="use every row of the split (default for dev: the evaluation rows, disjoint from the "
+                        "few-shot pool)")
+    p.add_argument("--no-robustness", action="store_true", help="skip the orthographic robustness pass (XNLI)")
+    p.add_argument("--max-new-tokens", type=int, default=128, help="generation budget per line (FLORES)")
+    p.add_argument("--padding-side", choices=("left", "right"), default="left")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run)
+
+
+def load_for_eval(name: str, adapter: str | None = None):
+    """(model, tokenizer): causal LMs through govtune.models.load_model; checkpoints whose architecture
+    is a sequence-classification head through AutoModelForSequenceClassification."""
+    from govtune.models import load_model
+
+    path = Path(name).expanduser()
+    if path.is_dir() and (path / "config.json").exists():
+        if not any((path / f).exists() for f in _TOKENIZER_FILES):
+            raise ValueError(f"model directory {path} has no tokenizer files: save the tokenizer next to the "
+                             f"weights (tokenizer.save_pretrained('{path}')) or copy them from the base model")
+        from transformers import AutoConfig
+
+        archs = AutoConfig.from_pretrained(path).architectures or []
+        if any(a.endswith("ForSequenceClassification") for a in archs):
+            from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+            return AutoModelForSequenceClassification.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path)
+    model, tok = load_model(name)
+    if adapter is not None:
+        try:
+            import govtune
+
+            model = govtune.load_adapter(model, adapter) or model
+        except (ModuleNotFoundError, AttributeError) as e:
+            raise ValueError(f"--adapter needs govtune's adapter API (govtune.adapters), which this install "
+                             f"lacks ({e}); evaluate a merged checkpoint with --model instead") from e
+        model.eval()
+    return model, tok
+
+
+def _split_list(value: str, what: str) -> list[str]:
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items:
+        raise ValueError(f"no {what} given: pass a comma-separated list")
+    return items
+
+
+def run(args) -> int:
+    import torch
+
+    from govtune.data import FLORES_EVAL_LINES, XNLI_EVAL_ROWS
+    from govtune.evaluation import evaluate_flores, evaluate_xnli
+    from govtune.evaluation.report import flores_figure, report_markdown, write_atomic, write_json, write_jsonl
+    from govtune.tasks.flores import load_flores
+    from govtune.tasks.xnli import load_xnli
+
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    out = Path(args.out)
+    default_rows = args.split == "dev" and not args.all_rows
+    # Load the data before the model: a wrong language or path fails in a second, not after a model load.
+    try:
+        if args.task == "xnli":
+            data = {lang: load_xnli(lang, args.split, args.data, rows=XNLI_EVAL_ROWS if default_rows else None,
+                                    limit=args.limit) for lang in _split_list(args.langs, "--langs")}
+        else:
+            data = {}
+            for pair in _split_list(args.pairs, "--pairs"):
+                if pair.count("-") != 1:
+                    raise ValueError(f"FLORES direction {pair!r} is not src-tgt: write it as en-zh")
+                src, tgt = pair.split("-")
+                data[pair] = load_flores(src, tgt, args.split, args.data,
+                                         lines=FLORES_EVAL_LINES if default_rows else None, limit=args.limit)
+    except ValueError as e:
+        if default_rows and "rows" in str(e):
+            raise ValueError(f"{e} (the default dev selection is the evaluation rows of the full split; for a "
+                             f"smaller file pass --all-rows)") from e
+        raise
+    model, tok = load_for_eval(args.model, args.adapter)
+    progress = not args.no_progress
+    t0 = time.perf_counter()
+    if args.task == "xnli":
+        metrics, preds = evaluate_xnli(model, tok, data, batch_size=args.batch_size,
+                                       robustness=not args.no_robustness, seed=args.seed, progress=progress,
+                                       padding_side=args.padding_side)
+    else:
+        metrics, preds = evaluate_flores(model, tok, data, batch_size=args.batch_size,
+                                         max_new_tokens=args.max_new_tokens, progress=progress)
+    metrics["run"] = {"model": args.model, "adapter": args.adapter, "data": str(args.data or "govtune.data"),
+                      "split": args.split, "rows": "evaluation rows" if default_rows else "all",
+                      "limit": args.limit, "batch_size": args.batch_size, "seed": args.seed,
+                      "padding_side": args.padding_side, "device": str(model.device),
+                      "threads": torch.get_num_threads(), "total_seconds": time.perf_counter() - t0}
+    figure = None
+    if args.task == "xnli":
+        from govtune.evaluation.plots import reliability_diagram
+
+        reliability_diagram(preds, out / "reliability.png", title=f"XNLI reliability: {args.model}")
+        figure = "reliability.png"
+    else:
+        flores_figure(metrics, out / "flores.png")
+        figure = "flores.png"
+    write_jsonl(out / "predictions.jsonl", preds)
+    write_json(out / "metrics.json", metrics)
+    write_atomic(out / "report.md", report_markdown(metrics, figure))
+    print(f"wrote {out / 'metrics.json'}, {out / 'predictions.jsonl'}, {out / 'report.md'}")
+    if args.task == "xnli":
+        print(f"XNLI macro {metrics['macro']:.1f}  parity gap {metrics['parity_gap']:.1f}  "
+              f"Avg-ECE {metrics['avg_ece']:.1f}" + (f"  robustness drop {metrics['robustness']['macro_drop']:.1f}"
+                                                     if "robustness" in metrics else ""))
+    else:
+        print(f"FLORES average BLEU {metrics['average_bleu']:.1f}  direction gap {metrics['direction_gap']:.1f}")
+    return 0

@@ -1,0 +1,110 @@
+"""Result files of an evaluation run, each written atomically: metrics.json, predictions.jsonl, report.md
+and the figures it shows."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import orjson
+
+
+def write_atomic(path: str | Path, data: bytes | str) -> Path:
+    """Write to a temporary file in the same directory, then rename over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def _clean(obj):
+    """NaN is not JSON: written as null."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def write_json(path, obj) -> Path:
+    return write_atomic(path, json.dumps(_clean(obj), indent=2, ensure_ascii=False) + "\n")
+
+
+def write_jsonl(path, rows) -> Path:
+    return write_atomic(path, b"".join(orjson.dumps(_clean(r)) + b"\n" for r in rows))
+
+
+def _f(x) -> str:
+    return "-" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.1f}"
+
+
+def xnli_markdown(metrics: dict, figure: str | None) -> str:
+    langs = metrics["languages"]
+    lines = ["## XNLI", "", "| language | n | accuracy (%) | ECE (%) | truncated |", "|---|---|---|---|---|"]
+    lines += [f"| {lang} | {v['n']} | {_f(v['accuracy'])} | {_f(v['ece'])} | {v['truncated']} |"
+              for lang, v in langs.items()]
+    lines += ["", f"Macro **{_f(metrics['macro'])}**, parity gap Δ **{_f(metrics['parity_gap'])}**, "
+                  f"Avg-ECE **{_f(metrics['avg_ece'])}** (percent; ECE: 15 equal-width bins, top-label, L1)."]
+    rob = metrics.get("robustness")
+    if rob:
+        lines += ["", "### Orthographic robustness", "",
+                  f"Macro accuracy clean {_f(rob['macro_clean'])} -> perturbed {_f(rob['macro_perturbed'])}: "
+                  f"drop **{_f(rob['macro_drop'])}** points (seed {rob['seed']}; {rob['unchanged']} examples no "
+                  f"operation changes stay clean).", "",
+                  "| operation | n | clean acc. | perturbed acc. | drop |", "|---|---|---|---|---|"]
+        lines += [f"| {op} | {v['n']} | {_f(v['clean_accuracy'])} | {_f(v['perturbed_accuracy'])} | {_f(v['drop'])} |"
+                  for op, v in rob["by_operation"].items()]
+    if figure:
+        lines += ["", f"![reliability diagram]({figure})"]
+    return "\n".join(lines)
+
+
+def flores_markdown(metrics: dict, figure: str | None) -> str:
+    lines = ["## FLORES", "", "| direction | n | BLEU | chrF++ | truncated | sacreBLEU signature |",
+             "|---|---|---|---|---|---|"]
+    lines += [f"| {p} | {v['n']} | {_f(v['bleu'])} | {_f(v['chrf'])} | {v['truncated']} | `{v['signature']}` |"
+              for p, v in metrics["pairs"].items()]
+    lines += ["", f"Average BLEU **{_f(metrics['average_bleu'])}**, direction gap Δ "
+                  f"**{_f(metrics['direction_gap'])}**, average chrF++ {_f(metrics['average_chrf'])}."]
+    if figure:
+        lines += ["", f"![BLEU and chrF++ per direction]({figure})"]
+    return "\n".join(lines)
+
+
+def report_markdown(metrics: dict, figure: str | None = None) -> str:
+    run = metrics.get("run", {})
+    t = metrics.get("timing", {})
+    head = ["# govtune evaluation", "",
+            f"Model `{run.get('model')}`" + (f" with adapter `{run['adapter']}`" if run.get("adapter") else "")
+            + f", data `{run.get('data')}` split `{run.get('split')}`.", "",
+            f"Throughput: {_f(t.get('examples_per_second'))} examples/s over {t.get('examples')} examples "
+            f"(batch size {t.get('batch_size')}, {run.get('threads')} CPU threads / device {run.get('device')}).",
+            "", ""]
+    body = xnli_markdown(metrics, figure) if metrics["task"] == "xnli" else flores_markdown(metrics, figure)
+    return "\n".join(head) + body + "\n"
+
+
+def flores_figure(metrics: dict, path) -> Path:
+    from govtune.evaluation.plots import plt, save_figure
+
+    pairs = list(metrics["pairs"])
+    fig, ax = plt.subplots(figsize=(1.6 + 1.2 * len(pairs), 3.2))
+    x = range(len(pairs))
+    ax.bar([i - 0.2 for i in x], [metrics["pairs"][p]["bleu"] for p in pairs], width=0.4, label="BLEU")
+    ax.bar([i + 0.2 for i in x], [metrics["pairs"][p]["chrf"] for p in pairs], width=0.4, label="chrF++")
+    ax.set_xticks(list(x), pairs)
+    ax.set_ylabel("score")
+    ax.legend(fontsize=8)
+    return save_figure(fig, path)

@@ -1,0 +1,89 @@
+"""`govtune eval` end to end on the tiny random models."""
+
+import json
+
+import orjson
+import pytest
+
+from govtune.cli import main
+from govtune.tasks.xnli import LABELS
+
+
+def _run(capsys, *argv):
+    code = main(["eval", "--no-progress", *argv])
+    return code, capsys.readouterr()
+
+
+def test_eval_xnli_writes_three_files(tmp_path, capsys):
+    out = tmp_path / "xnli"
+    code, _ = _run(capsys, "--model", "tiny-llama", "--task", "xnli", "--langs", "en,zh,hi", "--limit", "4",
+                   "--out", str(out), "--batch-size", "5", "--seed", "3")
+    assert code == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["task"] == "xnli" and list(m["languages"]) == ["en", "zh", "hi"]
+    for v in m["languages"].values():
+        assert set(v) >= {"accuracy", "ece", "n"} and v["n"] == 4 and 0 <= v["accuracy"] <= 100
+    accs = [v["accuracy"] for v in m["languages"].values()]
+    assert m["macro"] == pytest.approx(sum(accs) / 3) and m["parity_gap"] == pytest.approx(max(accs) - min(accs))
+    assert m["avg_ece"] == pytest.approx(sum(v["ece"] for v in m["languages"].values()) / 3)
+    rob = m["robustness"]
+    assert rob["seed"] == 3 and rob["macro_drop"] == pytest.approx(rob["macro_clean"] - rob["macro_perturbed"])
+    assert sum(v["n"] for v in rob["by_operation"].values()) == 12
+    assert m["truncated"] == sum(v["truncated"] for v in m["languages"].values()) > 0  # Hindi bytes > 512
+    assert m["run"]["rows"] == "evaluation rows"
+    preds = [orjson.loads(line) for line in (out / "predictions.jsonl").read_bytes().splitlines()]
+    clean = [p for p in preds if p["perturbation"] is None]
+    assert len(clean) == 12 and len(preds) - 12 == 12 - rob["unchanged"]
+    assert {p["index"] for p in clean} == {1245, 1246, 1247, 1248}  # evaluation rows, not the few-shot pool
+    for p in preds:
+        assert set(p["probs"]) == set(LABELS) and sum(p["probs"].values()) == pytest.approx(1)
+        assert p["prediction"] == max(p["probs"], key=p["probs"].get) and p["gold"] in LABELS
+    report = (out / "report.md").read_text()
+    assert "Macro" in report and "reliability.png" in report and (out / "reliability.png").stat().st_size > 1000
+    assert not list(out.glob(".*"))  # no temporary files left behind
+
+
+def test_eval_flores_writes_three_files(tmp_path, capsys):
+    out = tmp_path / "flores"
+    code, _ = _run(capsys, "--model", "tiny-bloom", "--task", "flores", "--pairs", "en-zh,en-es", "--limit", "3",
+                   "--max-new-tokens", "6", "--out", str(out))
+    assert code == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["task"] == "flores" and set(m["pairs"]) == {"en-zh", "en-es"}
+    assert "tok:zh" in m["pairs"]["en-zh"]["signature"] and "tok:13a" in m["pairs"]["en-es"]["signature"]
+    b = [v["bleu"] for v in m["pairs"].values()]
+    assert m["average_bleu"] == pytest.approx(sum(b) / 2) and m["direction_gap"] == pytest.approx(max(b) - min(b))
+    preds = [orjson.loads(line) for line in (out / "predictions.jsonl").read_bytes().splitlines()]
+    assert len(preds) == 6 and {p["index"] for p in preds} == {500, 501, 502}
+    assert all("\n" not in p["hypothesis"] and p["reference"] for p in preds)
+    assert (out / "report.md").exists() and (out / "flores.png").exists()
+
+
+def test_eval_bad_input_messages(tmp_path, capsys):
+    code, err = _run(capsys, "--model", "tiny-llama", "--task", "xnli", "--langs", "en,ja", "--out", str(tmp_path))
+    assert code == 2 and "XNLI has no language 'ja'" in err.err
+    code, err = _run(capsys, "--model", "tiny-llama", "--task", "xnli", "--limit", "0", "--out", str(tmp_path))
+    assert code == 2 and "limit must be >= 1" in err.err
+    code, err = _run(capsys, "--model", "tiny-llama", "--task", "flores", "--pairs", "en-fr", "--out", str(tmp_path))
+    assert code == 2 and "no FLORES file" in err.err and "fra_Latn.dev" in err.err
+    # An empty test set.
+    (tmp_path / "data" / "xnli").mkdir(parents=True)
+    (tmp_path / "data" / "xnli" / "en.dev.jsonl").write_text("")
+    code, err = _run(capsys, "--model", "tiny-llama", "--task", "xnli", "--langs", "en", "--data",
+                     str(tmp_path / "data"), "--all-rows", "--out", str(tmp_path / "o"))
+    assert code == 2 and "empty XNLI test set for 'en'" in err.err
+    # A small file and the default evaluation rows.
+    (tmp_path / "data" / "xnli" / "en.dev.jsonl").write_text(
+        '{"premise": "a", "hypothesis": "b", "label": "neutral"}\n')
+    code, err = _run(capsys, "--model", "tiny-llama", "--task", "xnli", "--langs", "en", "--data",
+                     str(tmp_path / "data"), "--out", str(tmp_path / "o"))
+    assert code == 2 and "--all-rows" in err.err
+    # A model directory without tokenizer files.
+    from govtune.models import tiny_model
+
+    model, _ = tiny_model("tiny-llama")
+    model.save_pretrained(tmp_path / "notok")
+    code, err = _run(capsys, "--model", str(tmp_path / "notok"), "--task", "xnli", "--limit", "1",
+                     "--out", str(tmp_path / "o"))
+    assert code == 2 and "has no tokenizer files" in err.err
+    assert not (tmp_path / "o").exists()
