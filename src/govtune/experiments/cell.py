@@ -55,9 +55,9 @@ def _calibration_batches(tokenizer, pairs, config: StudyConfig, device) -> list[
 
 
 def run_cell(cell: Cell, config: StudyConfig, data: StudyData, run_dir: Path, accelerator,
-             model_loader, progress: bool = True) -> tuple[dict[str, Any], dict[str, list]]:
+             model_loader, progress: bool = True, write: bool = True) -> tuple[dict[str, Any], dict[str, list]]:
     """Train and evaluate one cell; returns (result, curves). Writes history.json and predictions/ under
-    run_dir; the caller records the result and marks the cell done."""
+    run_dir (when `write`: the main process); the caller records the result and marks the cell done."""
     from govtune.evaluation import evaluate_flores, evaluate_xnli
 
     t0 = time.perf_counter()
@@ -75,6 +75,7 @@ def run_cell(cell: Cell, config: StudyConfig, data: StudyData, run_dir: Path, ac
         calibration = None
         if options["method"] in ("lora_ga", "hybrid"):
             calibration = _calibration_batches(tokenizer, pairs, config, accelerator.device)
+            options.setdefault("ga_batches", len(calibration))
         torch.manual_seed(cell.seed)  # adapter init depends on the seed only, not on what ran before
         adapters.inject(model, adapters.AdapterConfig(**options), calibration=calibration)
         tc = TrainConfig(epochs=config.epochs, lr=config.lr_for(cell.method), batch_size=config.batch_size,
@@ -86,7 +87,8 @@ def run_cell(cell: Cell, config: StudyConfig, data: StudyData, run_dir: Path, ac
         result = train(model, tokenizer, pairs, val_pairs, tc, out_dir=run_dir / "checkpoint",
                        accelerator=accelerator)
         model = accelerator.unwrap_model(model)
-        atomic_write_json(run_dir / "history.json", result.history.to_dict())
+        if write:
+            atomic_write_json(run_dir / "history.json", result.history.to_dict())
         curves = result.history.curves()
         lam_final = result.history.lam_final()
         fp = result.footprint.to_dict()
@@ -102,12 +104,14 @@ def run_cell(cell: Cell, config: StudyConfig, data: StudyData, run_dir: Path, ac
         xm, xpred = evaluate_xnli(model, tokenizer, data.xnli_eval(), batch_size=config.eval_batch_size,
                                   robustness=config.robustness, seed=cell.seed, progress=progress)
         metrics["xnli"] = xm
-        _write_jsonl(run_dir / "predictions" / "xnli.jsonl", xpred)
+        if write:
+            _write_jsonl(run_dir / "predictions" / "xnli.jsonl", xpred)
         if "flores" in config.tasks:
             fm, fpred = evaluate_flores(model, tokenizer, data.flores_eval(), batch_size=config.eval_batch_size,
                                         max_new_tokens=config.max_new_tokens, progress=progress)
             metrics["flores"] = fm
-            _write_jsonl(run_dir / "predictions" / "flores.jsonl", fpred)
+            if write:
+                _write_jsonl(run_dir / "predictions" / "flores.jsonl", fpred)
     accelerator.free_memory()
     del model
     result = {"run_id": cell.run_id, "method": cell.method, "seed": cell.seed, "shots": cell.shots,

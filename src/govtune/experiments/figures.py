@@ -55,32 +55,53 @@ def frontier(s: "Study", path: Path) -> bool:
     return True
 
 
+def _mean_curve(runs: list[dict], curve: str) -> tuple[list[float], list[float]]:
+    per_x: dict[float, list[float]] = {}
+    for r in runs:
+        for x, y in r["curves"].get(curve, []):
+            per_x.setdefault(x, []).append(y)
+    xs = sorted(per_x)
+    return xs, [_mean(per_x[x]) for x in xs]
+
+
 def dynamics(s: "Study", path: Path) -> bool:
+    """Gradient norm and training loss per step (thin) with their epoch means (markers), and the
+    validation loss per epoch: the papers' Figure 4, plus the per-step view short runs need."""
     from govtune.experiments.report import label
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     drawn = False
-    for m in s.methods:
+    for i, m in enumerate(s.methods):
         runs = s.cell(m)
-        for ax, curve in ((axes[0], "epoch/grad_norm"), (axes[1], "epoch/val_loss")):
-            per_epoch: dict[float, list[float]] = {}
-            for r in runs:
-                for x, y in r["curves"].get(curve, []):
-                    per_epoch.setdefault(x, []).append(y)
-            if per_epoch:
-                xs = sorted(per_epoch)
-                ax.plot(xs, [_mean(per_epoch[x]) for x in xs], marker="o", label=label(m))
+        color = f"C{i}"
+        steps_per_epoch = max((r["footprint"].get("train_steps") or 0) for r in runs) / max(
+            len(_mean_curve(runs, "epoch/train_loss")[0]), 1) if runs else 1
+        for ax, step_curve, epoch_curve in ((axes[0], "step/grad_norm", "epoch/grad_norm"),
+                                            (axes[1], "step/loss", "epoch/train_loss"),
+                                            (axes[2], None, "epoch/val_loss")):
+            if step_curve:
+                xs, ys = _mean_curve(runs, step_curve)
+                if xs:
+                    ax.plot(xs, ys, color=color, lw=0.8, alpha=0.6)
+                    drawn = True
+            xs, ys = _mean_curve(runs, epoch_curve)
+            if xs:
+                # epoch means sit at the epoch's last step on the step axes
+                ex = [x * steps_per_epoch for x in xs] if step_curve else xs
+                ax.plot(ex, ys, color=color, marker="o", lw=1.5, label=label(m))
                 drawn = True
     if not drawn:
         plt.close(fig)
         return False
-    for ax, title in ((axes[0], "gradient norm (mean per epoch, before clipping)"),
-                      (axes[1], "validation loss per target token")):
-        ax.set_xlabel("epoch")
+    for ax, title, xlabel in ((axes[0], "gradient norm (before clipping)", "optimiser step"),
+                              (axes[1], "training loss per target token", "optimiser step"),
+                              (axes[2], "validation loss per target token", "epoch")):
         ax.set_title(title, fontsize=10)
+        ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(f"Training dynamics ({s.model}, {s.main_shots}-shot, mean over seeds)")
+    fig.suptitle(f"Training dynamics ({s.model}, {s.main_shots}-shot; lines per step, markers per epoch; "
+                 f"mean over seeds)")
     _save(fig, path)
     return True
 

@@ -99,39 +99,55 @@ def run_study(config: StudyConfig, out_dir: str | Path, resume: bool = False, pr
     """Run every unfinished cell of the study into out_dir, then write the report."""
     import torch
 
+    from accelerate import PartialState
+
+    # Under `accelerate launch` every process runs the grid (training is data-parallel); only the main
+    # process checks, curates and writes, the others wait for it at each barrier.
+    state = PartialState()
+    main = state.is_main_process
     out_dir = Path(out_dir)
-    check_out_dir(config, out_dir, resume)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _write_study_file(config, out_dir)
+    if main:
+        check_out_dir(config, out_dir, resume)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _write_study_file(config, out_dir)
+    state.wait_for_everyone()
     loader = model_loader or _model_loader(config)
     outcome = StudyOutcome(out_dir)
-    data = StudyData(config, out_dir, progress=progress)
+    data = StudyData(config, out_dir, progress=progress and main)
     cells = grid_cells(config)
     todo = [c for c in cells if not is_done(out_dir, c)]
     outcome.skipped = [c.run_id for c in cells if c not in todo]
     accelerator = make_accelerator(config.mixed_precision, config.grad_accum) if todo else None
     try:
-        _curate_stages(config, data, todo, loader)
+        if main:
+            _curate_stages(config, data, todo, loader)
+        state.wait_for_everyone()
         bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc="grid", unit="run",
-                   disable=not progress)
+                   disable=not (progress and main))
         for cell in todo:
             bar.set_postfix_str(cell.run_id)
             rdir = run_dir(out_dir, cell)
-            if rdir.exists():
-                shutil.rmtree(rdir)  # an unfinished earlier attempt: start the cell over
-            rdir.mkdir(parents=True)
+            if main:
+                if rdir.exists():
+                    shutil.rmtree(rdir)  # an unfinished earlier attempt: start the cell over
+                rdir.mkdir(parents=True)
+            state.wait_for_everyone()
             try:
-                result, curves = run_cell(cell, config, data, rdir, accelerator, loader, progress=progress)
+                result, curves = run_cell(cell, config, data, rdir, accelerator, loader,
+                                          progress=progress and main, write=main)
             except TrainingDiverged as e:
-                atomic_write_text(rdir / FAILED, str(e) + "\n")
+                if main:
+                    atomic_write_text(rdir / FAILED, str(e) + "\n")
+                    tqdm.write(f"{cell.run_id}: {e}")
                 outcome.failed[cell.run_id] = str(e)
-                tqdm.write(f"{cell.run_id}: {e}")
                 bar.update(1)
                 continue
-            atomic_write_json(rdir / "result.json", result)
-            record_run(out_dir, result, curves)
-            atomic_write_text(rdir / DONE, result["finished_at"] + "\n")
-            write_results_json(out_dir, _finished_results(out_dir))
+            if main:
+                atomic_write_json(rdir / "result.json", result)
+                record_run(out_dir, result, curves)
+                atomic_write_text(rdir / DONE, result["finished_at"] + "\n")
+                write_results_json(out_dir, _finished_results(out_dir))
+            state.wait_for_everyone()
             outcome.ran.append(cell.run_id)
             bar.update(1)
             if after_cell is not None:
@@ -143,7 +159,7 @@ def run_study(config: StudyConfig, out_dir: str | Path, resume: bool = False, pr
             f"{str(e).splitlines()[0] if str(e) else 'out of memory'}). Lower batch_size or max_length, "
             f"set grad_accum, use mixed_precision=bf16 on a GPU, or a smaller model. Finished runs in "
             f"{out_dir} are kept; rerun with --resume.") from None
-    if report:
+    if report and main:
         from govtune.experiments.report import write_report
 
         outcome.report = write_report(out_dir)

@@ -50,7 +50,11 @@ def mean(values: list[float]) -> float | None:
 def welch(a: list[float], b: list[float]) -> str:
     if len(a) < 2 or len(b) < 2:
         return "n/a"
-    p = _stats().welch_p(a, b)
+    import warnings
+
+    with warnings.catch_warnings():  # scipy warns on (near-)identical samples; the p-value says enough
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p = _stats().welch_p(a, b)
     return "n/a" if p is None or (isinstance(p, float) and math.isnan(p)) else f"{p:.3f}"
 
 
