@@ -99,7 +99,8 @@ def dynamics(s: "Study", path: Path) -> bool:
         ax.set_title(title, fontsize=10)
         ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     fig.suptitle(f"Training dynamics ({s.model}, {s.main_shots}-shot; lines per step, markers per epoch; "
                  f"mean over seeds)")
     _save(fig, path)
