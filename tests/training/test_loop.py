@@ -118,3 +118,24 @@ def test_bad_train_config_values():
         TrainConfig(schedule="exp")
     with pytest.raises(ValueError, match="warmup_ratio"):
         TrainConfig(warmup_ratio=1.5)
+
+
+@pytest.mark.parametrize("kind", ["tiny-llama", "tiny-bloom"])
+def test_target_loss_with_kept_logits_equals_the_full_right_padded_loss(kind):
+    from govtune.training.data import PairCollator, encode_pairs
+    from govtune.training.loop import TargetLoss
+
+    model, tok = tiny_model(kind)
+    pairs = [("Short prompt:", " yes"), ("A much longer prompt than the first one:", " a longer target"),
+             ("Mid prompt here:", " no")]
+    enc = encode_pairs(tok, pairs, 128)
+    left = PairCollator(tok.pad_token_id, "left")(enc)
+    right = PairCollator(tok.pad_token_id, "right")(enc)
+    with torch.no_grad():
+        ref = model(input_ids=right["input_ids"], attention_mask=right["attention_mask"],
+                    labels=right["labels"]).loss  # transformers' own token-mean loss
+        loss_fn = TargetLoss(model)
+        assert loss_fn.keep  # both model families let us skip the prompt's logits
+        loss, n = loss_fn(model, left)
+    assert int(n) == sum(sum(1 for x in e.labels if x != -100) for e in enc)
+    torch.testing.assert_close(loss, ref, rtol=1e-4, atol=1e-5)

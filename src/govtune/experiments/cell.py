@@ -46,11 +46,16 @@ def grid_cells(config: StudyConfig) -> list[Cell]:
     return cells
 
 
-def _calibration_batches(tokenizer, pairs, config: StudyConfig, device) -> list[dict[str, torch.Tensor]]:
+def _calibration_batches(model, tokenizer, pairs, config: StudyConfig, device) -> list[dict[str, torch.Tensor]]:
     """A few training batches (with labels) for the LoRA-GA gradient estimate, in a fixed order."""
+    import inspect
+
     enc = encode_pairs(tokenizer, pairs[: config.batch_size * config.calibration_batches], config.max_length)
     collate = PairCollator(pad_id(tokenizer))
-    return [{k: v.to(device) for k, v in collate(enc[i:i + config.batch_size]).items()}
+    keys = {"input_ids", "attention_mask", "labels"}
+    if "position_ids" in inspect.signature(model.forward).parameters:
+        keys.add("position_ids")  # left padding: positions must not count the pads
+    return [{k: v.to(device) for k, v in collate(enc[i:i + config.batch_size]).items() if k in keys}
             for i in range(0, len(enc), config.batch_size)]
 
 
@@ -74,7 +79,7 @@ def run_cell(cell: Cell, config: StudyConfig, data: StudyData, run_dir: Path, ac
         options = config.adapter_options(cell.method)
         calibration = None
         if options["method"] in ("lora_ga", "hybrid"):
-            calibration = _calibration_batches(tokenizer, pairs, config, accelerator.device)
+            calibration = _calibration_batches(model, tokenizer, pairs, config, accelerator.device)
             options.setdefault("ga_batches", len(calibration))
         torch.manual_seed(cell.seed)  # adapter init depends on the seed only, not on what ran before
         adapters.inject(model, adapters.AdapterConfig(**options), calibration=calibration)

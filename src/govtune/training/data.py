@@ -51,10 +51,18 @@ def encode_pairs(tokenizer: PreTrainedTokenizerBase, pairs: list[tuple[str, str]
 
 
 class PairCollator:
-    """Right-pads a list of EncodedPair to the longest in the batch."""
+    """Pads a list of EncodedPair to the longest in the batch, on the left by default.
 
-    def __init__(self, pad_token_id: int):
+    Left padding puts every target at the end of its row, so the loss needs logits only for the last few
+    positions (`logits_to_keep`): for XNLI's one-word targets that skips the vocabulary projection of
+    almost every token, the largest single cost for big-vocabulary models (BLOOM: 250k). Position ids are
+    given explicitly so that padding does not shift positions."""
+
+    def __init__(self, pad_token_id: int, side: str = "left"):
+        if side not in ("left", "right"):
+            raise ValueError(f"padding side must be 'left' or 'right', got {side!r}")
         self.pad = pad_token_id
+        self.side = side
 
     def __call__(self, batch: list[EncodedPair]) -> dict[str, torch.Tensor]:
         n = max(len(e.input_ids) for e in batch)
@@ -62,10 +70,12 @@ class PairCollator:
         labels = torch.full((len(batch), n), -100, dtype=torch.long)
         mask = torch.zeros((len(batch), n), dtype=torch.long)
         for i, e in enumerate(batch):
-            ids[i, :len(e.input_ids)] = torch.tensor(e.input_ids)
-            labels[i, :len(e.labels)] = torch.tensor(e.labels)
-            mask[i, :len(e.input_ids)] = 1
-        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+            sl = slice(n - len(e.input_ids), n) if self.side == "left" else slice(0, len(e.input_ids))
+            ids[i, sl] = torch.tensor(e.input_ids)
+            labels[i, sl] = torch.tensor(e.labels)
+            mask[i, sl] = 1
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels, "position_ids": positions}
 
 
 def pad_id(tokenizer: PreTrainedTokenizerBase) -> int:

@@ -7,6 +7,7 @@ norm, an atomic checkpoint. A non-finite loss or gradient stops the run, keeping
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import torch
+import torch.nn.functional as F
 from accelerate import Accelerator
 from torch import nn
 from torch.utils.data import DataLoader
@@ -121,16 +123,45 @@ def _grad_norm(params: Iterable[nn.Parameter]) -> float:
     return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads])))
 
 
+class TargetLoss:
+    """Mean cross-entropy over the target tokens of a batch, computing logits only where a target token
+    is predicted when the model supports `logits_to_keep` (targets sit at the end: left padding)."""
+
+    def __init__(self, model: nn.Module):
+        forward = inspect.signature(getattr(model, "forward")).parameters
+        self.positions = "position_ids" in forward
+        self.keep = "logits_to_keep" in forward
+
+    def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        labels = batch["labels"]
+        kwargs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+        if self.positions and "position_ids" in batch:
+            kwargs["position_ids"] = batch["position_ids"]
+        width = labels.shape[1]
+        if self.keep:
+            has = labels != -100
+            first = int(has.float().argmax(dim=1)[has.any(dim=1)].min()) if has.any() else width - 1
+            kwargs["logits_to_keep"] = max(width - first + 1, 2)  # from the token before the first target
+        logits = model(**kwargs).logits  # (B, K, V), K <= T: the last K positions
+        k = logits.shape[1]
+        target = labels[:, width - k + 1:]  # logits at t predict token t + 1
+        loss = F.cross_entropy(logits[:, :-1].float().reshape(-1, logits.shape[-1]), target.reshape(-1),
+                               ignore_index=-100, reduction="sum")
+        n = (target != -100).sum()
+        return loss / n.clamp(min=1), n
+
+
 @torch.no_grad()
-def evaluate_loss(model: nn.Module, loader: DataLoader, accelerator: Accelerator) -> float | None:
+def evaluate_loss(model: nn.Module, loader: DataLoader, accelerator: Accelerator,
+                  loss_fn: TargetLoss | None = None) -> float | None:
     """Mean loss per target token over the whole loader (token-weighted, gathered across processes)."""
     was_training = model.training
     model.eval()
+    loss_fn = loss_fn or TargetLoss(accelerator.unwrap_model(model))
     total = torch.zeros(2, device=accelerator.device, dtype=torch.float64)
     for batch in loader:
-        out = model(**batch)
-        n = (batch["labels"][:, 1:] != -100).sum()
-        total += torch.stack([out.loss.double() * n, n.double()])
+        loss, n = loss_fn(model, batch)
+        total += torch.stack([loss.double() * n, n.double()])
     total = accelerator.reduce(total, reduction="sum")
     model.train(was_training)
     return float(total[0] / total[1]) if total[1] > 0 else None
@@ -175,6 +206,7 @@ def train(model: nn.Module, tokenizer: PreTrainedTokenizerBase, train_pairs: Seq
     if val_loader is not None:
         val_loader = acc.prepare(val_loader)
     unwrapped = acc.unwrap_model(model)
+    loss_fn = TargetLoss(unwrapped)
 
     history = History()
     watchers = [history, *callbacks]
@@ -191,7 +223,7 @@ def train(model: nn.Module, tokenizer: PreTrainedTokenizerBase, train_pairs: Seq
             if not window:
                 meter.step_begin()
             with acc.accumulate(model):
-                loss = model(**batch).loss
+                loss, _ = loss_fn(model, batch)
                 window.append(loss.detach().float())
                 if not torch.isfinite(window[-1]):
                     raise _diverged("loss", float(window[-1]), step + 1, epoch, out_dir, scheduler)
@@ -224,7 +256,7 @@ def train(model: nn.Module, tokenizer: PreTrainedTokenizerBase, train_pairs: Seq
                     w.on_step_end(info)
             bar.update(1)
             bar.set_postfix(loss=f"{step_loss:.3f}", epoch=epoch)
-        val_loss = evaluate_loss(model, val_loader, acc) if val_loader is not None else None
+        val_loss = evaluate_loss(model, val_loader, acc, loss_fn) if val_loader is not None else None
         if out_dir is not None and config.checkpoints:
             acc.wait_for_everyone()
             if acc.is_main_process:
