@@ -139,3 +139,16 @@ def test_target_loss_with_kept_logits_equals_the_full_right_padded_loss(kind):
         loss, n = loss_fn(model, left)
     assert int(n) == sum(sum(1 for x in e.labels if x != -100) for e in enc)
     torch.testing.assert_close(loss, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_length_grouped_batches_cover_every_example_once_per_epoch_and_group_lengths():
+    from govtune.training.data import LengthGroupedBatches
+
+    lengths = [10, 200, 12, 190, 11, 210, 9, 205] * 4
+    sampler = LengthGroupedBatches(lengths, batch_size=4, seed=3, group=8)
+    first, second = list(sampler), list(sampler)
+    for epoch in (first, second):
+        assert sorted(i for b in epoch for i in b) == list(range(32)) and len(epoch) == len(sampler) == 8
+        assert all(max(lengths[i] for i in b) - min(lengths[i] for i in b) < 20 for b in epoch)
+    assert first != second  # a new order each epoch
+    assert list(LengthGroupedBatches(lengths, 4, seed=3, group=8)) == first  # seeded

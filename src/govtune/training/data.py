@@ -78,6 +78,31 @@ class PairCollator:
         return {"input_ids": ids, "attention_mask": mask, "labels": labels, "position_ids": positions}
 
 
+class LengthGroupedBatches:
+    """Seeded batches of similar lengths: shuffle, sort within windows of `group` batches, shuffle the
+    batches (the idea of transformers' LengthGroupedSampler). Padding to the longest row of a mixed batch
+    wastes a third of the compute on a 3-language XNLI sample (Hindi prompts are ~4x English ones)."""
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int = 0, group: int = 4):
+        self.lengths, self.batch_size, self.seed, self.group = lengths, batch_size, seed, group
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return -(-len(self.lengths) // self.batch_size)
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        self.epoch += 1
+        perm = torch.randperm(len(self.lengths), generator=g).tolist()
+        window = self.batch_size * self.group
+        batches = []
+        for i in range(0, len(perm), window):
+            part = sorted(perm[i:i + window], key=lambda j: -self.lengths[j])
+            batches += [part[k:k + self.batch_size] for k in range(0, len(part), self.batch_size)]
+        for b in torch.randperm(len(batches), generator=g).tolist():
+            yield batches[b]
+
+
 def pad_id(tokenizer: PreTrainedTokenizerBase) -> int:
     if tokenizer.pad_token_id is not None:
         return tokenizer.pad_token_id

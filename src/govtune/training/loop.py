@@ -24,7 +24,7 @@ from transformers import PreTrainedTokenizerBase, get_scheduler
 
 from govtune.training.callbacks import Callback, EpochInfo, History, StepInfo
 from govtune.training.checkpoint import latest_checkpoint, save_checkpoint
-from govtune.training.data import PairCollator, encode_pairs, pad_id
+from govtune.training.data import LengthGroupedBatches, PairCollator, encode_pairs, pad_id
 from govtune.training.footprint import Footprint, FootprintMeter
 
 SCHEDULES = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
@@ -184,8 +184,9 @@ def train(model: nn.Module, tokenizer: PreTrainedTokenizerBase, train_pairs: Seq
     collate = PairCollator(pad_id(tokenizer))
     train_enc = encode_pairs(tokenizer, list(train_pairs), config.max_length)
     val_enc = encode_pairs(tokenizer, list(val_pairs), config.max_length)
-    loader = DataLoader(train_enc, batch_size=config.batch_size, shuffle=True, collate_fn=collate,
-                        generator=torch.Generator().manual_seed(config.seed))
+    loader = DataLoader(train_enc, collate_fn=collate, batch_sampler=LengthGroupedBatches(
+        [len(e.input_ids) for e in train_enc], config.batch_size, seed=config.seed))
+    val_enc.sort(key=lambda e: len(e.input_ids))  # similar lengths per batch; the mean is order-free
     val_loader = DataLoader(val_enc, batch_size=config.batch_size, collate_fn=collate) if val_enc else None
 
     riemannian = list(hooks.riemannian_modules(model))
