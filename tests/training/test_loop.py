@@ -152,3 +152,38 @@ def test_length_grouped_batches_cover_every_example_once_per_epoch_and_group_len
         assert all(max(lengths[i] for i in b) - min(lengths[i] for i in b) < 20 for b in epoch)
     assert first != second  # a new order each epoch
     assert list(LengthGroupedBatches(lengths, 4, seed=3, group=8)) == first  # seeded
+
+
+def test_unitary_full_is_trained_by_its_riemannian_step_and_stays_unitary(tmp_path):
+    from govtune.adapters import AdapterConfig, inject, riemannian_modules
+
+    model, tok = tiny_model()
+    inject(model, AdapterConfig(method="unitary_full"))
+    mods = riemannian_modules(model)
+    assert mods
+    start = [m.matrix().clone() for m in mods]
+    result = train(model, tok, PAIRS, config=TrainConfig(epochs=1, lr=1e-2, progress=False))
+    assert result.steps == 4 and result.footprint.tunable_params_m > 0
+    for m, u0 in zip(mods, start):
+        u = m.matrix()
+        assert not torch.allclose(u, u0)  # it trained
+        # AdamW would have moved it off the manifold; the Riemannian step keeps U^T U = I
+        torch.testing.assert_close(u.T @ u, torch.eye(u.shape[0], dtype=u.dtype), atol=1e-6, rtol=0)
+
+
+def test_hybrid_lam_is_logged_for_every_layer_at_every_step():
+    from govtune.adapters import AdapterConfig, inject, mixing
+    from govtune.training.data import PairCollator, encode_pairs
+
+    model, tok = tiny_model()
+    calib = [PairCollator(tok.pad_token_id)(encode_pairs(tok, PAIRS[:8], 64))]
+    calib = [{k: v for k, v in b.items() if k != "position_ids"} for b in calib]
+    inject(model, AdapterConfig(method="hybrid", r=4, alpha=8, ga_batches=1), calibration=calib)
+    result = train(model, tok, PAIRS, config=TrainConfig(epochs=2, lr=1e-2, progress=False))
+    layers = set(mixing(model))
+    assert layers and all(set(s.lam) == layers for s in result.history.steps)
+    traj = result.history.lam_trajectories()
+    assert all(len(v) == result.steps == 8 for v in traj.values())
+    assert any(len(set(v)) > 1 for v in traj.values())  # adaptive: lam moves with the gradients
+    assert all(0 < x < 1 for v in traj.values() for x in v)
+    assert result.history.lam_final() == mixing(model)
