@@ -122,6 +122,29 @@ class Study:
                          "included), not accelerator memory; step times depend on the machine's load.")
         return notes
 
+    def scope(self, task: str = "xnli") -> str:
+        """One line under every table: model, data size, seeds."""
+        n_seeds = len(self.seeds)
+        seeds = f"{n_seeds} seed{'s' if n_seeds != 1 else ''}"
+        if task == "flores":
+            n = self.values(self.runs[:1], "flores", next((k for k in self.runs[0]["metrics"].get("flores", {})
+                                                            if k.endswith(".n")), "-")) or [None]
+            data = f"{int(n[0])} FLORES test sentences per direction" if n[0] else "FLORES"
+        else:
+            n = self.values(self.runs[:1], "xnli", "languages.en.n") or [None]
+            data = f"{int(n[0])} XNLI test examples per language" if n[0] else "XNLI"
+        return f"*Model `{self.model}`, {data}, {seeds}.*"
+
+    def accuracy_interval(self) -> str:
+        """What one accuracy on n examples can resolve: the 95% binomial half-width at 50% accuracy."""
+        n = (self.values(self.runs[:1], "xnli", "languages.en.n") or [None])[0]
+        if not n:
+            return ""
+        half = 196 * math.sqrt(0.25 / n)
+        return (f" With {int(n)} examples per language one accuracy has a 95% interval of about ±{half:.0f} "
+                f"points (±{half / math.sqrt(3):.0f} for Macro over three languages): smaller differences "
+                f"between methods are not evidence. Chance is 33.3%.")
+
     def data_line(self) -> str:
         c = self.config
         ns = self.values(self.runs[:1], "xnli", "languages.en.n") or []
@@ -153,8 +176,8 @@ def xnli_table(s: Study) -> str:
                      "-" if method in ("lora", "base") else welch(macro, lora)])
     return (f"### XNLI, {s.main_shots}-shot per language, curation {s.main_stage.upper()}\n\n"
             f"Accuracy (%), Macro = unweighted mean over languages, Δ = max - min accuracy (lower is better), "
-            f"Avg-ECE = mean expected calibration error (%, 15 bins). Mean ± sd over seeds.\n\n"
-            + table(header, rows))
+            f"Avg-ECE = mean expected calibration error (%, 15 bins). Mean ± sd over seeds."
+            f"{s.accuracy_interval()}\n\n{s.scope()}\n\n" + table(header, rows))
 
 
 def flores_table(s: Study) -> str:
@@ -174,7 +197,9 @@ def flores_table(s: Study) -> str:
                      "-" if method in ("lora", "base") else welch(avg, lora)])
     return (f"### FLORES, {s.main_shots} training sentences per direction\n\n"
             "Detokenised corpus BLEU (sacreBLEU; `zh` tokenisation for Chinese targets, `13a` otherwise), "
-            "their average and the direction gap; chrF++ beside it.\n\n" + table(header, rows))
+            "their average and the direction gap; chrF++ beside it. Corpus BLEU on a few dozen sentences moves "
+            "by several points with the sample; compare methods on the same sentences only.\n\n"
+            f"{s.scope('flores')}\n\n" + table(header, rows))
 
 
 def robustness_table(s: Study) -> str:
@@ -197,7 +222,9 @@ def robustness_table(s: Study) -> str:
     return ("### XNLI robustness to orthographic variants\n\n"
             "Each test example is perturbed by exactly one operation (punctuation normalisation, diacritics "
             "removal, whitespace compaction; chosen with the run's seed). Macro-accuracy drop from clean to "
-            "perturbed, in points; per-operation columns as reported by the evaluator.\n\n" + table(header, rows))
+            "perturbed, in points; per-operation columns as reported by the evaluator. Examples no operation "
+            "changes keep their clean score, so the drop is bounded by the share actually perturbed; a model "
+            "at chance has no accuracy to lose.\n\n" f"{s.scope()}\n\n" + table(header, rows))
 
 
 def curation_table(s: Study) -> str:
@@ -214,7 +241,7 @@ def curation_table(s: Study) -> str:
     return (f"### Data curation ablation (XNLI, {s.main_shots}-shot)\n\n"
             "C0 = raw pool; C1 = + language identification + exact/near-duplicate removal; C2 = C1 + length, "
             "symbol/repetition and perplexity filters. Leakage against the evaluation rows is checked at "
-            "every stage.\n\n" + table(header, rows))
+            "every stage.\n\n" f"{s.scope()}\n\n" + table(header, rows))
 
 
 def _kept(s: Study, stage: str) -> str:
@@ -238,7 +265,7 @@ def scaling_table(s: Study) -> str:
                      *[fmt(s.values(s.cell(method, shots=k), "xnli", "macro")) for k in shots]])
     return (f"### Few-shot scaling (XNLI Macro accuracy, curation {s.main_stage.upper()})\n\n"
             "Examples per language; 0 is the base model without tuning (one run: it has no seed).\n\n"
-            + table(header, rows))
+            f"{s.scope()}\n\n" + table(header, rows))
 
 
 def footprint_table(s: Study) -> str:
@@ -256,7 +283,9 @@ def footprint_table(s: Study) -> str:
     kinds = sorted({r["footprint"].get("memory_kind") for r in s.runs if r["footprint"].get("memory_kind")})
     return (f"### Training footprint ({s.main_shots}-shot)\n\n"
             f"Peak memory: {'; '.join(kinds)}. Step time: mean optimiser step after the first two "
-            f"(warm-up) steps. Tunable parameters in millions.\n\n" + table(header, rows))
+            f"(warm-up) steps. Tunable parameters in millions. On a shared or CPU machine step times carry the "
+            f"load of other work; ratios between methods of one study are what to read.\n\n"
+            f"{s.scope()}\n\n" + table(header, rows))
 
 
 def dynamics_table(s: Study) -> str:
@@ -271,7 +300,8 @@ def dynamics_table(s: Study) -> str:
                 row.append(fmt([dict(r["curves"].get(curve, [])).get(float(e)) for r in runs], 3))
         rows.append(row)
     return ("### Training dynamics\n\nValidation loss (per target token, on held-out pool examples) and mean "
-            "gradient norm (before clipping) per epoch.\n\n" + table(header, rows))
+            "gradient norm (before clipping) per epoch; per-step curves in `figures/dynamics.png`.\n\n"
+            f"{s.scope()}\n\n" + table(header, rows))
 
 
 def lam_table(s: Study) -> str | None:
@@ -286,7 +316,8 @@ def lam_table(s: Study) -> str | None:
         return None
     return ("### Hybrid mixing coefficient λ at the end of training\n\n"
             "λ weights the LoRA-GA branch, 1 - λ the BOFT branch, one per adapted layer (all seeds pooled). "
-            "Trajectories: `figures/lam.png`.\n\n" + table(["Method", "Layers", "mean λ", "min λ", "max λ"], rows))
+            "Trajectories: `figures/lam.png`.\n\n" f"{s.scope()}\n\n"
+            + table(["Method", "Layers", "mean λ", "min λ", "max λ"], rows))
 
 
 def build_markdown(s: Study, figures: list[str]) -> str:
