@@ -191,12 +191,20 @@ def test_every_factor_gets_gradient_at_identity() -> None:
     torch.testing.assert_close(g, -g.transpose(-1, -2))
 
 
-def test_low_precision_activations() -> None:
+def test_low_precision_activations_and_parameters() -> None:
     op = _random(64, 3, 8)
     x = torch.randn(4, 64)
     out = op(x.bfloat16())
     assert out.dtype == torch.bfloat16
     torch.testing.assert_close(out.float(), op(x), rtol=0.05, atol=0.05)
+    # bf16 parameters (a module cast with its bf16 host): the Cayley solve and matrix() stay float32.
+    half = ButterflyOrthogonal(64, 3, 8).bfloat16()
+    with torch.no_grad():
+        half.skew.copy_(op.skew)
+    r = half.matrix()
+    assert r.dtype == torch.float32
+    torch.testing.assert_close(r.T @ r, torch.eye(64), rtol=0, atol=1e-5)
+    assert half(x.bfloat16()).dtype == torch.bfloat16
 
 
 def test_parameter_counts() -> None:

@@ -107,8 +107,8 @@ class StructuredUnitary(nn.Module):
         return to_real(z).to(x.dtype)
 
     def matrix(self) -> torch.Tensor:
-        """Real (n x n) orthogonal matrix of U, built by applying U to the identity."""
-        eye = torch.eye(self.features, dtype=self.phases.dtype, device=self.phases.device)
+        """Real (n x n) orthogonal matrix of U, built by applying U to the identity (float32 or float64)."""
+        eye = torch.eye(self.features, dtype=_compute_dtype(self.phases.dtype), device=self.phases.device)
         return self.forward(eye).transpose(0, 1)
 
     def extra_repr(self) -> str:
