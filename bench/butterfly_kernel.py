@@ -10,6 +10,7 @@ Side by side in one process, on the same activations (default 512 x 576, SmolLM2
 Times are medians over interleaved rounds (each round times every method once), so load from other
 processes hits all methods alike; ratios are of medians, against PEFT's path with the same m. The
 minimum over rounds is shown beside them: on a shared machine it is the closer estimate of the idle cost.
+(torch.utils.benchmark.Timer measures one statement at a time, so it cannot interleave methods.)
 
     PYTHONPATH=src python bench/butterfly_kernel.py            # writes bench/results/butterfly_kernel.{json,md}
 """
