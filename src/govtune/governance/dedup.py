@@ -17,6 +17,7 @@ The first occurrence is kept; later copies are dropped as `exact_duplicate` (ide
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import unicodedata
 from collections.abc import Iterator, Sequence
@@ -82,7 +83,7 @@ class MinHasher:
     def __init__(self, num_perm: int = 128, seed: int = 1):
         self.num_perm, self.seed = num_perm, seed
         a, b = MinHash(num_perm=num_perm, seed=seed, scheme="affine32").permutations
-        self.a, self.b = a.astype(np.uint32)[None, :], b.astype(np.uint32)[None, :]
+        self.a, self.b = a.astype(np.uint32)[:, None], b.astype(np.uint32)[:, None]
 
     def signatures(self, texts: Sequence[str], n: int) -> np.ndarray:
         """(len(texts), num_perm) uint32 signatures of already normalised, non-empty texts."""
@@ -90,13 +91,23 @@ class MinHasher:
         for lo, hi in _chunks(texts):
             hv, owner = shingle_hashes(texts[lo:hi], n)
             with np.errstate(over="ignore"):
-                phv = _fmix32(hv)[:, None] * self.a + self.b  # (shingles, num_perm), wraps mod 2^32
+                phv = self.a * _fmix32(hv)[None, :] + self.b  # (num_perm, shingles), wraps mod 2^32
+            # Each record's shingles are one contiguous run of columns: a segmented min along the rows
+            # (contiguous in memory, several times faster than reducing the transposed layout).
             starts = np.searchsorted(owner, np.arange(hi - lo))
-            out[lo:hi] = np.minimum.reduceat(phv, starts, axis=0)
+            out[lo:hi] = np.minimum.reduceat(phv, starts, axis=1).T
         return out
 
     def lean(self, signature: np.ndarray) -> LeanMinHash:
         return LeanMinHash(seed=self.seed, hashvalues=signature, scheme="affine32")
+
+
+@functools.lru_cache(maxsize=16)
+def _lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
+    """datasketch's optimal (bands, rows) for a threshold: computed once, not per index (it integrates
+    numerically, about 0.2 s each)."""
+    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+    return lsh.b, lsh.r
 
 
 def _chunks(texts: Sequence[str]) -> Iterator[tuple[int, int]]:
@@ -173,7 +184,8 @@ class DuplicateIndex:
             if sig is not None and match is None:
                 lsh = self.lsh.get(group)
                 if lsh is None:
-                    lsh = self.lsh[group] = MinHashLSH(threshold=self.config.threshold, num_perm=len(sig))
+                    lsh = self.lsh[group] = MinHashLSH(num_perm=len(sig),
+                                                       params=_lsh_params(self.config.threshold, len(sig)))
                 lsh.insert(key, self.hasher.lean(sig), check_duplication=False)
                 self.sigs[key] = sig
         return verdicts

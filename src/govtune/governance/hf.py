@@ -93,7 +93,8 @@ def curate_dataset(ds, langs: Sequence[str] | str, stage: str = "c2", *, num_pro
         alive = survivors
     dropped_idx = [i for i, r in enumerate(reasons) if r is not None]
     kept_ds = ds.select(alive)
-    dropped_ds = judged.select(dropped_idx)
+    dropped_ds = (ds.select(dropped_idx).add_column(REASON_COLUMN, [reasons[i] for i in dropped_idx])
+                  .add_column(STAGE_COLUMN, [stages[i] for i in dropped_idx]))
     # The report needs languages and reasons of every row but the text of only a few: light rows, with the
     # full row for the first examples of each reason.
     langs_col = ds["lang"] if "lang" in ds.column_names else [None] * len(ds)

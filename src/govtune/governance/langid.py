@@ -8,6 +8,7 @@ parallel Rust threads. Every text field is checked: an NLI pair with a Spanish h
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Sequence
 
 from govtune.governance.config import LangIdConfig
@@ -32,6 +33,20 @@ def langid_identifier(candidates: tuple[str, ...]):
     return ident
 
 
+# lingua's *_in_parallel methods run on a Rust thread pool created on first use; a process forked after
+# that (datasets' num_proc workers, fork-started datatrove tasks) inherits the pool's state but not its
+# threads and would wait forever. Such a child scores its batch sequentially; the parallelism then comes
+# from the processes themselves.
+_PARALLEL_PID: int | None = None
+
+
+def _parallel_safe() -> bool:
+    global _PARALLEL_PID
+    if _PARALLEL_PID is None:
+        _PARALLEL_PID = os.getpid()
+    return _PARALLEL_PID == os.getpid()
+
+
 def detect(texts: Sequence[str], candidates: tuple[str, ...], backend: str = "lingua"
            ) -> list[tuple[str, float]]:
     """(top language ISO 639-1 code, its confidence in [0, 1]) for every text."""
@@ -40,7 +55,11 @@ def detect(texts: Sequence[str], candidates: tuple[str, ...], backend: str = "li
     if backend == "langid":
         ident = langid_identifier(candidates)
         return [(lang, float(p)) for lang, p in map(ident.classify, texts)]
-    confidences = lingua_detector(candidates).compute_language_confidence_values_in_parallel(list(texts))
+    detector = lingua_detector(candidates)
+    if _parallel_safe():
+        confidences = detector.compute_language_confidence_values_in_parallel(list(texts))
+    else:
+        confidences = [detector.compute_language_confidence_values(t) for t in texts]
     out = []
     for values in confidences:
         if not values:  # lingua returns nothing for text without letters (digits, symbols)
