@@ -1,0 +1,23 @@
+"""Adapters: LoRA, LoRA-GA, BOFT, unitary (structured and dense) and the hybrid LoRA-GA + BOFT, each a
+wrapper around a frozen nn.Linear (or Conv1D). One way in:
+
+    model = inject(model, AdapterConfig(method="hybrid"), calibration=batches)
+    ... train (call after_backward(model, progress) after each backward) ...
+    save_adapter(model, "out/adapter");  merged = merge_and_unload(model)
+"""
+
+from govtune.adapters.base import AdapterLayer
+from govtune.adapters.config import DEFAULT_TARGETS, METHODS, AdapterConfig
+from govtune.adapters.hooks import (after_backward, hybrid_layers, lam_history, mixing, optimizer_parameters,
+                                    riemannian_modules)
+from govtune.adapters.inject import (adapter_layers, inject, merge_adapters, merge_and_unload, resolve_targets,
+                                     trainable_parameters, unmerge_adapters)
+from govtune.adapters.io import load_adapter, save_adapter
+from govtune.adapters.peft_export import export_peft
+
+__all__ = [
+    "AdapterConfig", "AdapterLayer", "DEFAULT_TARGETS", "METHODS",
+    "inject", "merge_and_unload", "merge_adapters", "unmerge_adapters", "adapter_layers", "resolve_targets",
+    "save_adapter", "load_adapter", "export_peft", "trainable_parameters",
+    "after_backward", "mixing", "lam_history", "riemannian_modules", "optimizer_parameters", "hybrid_layers",
+]

@@ -1,0 +1,148 @@
+"""`AdapterLayer`: what every adapter shares. It wraps a frozen `base_layer` (an `nn.Linear`, or a
+`transformers` Conv1D whose weight is stored transposed) and owns only its adapter weights. Each method
+defines its own forward, merge and unmerge: BOFT and unitary merge by multiplication, LoRA by addition, so
+nothing here assumes `W0 + dW`."""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+
+import torch
+from torch import nn
+
+from govtune.adapters.config import AdapterConfig
+
+try:  # GPT-2 style models store projections as Conv1D (weight is d_in x d_out)
+    from transformers.pytorch_utils import Conv1D
+except ImportError:  # pragma: no cover - transformers is a dependency; kept for a clear import story
+    Conv1D = ()  # type: ignore[assignment,misc]
+
+SUPPORTED_LAYERS = (nn.Linear, Conv1D)
+
+
+def layer_features(layer: nn.Module) -> tuple[int, int]:
+    """(d_in, d_out) of a Linear or Conv1D."""
+    if isinstance(layer, nn.Linear):
+        return layer.in_features, layer.out_features
+    return layer.weight.shape[0], layer.weight.shape[1]
+
+
+def weight_out_in(layer: nn.Module) -> torch.Tensor:
+    """The weight as a (d_out, d_in) view; writes into it change the layer."""
+    return layer.weight if isinstance(layer, nn.Linear) else layer.weight.T
+
+
+def tensor_fingerprint(w: torch.Tensor) -> str:
+    """A short hash of a weight: its shape and up to 4096 evenly spaced entries rounded to bfloat16, so that
+    the same checkpoint loaded in float32 or bfloat16 matches and a different base does not. Hashing a
+    sample keeps this cheap on 7B models."""
+    flat = w.detach().reshape(-1)
+    step = max(1, flat.numel() // 4096)
+    sample = flat[::step][:4096].to(torch.bfloat16).to(torch.float32).cpu().contiguous()
+    h = hashlib.sha256(repr(tuple(w.shape)).encode())
+    h.update(sample.numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+class AdapterLayer(nn.Module, ABC):
+    """Base for every adapter layer. Subclasses implement `adapted_forward`, `_merge` and `_unmerge`."""
+
+    method: str = ""
+
+    def __init__(self, base_layer: nn.Module, config: AdapterConfig, name: str = ""):
+        super().__init__()
+        if not isinstance(base_layer, SUPPORTED_LAYERS):
+            raise ValueError(f"{name or 'layer'} is a {type(base_layer).__name__}; adapters wrap nn.Linear or "
+                             f"transformers Conv1D: choose target_modules that name such layers")
+        self.base_layer = base_layer
+        self.name = name
+        self.in_features, self.out_features = layer_features(base_layer)
+        self.scaling = config.scaling
+        self.merged = False
+        # Taken before any method changes the base (LoRA-GA offsets it): saved adapters name this base.
+        self.base_fingerprint = tensor_fingerprint(base_layer.weight)
+
+    # -- views of the frozen base -------------------------------------------------------------------
+    @property
+    def weight(self) -> torch.Tensor:
+        """Base weight as (d_out, d_in)."""
+        return weight_out_in(self.base_layer)
+
+    @property
+    def bias(self) -> torch.Tensor | None:
+        return self.base_layer.bias
+
+    def _param_like(self, *shape: int) -> torch.Tensor:
+        w = self.base_layer.weight
+        return torch.empty(*shape, device=w.device, dtype=w.dtype)
+
+    # -- forward, merge -----------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        if self.merged:
+            return self.base_layer(x, *args, **kwargs)
+        return self.adapted_forward(x)
+
+    @abstractmethod
+    def adapted_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Output of the adapted layer with the adapter applied on the fly."""
+
+    @abstractmethod
+    def _merge(self, w: torch.Tensor, b: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(W, b) of the merged plain layer from the current base (W, b), in float32."""
+
+    @abstractmethod
+    def _unmerge(self, w: torch.Tensor, b: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Inverse of `_merge`."""
+
+    @torch.no_grad()
+    def _rewrite_base(self, fn) -> None:
+        w = self.weight
+        b = self.bias
+        new_w, new_b = fn(w.float(), None if b is None else b.float())
+        w.copy_(new_w.to(w.dtype))
+        if b is not None and new_b is not None:
+            b.copy_(new_b.to(b.dtype))
+
+    def merge(self) -> None:
+        """Fold the adapter into the base weights; forward is then the plain base layer."""
+        if self.merged:
+            raise ValueError(f"{self.name}: adapter already merged; call unmerge() first")
+        self._rewrite_base(self._merge)
+        self.merged = True
+
+    def unmerge(self) -> None:
+        """Undo `merge` (exactly up to float rounding)."""
+        if not self.merged:
+            raise ValueError(f"{self.name}: adapter is not merged")
+        self._rewrite_base(self._unmerge)
+        self.merged = False
+
+    # -- adapter state ------------------------------------------------------------------------------
+    def adapter_state_dict(self) -> dict[str, torch.Tensor]:
+        """Adapter parameters and persistent buffers, without the frozen base."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith("base_layer.")}
+
+    def check_adapter_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Raise a ValueError naming the difference unless `state` fits this layer."""
+        if self.merged:
+            raise ValueError(f"{self.name}: cannot load into a merged adapter; unmerge it first")
+        expected = set(self.adapter_state_dict())
+        if set(state) != expected:
+            raise ValueError(f"{self.name}: saved adapter has keys {sorted(state)}, this layer expects "
+                             f"{sorted(expected)}: the adapter was saved with a different method or config")
+        own = dict(self.named_parameters()) | dict(self.named_buffers())
+        for k, v in state.items():
+            if own[k].shape != v.shape:
+                raise ValueError(f"{self.name}.{k}: saved shape {tuple(v.shape)} != {tuple(own[k].shape)}; "
+                                 f"the adapter was saved with a different r, block size or model")
+
+    @torch.no_grad()
+    def load_adapter_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.check_adapter_state(state)
+        own = dict(self.named_parameters()) | dict(self.named_buffers())
+        for k, v in state.items():
+            own[k].copy_(v)
+
+    def extra_repr(self) -> str:
+        return f"method={self.method}, in={self.in_features}, out={self.out_features}, merged={self.merged}"

@@ -1,0 +1,192 @@
+"""Butterfly orthogonal operator of BOFT (Liu et al., ICLR 2024), applied without dense d x d matrices.
+
+R = N_0 N_1 ... N_{m-1},   N_i = P_i BD_i P_i^T
+
+BD_i is block diagonal with d/b orthogonal b x b blocks, each the exact Cayley transform
+(I + Q)(I - Q)^-1 of Q = (X - X^T)/2, and P_i is the i-th butterfly permutation of PEFT's BOFT
+(`block_butterfly_perm`): inside groups of b * 2^i features, the half-blocks of size b/2 are reordered
+evens-first, so block k of factor i mixes half-blocks that factor i-1 kept apart. P_0 = I.
+
+The factor order and permutations are PEFT's, and the Cayley sign is the one the spec writes, so that
+with the same skew parameters X, `matrix()` equals the transpose of PEFT's dense `butterfly_oft_mat`
+(PEFT computes (I - Q)(I + Q)^-1 = our block transposed) and `forward(x)` equals PEFT's
+`x @ butterfly_oft_mat`. Unlike PEFT, every factor is applied on every device: a product of m
+permuted block-diagonal maps costs m gathers and m batched b x b products per row, O(m d b) per vector.
+
+PyTorch has no block-diagonal or butterfly operator for activations (torch.block_diag builds a dense
+matrix), so the gathers and block products are written here.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def butterfly_permutation(features: int, block_size: int, level: int) -> torch.Tensor:
+    """Indices `idx` of butterfly permutation P_level: (P x)[j] = x[idx[j]] (PEFT's block_butterfly_perm).
+
+    Within each group of block_size * 2**level features, half-blocks of size block_size // 2 are
+    listed evens first, then odds. Level 0 is the identity.
+    """
+    if level == 0:
+        return torch.arange(features)
+    half = block_size // 2
+    group = block_size * 2**level
+    n_half = group // half  # 2**(level + 1) half-blocks per group
+    order = torch.cat([torch.arange(0, n_half, 2), torch.arange(1, n_half, 2)])
+    within = (order[:, None] * half + torch.arange(half)[None, :]).reshape(-1)  # (group,)
+    starts = torch.arange(0, features, group)[:, None]
+    return (starts + within[None, :]).reshape(-1)
+
+
+def cayley(skew_params: torch.Tensor) -> torch.Tensor:
+    """Exact Cayley transform of a batch (..., b, b): (I + Q)(I - Q)^-1 with Q = (X - X^T) / 2.
+
+    Q is skew-symmetric, so I - Q is always invertible and the result is exactly orthogonal.
+    (I + Q) and (I - Q)^-1 commute, so the product is one batched solve (I - Q) R = (I + Q).
+    """
+    q = 0.5 * (skew_params - skew_params.transpose(-1, -2))
+    eye = torch.eye(q.shape[-1], dtype=q.dtype, device=q.device)
+    return torch.linalg.solve(eye - q, eye + q)
+
+
+class _PermuteRows(torch.autograd.Function):
+    """x[idx] (rows) whose backward is a gather by the inverse permutation, not a scatter-add.
+
+    autograd's index_select backward is index_add (a scatter, with atomics on GPU); for a
+    permutation the exact adjoint is another gather, which is faster and deterministic.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, idx: torch.Tensor, inv: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(idx, inv)
+        return x.index_select(0, idx)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        idx, inv = ctx.saved_tensors
+        return _PermuteRows.apply(grad, inv, idx), None, None
+
+
+def _inverse(idx: torch.Tensor) -> torch.Tensor:
+    inv = torch.empty_like(idx)
+    inv[idx] = torch.arange(idx.numel())
+    return inv
+
+
+class ButterflyOrthogonal(nn.Module):
+    """Orthogonal R of BOFT with m butterfly factors; `forward(y)` returns y @ R^T (R y per row).
+
+    Trainable: `skew` of shape (n_factors, n_blocks, block_size, block_size), the X of
+    Q = (X - X^T) / 2 for every block of every factor (PEFT's `boft_R` layout). Zeros at init, so R = I.
+    """
+
+    def __init__(self, features: int, n_factors: int = 3, block_size: int = 8) -> None:
+        super().__init__()
+        _validate(features, n_factors, block_size)
+        self.features = features
+        self.n_factors = n_factors
+        self.block_size = block_size
+        self.n_blocks = features // block_size
+        self.skew = nn.Parameter(torch.zeros(n_factors, self.n_blocks, block_size, block_size))
+
+        # R y = P_0 BD_0 P_0^T P_1 BD_1 P_1^T ... P_{m-1} BD_{m-1} P_{m-1}^T y: applied right to left,
+        # factor m-1 first. Between two block products sits P_i^T P_{i+1}, fused into one gather
+        # (x[idx_{i+1}])[inv_i] = x[idx_{i+1}[inv_i]]; gathers that are the identity are skipped.
+        perms = [butterfly_permutation(features, block_size, i) for i in range(n_factors)]
+        invs = [_inverse(p) for p in perms]
+        gathers = [invs[-1]]  # before the first block product: P_{m-1}^T
+        for i in range(n_factors - 2, -1, -1):
+            gathers.append(perms[i + 1][invs[i]])
+        gathers.append(perms[0])  # after the last block product: P_0 (= identity)
+        self._gather_is_identity = [bool(torch.equal(g, torch.arange(features))) for g in gathers]
+        for j, g in enumerate(gathers):
+            self.register_buffer(f"gather_{j}", g, persistent=False)
+            self.register_buffer(f"gather_inv_{j}", _inverse(g), persistent=False)
+
+    @property
+    def num_parameters(self) -> int:
+        """Entries the optimiser updates (the stored X, b*b per block, PEFT's count too)."""
+        return self.skew.numel()
+
+    @property
+    def num_free_parameters(self) -> int:
+        """Degrees of freedom: a skew b x b block has b(b-1)/2 (X's symmetric part does not act)."""
+        b = self.block_size
+        return self.n_factors * self.n_blocks * b * (b - 1) // 2
+
+    def blocks(self) -> torch.Tensor:
+        """Orthogonal blocks (n_factors, n_blocks, b, b), computed in at least float32.
+
+        linalg.solve has no half-precision kernels, and the Cayley map of small blocks is where
+        low precision would cost orthogonality, so the solve runs in float32 for bf16/fp16 params.
+        """
+        x = self.skew
+        if x.dtype in (torch.float16, torch.bfloat16):
+            x = x.float()
+        return cayley(x)
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        if y.shape[-1] != self.features:
+            raise ValueError(
+                f"ButterflyOrthogonal expects last dimension {self.features}, got shape {tuple(y.shape)}: "
+                "build it with features equal to the size of the dimension it rotates"
+            )
+        lead = y.shape[:-1]
+        d, k, b = self.features, self.n_blocks, self.block_size
+        n = y.numel() // d
+        blocks = self.blocks().to(y.dtype)  # (m, k, b, b)
+        # Work on the transposed (d, n) layout: a feature gather is then a copy of whole rows, and a
+        # block product is one bmm (k, b, b) @ (k, b, n) with no transposes between factors.
+        z = y.reshape(n, d).transpose(0, 1)  # (d, n), strided view of y
+        for step, factor in enumerate(range(self.n_factors - 1, -1, -1)):
+            if not self._gather_is_identity[step]:
+                idx, inv = getattr(self, f"gather_{step}"), getattr(self, f"gather_inv_{step}")
+                z = _PermuteRows.apply(z, idx, inv)  # (d, n), contiguous
+            z = torch.bmm(blocks[factor], z.reshape(k, b, n)).view(d, n)
+        if not self._gather_is_identity[self.n_factors]:
+            j = self.n_factors
+            z = _PermuteRows.apply(z, getattr(self, f"gather_{j}"), getattr(self, f"gather_inv_{j}"))
+        # A transposed view (strides (1, n)): splitting or viewing its last dim still works, and a
+        # copy back to row-major here would cost as much as a whole butterfly factor.
+        return z.transpose(0, 1).reshape(*lead, d)
+
+    def matrix(self) -> torch.Tensor:
+        """Dense R (d x d) for merging and tests; never used in the training step."""
+        eye = torch.eye(self.features, dtype=self.skew.dtype, device=self.skew.device)
+        return self.forward(eye).transpose(0, 1)  # forward(I) = I @ R^T
+
+    def extra_repr(self) -> str:
+        return f"features={self.features}, n_factors={self.n_factors}, block_size={self.block_size}"
+
+
+def _validate(features: int, n_factors: int, block_size: int) -> None:
+    if features <= 0:
+        raise ValueError(f"features must be positive, got {features}")
+    if n_factors < 1:
+        raise ValueError(f"n_factors must be >= 1 (1 = block-diagonal OFT), got {n_factors}")
+    if block_size < 2:
+        raise ValueError(f"block_size must be >= 2 (a 1 x 1 skew block is 0, so R = I), got {block_size}")
+    if features % block_size:
+        raise ValueError(
+            f"features ({features}) is not divisible by block_size ({block_size}): "
+            f"choose a block_size that divides {features}"
+        )
+    if n_factors > 1:
+        if block_size % 2:
+            raise ValueError(
+                f"block_size ({block_size}) must be even when n_factors > 1 (butterfly permutations move "
+                "half-blocks): use an even block_size or n_factors=1"
+            )
+        n_blocks = features // block_size
+        need = 2 ** (n_factors - 1)
+        if n_blocks % need:
+            max_m = 1
+            while n_blocks % (2**max_m) == 0:
+                max_m += 1
+            raise ValueError(
+                f"n_factors={n_factors} needs the number of blocks (features / block_size = {features} / "
+                f"{block_size} = {n_blocks}) to be divisible by 2^(n_factors-1) = {need}: use n_factors <= "
+                f"{max_m}, or a block_size for which {features} / block_size is a multiple of {need}"
+            )

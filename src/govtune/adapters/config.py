@@ -1,0 +1,113 @@
+"""`AdapterConfig`: one dataclass for every adapter method, validated on construction."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+METHODS = ("full", "lora", "lora_ga", "boft", "unitary", "unitary_full", "hybrid")
+GA_DIRECTIONS = ("arb2r", "sigma_sqrt")
+LAM_SCHEDULES = ("adaptive", "fixed", "anneal")
+
+# Attention projections per `config.model_type`: the papers adapt attention only.
+DEFAULT_TARGETS: dict[str, list[str]] = {
+    **{t: ["q_proj", "k_proj", "v_proj", "o_proj"]
+       for t in ("llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma", "gemma2",
+                 "gemma3_text", "olmo", "olmo2", "smollm3", "granite", "starcoder2", "phi", "cohere")},
+    "phi3": ["qkv_proj", "o_proj"],
+    "bloom": ["query_key_value"],
+    "falcon": ["query_key_value"],
+    "gpt_neox": ["query_key_value"],
+    "gpt2": ["c_attn"],
+    "gpt_bigcode": ["c_attn"],
+    "opt": ["q_proj", "k_proj", "v_proj", "out_proj"],
+    "xglm": ["q_proj", "k_proj", "v_proj", "out_proj"],
+    "t5": ["q", "k", "v", "o"],
+    "mt5": ["q", "k", "v", "o"],
+}
+
+
+@dataclass
+class AdapterConfig:
+    """What to adapt and how. Defaults follow the papers (r = 16, alpha = 32, m = 3 butterfly factors)."""
+
+    method: str = "lora"  # one of METHODS
+    r: int = 16  # LoRA rank (lora, lora_ga, hybrid)
+    alpha: float = 32.0  # LoRA scale s = alpha / r
+    # None = the model type's attention projections (DEFAULT_TARGETS); a list of module names (a module
+    # matches when its full name equals the entry or ends with "." + entry, as in PEFT); or a regex string
+    # matched against full module names with re.fullmatch.
+    target_modules: list[str] | str | None = None
+    boft_factors: int = 3  # m: butterfly components in R (boft, hybrid)
+    boft_block_size: int = 8  # b: size of each orthogonal block; must divide d_out
+    ga_batches: int = 8  # LoRA-GA: calibration batches averaged into the gradient estimate
+    ga_gamma: float = 16.0  # LoRA-GA "stable" scale d_out^(1/4) / sqrt(gamma) (arb2r direction)
+    ga_direction: str = "arb2r"  # "arb2r" (official code) or "sigma_sqrt" (papers' U Sigma^1/2 form)
+    ga_svd_niter: int = 4  # subspace iterations of the randomised SVD
+    lam_schedule: str = "adaptive"  # hybrid: "adaptive" (gradient norms), "fixed", "anneal"
+    lam_init: float = 0.5  # hybrid adaptive: lam before the first update
+    lam_fixed: float = 0.5  # hybrid fixed schedule
+    lam_anneal: tuple[float, float] = (0.75, 0.25)  # hybrid anneal: lam from start to end over training
+    lam_ema: float = 0.9  # hybrid adaptive: lam <- ema * lam + (1 - ema) * raw; 0 = the papers' raw rule
+    lam_min: float = 0.05  # hybrid: lam clamped to [lam_min, 1 - lam_min]
+    extra: dict[str, Any] = field(default_factory=dict)  # free-form notes saved with the adapter
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"unknown adapter method {self.method!r}: use one of {', '.join(METHODS)}")
+        if not (isinstance(self.r, int) and self.r >= 1):
+            raise ValueError(f"r must be a positive integer, got {self.r!r}")
+        if not self.alpha > 0:
+            raise ValueError(f"alpha must be > 0, got {self.alpha!r}")
+        if isinstance(self.target_modules, str):
+            try:
+                re.compile(self.target_modules)
+            except re.error as e:
+                raise ValueError(f"target_modules {self.target_modules!r} is not a valid regex ({e}); pass "
+                                 f"a list of module names instead, e.g. ['q_proj', 'v_proj']") from e
+        elif self.target_modules is not None:
+            self.target_modules = list(self.target_modules)
+            if not self.target_modules or not all(isinstance(t, str) and t for t in self.target_modules):
+                raise ValueError(f"target_modules must be None, a regex string or a non-empty list of module "
+                                 f"names, got {self.target_modules!r}")
+        if not (isinstance(self.boft_factors, int) and self.boft_factors >= 1):
+            raise ValueError(f"boft_factors must be an integer >= 1, got {self.boft_factors!r}")
+        if not (isinstance(self.boft_block_size, int) and self.boft_block_size >= 2):
+            raise ValueError(f"boft_block_size must be an integer >= 2, got {self.boft_block_size!r}")
+        if not (isinstance(self.ga_batches, int) and self.ga_batches >= 1):
+            raise ValueError(f"ga_batches must be an integer >= 1, got {self.ga_batches!r}")
+        if not self.ga_gamma > 0:
+            raise ValueError(f"ga_gamma must be > 0, got {self.ga_gamma!r}")
+        if self.ga_direction not in GA_DIRECTIONS:
+            raise ValueError(f"unknown ga_direction {self.ga_direction!r}: use one of {', '.join(GA_DIRECTIONS)}")
+        if self.lam_schedule not in LAM_SCHEDULES:
+            raise ValueError(f"unknown lam_schedule {self.lam_schedule!r}: use one of {', '.join(LAM_SCHEDULES)}")
+        if not 0 <= self.lam_min < 0.5:
+            raise ValueError(f"lam_min must be in [0, 0.5), got {self.lam_min!r}")
+        if not 0 <= self.lam_ema < 1:
+            raise ValueError(f"lam_ema must be in [0, 1) (0 = no smoothing), got {self.lam_ema!r}")
+        self.lam_anneal = tuple(float(v) for v in self.lam_anneal)  # type: ignore[assignment]
+        for name, value in (("lam_init", self.lam_init), ("lam_fixed", self.lam_fixed),
+                            ("lam_anneal[0]", self.lam_anneal[0]), ("lam_anneal[1]", self.lam_anneal[-1])):
+            if not 0 <= value <= 1:
+                raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+        if len(self.lam_anneal) != 2:
+            raise ValueError(f"lam_anneal must be (start, end), got {self.lam_anneal!r}")
+
+    @property
+    def scaling(self) -> float:
+        return self.alpha / self.r
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["lam_anneal"] = list(self.lam_anneal)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "AdapterConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown AdapterConfig fields {unknown}: valid fields are {sorted(known)}")
+        return cls(**d)

@@ -1,0 +1,151 @@
+"""Hybrid LoRA-GA + BOFT with a per-layer mixing coefficient lam.
+
+    y = y0 + lam s (B A - B0 A0) x + (1 - lam) (R y0 - y0)        merge: W0 + lam s (BA - B0A0) + (1-lam)(R-I) W0
+
+y0 = W0 x + b is computed once; R (butterfly orthogonal) is applied to it. (A, B) start at the LoRA-GA
+init (A0, B0). Unlike plain LoRA-GA the offset s B0 A0 is kept inside the branch instead of subtracted from
+W0: a fixed offset lam0 s B0 A0 in W0 would make every later change of lam move the model's function by
+(lam - lam0) s B0 A0, whose spectral norm is s d_out^(1/2) / gamma per unit of lam (3 for SmolLM2 q_proj),
+so the adaptive rule would perturb the model by itself. Kept in the branch, the output at init is the base
+output for any lam, and W0 and y0 stay those of the pretrained model (R rotates the real pretrained
+output). The extra cost is a rank-2r instead of rank-r product in the LoRA branch.
+
+lam is a plain float in the forward (detached by construction) and is updated after each backward by
+`update_lam`: adaptive lam = gL / (gL + gB) from branch gradient norms with the mixing factor divided out
+(gL / lam, gB / (1 - lam)), otherwise the factors feed back and lam runs to 0 or 1; smoothed by an EMA and
+clamped to [lam_min, 1 - lam_min]. "fixed" and "anneal" are the companion paper's ablations."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from govtune.adapters.base import AdapterLayer
+from govtune.adapters.boft import make_butterfly
+from govtune.adapters.config import AdapterConfig
+from govtune.adapters.lora_ga import ga_init
+
+
+def _grad_norm(params) -> tuple[float, bool]:
+    """(L2 norm of the gradients present, whether any gradient was present)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return 0.0, False
+    return float(torch.linalg.vector_norm(torch.stack([g.float().norm() for g in grads]))), True
+
+
+class HybridLayer(AdapterLayer):
+    method = "hybrid"
+
+    def __init__(self, base_layer: nn.Module, config: AdapterConfig, name: str = ""):
+        super().__init__(base_layer, config, name)
+        self.r = config.r
+        self.config = config
+        self.lora_A = nn.Parameter(self._param_like(self.r, self.in_features))  # (r, d_in)
+        self.lora_B = nn.Parameter(self._param_like(self.out_features, self.r))  # (d_out, r)
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
+        nn.init.zeros_(self.lora_B)
+        self.register_buffer("lora_A0", torch.zeros_like(self.lora_A))
+        self.register_buffer("lora_B0", torch.zeros_like(self.lora_B))
+        self.boft_R = make_butterfly(self.out_features, config, name).to(
+            device=base_layer.weight.device, dtype=base_layer.weight.dtype)
+        start = {"adaptive": config.lam_init, "fixed": config.lam_fixed, "anneal": config.lam_anneal[0]}
+        lam0 = start[config.lam_schedule]
+        if config.lam_schedule == "adaptive":
+            lam0 = min(max(lam0, config.lam_min), 1 - config.lam_min)
+        self.register_buffer("lam", torch.tensor(float(lam0)))  # saved with the adapter
+        self._lam = float(lam0)  # the forward reads this float: no autograd edge, no device sync
+        self.lam_history: list[float] = []
+
+    # -- lam ----------------------------------------------------------------------------------------
+    @property
+    def lam_value(self) -> float:
+        return self._lam
+
+    @torch.no_grad()
+    def set_lam(self, value: float) -> None:
+        self._lam = float(value)
+        self.lam.fill_(self._lam)
+
+    def lora_parameters(self) -> list[nn.Parameter]:
+        return [self.lora_A, self.lora_B]
+
+    def boft_parameters(self) -> list[nn.Parameter]:
+        return list(self.boft_R.parameters())
+
+    def update_lam(self, progress: float) -> float:
+        """New lam after a backward pass; appended to `lam_history`. progress in [0, 1] (anneal only)."""
+        c = self.config
+        if c.lam_schedule == "fixed":
+            new = c.lam_fixed
+        elif c.lam_schedule == "anneal":
+            p = min(max(float(progress), 0.0), 1.0)
+            new = c.lam_anneal[0] + (c.lam_anneal[1] - c.lam_anneal[0]) * p
+        else:
+            g_lora, has_l = _grad_norm(self.lora_parameters())
+            g_boft, has_b = _grad_norm(self.boft_parameters())
+            if not (has_l or has_b):
+                raise ValueError(f"{self.name}: no gradients on the hybrid branches; call after_backward(model, "
+                                 f"progress) after loss.backward() and before optimizer.zero_grad()")
+            lam = self._lam
+            # Divide out the mixing factors: the raw gradients are lam * gL and (1 - lam) * gB.
+            g_lora /= max(lam, 1e-12)
+            g_boft /= max(1.0 - lam, 1e-12)
+            total = g_lora + g_boft
+            raw = g_lora / total if total > 0 and math.isfinite(total) else lam
+            new = c.lam_ema * lam + (1.0 - c.lam_ema) * raw
+            new = min(max(new, c.lam_min), 1.0 - c.lam_min)
+        self.set_lam(new)
+        self.lam_history.append(self._lam)
+        return self._lam
+
+    # -- LoRA-GA init -------------------------------------------------------------------------------
+    @torch.no_grad()
+    def init_from_gradient(self, grad: torch.Tensor) -> None:
+        c = self.config
+        a0, b0 = ga_init(grad, self.r, gamma=c.ga_gamma, direction=c.ga_direction, niter=c.ga_svd_niter)
+        for dst, src in ((self.lora_A, a0), (self.lora_B, b0), (self.lora_A0, a0), (self.lora_B0, b0)):
+            dst.copy_(src)
+
+    # -- forward, merge -----------------------------------------------------------------------------
+    def adapted_forward(self, x: torch.Tensor) -> torch.Tensor:
+        lam = self._lam
+        y0 = self.base_layer(x)  # (..., d_out), once
+        ry = self.boft_R(y0)  # R y0
+        # (B A - B0 A0) x = [B, -B0] [A; A0] x: one rank-2r product.
+        a = torch.cat([self.lora_A, self.lora_A0], dim=0)  # (2r, d_in)
+        b = torch.cat([self.lora_B, -self.lora_B0], dim=1)  # (d_out, 2r)
+        low = F.linear(F.linear(x, a), b)  # (..., d_out)
+        # lerp(ry, y0, lam) = lam y0 + (1 - lam) R y0 = y0 + (1 - lam)(R y0 - y0)
+        return torch.lerp(ry, y0, lam) + low * (lam * self.scaling)
+
+    def delta_lowrank(self) -> torch.Tensor:
+        """s (B A - B0 A0), (d_out, d_in), float32."""
+        return self.scaling * (self.lora_B.float() @ self.lora_A.float()
+                               - self.lora_B0.float() @ self.lora_A0.float())
+
+    def _mix_matrix(self) -> torch.Tensor:
+        """M = lam I + (1 - lam) R, so that y = M y0 + lam s (BA - B0A0) x."""
+        r = self.boft_R.matrix().float()
+        return self._lam * torch.eye(r.shape[0], dtype=r.dtype, device=r.device) + (1.0 - self._lam) * r
+
+    def _merge(self, w, b):
+        m = self._mix_matrix()
+        return m @ w + self._lam * self.delta_lowrank(), None if b is None else m @ b
+
+    def _unmerge(self, w, b):
+        m = self._mix_matrix()
+        w0 = torch.linalg.solve(m, w - self._lam * self.delta_lowrank())
+        return w0, None if b is None else torch.linalg.solve(m, b)
+
+    @torch.no_grad()
+    def load_adapter_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        super().load_adapter_state_dict(state)
+        self._lam = float(self.lam)
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:  # a plain model.load_state_dict keeps lam in sync
+        super()._load_from_state_dict(*args, **kwargs)
+        self._lam = float(self.lam)

@@ -1,0 +1,40 @@
+"""LoRA (Hu et al., 2021): y = y0 + s B A x, s = alpha / r; merge W0 + s B A."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from govtune.adapters.base import AdapterLayer
+from govtune.adapters.config import AdapterConfig
+
+
+class LoraLayer(AdapterLayer):
+    method = "lora"
+
+    def __init__(self, base_layer: nn.Module, config: AdapterConfig, name: str = ""):
+        super().__init__(base_layer, config, name)
+        self.r = config.r
+        self.lora_A = nn.Parameter(self._param_like(self.r, self.in_features))  # (r, d_in)
+        self.lora_B = nn.Parameter(self._param_like(self.out_features, self.r))  # (d_out, r)
+        # PEFT's default init, so that both libraries start from the same distribution: B = 0 makes the
+        # adapter the identity at init.
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
+        nn.init.zeros_(self.lora_B)
+
+    def adapted_forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Same op order as PEFT's LoRA Linear: base, then B (A x) * s.
+        return self.base_layer(x) + F.linear(F.linear(x, self.lora_A), self.lora_B) * self.scaling
+
+    def delta_weight(self) -> torch.Tensor:
+        """s B A, (d_out, d_in), float32."""
+        return self.scaling * (self.lora_B.float() @ self.lora_A.float())
+
+    def _merge(self, w, b):
+        return w + self.delta_weight(), b
+
+    def _unmerge(self, w, b):
+        return w - self.delta_weight(), b

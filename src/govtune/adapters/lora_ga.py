@@ -1,0 +1,142 @@
+"""LoRA-GA (Wang et al., 2024): LoRA initialised from the full-weight gradient.
+
+1. G = mean over N calibration batches of dL/dW0, per target layer, with memory bounded by one layer's
+   gradient at a time: a post-accumulate-grad hook adds each weight's gradient to a CPU accumulator and
+   frees it at once, so no full set of gradients ever sits on the accelerator.
+2. Rank-2r randomised SVD G ~ U S V^T.
+3. "arb2r" (the official code's default): A0 = V[:, :r]^T, B0 = U[:, r:2r], both scaled by
+   d_out^(1/4) / sqrt(gamma). "sigma_sqrt" (the papers' eq. 8, read with shapes that fit y = W0 x + s B A x):
+   B0 = U_r S_r^(1/2), A0 = S_r^(1/2) V_r^T, so that B0 A0 is the rank-r truncation of G.
+4. Offset the frozen weight, W0 <- W0 - s B0 A0, so the output at step 0 is unchanged. A0 and B0 are saved
+   with the adapter (persistent buffers): loading onto the original base re-applies the same offset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from itertools import islice
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from govtune.adapters.base import SUPPORTED_LAYERS
+from govtune.adapters.config import AdapterConfig
+from govtune.adapters.lora import LoraLayer
+
+
+def ga_init(grad: torch.Tensor, r: int, *, gamma: float = 16.0, direction: str = "arb2r", niter: int = 4,
+            seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(A0 (r, d_in), B0 (d_out, r)) from a gradient G (d_out, d_in), in float32."""
+    d_out, d_in = grad.shape
+    need = 2 * r if direction == "arb2r" else r
+    if need > min(d_out, d_in):
+        raise ValueError(f"LoRA-GA {direction!r} needs {need} singular vectors but the layer is {d_out} x {d_in}: "
+                         f"use r <= {min(d_out, d_in) // (2 if direction == 'arb2r' else 1)}")
+    # The official code oversamples to 4r columns; randomised SVD is accurate for the leading 2r.
+    q = min(4 * r, d_out, d_in)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # the random range finder is seeded: same calibration, same adapter
+        u, s, v = torch.svd_lowrank(grad.float(), q=q, niter=niter)  # u (d_out, q), s (q,), v (d_in, q)
+    if direction == "arb2r":
+        scale = d_out ** 0.25 / gamma ** 0.5
+        a0 = v[:, :r].T * scale
+        b0 = u[:, r:2 * r] * scale
+    else:
+        root = s[:r].sqrt()
+        a0 = root[:, None] * v[:, :r].T
+        b0 = u[:, :r] * root
+    return a0.contiguous(), b0.contiguous()
+
+
+def _to_device(batch: Mapping, device: torch.device) -> dict:
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+def estimate_gradients(model: nn.Module, layers: Mapping[str, nn.Module], calibration: Iterable[Mapping],
+                       max_batches: int, progress: bool = True) -> dict[str, torch.Tensor]:
+    """Mean gradient of the loss w.r.t. each named layer's weight, as (d_out, d_in) float32 on the CPU.
+
+    Runs in eval mode (no dropout), so the estimate is deterministic given the batches."""
+    for name, layer in layers.items():
+        if not isinstance(layer, SUPPORTED_LAYERS):
+            raise ValueError(f"{name}: LoRA-GA needs nn.Linear or Conv1D targets, got {type(layer).__name__}")
+    saved_flags = {p: p.requires_grad for p in model.parameters()}
+    was_training = model.training
+    acc = {name: torch.zeros(layer.weight.shape, dtype=torch.float32) for name, layer in layers.items()}
+    handles = []
+
+    def make_hook(name: str):
+        def hook(p: torch.Tensor) -> None:
+            acc[name].add_(p.grad.detach().to("cpu", torch.float32))
+            p.grad = None  # free at once: at most one layer's gradient is alive on the device
+        return hook
+
+    device = next(model.parameters()).device
+    n = 0
+    try:
+        for p in model.parameters():
+            p.requires_grad_(False)
+        for name, layer in layers.items():
+            layer.weight.requires_grad_(True)
+            handles.append(layer.weight.register_post_accumulate_grad_hook(make_hook(name)))
+        model.eval()
+        batches = islice(iter(calibration), max_batches)
+        for batch in tqdm(batches, total=max_batches, desc="LoRA-GA gradient", disable=not progress):
+            if not isinstance(batch, Mapping) or "labels" not in batch:
+                raise ValueError("LoRA-GA calibration batches must be dicts of tensors the model's forward "
+                                 "accepts, including 'labels' (e.g. input_ids, attention_mask, labels)")
+            model(**_to_device(batch, device)).loss.backward()
+            n += 1
+    finally:
+        for h in handles:
+            h.remove()
+        for p, flag in saved_flags.items():
+            p.requires_grad_(flag)
+            p.grad = None
+        model.train(was_training)
+    if n == 0:
+        raise ValueError("LoRA-GA calibration yielded no batches: pass a non-empty iterable of batches")
+    # Conv1D stores its weight as (d_in, d_out): return every gradient as (d_out, d_in).
+    return {name: (acc[name] / n if isinstance(layer, nn.Linear) else (acc[name] / n).T.contiguous())
+            for name, layer in layers.items()}
+
+
+class LoraGALayer(LoraLayer):
+    """LoRA whose A, B start at the gradient-derived (A0, B0), with W0 offset by s B0 A0."""
+
+    method = "lora_ga"
+
+    def __init__(self, base_layer: nn.Module, config: AdapterConfig, name: str = ""):
+        super().__init__(base_layer, config, name)
+        # Zero until `init_from_gradient` or a load: the offset s B0 A0 is then zero as well, so the layer
+        # is always "offset by its own (A0, B0)".
+        self.register_buffer("lora_A0", torch.zeros_like(self.lora_A))
+        self.register_buffer("lora_B0", torch.zeros_like(self.lora_B))
+        self._config = config
+
+    def offset(self) -> torch.Tensor:
+        """s B0 A0, (d_out, d_in), float32: what was taken out of W0."""
+        return self.scaling * (self.lora_B0.float() @ self.lora_A0.float())
+
+    @torch.no_grad()
+    def _set_init(self, a0: torch.Tensor, b0: torch.Tensor) -> None:
+        if self.merged:
+            raise ValueError(f"{self.name}: unmerge the adapter before re-initialising it")
+        self._rewrite_base(lambda w, b: (w + self.offset(), b))  # undo the previous offset
+        self.lora_A0.copy_(a0)
+        self.lora_B0.copy_(b0)
+        self.lora_A.copy_(a0)
+        self.lora_B.copy_(b0)
+        self._rewrite_base(lambda w, b: (w - self.offset(), b))
+
+    def init_from_gradient(self, grad: torch.Tensor) -> None:
+        c = self._config
+        a0, b0 = ga_init(grad, self.r, gamma=c.ga_gamma, direction=c.ga_direction, niter=c.ga_svd_niter)
+        self._set_init(a0.to(self.lora_A.device), b0.to(self.lora_B.device))
+
+    @torch.no_grad()
+    def load_adapter_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.check_adapter_state(state)
+        self._set_init(state["lora_A0"], state["lora_B0"])  # swaps the offset to the saved one
+        super().load_adapter_state_dict(state)

@@ -1,0 +1,109 @@
+"""Hybrid mixing: lam from unscaled branch gradients, EMA, clamp, fixed and annealed schedules, history."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from adapter_helpers import adapted, inputs
+from torch import nn
+
+from govtune.adapters import AdapterConfig, after_backward, lam_history, mixing
+from govtune.adapters.hybrid import HybridLayer
+
+
+def layer(**overrides) -> HybridLayer:
+    torch.manual_seed(0)
+    config = AdapterConfig(method="hybrid", r=4, **overrides)
+    h = HybridLayer(nn.Linear(32, 32), config, "proj")
+    h.init_from_gradient(torch.randn(32, 32))
+    return h
+
+
+def set_grads(h: HybridLayer, lora: float, boft: float) -> None:
+    """Gradients whose norms are `lora` and `boft`, as autograd would leave them (mixing factors included)."""
+    for params, norm in ((h.lora_parameters(), lora), (h.boft_parameters(), boft)):
+        total = sum(p.numel() for p in params)
+        for p in params:
+            p.grad = torch.full_like(p, norm / total ** 0.5)
+
+
+def test_raw_rule_divides_out_the_mixing_factors():
+    h = layer(lam_ema=0.0, lam_min=0.0, lam_init=0.2)
+    # Equal unscaled branch gradients g: autograd reports lam * g and (1 - lam) * g.
+    set_grads(h, lora=0.2 * 3.0, boft=0.8 * 3.0)
+    assert h.update_lam(0.0) == pytest.approx(0.5, abs=1e-6)  # the naive rule would give 0.2 and stay stuck
+
+
+def test_lam_follows_the_growing_branch_within_the_clamp():
+    h = layer(lam_ema=0.5, lam_min=0.1)
+    for _ in range(30):
+        lam = h.lam_value
+        set_grads(h, lora=lam * 100.0, boft=(1 - lam) * 1.0)  # LoRA branch gradient 100x larger
+        h.update_lam(0.0)
+    assert h.lam_value == pytest.approx(0.9, abs=1e-6)  # clamped at 1 - lam_min
+    assert all(0.1 <= v <= 0.9 for v in h.lam_history)
+    assert h.lam_history[0] > 0.5 and h.lam_history == sorted(h.lam_history)
+    for _ in range(30):
+        lam = h.lam_value
+        set_grads(h, lora=lam * 1.0, boft=(1 - lam) * 100.0)
+        h.update_lam(0.0)
+    assert h.lam_value == pytest.approx(0.1, abs=1e-6)
+
+
+def test_ema_smooths():
+    h = layer(lam_ema=0.9, lam_min=0.0, lam_init=0.5)
+    set_grads(h, lora=0.5 * 1.0, boft=0.0)  # raw lam = 1
+    assert h.update_lam(0.0) == pytest.approx(0.9 * 0.5 + 0.1 * 1.0)
+
+
+def test_fixed_and_anneal_schedules():
+    fixed = layer(lam_schedule="fixed", lam_fixed=0.25)
+    assert fixed.lam_value == 0.25
+    set_grads(fixed, lora=10.0, boft=0.1)
+    assert fixed.update_lam(0.5) == 0.25
+    anneal = layer(lam_schedule="anneal")
+    assert anneal.lam_value == 0.75
+    got = [anneal.update_lam(p) for p in (0.0, 0.5, 1.0)]  # no gradients needed
+    assert got == pytest.approx([0.75, 0.5, 0.25])
+    assert anneal.lam_history == pytest.approx([0.75, 0.5, 0.25])
+
+
+def test_lam_changes_the_forward_and_is_detached():
+    h = layer()
+    with torch.no_grad():
+        h.boft_R.skew.normal_(0, 0.2)
+        h.lora_B.add_(0.1)
+    x = torch.randn(3, 32)
+    y1 = h(x)
+    h.set_lam(0.8)
+    y2 = h(x)
+    assert (y1 - y2).abs().max() > 1e-3
+    y0 = h.base_layer(x)
+    lowrank = x @ h.delta_lowrank().T
+    expected = y0 + 0.8 * lowrank + 0.2 * (h.boft_R(y0) - y0)
+    torch.testing.assert_close(y2, expected, atol=1e-5, rtol=1e-5)
+    assert not h.lam.requires_grad
+
+
+def test_after_backward_on_a_model_logs_every_layer():
+    model, _ = adapted("tiny-llama", "hybrid", lam_min=0.05)
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    for step in range(3):
+        ids = inputs(step)
+        model(input_ids=ids, labels=ids).loss.backward()
+        lams = after_backward(model, progress=step / 2)
+        opt.step()
+        opt.zero_grad()
+        assert lams == mixing(model)
+    history = lam_history(model)
+    assert len(history) == 8 and all(len(v) == 3 for v in history.values())
+    assert all(0.05 <= v <= 0.95 for vs in history.values() for v in vs)
+    assert any(abs(vs[-1] - 0.5) > 1e-4 for vs in history.values())
+
+
+def test_after_backward_without_gradients_says_when_to_call_it():
+    model, _ = adapted("tiny-llama", "hybrid")
+    with pytest.raises(ValueError, match="after loss.backward"):
+        after_backward(model, 0.0)
+    with pytest.raises(ValueError, match="progress"):
+        after_backward(model, 2.0)

@@ -1,0 +1,108 @@
+"""LoRA-GA: gradient estimate, init formula against a hand-computed SVD, offset, memory-bounded hooks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from adapter_helpers import adapted, calibration, logits
+from torch import nn
+
+from govtune.adapters import adapter_layers, resolve_targets, AdapterConfig
+from govtune.adapters.lora_ga import estimate_gradients, ga_init
+from govtune.models import tiny_model
+
+
+def known_gradient(d_out=48, d_in=40, rank=20, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    u, _ = torch.linalg.qr(torch.randn(d_out, rank, generator=g))
+    v, _ = torch.linalg.qr(torch.randn(d_in, rank, generator=g))
+    s = torch.linspace(10.0, 1.0, rank)  # distinct singular values: the vectors are unique up to sign
+    return u @ torch.diag(s) @ v.T, u, s, v
+
+
+def same_up_to_sign(rows: torch.Tensor, expected: torch.Tensor) -> None:
+    signs = torch.sign((rows * expected).sum(dim=1, keepdim=True))
+    torch.testing.assert_close(rows * signs, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_arb2r_matches_the_official_formula():
+    grad, u, s, v = known_gradient()
+    r, gamma = 4, 16.0
+    a, b = ga_init(grad, r, gamma=gamma, direction="arb2r")
+    scale = grad.shape[0] ** 0.25 / gamma ** 0.5
+    assert a.shape == (r, 40) and b.shape == (48, r)
+    same_up_to_sign(a, v[:, :r].T * scale)  # A = V[:, :r]^T * d_out^(1/4) / sqrt(gamma)
+    same_up_to_sign(b.T, u[:, r:2 * r].T * scale)  # B = U[:, r:2r] * d_out^(1/4) / sqrt(gamma)
+
+
+def test_sigma_sqrt_is_the_rank_r_truncation():
+    grad, u, s, v = known_gradient()
+    r = 4
+    a, b = ga_init(grad, r, direction="sigma_sqrt")
+    torch.testing.assert_close(b @ a, u[:, :r] @ torch.diag(s[:r]) @ v[:, :r].T, atol=1e-4, rtol=1e-4)
+
+
+def test_rank_too_large_for_layer():
+    with pytest.raises(ValueError, match="use r <= 4"):
+        ga_init(torch.randn(8, 16), 5)
+
+
+def test_gradient_estimate_is_the_mean_full_gradient():
+    model, _ = tiny_model("tiny-llama")
+    batches = calibration(3)
+    targets = resolve_targets(model, AdapterConfig(method="lora_ga"))
+    est = estimate_gradients(model, targets, batches, max_batches=3, progress=False)
+    weights = [m.weight for m in targets.values()]
+    for w in weights:
+        w.requires_grad_(True)
+    ref = [torch.zeros_like(w) for w in weights]
+    for batch in batches:
+        for acc, g in zip(ref, torch.autograd.grad(model(**batch).loss, weights)):
+            acc += g / 3
+    for (name, g), r in zip(est.items(), ref):
+        torch.testing.assert_close(g, r, atol=1e-6, rtol=1e-5, msg=name)
+    assert all(w.grad is None for w in weights)
+
+
+def test_hooks_free_each_gradient_at_once():
+    model, _ = tiny_model("tiny-llama")
+    targets = resolve_targets(model, AdapterConfig(method="lora_ga"))
+    alive = []
+    # Runs after estimate_gradients' hook (hooks fire in registration order): no gradient is left behind.
+    weights = list(targets.values())
+    orig = nn.Parameter.register_post_accumulate_grad_hook
+
+    def spy(self, hook):
+        def wrapped(p):
+            hook(p)
+            alive.append(sum(w.weight.grad is not None for w in weights))
+        return orig(self, wrapped)
+
+    nn.Parameter.register_post_accumulate_grad_hook = spy
+    try:
+        estimate_gradients(model, targets, calibration(1), max_batches=1, progress=False)
+    finally:
+        nn.Parameter.register_post_accumulate_grad_hook = orig
+    assert len(alive) == len(targets) and max(alive) == 0
+    assert all(p.requires_grad for p in model.parameters())  # the model's own flags are restored
+
+
+def test_offset_is_applied_to_the_frozen_weight():
+    model, config = adapted("tiny-llama", "lora_ga")
+    base, _ = tiny_model("tiny-llama")
+    base_weights = dict(base.named_modules())
+    for name, layer in adapter_layers(model).items():
+        offset = config.scaling * layer.lora_B0 @ layer.lora_A0
+        assert offset.abs().max() > 1e-3
+        torch.testing.assert_close(layer.weight, base_weights[name].weight - offset, atol=1e-6, rtol=0)
+        torch.testing.assert_close(layer.lora_A, layer.lora_A0)
+    torch.testing.assert_close(logits(model), logits(base), atol=2e-5, rtol=0)
+
+
+def test_calibration_without_labels_is_rejected():
+    model, _ = tiny_model("tiny-llama")
+    from govtune.adapters import inject
+
+    with pytest.raises(ValueError, match="labels"):
+        inject(model, AdapterConfig(method="lora_ga", r=4), calibration=[{"input_ids": torch.ones(1, 4).long()}],
+               progress=False)
