@@ -7,7 +7,7 @@ import time
 
 from govtune.evaluation.metrics import bleu_with_signature, corpus_chrf, macro, parity_gap
 from govtune.evaluation.scoring import context_length, generate_lines, require_tokenizer, special_prefix
-from govtune.evaluation.xnli_eval import _check_examples
+from govtune.evaluation.xnli_eval import check_examples
 from govtune.tasks.prompts import flores_prompt
 
 
@@ -32,7 +32,7 @@ def _fit(ex: dict, tokenizer, prefix: list[int], budget: int | None) -> tuple[li
 def evaluate_flores(model, tokenizer, examples: dict[str, list[dict]], *, batch_size: int = 8,
                     max_new_tokens: int = 128, progress: bool = True) -> tuple[dict, list[dict]]:
     """examples: pair name ("en-zh") -> FLORES examples. Metrics (BLEU/chrF++ points) and one record per line."""
-    _check_examples(examples, "FLORES")
+    check_examples(examples, "FLORES")
     require_tokenizer(tokenizer, model)
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")

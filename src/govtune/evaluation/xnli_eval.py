@@ -18,7 +18,7 @@ from govtune.tasks.prompts import xnli_continuations, xnli_prompt
 from govtune.tasks.xnli import LABELS
 
 
-def _check_examples(examples: dict[str, list[dict]], task: str) -> None:
+def check_examples(examples: dict[str, list[dict]], task: str) -> None:
     if not examples:
         raise ValueError(f"no {task} languages given: pass a dict language -> list of examples")
     for lang, exs in examples.items():
@@ -89,7 +89,7 @@ def evaluate_xnli(model, tokenizer, examples: dict[str, list[dict]], *, batch_si
                   robustness: bool = True, seed: int = 0, progress: bool = True, padding_side: str = "left"
                   ) -> tuple[dict, list[dict]]:
     """Metrics (percent) and one prediction record per example (plus one per perturbed example)."""
-    _check_examples(examples, "XNLI")
+    check_examples(examples, "XNLI")
     langs = list(examples)
     flat = [dict(ex, lang=ex.get("lang", lang)) for lang in langs for ex in examples[lang]]
     for ex in flat:
@@ -100,7 +100,7 @@ def evaluate_xnli(model, tokenizer, examples: dict[str, list[dict]], *, batch_si
     clean_seconds = time.perf_counter() - t0
     preds = [_record(ex, p, None) for ex, p in zip(flat, probs)]
     gold_idx = np.array([LABELS.index(ex["label"]) for ex in flat])
-    lang_arr = np.array([ex["lang"] for ex in flat])
+    lang_arr = np.array([lang for lang in langs for _ in examples[lang]])  # grouped by the dict's keys
 
     per_lang = {}
     for lang in langs:

@@ -129,3 +129,18 @@ def test_generation_stops_at_newline(tiny_llama):
     prompt = tok.encode("English: Hello\nChinese:", add_special_tokens=False)
     assert generate_lines(model, tok, [prompt, prompt[:-3]], max_new_tokens=20, batch_size=2) == ["", ""]
     assert len(calls) == 1  # stopped after the first token, not after 20
+
+
+def test_api_bad_input(tiny_llama):
+    from govtune.evaluation import evaluate_flores, evaluate_xnli
+
+    model, tok = tiny_llama
+    with pytest.raises(ValueError, match="no tokenizer for tiny-llama"):
+        evaluate_xnli(model, None, {"en": _examples(1)[:1]}, progress=False)
+    with pytest.raises(ValueError, match="empty XNLI test set for 'zh'"):
+        evaluate_xnli(model, tok, {"en": _examples(1)[:1], "zh": []}, progress=False)
+    with pytest.raises(ValueError, match="no FLORES languages"):
+        evaluate_flores(model, tok, {}, progress=False)
+    with pytest.raises(ValueError, match="leaves no room"):
+        evaluate_flores(model, tok, {"en-zh": load_flores("en", "zh", limit=1)}, max_new_tokens=510,
+                        progress=False)

@@ -87,3 +87,30 @@ def test_eval_bad_input_messages(tmp_path, capsys):
                      "--out", str(tmp_path / "o"))
     assert code == 2 and "has no tokenizer files" in err.err
     assert not (tmp_path / "o").exists()
+
+
+def test_eval_with_adapter_matches_in_memory_model(tmp_path, capsys):
+    adapters = pytest.importorskip("govtune.adapters")
+    import torch
+
+    from govtune.evaluation import evaluate_xnli
+    from govtune.models import tiny_model
+    from govtune.tasks import load_xnli
+
+    model, tok = tiny_model("tiny-llama")
+    adapters.inject(model, adapters.AdapterConfig(method="lora", r=4, alpha=8))
+    with torch.no_grad():  # a trained-looking adapter: B = 0 at init would change nothing
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)
+    adapters.save_adapter(model, tmp_path / "adapter")
+    data = {"en": load_xnli("en", rows=range(1245, 1248))}
+    want, _ = evaluate_xnli(model, tok, data, robustness=False, progress=False)
+    base, _ = evaluate_xnli(*tiny_model("tiny-llama"), data, robustness=False, progress=False)
+    code, _ = _run(capsys, "--model", "tiny-llama", "--adapter", str(tmp_path / "adapter"), "--task", "xnli",
+                   "--langs", "en", "--limit", "3", "--no-robustness", "--out", str(tmp_path / "out"))
+    assert code == 0
+    got = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert got["run"]["adapter"] == str(tmp_path / "adapter")
+    assert got["languages"]["en"]["ece"] == pytest.approx(want["languages"]["en"]["ece"], abs=1e-6)
+    assert got["languages"]["en"]["ece"] != pytest.approx(base["languages"]["en"]["ece"], abs=1e-6)
