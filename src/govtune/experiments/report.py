@@ -195,7 +195,8 @@ def flores_table(s: Study) -> str:
         rows.append([label(method), *[fmt(s.values(runs, "flores", f"pairs.{p}.bleu")) for p in pairs],
                      fmt(avg), fmt(s.values(runs, "flores", "direction_gap")), fmt(chrf),
                      "-" if method in ("lora", "base") else welch(avg, lora)])
-    return (f"### FLORES, {s.main_shots} training sentences per direction\n\n"
+    n_train = s.config.get("flores_train_pairs") or s.main_shots
+    return (f"### FLORES, {n_train} training sentences per direction (with the {s.main_shots}-shot XNLI sample)\n\n"
             "Detokenised corpus BLEU (sacreBLEU; `zh` tokenisation for Chinese targets, `13a` otherwise), "
             "their average and the direction gap; chrF++ beside it. Corpus BLEU on a few dozen sentences moves "
             "by several points with the sample; compare methods on the same sentences only.\n\n"
