@@ -153,7 +153,7 @@ class Run:
         self.opt.zero_grad(set_to_none=True)
         elapsed = time.perf_counter() - t0
         peak = _status()["VmHWM"]
-        self.loss = float(loss)
+        self.loss = loss.item()
         if record:
             self.times.append(elapsed)
             self.transient.append(peak - before)
