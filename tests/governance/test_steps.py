@@ -76,6 +76,7 @@ def test_perplexity_percentile_cut_per_language(tiny_llama, pool):
     records = [r for r in pool if r["kind"] == "clean" and "text" in r][:90]
     cfg = CurationConfig()
     cfg.perplexity.drop_top_percent = 20.0
+    cfg.perplexity.max_length = 64
     step = PerplexityStep(model, tok, cfg.perplexity, progress=False)
     verdicts = step.judge(records)
     for lang in ("en", "zh", "hi"):
