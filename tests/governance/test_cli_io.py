@@ -93,3 +93,19 @@ def test_dataset_directory_input_and_protected(tmp_path, pool):
 def test_missing_input_file(tmp_path, capsys):
     assert main(["curate", "--input", str(tmp_path / "nope.jsonl"), "--langs", "en", "--out", str(tmp_path)]) == 2
     assert "no pool" in capsys.readouterr().err
+
+
+def test_cli_perplexity_model(tmp_path, pool):
+    rows = [r for r in pool if r["kind"] == "clean" and "text" in r][:30]
+    src = _write(tmp_path / "pool.jsonl", [json.dumps(r, ensure_ascii=False).encode() for r in rows])
+    out = tmp_path / "out"
+    assert main(["curate", "--input", str(src), "--langs", "en,zh,hi", "--stage", "c2", "--out", str(out),
+                 "--ppl-model", "tiny-llama", "--ppl-drop-percent", "20", "--no-progress"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert not report["notes"]
+    step = [s for s in report["steps"] if s["name"] == "perplexity"][0]
+    assert step["drop_top_percent"] == 20.0
+    per_lang = report["stages"]["c2"]["dropped_by_language"]
+    c2_in = report["stages"]["c2"]["input_by_language"]
+    for lang, n in c2_in.items():
+        assert per_lang.get(lang, {}).get("high_perplexity", 0) == int(n * 0.2)

@@ -76,6 +76,7 @@ def test_perplexity_percentile_cut_per_language(tiny_llama, pool):
     records = [r for r in pool if r["kind"] == "clean" and "text" in r][:90]
     cfg = CurationConfig()
     cfg.perplexity.drop_top_percent = 20.0
+    cfg.perplexity.max_length = 64
     step = PerplexityStep(model, tok, cfg.perplexity, progress=False)
     verdicts = step.judge(records)
     for lang in ("en", "zh", "hi"):
@@ -112,6 +113,7 @@ def test_sample_kshot_errors_name_language_count_and_stages(curated):
         sample_kshot(curated, ["hi"], 100000)
     empty = curate([{"text": "Hola, ¿cómo estás? Muy bien, gracias por preguntar.", "lang": "en", "id": 1}],
                    ["en"], "c1", progress=False)
+    assert "'en' has no records left" in empty.report["notes"][0]
     with pytest.raises(ValueError, match=r"'en' has no records left.*C1 removed 1 \(wrong_language 1\)"):
         sample_kshot(empty, ["en"], 4)
 

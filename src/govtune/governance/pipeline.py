@@ -145,6 +145,11 @@ def curate(records: Iterable[Record], langs: Sequence[str] | str, stage: str = "
     n_input = len(records) + len(invalid)
     if len(alive) + len(dropped) != n_input:  # the accounting invariant; a failure here is a bug
         raise RuntimeError(f"curation lost records: {len(alive)} kept + {len(dropped)} dropped != {n_input}")
+    left = {r["lang"] for r in alive}
+    for lang in langs:
+        if lang not in left:
+            notes.append(f"language {lang!r} has no records left after curation: "
+                         f"see the dropped counts for {lang} below; a k-shot draw for it will fail")
     report = build_report(n_input, alive, dropped, langs, stage, step_log, notes,
                           config.examples_per_reason)
     return CurationResult(kept=alive, dropped=dropped, report=report)

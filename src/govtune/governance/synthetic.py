@@ -85,7 +85,8 @@ def build_pool(langs=("en", "zh", "hi"), xnli_per_lang: int = 300, flores_per_la
     for lang in langs:
         clean += [{**r, "kind": _xnli_kind(r)} for r in xnli_rows(lang)[:xnli_per_lang]]
         lines = flores_lines(lang)
-        sentences[lang] = lines + [s for r in xnli_rows(lang) for s in (r["premise"], r["hypothesis"])]
+        sentences[lang] = lines + [s for r in xnli_rows(lang) if _xnli_kind(r) == "clean"
+                                   for s in (r["premise"], r["hypothesis"])]
         clean += [{"text": t, "lang": lang, "id": f"flores-{lang}-{i}", "kind": "clean"}
                   for i, t in enumerate(lines[:flores_per_lang])]
     seen = {(r["lang"], r.get("text") or r["premise"] + r["hypothesis"]) for r in clean}
