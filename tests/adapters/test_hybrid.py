@@ -107,3 +107,24 @@ def test_after_backward_without_gradients_says_when_to_call_it():
         after_backward(model, 0.0)
     with pytest.raises(ValueError, match="progress"):
         after_backward(model, 2.0)
+
+
+@pytest.mark.parametrize("cls", ["boft", "hybrid"])
+def test_recomputing_r_in_backward_gives_the_same_gradients(cls):
+    from govtune.adapters.boft import BoftLayer
+
+    grads = []
+    for recompute in (True, False):
+        torch.manual_seed(0)
+        config = AdapterConfig(method=cls, r=4, boft_checkpoint=recompute)
+        base = nn.Linear(24, 32)
+        h = HybridLayer(base, config, "p") if cls == "hybrid" else BoftLayer(base, config, "p")
+        if cls == "hybrid":
+            h.init_from_gradient(torch.randn(32, 24))
+        with torch.no_grad():
+            h.boft_R.skew.normal_(0, 0.3)
+        x = torch.randn(5, 24, requires_grad=True)
+        h(x).pow(2).sum().backward()
+        grads.append([x.grad] + [p.grad for p in h.parameters() if p.requires_grad])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from torch.utils.checkpoint import checkpoint
+
 from govtune.adapters.base import AdapterLayer
 from govtune.adapters.butterfly import ButterflyOrthogonal
 from govtune.adapters.config import AdapterConfig
@@ -27,6 +29,15 @@ def make_butterfly(features: int, config: AdapterConfig, name: str) -> Butterfly
         raise ValueError(f"{name} ({features} outputs, boft_factors={m}, boft_block_size={b}): {e}") from e
 
 
+def apply_rotation(rotation: nn.Module, y: torch.Tensor, recompute: bool) -> torch.Tensor:
+    """R y; with `recompute`, autograd keeps only y and re-applies R in the backward pass instead of storing
+    the m intermediate activations of the butterfly (m - 1 fewer (tokens x d_out) tensors per layer, for one
+    more forward of R)."""
+    if recompute and torch.is_grad_enabled():
+        return checkpoint(rotation, y, use_reentrant=False)
+    return rotation(y)
+
+
 class BoftLayer(AdapterLayer):
     method = "boft"
 
@@ -34,9 +45,10 @@ class BoftLayer(AdapterLayer):
         super().__init__(base_layer, config, name)
         self.boft_R = make_butterfly(self.out_features, config, name).to(
             device=base_layer.weight.device, dtype=base_layer.weight.dtype)
+        self.checkpoint = config.boft_checkpoint
 
     def adapted_forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.boft_R(self.base_layer(x))
+        return apply_rotation(self.boft_R, self.base_layer(x), self.checkpoint)
 
     def _merge(self, w, b):
         r = self.boft_R.matrix().float()

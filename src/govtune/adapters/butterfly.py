@@ -153,8 +153,13 @@ class ButterflyOrthogonal(nn.Module):
         return z.transpose(0, 1).reshape(*lead, d)
 
     def matrix(self) -> torch.Tensor:
-        """Dense R (d x d) for merging and tests; never used in the training step."""
-        eye = torch.eye(self.features, dtype=self.skew.dtype, device=self.skew.device)
+        """Dense R (d x d) for merging and tests; never used in the training step.
+
+        Float32 for half-precision parameters (float64 stays float64): a merge should not inherit
+        bf16 rounding of R on top of the weights' own.
+        """
+        dtype = torch.float64 if self.skew.dtype == torch.float64 else torch.float32
+        eye = torch.eye(self.features, dtype=dtype, device=self.skew.device)
         return self.forward(eye).transpose(0, 1)  # forward(I) = I @ R^T
 
     def extra_repr(self) -> str:

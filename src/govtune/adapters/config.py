@@ -41,6 +41,9 @@ class AdapterConfig:
     target_modules: list[str] | str | None = None
     boft_factors: int = 3  # m: butterfly components in R (boft, hybrid)
     boft_block_size: int = 8  # b: size of each orthogonal block; must divide d_out
+    # Recompute R in the backward pass instead of storing its m intermediate activations (boft, hybrid):
+    # m - 1 fewer (tokens x d_out) activations per layer for one extra application of R (a few % of a step).
+    boft_checkpoint: bool = True
     ga_batches: int = 8  # LoRA-GA: calibration batches averaged into the gradient estimate
     ga_gamma: float = 16.0  # LoRA-GA "stable" scale d_out^(1/4) / sqrt(gamma) (arb2r direction)
     ga_direction: str = "arb2r"  # "arb2r" (official code) or "sigma_sqrt" (papers' U Sigma^1/2 form)

@@ -24,8 +24,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from govtune.adapters.base import AdapterLayer
-from govtune.adapters.boft import make_butterfly
+from govtune.adapters.boft import apply_rotation, make_butterfly
 from govtune.adapters.config import AdapterConfig
+from govtune.adapters.lora import add_lowrank
 from govtune.adapters.lora_ga import ga_init
 
 
@@ -52,6 +53,7 @@ class HybridLayer(AdapterLayer):
         self.register_buffer("lora_B0", torch.zeros_like(self.lora_B))
         self.boft_R = make_butterfly(self.out_features, config, name).to(
             device=base_layer.weight.device, dtype=base_layer.weight.dtype)
+        self.checkpoint = config.boft_checkpoint
         start = {"adaptive": config.lam_init, "fixed": config.lam_fixed, "anneal": config.lam_anneal[0]}
         lam0 = start[config.lam_schedule]
         if config.lam_schedule == "adaptive":
@@ -114,13 +116,13 @@ class HybridLayer(AdapterLayer):
     def adapted_forward(self, x: torch.Tensor) -> torch.Tensor:
         lam = self._lam
         y0 = self.base_layer(x)  # (..., d_out), once
-        ry = self.boft_R(y0)  # R y0
-        # (B A - B0 A0) x = [B, -B0] [A; A0] x: one rank-2r product.
+        ry = apply_rotation(self.boft_R, y0, self.checkpoint)  # R y0
+        # lerp(ry, y0, lam) = lam y0 + (1 - lam) R y0 = y0 + (1 - lam)(R y0 - y0): one pass.
+        mixed = torch.lerp(ry, y0, lam)
+        # (B A - B0 A0) x = [B, -B0] [A; A0] x: one rank-2r product, added inside the GEMM.
         a = torch.cat([self.lora_A, self.lora_A0], dim=0)  # (2r, d_in)
         b = torch.cat([self.lora_B, -self.lora_B0], dim=1)  # (d_out, 2r)
-        low = F.linear(F.linear(x, a), b)  # (..., d_out)
-        # lerp(ry, y0, lam) = lam y0 + (1 - lam) R y0 = y0 + (1 - lam)(R y0 - y0)
-        return torch.lerp(ry, y0, lam) + low * (lam * self.scaling)
+        return add_lowrank(mixed, F.linear(x, a), b, lam * self.scaling)
 
     def delta_lowrank(self) -> torch.Tensor:
         """s (B A - B0 A0), (d_out, d_in), float32."""

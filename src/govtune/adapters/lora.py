@@ -12,6 +12,15 @@ from govtune.adapters.base import AdapterLayer
 from govtune.adapters.config import AdapterConfig
 
 
+def add_lowrank(y: torch.Tensor, ax: torch.Tensor, b: torch.Tensor, scale: float) -> torch.Tensor:
+    """y + scale * ax B^T as one addmm: the scaled product is added inside the GEMM, saving the separate
+    multiply and add passes over the (tokens x d_out) output that `y + B(A x) * s` costs (forward and
+    backward). Numerically equal to PEFT's form up to float rounding."""
+    lead = y.shape[:-1]
+    out = torch.addmm(y.reshape(-1, y.shape[-1]), ax.reshape(-1, ax.shape[-1]), b.t(), alpha=scale)
+    return out.view(*lead, y.shape[-1])
+
+
 class LoraLayer(AdapterLayer):
     method = "lora"
 
@@ -26,8 +35,9 @@ class LoraLayer(AdapterLayer):
         nn.init.zeros_(self.lora_B)
 
     def adapted_forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Same op order as PEFT's LoRA Linear: base, then B (A x) * s.
-        return self.base_layer(x) + F.linear(F.linear(x, self.lora_A), self.lora_B) * self.scaling
+        y0 = self.base_layer(x)  # (..., d_out)
+        ax = F.linear(x, self.lora_A)  # (..., r)
+        return add_lowrank(y0, ax, self.lora_B, self.scaling)
 
     def delta_weight(self) -> torch.Tensor:
         """s B A, (d_out, d_in), float32."""

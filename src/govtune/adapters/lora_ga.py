@@ -81,8 +81,9 @@ def estimate_gradients(model: nn.Module, layers: Mapping[str, nn.Module], calibr
             layer.weight.requires_grad_(True)
             handles.append(layer.weight.register_post_accumulate_grad_hook(make_hook(name)))
         model.eval()
+        total = min(max_batches, len(calibration)) if hasattr(calibration, "__len__") else max_batches
         batches = islice(iter(calibration), max_batches)
-        for batch in tqdm(batches, total=max_batches, desc="LoRA-GA gradient", disable=not progress):
+        for batch in tqdm(batches, total=total, desc="LoRA-GA gradient", disable=not progress):
             if not isinstance(batch, Mapping) or "labels" not in batch:
                 raise ValueError("LoRA-GA calibration batches must be dicts of tensors the model's forward "
                                  "accepts, including 'labels' (e.g. input_ids, attention_mask, labels)")

@@ -55,7 +55,10 @@ def real_form(u: torch.Tensor) -> torch.Tensor:
 
 
 def _householder(z: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """(I - 2 v v^H / |v|^2) z for rows z (..., h): O(h), never the h x h matrix."""
+    """(I - 2 v v^H / |v|^2) z for rows z (..., h): O(h) per row.
+
+    torch.linalg.householder_product would build the dense h x h matrix, O(h^2) per row.
+    """
     # A tiny floor only matters if v collapses to 0, where the reflection is undefined anyway.
     scale = 2.0 / v.abs().square().sum().clamp_min(torch.finfo(v.real.dtype).tiny)
     return z - (scale * (z @ v.conj())).unsqueeze(-1) * v
@@ -107,8 +110,8 @@ class StructuredUnitary(nn.Module):
         return to_real(z).to(x.dtype)
 
     def matrix(self) -> torch.Tensor:
-        """Real (n x n) orthogonal matrix of U, built by applying U to the identity."""
-        eye = torch.eye(self.features, dtype=self.phases.dtype, device=self.phases.device)
+        """Real (n x n) orthogonal matrix of U, built by applying U to the identity (float32 or float64)."""
+        eye = torch.eye(self.features, dtype=_compute_dtype(self.phases.dtype), device=self.phases.device)
         return self.forward(eye).transpose(0, 1)
 
     def extra_repr(self) -> str:

@@ -1,0 +1,264 @@
+"""One training step of every govtune adapter against PEFT, side by side in one process.
+
+SmolLM2-135M-Instruct (mostly English; the numbers are about cost, not quality), batch 4 x 128 tokens,
+q_proj and v_proj, r = 16, alpha = 32, BOFT m = 3 factors of 8 x 8 blocks. A step is forward + backward +
+AdamW step (+ the hybrid lam update, + the Riemannian step for unitary_full). All models are built first
+(sharing the frozen weights no method writes), then stepped round robin: 2 warm-up rounds, then the median
+of 10 timed rounds, so every method sees the same load of a shared machine.
+
+Memory. PyTorch has no CPU allocator statistics and tracemalloc sees only Python's own allocations, so the
+transient memory of a step is read from the process's resident set: glibc is told to serve every
+allocation above 128 KiB with mmap (mallopt M_MMAP_THRESHOLD, which also stops it from raising that
+threshold), so freed tensors leave the RSS at once, and the kernel's peak-RSS counter (VmHWM) is reset
+through /proc/self/clear_refs just before each step. `train_mem_mb` = (peak RSS during the step - RSS
+before it: activations, gradients, temporaries) + optimiser state + adapter weights (both counted from
+tensor sizes), i.e. the memory training adds on top of the loaded frozen model. For full fine-tuning the
+trainable weights are the model itself and are not added.
+
+    python bench/adapter_step.py [--steps 10] [--warmup 2] [--only lora,boft]
+
+Writes bench/results/adapter_step.json and bench/results/adapter_step.md (atomically).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import ctypes
+import gc
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from govtune.adapters import (AdapterConfig, after_backward, inject, optimizer_parameters,  # noqa: E402
+                              riemannian_modules, trainable_parameters)
+from govtune.models import SMOLLM2, load_model  # noqa: E402
+from tqdm.auto import tqdm  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+TARGETS = ["q_proj", "v_proj"]
+R, ALPHA, M, B = 16, 32, 3, 8
+GOVTUNE = ["lora", "lora_ga", "boft", "unitary", "hybrid", "full"]
+# Not run by default (the machine is shared): the dense unitary with its Riemannian step, and boft / hybrid
+# storing R's intermediate activations instead of recomputing them (boft_checkpoint=False).
+OPTIONAL = ["unitary_full", "boft_nockpt", "hybrid_nockpt"]
+PEFT = ["peft_lora", "peft_boft", "peft_oft"]
+REFERENCE = "peft_lora"
+GOALS = {"lora": (1.05, None), "boft": (1.25, 1.10), "hybrid": (1.25, 1.10)}  # (time ratio, memory ratio)
+
+_libc = ctypes.CDLL("libc.so.6")
+_libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD: large blocks are mmapped and returned on free
+
+
+def _status() -> dict[str, int]:
+    out = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(("VmRSS", "VmHWM")):
+                key, value = line.split(":")
+                out[key] = int(value.split()[0]) * 1024
+    return out
+
+
+def _settle() -> int:
+    gc.collect()
+    _libc.malloc_trim(0)
+    return _status()["VmRSS"]
+
+
+def _reset_peak() -> None:
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
+def variant(name: str) -> tuple[str, dict]:
+    """(method, extra AdapterConfig fields) of a benchmark row: `boft_nockpt` is boft without recomputation."""
+    if name.endswith("_nockpt"):
+        return name[: -len("_nockpt")], {"boft_checkpoint": False}
+    return name, {}
+
+
+def clone(base, name: str):
+    """A copy of `base` that shares the frozen weights the method never writes (memory for ten models)."""
+    if name == "full":
+        return copy.deepcopy(base)  # every weight trains
+    own = ("q_proj", "v_proj") if variant(name)[0] == "lora_ga" else ()  # LoRA-GA offsets its targets in place
+    memo = {id(p): p for n, p in base.named_parameters() if not any(f".{t}." in n for t in own)}
+    return copy.deepcopy(base, memo)
+
+
+def build(name: str, base, batch) -> Run:
+    model = clone(base, name)
+    info: dict = {}
+    if name in PEFT:
+        from peft import BOFTConfig, LoraConfig, OFTConfig, get_peft_model
+
+        cfg = {"peft_lora": lambda: LoraConfig(r=R, lora_alpha=ALPHA, target_modules=TARGETS, lora_dropout=0.0),
+               "peft_boft": lambda: BOFTConfig(boft_block_size=B, boft_n_butterfly_factor=M, target_modules=TARGETS,
+                                               boft_dropout=0.0),
+               "peft_oft": lambda: OFTConfig(r=0, oft_block_size=B, target_modules=TARGETS,
+                                             module_dropout=0.0)}[name]()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = get_peft_model(model, cfg)
+        if name == "peft_boft":
+            layer = next(m for m in model.modules() if hasattr(m, "boft_R"))
+            info["effective_factors"] = int(layer.boft_R["default"].shape[0])
+            info["peft_warnings"] = sorted({str(w.message)[:160] for w in caught if "butterfly" in str(w.message)
+                                            or "CUDA" in str(w.message)})
+        params = [p for p in model.parameters() if p.requires_grad]
+        return Run(name, model, params, None, info)
+    method, extra = variant(name)
+    config = AdapterConfig(method=method, r=R, alpha=ALPHA, target_modules=TARGETS, boft_factors=M,
+                           boft_block_size=B, ga_batches=2, **extra)
+    inject(model, config, calibration=[batch, batch] if method in ("lora_ga", "hybrid") else None, progress=False)
+    riemannian = riemannian_modules(model)
+
+    def hook(progress: float) -> None:
+        after_backward(model, progress)
+        for module in riemannian:
+            module.riemannian_step(1e-3)
+
+    return Run(name, model, optimizer_parameters(model), hook, info)
+
+
+class Run:
+    """One method's model and optimiser, stepped in turn with the others."""
+
+    def __init__(self, name, model, params, hook, info):
+        self.name, self.model, self.params, self.hook, self.info = name, model.train(), params, hook, info
+        self.opt = torch.optim.AdamW(params, lr=1e-5)
+        self.times: list[float] = []
+        self.transient: list[int] = []
+        self.loss = float("nan")
+
+    def step(self, batch, progress: float, record: bool) -> None:
+        before = _settle()
+        _reset_peak()
+        t0 = time.perf_counter()
+        loss = self.model(**batch).loss
+        loss.backward()
+        if self.hook is not None:
+            self.hook(progress)
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        elapsed = time.perf_counter() - t0
+        peak = _status()["VmHWM"]
+        self.loss = loss.item()
+        if record:
+            self.times.append(elapsed)
+            self.transient.append(peak - before)
+
+    def result(self, full: bool) -> dict:
+        state = sum(t.numel() * t.element_size() for s in self.opt.state.values() for t in s.values()
+                    if isinstance(t, torch.Tensor))
+        # Adapter weights add to the frozen model; for full fine-tuning the trainable weights ARE the model.
+        weights = 0 if full else sum(p.numel() * p.element_size() for p in self.params)
+        transient = statistics.median(self.transient)
+        tunable = (trainable_parameters(self.model) if self.name not in PEFT
+                   else sum(p.numel() for p in self.params))
+        return {"step_s_median": statistics.median(self.times), "step_s_all": self.times,
+                "train_mem_mb": (transient + state + weights) / 2**20, "step_peak_mb": transient / 2**20,
+                "optimizer_state_mb": state / 2**20, "adapter_weights_mb": weights / 2**20,
+                "tunable_params": tunable, "final_loss": self.loss, **self.info}
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def report(results: dict, meta: dict) -> str:
+    ref = results[REFERENCE]
+    lines = ["# Adapter training step: govtune vs PEFT", "",
+             f"SmolLM2-135M-Instruct (mostly English; cost only), batch {meta['batch']}, targets "
+             f"{', '.join(TARGETS)}, r={R}, alpha={ALPHA}, BOFT m={M}, b={B}; median of {meta['steps']} steps after "
+             f"{meta['warmup']} warm-up, torch {meta['torch']} on {meta['threads']} CPU threads (shared machine).", "",
+             "| method | step (s) | time / PEFT LoRA | train mem (MB) | mem / PEFT LoRA | tunable params | "
+             "params / PEFT LoRA |", "|---|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        lines.append(f"| {name} | {r['step_s_median']:.3f} | {r['step_s_median'] / ref['step_s_median']:.2f} | "
+                     f"{r['train_mem_mb']:.0f} | {r['train_mem_mb'] / ref['train_mem_mb']:.2f} | "
+                     f"{r['tunable_params']:,} | {r['tunable_params'] / ref['tunable_params']:.2f} |")
+    lines += ["", "Goals (ratios to PEFT LoRA):", ""]
+    for name, (t_goal, m_goal) in GOALS.items():
+        if name not in results:
+            continue
+        r = results[name]
+        t = r["step_s_median"] / ref["step_s_median"]
+        m = r["train_mem_mb"] / ref["train_mem_mb"]
+        verdict = f"- {name}: time {t:.2f} (goal <= {t_goal}: {'met' if t <= t_goal else 'NOT met'})"
+        if m_goal is not None:
+            verdict += f", memory {m:.2f} (goal <= {m_goal}: {'met' if m <= m_goal else 'NOT met'})"
+        lines.append(verdict)
+    if "peft_boft" in results:
+        lines += ["", f"PEFT BOFT ran with {results['peft_boft'].get('effective_factors')} butterfly factor(s) "
+                      f"(asked for {M}): without its CUDA extension PEFT silently falls back to m = 1. "
+                      f"govtune BOFT applies all {M}."]
+    lines += ["", "boft and hybrid run with the default boft_checkpoint=True (R re-applied in backward instead of "
+                  "storing its m intermediate activations); `_nockpt` rows store them.",
+              "", "train mem = peak resident memory of a step above the memory before it (activations, gradients, "
+                  "temporaries) + optimiser state + adapter weights: what training adds on top of the loaded frozen "
+                  "model. See the module docstring for how it is measured.", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--only", default="", help="comma-separated subset of methods (peft_lora always runs)")
+    args = ap.parse_args(argv)
+    order = [REFERENCE] + [m for m in GOVTUNE + PEFT if m != REFERENCE]
+    if args.only:
+        wanted = set(args.only.split(","))
+        unknown = wanted - set(order + OPTIONAL)
+        if unknown:
+            raise SystemExit(f"unknown methods {sorted(unknown)}: choose from {order + OPTIONAL}")
+        order = [m for m in order + OPTIONAL if m in wanted or m == REFERENCE]
+    torch.manual_seed(0)
+    base, _ = load_model(SMOLLM2)
+    for p in base.parameters():
+        p.requires_grad_(False)
+    ids = torch.randint(0, base.config.vocab_size, (4, 128))
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids}
+    runs = []
+    for name in order:
+        print(f"[adapter_step] building {name}", flush=True)
+        runs.append(build(name, base, batch))
+    rounds = args.warmup + args.steps
+    # Round robin: every method sees the same machine load, step by step.
+    for i in tqdm(range(rounds), desc="rounds"):
+        for run in runs:
+            run.step(batch, i / rounds, record=i >= args.warmup)
+    results = {run.name: run.result(run.name == "full") for run in runs}
+    for name, r in results.items():
+        print(f"  {name:14s} step {r['step_s_median']:.3f} s  train mem {r['train_mem_mb']:.0f} MB  "
+              f"tunable {r['tunable_params']:,}", flush=True)
+    meta = {"model": SMOLLM2, "batch": "4 x 128", "targets": TARGETS, "r": R, "alpha": ALPHA, "boft_factors": M,
+            "boft_block_size": B, "steps": args.steps, "warmup": args.warmup, "torch": torch.__version__,
+            "threads": torch.get_num_threads()}
+    ref = results[REFERENCE]
+    for r in results.values():
+        r["time_ratio"] = r["step_s_median"] / ref["step_s_median"]
+        r["mem_ratio"] = r["train_mem_mb"] / ref["train_mem_mb"]
+        r["params_ratio"] = r["tunable_params"] / ref["tunable_params"]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    _atomic_write(RESULTS / "adapter_step.json", json.dumps({"meta": meta, "results": results}, indent=2))
+    _atomic_write(RESULTS / "adapter_step.md", report(results, meta))
+    print(report(results, meta))
+
+
+if __name__ == "__main__":
+    main()
