@@ -64,6 +64,8 @@ def test_eval_bad_input_messages(tmp_path, capsys):
     assert code == 2 and "XNLI has no language 'ja'" in err.err
     code, err = _run(capsys, "--model", "tiny-llama", "--task", "xnli", "--limit", "0", "--out", str(tmp_path))
     assert code == 2 and "limit must be >= 1" in err.err
+    code, err = _run(capsys, "--model", "tiny-llama", "--task", "xnli", "--threads", "0", "--out", str(tmp_path))
+    assert code == 2 and "--threads must be >= 1" in err.err
     code, err = _run(capsys, "--model", "tiny-llama", "--task", "flores", "--pairs", "en-fr", "--out", str(tmp_path))
     assert code == 2 and "no FLORES file" in err.err and "fra_Latn.dev" in err.err
     # An empty test set.

@@ -144,3 +144,20 @@ def test_api_bad_input(tiny_llama):
     with pytest.raises(ValueError, match="leaves no room"):
         evaluate_flores(model, tok, {"en-zh": load_flores("en", "zh", limit=1)}, max_new_tokens=510,
                         progress=False)
+
+
+def test_scores_without_kv_cache_equal_cached(tiny_bloom, monkeypatch):
+    """Models that return no transformers Cache fall back to full rows, with the same numbers."""
+    model, tok = tiny_bloom
+    exs = _examples(2)
+    cached, _ = score_examples(model, tok, exs, batch_size=3)
+    forward = model.forward
+
+    def no_cache(*args, **kwargs):
+        res = forward(*args, **kwargs)
+        res.past_key_values = None
+        return res
+
+    monkeypatch.setattr(model, "forward", no_cache)
+    uncached, _ = score_examples(model, tok, exs, batch_size=3)
+    np.testing.assert_allclose(uncached, cached, atol=1e-5)

@@ -35,6 +35,9 @@ def register(subparsers) -> None:
     p.add_argument("--no-robustness", action="store_true", help="skip the orthographic robustness pass (XNLI)")
     p.add_argument("--max-new-tokens", type=int, default=128, help="generation budget per line (FLORES)")
     p.add_argument("--padding-side", choices=("left", "right"), default="left")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's choice); 1 is often fastest on a CPU shared with "
+                        "other jobs, where threads of one matmul wait on each other")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
 
@@ -87,6 +90,10 @@ def run(args) -> int:
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
     out = Path(args.out)
     default_rows = args.split == "dev" and not args.all_rows
     # Load the data before the model: a wrong language or path fails in a second, not after a model load.

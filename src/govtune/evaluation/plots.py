@@ -54,15 +54,16 @@ def reliability_diagram(predictions: Sequence[dict], path: str | Path, title: st
         filled = bins["count"] > 0
         ax.bar(edges[:-1][filled], bins["accuracy"][filled], width=width, align="edge", edgecolor="black",
                color="#4c72b0", label="accuracy")
+        # The gap bar spans accuracy..confidence: above the accuracy when over-confident, below when under.
         ax.bar(edges[:-1][filled], (bins["confidence"] - bins["accuracy"])[filled], width=width, align="edge",
-               bottom=bins["accuracy"][filled], color="#dd8452", alpha=0.5, label="gap")
+               bottom=bins["accuracy"][filled], color="#dd8452", alpha=0.5, hatch="//", label="gap to confidence")
         ax.plot([0, 1], [0, 1], "k--", lw=1)
         ece = expected_calibration_error(probs, gold, n_bins)
         ax.set_title(f"{lang}: ECE {ece:.1f}% (n={len(preds)})")
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
         ax.set_xlabel("confidence")
-        ax.set_ylabel("accuracy")
+    axes[0][0].set_ylabel("accuracy")
     axes[0][0].legend(loc="upper left", fontsize=8)
     if title:
         fig.suptitle(title)

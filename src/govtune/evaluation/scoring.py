@@ -140,6 +140,9 @@ def loglikelihoods(model, requests: list[tuple[list[int], list[int]]], *, batch_
             continue
         rows = torch.tensor([i for i, _, _ in rest])
         cache = res.past_key_values
+        if not hasattr(cache, "batch_select_indices"):  # a model without a transformers Cache
+            _score_tails_uncached(model, ctxs, rest, out, pad_id)
+            continue
         cache.batch_select_indices(rows)  # one cache row per continuation (rows repeat)
         # Continuation inputs are right-padded after the context: real tokens sit at the same positions
         # whatever the padding, and the logits read below never touch a pad.
@@ -151,6 +154,17 @@ def loglikelihoods(model, requests: list[tuple[list[int], list[int]]], *, batch_
             tail = torch.tensor(cont[1:])
             out[r] += float(logp[k, torch.arange(len(tail)), tail].sum())
     return out
+
+
+def _score_tails_uncached(model, ctxs, rest, out, pad_id) -> None:
+    """Continuation tokens after the first, one full right-padded row per continuation (no KV cache)."""
+    seqs = [list(ctxs[i]) + cont[:-1] for i, _, cont in rest]
+    ids, mask, pos = pad_batch(seqs, pad_id, "right")
+    logp = F.log_softmax(_forward(model, ids, mask, pos).logits.float(), dim=-1)
+    for k, (i, r, cont) in enumerate(rest):
+        start = len(ctxs[i])  # logit at position p predicts token p + 1: cont[1] is predicted at len(ctx)
+        tail = torch.tensor(cont[1:])
+        out[r] += float(logp[k, torch.arange(start, start + len(tail)), tail].sum())
 
 
 def _class_order(model) -> list[int]:
