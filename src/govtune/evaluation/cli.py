@@ -34,6 +34,8 @@ def register(subparsers) -> None:
                         "few-shot pool)")
     p.add_argument("--no-robustness", action="store_true", help="skip the orthographic robustness pass (XNLI)")
     p.add_argument("--max-new-tokens", type=int, default=128, help="generation budget per line (FLORES)")
+    p.add_argument("--length-ratio", type=float, default=None,
+                   help="FLORES: new tokens per source token, +8 (default: the largest ratio on the few-shot pool)")
     p.add_argument("--padding-side", choices=("left", "right"), default="left")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: torch's choice); 1 is often fastest on a CPU shared with "
@@ -123,7 +125,8 @@ def run(args) -> int:
                                        padding_side=args.padding_side)
     else:
         metrics, preds = evaluate_flores(model, tok, data, batch_size=args.batch_size,
-                                         max_new_tokens=args.max_new_tokens, progress=progress)
+                                         max_new_tokens=args.max_new_tokens, length_ratio=args.length_ratio,
+                                         progress=progress)
     metrics["run"] = {"model": args.model, "adapter": args.adapter, "data": str(args.data or "govtune.data"),
                       "split": args.split, "rows": "evaluation rows" if default_rows else "all",
                       "limit": args.limit, "batch_size": args.batch_size, "seed": args.seed,

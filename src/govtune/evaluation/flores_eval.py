@@ -1,14 +1,40 @@
-"""FLORES evaluation: greedy translation of each source line, then detokenised corpus BLEU (sacreBLEU,
+"""FLORES evaluation: greedy translation of each source line, stopped at the end of its sentence, then detokenised corpus BLEU (sacreBLEU,
 "zh" tokenisation for Chinese targets, "13a" otherwise) and chrF++ per direction."""
 
 from __future__ import annotations
 
+import math
 import time
+from functools import lru_cache
 
 from govtune.evaluation.metrics import bleu_with_signature, corpus_chrf, macro, parity_gap
 from govtune.evaluation.scoring import context_length, generate_lines, require_tokenizer, special_prefix
 from govtune.evaluation.xnli_eval import check_examples
+from govtune.tasks.languages import script
 from govtune.tasks.prompts import flores_prompt
+
+# Fallback target/source token ratio for a direction the shipped few-shot pool lacks.
+FALLBACK_LENGTH_RATIO = 2.5
+LENGTH_SLACK = 8
+
+
+@lru_cache(maxsize=32)
+def _pool_ratio(tokenizer, src: str, tgt: str) -> float:
+    """Largest reference/source token ratio of this tokenizer on the direction's few-shot pool lines.
+
+    The ratio depends on the tokenizer as much as on the languages: SmolLM2 needs ~2.7x the English
+    tokens for Chinese and ~5x for Hindi (Devanagari split into byte pieces), so one fixed factor would
+    either cut real translations or leave the cap useless. The pool (lines 0..499) is disjoint from the
+    evaluation lines, so no evaluation reference informs the budget."""
+    from govtune.data import FLORES_POOL_LINES
+    from govtune.tasks.flores import load_flores
+
+    try:
+        pool = load_flores(src, tgt, lines=FLORES_POOL_LINES)
+    except (ValueError, FileNotFoundError, OSError):
+        return FALLBACK_LENGTH_RATIO
+    return max(len(tokenizer.encode(e["ref"], add_special_tokens=False))
+               / max(1, len(tokenizer.encode(e["src"], add_special_tokens=False))) for e in pool)
 
 
 def _fit(ex: dict, tokenizer, prefix: list[int], budget: int | None) -> tuple[list[int], bool]:
@@ -30,12 +56,20 @@ def _fit(ex: dict, tokenizer, prefix: list[int], budget: int | None) -> tuple[li
 
 
 def evaluate_flores(model, tokenizer, examples: dict[str, list[dict]], *, batch_size: int = 8,
-                    max_new_tokens: int = 128, progress: bool = True) -> tuple[dict, list[dict]]:
-    """examples: pair name ("en-zh") -> FLORES examples. Metrics (BLEU/chrF++ points) and one record per line."""
+                    max_new_tokens: int = 128, length_ratio: float | None = None,
+                    progress: bool = True) -> tuple[dict, list[dict]]:
+    """examples: pair name ("en-zh") -> FLORES examples. Metrics (BLEU/chrF++ points) and one record per line.
+
+    Each line may generate ceil(length_ratio x source tokens) + 8 new tokens, at most max_new_tokens, so a
+    row that never ends its sentence costs a few dozen steps, not max_new_tokens: a batch runs as long as
+    its slowest row. length_ratio None: the largest target/source token ratio this tokenizer shows on the
+    direction's few-shot pool lines (FALLBACK_LENGTH_RATIO when the direction is not shipped)."""
     check_examples(examples, "FLORES")
     require_tokenizer(tokenizer, model)
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    if length_ratio is not None and not length_ratio > 0:
+        raise ValueError(f"length_ratio must be > 0 (target tokens per source token), got {length_ratio}")
     max_len = context_length(model, tokenizer)
     budget = None if max_len is None else max_len - max_new_tokens
     if budget is not None and budget < 8:
@@ -44,9 +78,15 @@ def evaluate_flores(model, tokenizer, examples: dict[str, list[dict]], *, batch_
     prefix = special_prefix(tokenizer)
     flat = [(pair, ex) for pair, exs in examples.items() for ex in exs]
     fitted = [_fit(ex, tokenizer, prefix, budget) for _, ex in flat]
+    budgets = []
+    for _, ex in flat:
+        ratio = length_ratio or _pool_ratio(tokenizer, ex["src_lang"], ex["tgt_lang"])
+        n_src = len(tokenizer.encode(ex["src"], add_special_tokens=False))
+        budgets.append(min(max_new_tokens, math.ceil(ratio * n_src) + LENGTH_SLACK))
     t0 = time.perf_counter()
     hyps = generate_lines(model, tokenizer, [ids for ids, _ in fitted], max_new_tokens=max_new_tokens,
-                          batch_size=batch_size, progress=progress, desc="FLORES")
+                          batch_size=batch_size, budgets=budgets, scripts=[script(ex["tgt_lang"]) for _, ex in flat],
+                          progress=progress, desc="FLORES")
     seconds = time.perf_counter() - t0
     preds = [{"pair": pair, "language": ex["tgt_lang"], "index": ex.get("line"), "id": ex.get("id"),
               "perturbation": None, "source": ex["src"], "hypothesis": h, "reference": ex["ref"]}
@@ -66,5 +106,6 @@ def evaluate_flores(model, tokenizer, examples: dict[str, list[dict]], *, batch_
                "truncated": sum(v["truncated"] for v in pairs.values()),
                "timing": {"seconds": seconds, "examples": len(flat),
                           "examples_per_second": len(flat) / seconds if seconds else float("nan"),
-                          "batch_size": batch_size, "max_new_tokens": max_new_tokens}}
+                          "batch_size": batch_size, "max_new_tokens": max_new_tokens,
+                          "mean_budget": sum(budgets) / len(budgets)}}
     return metrics, preds

@@ -10,6 +10,7 @@ and position ids (left padding lets us keep only the last logits, the memory-lig
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -236,24 +237,100 @@ class StopOnNewline:
         return torch.isin(input_ids[:, -1], self.ids.to(input_ids.device))
 
 
+# Sentence-final marks per ISO 15924 script. ASCII marks end a sentence only when whitespace follows
+# ("3.5", "e.g.x" stay whole); the full-width and script-specific marks below end it at once, since
+# those scripts write no space after them.
+_ASCII_MARKS = ".!?"
+_SCRIPT_MARKS = {
+    "Hans": "。！？", "Hant": "。！？", "Jpan": "。！？", "Kore": "。！？",
+    "Deva": "।॥", "Beng": "।॥", "Guru": "।॥", "Gujr": "।॥", "Orya": "।॥",
+    "Arab": "؟۔", "Ethi": "።፧", "Mymr": "။", "Khmr": "។", "Tibt": "།", "Armn": "։",
+    "Grek": ";",  # the Greek question mark, usually typed as U+003B
+}
+_CLOSERS = "\"'”’»」』）)]"
+
+
+@lru_cache(maxsize=64)
+def _sentence_regex(script: str) -> re.Pattern:
+    wide = "".join(ch for ch in _SCRIPT_MARKS.get(script, "") if ch not in _ASCII_MARKS)
+    ascii_ = re.escape(_ASCII_MARKS + (";" if script == "Grek" else ""))
+    closers = re.escape(_CLOSERS)
+    parts = [f"[{ascii_}]+[{closers}]*(?=\\s|$)"]
+    if wide:
+        parts.insert(0, f"[{re.escape(wide)}{ascii_}]*[{re.escape(wide)}][{ascii_}{re.escape(wide)}]*[{closers}]*")
+    return re.compile("|".join(parts))
+
+
+def sentence_end(text: str, script: str = "Latn") -> int | None:
+    """End (exclusive, after the final mark and any closing quote) of the first sentence of `text`, or None.
+
+    A newline always ends it (before the newline); a final mark counts once some letter or digit precedes
+    it, so a leading "..." or "." is not a sentence. At the end of `text` an ASCII mark counts too: a
+    caller that is still generating must wait for the next character (see `_SentenceStop`)."""
+    nl = text.find("\n")
+    line = text if nl < 0 else text[:nl]
+    for m in _sentence_regex(script).finditer(line):
+        if any(ch.isalnum() for ch in line[:m.start()]):
+            return m.end()
+    return None if nl < 0 else nl
+
+
+def cut_sentence(text: str, script: str = "Latn") -> str:
+    """`text` up to the end of its first sentence (final mark kept), stripped."""
+    end = sentence_end(text, script)
+    return (text if end is None else text[:end]).strip()
+
+
+class _SentenceStop:
+    """Per-row stopping criterion: a row is finished once its output holds a complete first sentence.
+
+    FLORES lines are single sentences, so the first sentence end is the end of the translation; whatever
+    a model writes after it is a continuation the reference does not have. A sentence counts as complete
+    once something follows its end (a newline, the space after ". ", any character after "。"), so an
+    ASCII mark inside "3.5" does not stop the row; EOS is handled by `generate` itself."""
+
+    def __init__(self, tokenizer, prompt_width: int, scripts: list[str]):
+        self.tokenizer, self.width, self.scripts = tokenizer, prompt_width, scripts
+
+    def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.BoolTensor:
+        done = []
+        for row, script in zip(input_ids[:, self.width:].tolist(), self.scripts):
+            text = self.tokenizer.decode(row, skip_special_tokens=True)
+            end = sentence_end(text, script)
+            done.append(end is not None and end < len(text))
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
 @torch.inference_mode()
 def generate_lines(model, tokenizer, prompts: list[list[int]], *, max_new_tokens: int = 128,
-                   batch_size: int = 8, progress: bool = False, desc: str = "generating") -> list[str]:
-    """Greedy continuation of each prompt (token ids), left-padded in batches, cut at the first newline."""
+                   batch_size: int = 8, budgets: Sequence[int] | None = None,
+                   scripts: Sequence[str] | None = None, progress: bool = False,
+                   desc: str = "generating") -> list[str]:
+    """Greedy continuation of each prompt (token ids), left-padded in batches, cut at its first sentence end.
+
+    budgets: new tokens each prompt may need (a batch runs to the largest budget among its rows, at most
+    max_new_tokens); scripts: ISO 15924 script of each expected output, which picks its sentence-final
+    marks (default Latin). A batch stops as soon as every row has finished its sentence or emitted EOS."""
     from transformers import StoppingCriteriaList
 
+    n = len(prompts)
+    if budgets is not None and len(budgets) != n or scripts is not None and len(scripts) != n:
+        raise ValueError(f"budgets and scripts need one entry per prompt ({n})")
+    if budgets is not None and min(budgets, default=1) < 1:
+        raise ValueError(f"every generation budget must be >= 1, got {min(budgets)}")
+    scripts = list(scripts) if scripts is not None else ["Latn"] * n
     pad = pad_token_id(tokenizer)
-    stop = StoppingCriteriaList([StopOnNewline(tokenizer)])
-    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
-    out: list[str] = [""] * len(prompts)
-    for b in tqdm(range(0, len(order), batch_size), disable=not progress, desc=desc, unit="batch"):
+    order = sorted(range(n), key=lambda i: -len(prompts[i]))
+    out: list[str] = [""] * n
+    for b in tqdm(range(0, n, batch_size), disable=not progress, desc=desc, unit="batch"):
         idx = order[b:b + batch_size]
         ids, mask, _ = pad_batch([prompts[i] for i in idx], pad, "left")
+        steps = max_new_tokens if budgets is None else min(max_new_tokens, max(budgets[i] for i in idx))
+        stop = StoppingCriteriaList([_SentenceStop(tokenizer, ids.shape[1], [scripts[i] for i in idx])])
         gen = model.generate(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
-                             max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, pad_token_id=pad,
+                             max_new_tokens=steps, do_sample=False, num_beams=1, pad_token_id=pad,
                              eos_token_id=tokenizer.eos_token_id, stopping_criteria=stop,
                              temperature=None, top_p=None, top_k=None)
         for j, i in enumerate(idx):
-            text = tokenizer.decode(gen[j, ids.shape[1]:], skip_special_tokens=True)
-            out[i] = text.split("\n", 1)[0].strip()
+            out[i] = cut_sentence(tokenizer.decode(gen[j, ids.shape[1]:], skip_special_tokens=True), scripts[i])
     return out
