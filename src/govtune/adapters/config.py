@@ -25,6 +25,9 @@ DEFAULT_TARGETS: dict[str, list[str]] = {
     "xglm": ["q_proj", "k_proj", "v_proj", "out_proj"],
     "t5": ["q", "k", "v", "o"],
     "mt5": ["q", "k", "v", "o"],
+    # encoders: self-attention projections only ("dense" would also catch the feed-forward layers)
+    **{t: ["query", "key", "value"] for t in ("bert", "roberta", "xlm-roberta", "electra")},
+    "distilbert": ["q_lin", "k_lin", "v_lin"],
 }
 
 
