@@ -45,15 +45,20 @@ def _judge_batch(batch: dict[str, list], langs: list[str], stage: str, config: C
             reasons[i], stages[i] = problem[0], "c0"
     steps, _ = build_steps(langs, stage, config, progress=False)
     for step in (s for s in steps if s.per_record):
-        verdicts = step.judge([rows[i] for i in alive])
-        survivors = []
-        for i, verdict in zip(alive, verdicts):
-            if verdict is None:
-                survivors.append(i)
-            else:
-                reasons[i], stages[i] = verdict, step.stage
-        alive = survivors
+        alive = _apply(step, [rows[i] for i in alive], alive, reasons, stages)
     return {REASON_COLUMN: reasons, STAGE_COLUMN: stages}
+
+
+def _apply(step, rows: list[Record], alive: list[int], reasons: list, stages: list) -> list[int]:
+    """Judge `rows` (the records at indices `alive`) with `step`; record each drop's reason and stage in
+    place and return the surviving indices."""
+    survivors = []
+    for i, verdict in zip(alive, step.judge(rows)):
+        if verdict is None:
+            survivors.append(i)
+        else:
+            reasons[i], stages[i] = verdict, step.stage
+    return survivors
 
 
 def curate_dataset(ds, langs: Sequence[str] | str, stage: str = "c2", *, num_proc: int | None = None,
@@ -81,13 +86,7 @@ def curate_dataset(ds, langs: Sequence[str] | str, stage: str = "c2", *, num_pro
     alive = [i for i, r in enumerate(reasons) if r is None]
     for step in (s for s in steps if not s.per_record):
         rows = ds.select(alive).to_list() if alive else []
-        verdicts = step.judge(rows)
-        survivors = []
-        for i, verdict in zip(alive, verdicts):
-            if verdict is None:
-                survivors.append(i)
-            else:
-                reasons[i], stages[i] = verdict, step.stage
+        survivors = _apply(step, rows, alive, reasons, stages)
         step_log.append({"name": step.name, "stage": step.stage, "input": len(alive), "kept": len(survivors),
                          "seconds": None, **step.details()})
         alive = survivors
