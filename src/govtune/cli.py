@@ -17,7 +17,8 @@ SUBCOMMANDS = {
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="govtune", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="govtune", description="Governance-aware hybrid PEFT for multilingual LMs: curate, evaluate, run studies.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     registered = set()
     for name, module in SUBCOMMANDS.items():
