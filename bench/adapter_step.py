@@ -27,10 +27,8 @@ import copy
 import ctypes
 import gc
 import json
-import os
 import statistics
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -41,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from govtune.adapters import (AdapterConfig, after_backward, inject, optimizer_parameters,  # noqa: E402
                               riemannian_modules, trainable_parameters)
+from govtune.atomic import atomic_write_text  # noqa: E402
 from govtune.models import SMOLLM2, load_model  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
@@ -172,13 +171,6 @@ class Run:
                 "tunable_params": tunable, "final_loss": self.loss, **self.info}
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def report(results: dict, meta: dict) -> str:
     ref = results[REFERENCE]
     lines = ["# Adapter training step: govtune vs PEFT", "",
@@ -255,8 +247,8 @@ def main(argv: list[str] | None = None) -> None:
         r["mem_ratio"] = r["train_mem_mb"] / ref["train_mem_mb"]
         r["params_ratio"] = r["tunable_params"] / ref["tunable_params"]
     RESULTS.mkdir(parents=True, exist_ok=True)
-    _atomic_write(RESULTS / "adapter_step.json", json.dumps({"meta": meta, "results": results}, indent=2))
-    _atomic_write(RESULTS / "adapter_step.md", report(results, meta))
+    atomic_write_text(RESULTS / "adapter_step.json", json.dumps({"meta": meta, "results": results}, indent=2))
+    atomic_write_text(RESULTS / "adapter_step.md", report(results, meta))
     print(report(results, meta))
 
 

@@ -22,7 +22,6 @@ import json
 import os
 import platform
 import statistics
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -33,6 +32,7 @@ from tqdm import tqdm
 
 from govtune.adapters.butterfly import ButterflyOrthogonal
 from govtune.adapters.unitary_ops import DenseUnitary, StructuredUnitary
+from govtune.atomic import atomic_write_text
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -178,8 +178,8 @@ def main() -> None:
         "riemannian_reprojections": dense_unitary.reprojections,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    _atomic_write(args.out / "butterfly_kernel.json", json.dumps(result, indent=2) + "\n")
-    _atomic_write(args.out / "butterfly_kernel.md", _markdown(result))
+    atomic_write_text(args.out / "butterfly_kernel.json", json.dumps(result, indent=2) + "\n")
+    atomic_write_text(args.out / "butterfly_kernel.md", _markdown(result))
     print(_markdown(result))
 
 
@@ -209,13 +209,6 @@ def _markdown(result: dict) -> str:
         f"{result['riemannian_reprojections']} re-projections.",
     ]
     return "\n".join(lines) + "\n"
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from govtune.atomic import atomic_write_dir
 
 SMOLLM2 = "smollm2-135m-instruct"
 SMOLLM2_ALIASES = {SMOLLM2, "smollm2", "HuggingFaceTB/SmolLM2-135M-Instruct"}
@@ -52,15 +53,12 @@ def smollm2_path() -> Path:
     model.load_state_dict(gguf_model.state_dict(), strict=True)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    # Write to a temporary sibling, then rename: an interrupted conversion never leaves a half checkpoint.
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{SMOLLM2}-", dir=out.parent))
-    model.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    if out.exists():
-        import shutil
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+    # Written to a temporary sibling, then renamed: an interrupted conversion never leaves a half checkpoint.
+    def write(tmp: Path) -> None:
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+
+    atomic_write_dir(out, write)
     return out
 
 

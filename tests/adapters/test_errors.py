@@ -132,7 +132,6 @@ def test_load_into_same_adapter_replaces_lora_ga_offset(tmp_path):
     """Loading into a model that already has a LoRA-GA adapter swaps the offset instead of stacking it."""
     model, _ = adapted("tiny-llama", "lora_ga")
     save_adapter(model, tmp_path / "a")
-    from adapter_helpers import logits
     expected = logits(model)
     other, _ = tiny_model("tiny-llama")
     inject(other, AdapterConfig(method="lora_ga", r=4), calibration=calibration(1)[:1] + [

@@ -4,7 +4,6 @@ in length relative to the source."""
 import math
 
 import pytest
-import torch
 
 from govtune.evaluation import evaluate_flores
 from govtune.evaluation.scoring import cut_sentence, generate_lines, sentence_end

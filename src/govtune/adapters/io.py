@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -20,22 +19,10 @@ from govtune import __version__
 from govtune.adapters.config import AdapterConfig
 from govtune.adapters.inject import (_inject, adapter_layers, adapter_state, fingerprint, full_fingerprint,
                                      resolve_targets)
+from govtune.atomic import atomic_write_with
 
 WEIGHTS_NAME = "adapter_model.safetensors"
 CONFIG_NAME = "adapter_config.json"
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Call write(tmp_path), then rename over `path`: readers never see a half-written file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def _adapter_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -69,8 +56,8 @@ def save_adapter(model: nn.Module, path: str | os.PathLike) -> Path:
         "base_model": str(getattr(getattr(model, "config", None), "name_or_path", "") or ""),
         "layers": sorted(adapter_layers(model)),
     }
-    _atomic_write(out / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
-    _atomic_write(out / CONFIG_NAME, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)))
+    atomic_write_with(out / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
+    atomic_write_with(out / CONFIG_NAME, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)))
     return out
 
 

@@ -17,8 +17,8 @@ from torch import nn
 from transformers.pytorch_utils import Conv1D
 
 from govtune.adapters.inject import adapter_layers, adapter_state
-from govtune.adapters.io import _atomic_write
 from govtune.adapters.lora_ga import LoraGALayer
+from govtune.atomic import atomic_write_with
 
 PEFT_WEIGHTS = "adapter_model.safetensors"
 PEFT_CONFIG = "adapter_config.json"
@@ -61,7 +61,7 @@ def export_peft(model: nn.Module, path: str | os.PathLike) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     meta = {"format": "pt", "govtune_base_fingerprint": state["fingerprint"],
             "govtune_method": config.method}
-    _atomic_write(out / PEFT_WEIGHTS, lambda tmp: save_file(tensors, tmp, metadata=meta))
+    atomic_write_with(out / PEFT_WEIGHTS, lambda tmp: save_file(tensors, tmp, metadata=meta))
     with tempfile.TemporaryDirectory(dir=out) as tmp:  # PEFT writes the JSON (sets -> lists, version)
         peft_config.save_pretrained(tmp)
         os.replace(Path(tmp) / PEFT_CONFIG, out / PEFT_CONFIG)

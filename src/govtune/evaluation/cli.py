@@ -86,7 +86,8 @@ def run(args) -> int:
 
     from govtune.data import FLORES_EVAL_LINES, XNLI_EVAL_ROWS
     from govtune.evaluation import evaluate_flores, evaluate_xnli
-    from govtune.evaluation.report import flores_figure, report_markdown, write_atomic, write_json, write_jsonl
+    from govtune.atomic import atomic_write_text
+    from govtune.evaluation.report import flores_figure, report_markdown, write_json, write_jsonl
     from govtune.tasks.flores import load_flores
     from govtune.tasks.xnli import load_xnli
 
@@ -143,7 +144,7 @@ def run(args) -> int:
         figure = "flores.png"
     write_jsonl(out / "predictions.jsonl", preds)
     write_json(out / "metrics.json", metrics)
-    write_atomic(out / "report.md", report_markdown(metrics, figure))
+    atomic_write_text(out / "report.md", report_markdown(metrics, figure))
     print(f"wrote {out / 'metrics.json'}, {out / 'predictions.jsonl'}, {out / 'report.md'}")
     if args.task == "xnli":
         print(f"XNLI macro {metrics['macro']:.1f}  parity gap {metrics['parity_gap']:.1f}  "

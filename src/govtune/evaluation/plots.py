@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,24 +11,17 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from govtune.atomic import atomic_write_with  # noqa: E402
 from govtune.evaluation.metrics import ECE_BINS, expected_calibration_error, reliability_bins  # noqa: E402
 from govtune.tasks.xnli import LABELS  # noqa: E402
 
 
 def save_figure(fig, path: str | Path) -> Path:
-    """savefig to a temporary sibling, then rename: readers never see half a PNG."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".png", dir=path.parent)
-    os.close(fd)
+    """savefig through an atomic write (readers never see half a PNG), then close the figure."""
     try:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
-        os.replace(tmp, path)
+        return atomic_write_with(path, lambda tmp: fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png"))
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
 
 
 def reliability_diagram(predictions: Sequence[dict], path: str | Path, title: str = "",

@@ -5,26 +5,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import orjson
 
-
-def write_atomic(path: str | Path, data: bytes | str) -> Path:
-    """Write to a temporary file in the same directory, then rename over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+from govtune.atomic import atomic_write_bytes, atomic_write_text
 
 
 def _clean(obj):
@@ -39,11 +24,11 @@ def _clean(obj):
 
 
 def write_json(path, obj) -> Path:
-    return write_atomic(path, json.dumps(_clean(obj), indent=2, ensure_ascii=False) + "\n")
+    return atomic_write_text(path, json.dumps(_clean(obj), indent=2, ensure_ascii=False) + "\n")
 
 
 def write_jsonl(path, rows) -> Path:
-    return write_atomic(path, b"".join(orjson.dumps(_clean(r)) + b"\n" for r in rows))
+    return atomic_write_bytes(path, b"".join(orjson.dumps(_clean(r)) + b"\n" for r in rows))
 
 
 def _f(x) -> str:

@@ -14,7 +14,7 @@ import torch
 from govtune.experiments.config import StudyConfig
 from govtune.experiments.data import StudyData
 from govtune.training import TrainConfig, train
-from govtune.training.atomic import atomic_write_json, atomic_write_text
+from govtune.atomic import atomic_write_json, atomic_write_text
 from govtune.training.data import PairCollator, encode_pairs, pad_id
 
 BASE = "base"  # the method name of the shots = 0 cell: the untuned model

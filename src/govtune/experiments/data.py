@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from govtune.experiments.config import StudyConfig
-from govtune.training.atomic import atomic_write_json, atomic_write_text
+from govtune.atomic import atomic_write_json, atomic_write_text
 
 
 def _split_pair(pair: str) -> tuple[str, str]:

@@ -12,7 +12,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from govtune.training.atomic import atomic_write_with  # noqa: E402
+from govtune.atomic import atomic_write_with  # noqa: E402
 
 if TYPE_CHECKING:
     from govtune.experiments.report import Study

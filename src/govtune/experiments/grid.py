@@ -20,7 +20,7 @@ from govtune.experiments.config import StudyConfig
 from govtune.experiments.data import StudyData
 from govtune.experiments.store import record_run, write_results_json
 from govtune.training import TrainingDiverged, make_accelerator
-from govtune.training.atomic import atomic_write_json, atomic_write_text
+from govtune.atomic import atomic_write_json, atomic_write_text
 
 STUDY_FILE = "study.json"
 DONE = "done"

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from govtune.experiments.store import load_runs
-from govtune.training.atomic import atomic_write_text
+from govtune.atomic import atomic_write_text
 
 PAPER_METHOD_ORDER = ["base", "full", "lora", "boft", "lora_ga", "unitary", "unitary_full", "hybrid"]
 METHOD_LABELS = {"base": "Base (no tuning)", "full": "Full FT", "lora": "LoRA", "boft": "BOFT",

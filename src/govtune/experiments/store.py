@@ -13,7 +13,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any, Iterable
 
-from govtune.training.atomic import atomic_write_json
+from govtune.atomic import atomic_write_json
 
 DB_NAME = "results.sqlite"
 RESULTS_JSON = "results.json"

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from govtune.atomic import atomic_write_stream, atomic_write_text
 from govtune.governance.records import Record, invalid_reason
 
 
@@ -93,33 +92,16 @@ def load_pool(source: str | Path, langs: Sequence[str] | None = None, skip_inval
     return records, rejected
 
 
-def _atomic_write(path: str | Path, write) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; results are ordinary files
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return path
-
-
 def write_jsonl(path: str | Path, records: Iterable[Record]) -> Path:
     def write(f):
         for r in records:
             f.write(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS))
-    return _atomic_write(path, write)
+    return atomic_write_stream(path, write)
 
 
 def write_json(path: str | Path, obj: Any) -> Path:
-    return _atomic_write(path, lambda f: f.write(json.dumps(obj, indent=2, ensure_ascii=False).encode("utf-8")))
+    return atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False))
 
 
 def write_text(path: str | Path, text: str) -> Path:
-    return _atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+    return atomic_write_text(path, text)

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from govtune.training.atomic import atomic_write_dir, atomic_write_text
+from govtune.atomic import atomic_write_dir, atomic_write_text
 
 LATEST = "latest"
 STATE_FILE = "trainer_state.pt"

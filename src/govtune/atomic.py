@@ -1,7 +1,9 @@
-"""Atomic writes: a reader (or a resumed study) sees either the old file or the new one, never half of one.
+"""Atomic writes, used for every result, report, figure, adapter and checkpoint govtune writes: a reader (or
+a resumed study) sees either the old file or the new one, never half of one.
 
-Write to a temporary file in the same directory (same filesystem, so the rename is atomic), fsync, then
-`os.replace` over the target."""
+Write to a temporary file in the same directory (same filesystem, so the rename is atomic), then
+`os.replace` over the target. mkstemp/mkdtemp create owner-only files; the result gets the ordinary mode
+the process's umask gives, as a plain `open(path, "w")` would."""
 
 from __future__ import annotations
 
@@ -10,23 +12,35 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, BinaryIO, Callable
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+def _ordinary_mode(path: str | os.PathLike, directory: bool = False) -> None:
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, (0o777 if directory else 0o666) & ~umask)
+
+
+def atomic_write_stream(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> Path:
+    """`write(f)` into a binary file object, fsync, then rename over `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
+        _ordinary_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    return atomic_write_stream(path, lambda f: f.write(data))
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
@@ -38,13 +52,15 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
 
 
 def atomic_write_with(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
-    """For writers that want a path (torch.save, savefig): `write(tmp_path)`, then rename over `path`."""
+    """For writers that want a path (torch.save, savefig, safetensors): `write(tmp_path)`, then rename over
+    `path`. The temporary name keeps `path`'s suffix, so writers that infer a format from it still can."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)
     try:
         write(Path(tmp))
+        _ordinary_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -60,6 +76,7 @@ def atomic_write_dir(path: str | os.PathLike, write: Callable[[Path], None]) -> 
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         write(tmp)
+        _ordinary_mode(tmp, directory=True)
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
