@@ -4,15 +4,15 @@ recall of each step can be computed against the truth."""
 
 from __future__ import annotations
 
-import json
 import random
 
 import regex
 from pathlib import Path
 
-from govtune.data import DATA_DIR, FLORES_POOL_LINES, XNLI_POOL_ROWS
+from govtune.data import DATA_DIR, FLORES_EVAL_LINES, FLORES_POOL_LINES, XNLI_POOL_ROWS
+from govtune.tasks.languages import flores_code
+from govtune.tasks.xnli import load_xnli
 
-FLORES_CODES = {"en": "eng_Latn", "zh": "zho_Hans", "hi": "hin_Deva", "es": "spa_Latn"}
 # Text in one language declared as another: (source language, declared language).
 WRONG_LANGUAGE = (("es", "en"), ("hi", "zh"), ("zh", "hi"), ("en", "hi"), ("es", "zh"))
 JUNK = {
@@ -35,13 +35,12 @@ _PUNCT = {".": "!", ",": ";", "。": "！", "，": "、", "?": ".", "।": "."}
 
 
 def xnli_rows(lang: str, rows: range = XNLI_POOL_ROWS, data_dir: Path = DATA_DIR) -> list[dict]:
-    with open(Path(data_dir) / "xnli" / f"{lang}.dev.jsonl", encoding="utf-8") as f:
-        lines = f.readlines()
-    return [{**json.loads(lines[i]), "lang": lang, "id": f"xnli-{lang}-{i}"} for i in rows]
+    """XNLI pairs of `lang` at `rows`, as `govtune.tasks.load_xnli` reads them."""
+    return load_xnli(lang, data_dir=data_dir, rows=rows)
 
 
 def flores_lines(lang: str, lines: range = FLORES_POOL_LINES, data_dir: Path = DATA_DIR) -> list[str]:
-    with open(Path(data_dir) / "flores" / f"{FLORES_CODES[lang]}.dev", encoding="utf-8") as f:
+    with open(Path(data_dir) / "flores" / f"{flores_code(lang)}.dev", encoding="utf-8") as f:
         text = f.read().splitlines()
     return [text[i] for i in lines]
 
@@ -83,9 +82,10 @@ def build_pool(langs=("en", "zh", "hi"), xnli_per_lang: int = 300, flores_per_la
     clean: list[dict] = []
     sentences: dict[str, list[str]] = {}
     for lang in langs:
-        clean += [{**r, "kind": _xnli_kind(r)} for r in xnli_rows(lang)[:xnli_per_lang]]
+        rows = xnli_rows(lang)
+        clean += [{**r, "kind": _xnli_kind(r)} for r in rows[:xnli_per_lang]]
         lines = flores_lines(lang)
-        sentences[lang] = lines + [s for r in xnli_rows(lang) if _xnli_kind(r) == "clean"
+        sentences[lang] = lines + [s for r in rows if _xnli_kind(r) == "clean"
                                    for s in (r["premise"], r["hypothesis"])]
         clean += [{"text": t, "lang": lang, "id": f"flores-{lang}-{i}", "kind": "clean"}
                   for i, t in enumerate(lines[:flores_per_lang])]
@@ -122,9 +122,11 @@ def build_pool(langs=("en", "zh", "hi"), xnli_per_lang: int = 300, flores_per_la
             pool.append(clean[j])
     injected: list[dict] = []
     wrong = [(s, d) for s, d in WRONG_LANGUAGE if d in langs]
+    # FLORES lines outside the pool: read once per source language, not once per injected record.
+    foreign = {src: flores_lines(src, FLORES_EVAL_LINES) for src, _ in wrong}
     for i in range(n_wrong if wrong else 0):
         src_lang, declared = wrong[i % len(wrong)]
-        text = flores_lines(src_lang, range(500, 997))[rng.randrange(497)]
+        text = foreign[src_lang][rng.randrange(len(foreign[src_lang]))]
         injected.append({"text": text, "lang": declared, "id": f"wrong-{i}", "kind": "wrong_lang"})
     for round_ in range(n_junk_rounds):
         for lang in langs:
