@@ -127,3 +127,17 @@ def test_config_validation_messages():
         curate([], ["en"], "c3")
     with pytest.raises(ValueError, match="ISO 639-1"):
         curate([], ["english"], "c1")
+
+
+def test_text_without_letters_has_no_language_in_any_process():
+    # lingua scores such text 0.0 for every language, in an order that changes with the process's hash
+    # seed; the verdict must not. Several fresh interpreters, one verdict each.
+    import subprocess
+    import sys
+
+    code = ("from govtune.governance.langid import LanguageIdStep;"
+            "print(LanguageIdStep(['en','zh','hi']).judge("
+            "[{'text': '$$$ 555-0199 ### 2024-01-01 12:00 *** 99.99% ***', 'lang': l} for l in ('en','zh','hi')]))")
+    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+            for _ in range(4)}
+    assert outs == {str(["wrong_language"] * 3) + "\n"}

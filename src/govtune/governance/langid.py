@@ -62,7 +62,9 @@ def detect(texts: Sequence[str], candidates: tuple[str, ...], backend: str = "li
         confidences = [detector.compute_language_confidence_values(t) for t in texts]
     out = []
     for values in confidences:
-        if not values:  # lingua returns nothing for text without letters (digits, symbols)
+        # Text without letters (digits, symbols) gets no values, or every language at 0.0 in an order
+        # that changes from process to process (a Rust hash map): either way it has no language.
+        if not values or values[0].value <= 0.0:
             out.append(("", 0.0))
         else:
             out.append((values[0].language.iso_code_639_1.name.lower(), float(values[0].value)))
