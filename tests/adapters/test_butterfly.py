@@ -7,7 +7,7 @@ import warnings
 import pytest
 import torch
 
-from govtune.adapters.butterfly import ButterflyOrthogonal, butterfly_permutation
+from govtune.adapters.butterfly import DENSE_GROUP_MAX, ButterflyOrthogonal, butterfly_permutation
 
 
 def _random(features: int, n_factors: int, block_size: int, dtype=torch.float32, seed: int = 0, std: float = 0.5):
@@ -165,10 +165,33 @@ def test_matches_peft_boft_layer_forward() -> None:
     torch.testing.assert_close(model(x), expected, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize(("features", "n_factors", "block_size", "fast"), [(8, 2, 4, False), (16, 3, 4, True)])
-def test_gradcheck_float64(features: int, n_factors: int, block_size: int, fast: bool) -> None:
-    """Exact Jacobians on a small instance; fast mode (random projections) on the m = 3 one."""
+@pytest.mark.parametrize(("features", "n_factors", "block_size"), [(64, 3, 8), (48, 2, 4), (40, 1, 8), (1024, 7, 8)])
+def test_dense_groups_equal_butterfly_on_activations(features: int, n_factors: int, block_size: int) -> None:
+    """The two ways of applying R (dense G x G groups, or m gathers and block products on the activations)
+    give the same outputs and gradients; which one runs depends on the group size G = b 2^(m-1)."""
     op = _random(features, n_factors, block_size, dtype=torch.float64, std=0.3)
+    assert op.group_size == block_size * 2 ** (n_factors - 1)
+    assert op.dense_groups == (op.group_size <= DENSE_GROUP_MAX)
+    y = torch.randn(3, 5, features, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(3, 5, features, dtype=torch.float64)
+    results = []
+    for dense in (True, False):
+        op.dense_groups = dense
+        op.skew.grad, y.grad = None, None
+        out = op(y)
+        out.backward(g)
+        results.append((out.detach(), y.grad, op.skew.grad))
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(results[0][0], y.detach() @ _dense_reference(op).T, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("dense_groups", [True, False])
+@pytest.mark.parametrize(("features", "n_factors", "block_size", "fast"), [(8, 2, 4, False), (16, 3, 4, True)])
+def test_gradcheck_float64(features: int, n_factors: int, block_size: int, fast: bool, dense_groups: bool) -> None:
+    """Exact Jacobians on a small instance; fast mode (random projections) on the m = 3 one; both paths."""
+    op = _random(features, n_factors, block_size, dtype=torch.float64, std=0.3)
+    op.dense_groups = dense_groups
     y = torch.randn(2, features, dtype=torch.float64, requires_grad=True)
     skew = op.skew.detach().clone().requires_grad_(True)
 

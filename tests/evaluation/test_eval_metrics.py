@@ -1,6 +1,7 @@
 import math
 import statistics
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -50,7 +51,7 @@ def test_accuracy_macro_parity_by_hand():
 
 
 def _cli(hyp_file, ref_file, *args):
-    out = subprocess.run(["sacrebleu", str(ref_file), "-i", str(hyp_file), "-b", "-w", "4", *args],
+    out = subprocess.run([sys.executable, "-m", "sacrebleu", str(ref_file), "-i", str(hyp_file), "-b", "-w", "4", *args],
                          capture_output=True, text=True, check=True)
     return float(out.stdout.strip())
 

@@ -32,8 +32,9 @@ def make_butterfly(features: int, config: AdapterConfig, name: str) -> Butterfly
 def apply_rotation(rotation: nn.Module, y: torch.Tensor, recompute: bool) -> torch.Tensor:
     """R y; with `recompute`, autograd keeps only y and re-applies R in the backward pass instead of storing
     the m intermediate activations of the butterfly (m - 1 fewer (tokens x d_out) tensors per layer, for one
-    more forward of R)."""
-    if recompute and torch.is_grad_enabled():
+    more forward of R). R in dense groups (the usual case, see `ButterflyOrthogonal`) is one product that
+    saves only y anyway, so it is never recomputed."""
+    if recompute and torch.is_grad_enabled() and not getattr(rotation, "dense_groups", False):
         return checkpoint(rotation, y, use_reentrant=False)
     return rotation(y)
 
