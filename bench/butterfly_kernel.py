@@ -1,7 +1,9 @@
 """Forward + backward cost of the BOFT rotation: govtune's butterfly kernel vs PEFT's dense path.
 
 Side by side in one process, on the same activations (default 512 x 576, SmolLM2's hidden size):
-  - govtune ButterflyOrthogonal, m = 1 and m = 3 (b = 8): index gathers + batched Cayley blocks;
+  - govtune ButterflyOrthogonal, m = 1 and m = 3 (b = 8): R's dense G x G groups (G = b 2^(m-1)) in one
+    batched product, the default for G <= 256; and for m = 3 also the butterfly path (m index gathers
+    and batched b x b block products on the activations), which larger groups use;
   - PEFT's BOFT rotation path with the same parameters: Cayley blocks, dense block_diag, dense
     permutation products P BD P^T, their product, then x @ R (peft/tuners/boft/layer.py, forward);
     PEFT itself runs m > 1 only with its CUDA kernel, which only replaces block_diag;
@@ -18,6 +20,7 @@ minimum over rounds is shown beside them: on a shared machine it is the closer e
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -97,6 +100,11 @@ def main() -> None:
         with torch.no_grad():
             ours.skew.normal_(0.0, 0.1)
         methods[f"govtune m={m}"] = (ours, [ours.skew])
+        if m > 1:  # the same R applied factor by factor on the activations (what G > DENSE_GROUP_MAX runs)
+            path = copy.deepcopy(ours)
+            path.dense_groups = False
+            torch.testing.assert_close(path(x), ours(x), rtol=1e-5, atol=1e-5)
+            methods[f"govtune m={m} butterfly path"] = (path, [path.skew])
         skew = ours.skew.detach().clone().requires_grad_(True)
         with torch.no_grad():
             reference = peft_rotation(skew, d)(x)
@@ -146,7 +154,7 @@ def main() -> None:
     median = {name: statistics.median(t) for name, t in times.items()}
     rows = []
     for name, (fn, params) in methods.items():
-        peft_name = f"peft m={name.split('m=')[1]}" if name.startswith("govtune") else None
+        peft_name = f"peft m={name.split('m=')[1].split()[0]}" if name.startswith("govtune") else None
         rows.append(
             {
                 "method": name,

@@ -107,3 +107,38 @@ def test_out_of_memory_is_reported_as_such_and_keeps_finished_runs(tmp_path, stu
 
     with pytest.raises(MemoryError, match="does not fit in memory.*batch_size"):
         run_study(config, tmp_path / "s", progress=False, model_loader=loader)
+
+
+def test_cell_interrupted_mid_training_resumes_from_its_epoch_checkpoint(tmp_path, study):
+    config = study(methods=["lora"], seeds=[0], epochs=2)
+    forwards = {"n": 0}
+
+    def loader(stop_at=None):
+        def make():
+            model, tok = tiny_model()
+
+            def count(module, inputs, output):
+                if module.training:
+                    forwards["n"] += 1
+                    if forwards["n"] == stop_at:
+                        raise Interrupt("killed")
+
+            model.lm_head.register_forward_hook(count)
+            return model, tok
+        return make
+
+    run_study(config, tmp_path / "whole", progress=False, model_loader=loader(), report=False)
+    per_cell, forwards["n"] = forwards["n"], 0
+    assert per_cell == 6  # 3 training steps per epoch
+    with pytest.raises(Interrupt):  # killed in the second epoch, after the first epoch's checkpoint
+        run_study(config, tmp_path / "cut", progress=False, model_loader=loader(stop_at=5), report=False)
+    run = tmp_path / "cut" / "runs" / "lora-k8-c0-s0"
+    assert (run / "checkpoint" / "checkpoint-step3").is_dir() and not (run / "done").exists()
+
+    forwards["n"] = 0
+    outcome = run_study(config, tmp_path / "cut", resume=True, progress=False, model_loader=loader(), report=False)
+    assert outcome.ran == ["lora-k8-c0-s0"] and forwards["n"] == 3  # only the second epoch ran again
+    whole, cut = (json.loads((tmp_path / d / "results.json").read_text())[0] for d in ("whole", "cut"))
+    scores = [{k: v for k, v in flatten(r["metrics"]).items() if ".timing." not in f".{k}"} for r in (cut, whole)]
+    assert scores[0] == pytest.approx(scores[1], abs=1e-4)
+    assert [e["epoch"] for e in json.loads((run / "history.json").read_text())["epochs"]] == [1, 2]

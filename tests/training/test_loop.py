@@ -187,3 +187,69 @@ def test_hybrid_lam_is_logged_for_every_layer_at_every_step():
     assert any(len(set(v)) > 1 for v in traj.values())  # adaptive: lam moves with the gradients
     assert all(0 < x < 1 for v in traj.values() for x in v)
     assert result.history.lam_final() == mixing(model)
+
+
+class _Interrupt(Callback):
+    """Stops the run like a killed job, right after epoch `at` (its checkpoint is already written)."""
+
+    def __init__(self, at: int):
+        self.at = at
+
+    def on_epoch_end(self, info):
+        if info.epoch == self.at:
+            raise KeyboardInterrupt
+
+
+def _adapted(method: str | None):
+    """A tiny model with trainable weights: plain parameters, or a govtune adapter (with calibration)."""
+    from govtune.adapters import AdapterConfig, inject
+    from govtune.training.data import PairCollator, encode_pairs, pad_id
+
+    torch.manual_seed(0)
+    model, tok = tiny_model()
+    if method is None:
+        return _tunable(model), tok
+    enc = encode_pairs(tok, PAIRS[:16], 256)
+    calibration = [{k: v for k, v in PairCollator(pad_id(tok))(enc[i:i + 8]).items()
+                    if k in ("input_ids", "attention_mask", "labels")} for i in (0, 8)]
+    inject(model, AdapterConfig(method=method, r=4, alpha=8, boft_block_size=4, ga_batches=2),
+           calibration=calibration if method in ("lora_ga", "hybrid") else None)
+    return model, tok
+
+
+@pytest.mark.parametrize("method", [None, "lora_ga", "hybrid"])
+def test_resume_after_an_interruption_equals_the_uninterrupted_run(tmp_path, method):
+    config = TrainConfig(epochs=3, lr=3e-3, batch_size=8, progress=False, resume=True)
+    model, tok = _adapted(method)
+    whole = train(model, tok, PAIRS, PAIRS[:8], config, out_dir=tmp_path / "whole")
+
+    cut, tok = _adapted(method)
+    with pytest.raises(KeyboardInterrupt):
+        train(cut, tok, PAIRS, PAIRS[:8], config, out_dir=tmp_path / "cut", callbacks=[_Interrupt(2)])
+    assert latest_checkpoint(tmp_path / "cut").name == "checkpoint-step8"
+    resumed_model, tok = _adapted(method)  # a new process: the base model and adapter built again
+    seen = []
+
+    class _Steps(Callback):
+        def on_step_end(self, info):
+            seen.append(info.step)
+
+    resumed = train(resumed_model, tok, PAIRS, PAIRS[:8], config, out_dir=tmp_path / "cut", callbacks=[_Steps()])
+    assert seen == [9, 10, 11, 12]  # only the third epoch ran
+    assert resumed.steps == whole.steps == 12
+    for (n, a), (_, b) in zip(model.named_parameters(), resumed_model.named_parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=n)
+    assert [s.loss for s in resumed.history.steps] == pytest.approx([s.loss for s in whole.history.steps], abs=1e-5)
+    assert [e.epoch for e in resumed.history.epochs] == [1, 2, 3]
+    assert resumed.history.epochs[1].checkpoint.endswith("checkpoint-step8")
+    if method == "hybrid":
+        assert resumed.history.lam_final() == pytest.approx(whole.history.lam_final(), abs=1e-6)
+
+
+def test_resume_refuses_a_checkpoint_of_other_settings(tmp_path):
+    model, tok = _adapted(None)
+    train(model, tok, PAIRS, config=TrainConfig(epochs=1, lr=3e-3, progress=False), out_dir=tmp_path)
+    model, tok = _adapted(None)
+    with pytest.raises(ValueError, match=r"epochs 1 != 2.*remove"):
+        train(model, tok, PAIRS, config=TrainConfig(epochs=2, lr=3e-3, progress=False, resume=True),
+              out_dir=tmp_path)

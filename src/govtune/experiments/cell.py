@@ -4,8 +4,9 @@ evaluate every task, and write the run's files. The grid runner decides which ce
 from __future__ import annotations
 
 import json
+import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import torch
 
 from govtune.experiments.config import StudyConfig
 from govtune.experiments.data import StudyData
-from govtune.training import TrainConfig, train
+from govtune.training import ResumeMismatch, TrainConfig, train
 from govtune.atomic import atomic_write_json, atomic_write_text
 from govtune.training.data import PairCollator, encode_pairs, pad_id
 
@@ -88,9 +89,16 @@ def run_cell(cell: Cell, config: StudyConfig, data: StudyData, run_dir: Path, ac
                          warmup_ratio=config.warmup_ratio, schedule=config.schedule,
                          max_grad_norm=config.max_grad_norm, max_length=config.max_length,
                          mixed_precision=config.mixed_precision, seed=cell.seed,
-                         checkpoints=config.keep_checkpoints, progress=progress)
-        result = train(model, tokenizer, pairs, val_pairs, tc, out_dir=run_dir / "checkpoint",
-                       accelerator=accelerator)
+                         checkpoints=config.keep_checkpoints, resume=True, progress=progress)
+        try:  # continues an interrupted attempt from its last epoch checkpoint, if any
+            result = train(model, tokenizer, pairs, val_pairs, tc, out_dir=run_dir / "checkpoint",
+                           accelerator=accelerator)
+        except ResumeMismatch:  # a checkpoint of an older govtune (nothing was loaded): start the cell over
+            if write:
+                shutil.rmtree(run_dir / "checkpoint")
+            accelerator.wait_for_everyone()
+            result = train(model, tokenizer, pairs, val_pairs, replace(tc, resume=False),
+                           out_dir=run_dir / "checkpoint", accelerator=accelerator)
         model = accelerator.unwrap_model(model)
         if write:
             atomic_write_json(run_dir / "history.json", result.history.to_dict())

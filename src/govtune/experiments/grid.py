@@ -1,6 +1,7 @@
 """The grid runner: every cell (method x seed x shots x curation) is a run with its own directory
 `OUT/runs/<run_id>/`, finished when its `done` marker exists. A study interrupted anywhere resumes with
-`--resume`: finished cells are skipped (never run twice), unfinished ones start over.
+`--resume`: finished cells are skipped (never run twice), an interrupted one continues from its last epoch
+checkpoint, a diverged one starts over.
 
 Order of writes per cell: run files, then the database rows (one transaction), then `done`, then
 `results.json` (rebuilt from the finished runs). A crash before `done` leaves the cell to be rerun; its rows are then replaced, not duplicated."""
@@ -34,6 +35,18 @@ class StudyOutcome:
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     report: Path | None = None
+
+
+def _clear_attempt(rdir: Path) -> None:
+    """Clear an unfinished earlier attempt of a cell. An interrupted one keeps its epoch checkpoint, from
+    which training resumes (the cell's data and adapter init are rebuilt identically from its seed); one
+    that diverged (`failed`) starts over."""
+    if not rdir.exists():
+        return
+    keep = None if (rdir / FAILED).exists() else rdir / "checkpoint"
+    for child in rdir.iterdir():
+        if child != keep:
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
 
 
 def run_dir(out_dir: Path, cell: Cell) -> Path:
@@ -128,9 +141,8 @@ def run_study(config: StudyConfig, out_dir: str | Path, resume: bool = False, pr
             bar.set_postfix_str(cell.run_id)
             rdir = run_dir(out_dir, cell)
             if main:
-                if rdir.exists():
-                    shutil.rmtree(rdir)  # an unfinished earlier attempt: start the cell over
-                rdir.mkdir(parents=True)
+                _clear_attempt(rdir)
+                rdir.mkdir(parents=True, exist_ok=True)
             state.wait_for_everyone()
             try:
                 result, curves = run_cell(cell, config, data, rdir, accelerator, loader,

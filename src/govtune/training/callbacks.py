@@ -79,3 +79,7 @@ class History(Callback):
 
     def to_dict(self) -> dict[str, Any]:
         return {"steps": [asdict(s) for s in self.steps], "epochs": [asdict(e) for e in self.epochs]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "History":
+        return cls(steps=[StepInfo(**s) for s in data["steps"]], epochs=[EpochInfo(**e) for e in data["epochs"]])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -99,15 +99,19 @@ def latest_checkpoint(directory: str | Path) -> Path | None:
 
 
 def load_checkpoint(directory: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
-                    scheduler: Any = None) -> dict[str, Any]:
+                    scheduler: Any = None, check: Callable[[Path, dict[str, Any]], None] | None = None
+                    ) -> dict[str, Any]:
     """Restore the latest checkpoint under `directory` (or `directory` itself if it is one) into model
-    (and optimiser/scheduler when given); returns the saved state (step, epoch, ...)."""
+    (and optimiser/scheduler when given); returns the saved state (step, epoch, ...). `check(path, state)`
+    runs before anything is loaded: raising there leaves the model untouched."""
     directory = Path(directory)
     path = directory if (directory / STATE_FILE).exists() else latest_checkpoint(directory)
     if path is None:
         raise FileNotFoundError(f"no checkpoint under {directory} (looked for {LATEST} and {STATE_FILE})")
-    load_weights(model, path / WEIGHTS_DIR)
     state = torch.load(path / STATE_FILE, map_location="cpu", weights_only=False)
+    if check is not None:
+        check(path, state)
+    load_weights(model, path / WEIGHTS_DIR)
     if optimizer is not None:
         optimizer.load_state_dict(state["optimizer"])
     if scheduler is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase, get_scheduler
 
 from govtune.training.callbacks import Callback, EpochInfo, History, StepInfo
-from govtune.training.checkpoint import latest_checkpoint, save_checkpoint
+from govtune.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from govtune.training.data import LengthGroupedBatches, PairCollator, encode_pairs, pad_id
 from govtune.training.footprint import Footprint, FootprintMeter
 
@@ -54,6 +54,9 @@ class TrainConfig:
     seed: int = 0
     timing_warmup_steps: int = 2  # steps left out of the mean step time (allocator, kernel warm-up)
     checkpoints: bool = True
+    # Continue from the latest checkpoint under out_dir when there is one (epochs it covers are not run
+    # again); the run must have the same data, seed, epochs and batch settings, or it is refused.
+    resume: bool = False
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -184,8 +187,8 @@ def train(model: nn.Module, tokenizer: PreTrainedTokenizerBase, train_pairs: Seq
     collate = PairCollator(pad_id(tokenizer))
     train_enc = encode_pairs(tokenizer, list(train_pairs), config.max_length)
     val_enc = encode_pairs(tokenizer, list(val_pairs), config.max_length)
-    loader = DataLoader(train_enc, collate_fn=collate, batch_sampler=LengthGroupedBatches(
-        [len(e.input_ids) for e in train_enc], config.batch_size, seed=config.seed))
+    batches = LengthGroupedBatches([len(e.input_ids) for e in train_enc], config.batch_size, seed=config.seed)
+    loader = DataLoader(train_enc, collate_fn=collate, batch_sampler=batches)
     val_enc.sort(key=lambda e: len(e.input_ids))  # similar lengths per batch; the mean is order-free
     val_loader = DataLoader(val_enc, batch_size=config.batch_size, collate_fn=collate) if val_enc else None
 
@@ -211,13 +214,19 @@ def train(model: nn.Module, tokenizer: PreTrainedTokenizerBase, train_pairs: Seq
 
     history = History()
     watchers = [history, *callbacks]
+    # What a checkpoint must agree on to be continued: the same sequence of batches and schedule.
+    run_key = {"seed": config.seed, "epochs": config.epochs, "total_steps": total_steps,
+               "train_examples": len(train_enc), "batch_size": config.batch_size, "grad_accum": config.grad_accum}
+    step, ckpt, first_epoch = 0, None, 1
+    if config.resume and out_dir is not None and latest_checkpoint(out_dir) is not None:
+        step, first_epoch, ckpt = _resume(out_dir, unwrapped, optimizer, scheduler, run_key, history)
+        batches.epoch = first_epoch - 1  # the sampler's order for the next epoch, as in an uninterrupted run
     meter = FootprintMeter(acc.device, config.timing_warmup_steps)
-    bar = tqdm(total=total_steps, desc="train", unit="step", leave=False,
+    bar = tqdm(total=total_steps, initial=step, desc="train", unit="step", leave=False,
                disable=not (config.progress and acc.is_main_process))
-    step, ckpt = 0, None
     model.train()
     meter.start()
-    for epoch in range(1, config.epochs + 1):
+    for epoch in range(first_epoch, config.epochs + 1):
         t_epoch = time.perf_counter()
         losses, norms, window = [], [], []
         for batch in loader:
@@ -258,15 +267,17 @@ def train(model: nn.Module, tokenizer: PreTrainedTokenizerBase, train_pairs: Seq
             bar.update(1)
             bar.set_postfix(loss=f"{step_loss:.3f}", epoch=epoch)
         val_loss = evaluate_loss(model, val_loader, acc, loss_fn) if val_loader is not None else None
+        einfo = EpochInfo(epoch=epoch, train_loss=sum(losses) / len(losses), grad_norm=sum(norms) / len(norms),
+                          val_loss=val_loss, time_s=time.perf_counter() - t_epoch, checkpoint=None)
         if out_dir is not None and config.checkpoints:
             acc.wait_for_everyone()
             if acc.is_main_process:
+                # The log so far and the RNG travel with the weights, so a resumed run continues both.
                 ckpt = save_checkpoint(out_dir, unwrapped, optimizer, scheduler,
-                                       {"step": step, "epoch": epoch, "seed": config.seed,
-                                        "val_loss": val_loss})
-        einfo = EpochInfo(epoch=epoch, train_loss=sum(losses) / len(losses), grad_norm=sum(norms) / len(norms),
-                          val_loss=val_loss, time_s=time.perf_counter() - t_epoch,
-                          checkpoint=str(ckpt) if ckpt else None)
+                                       {"step": step, "epoch": epoch, "val_loss": val_loss, "run": run_key,
+                                        "history": history.to_dict(), "epoch_info": asdict(einfo),
+                                        "rng": torch.get_rng_state()})
+                einfo.checkpoint = str(ckpt)
         if acc.is_main_process:
             for w in watchers:
                 w.on_epoch_end(einfo)
@@ -274,6 +285,33 @@ def train(model: nn.Module, tokenizer: PreTrainedTokenizerBase, train_pairs: Seq
     footprint = meter.result(hooks.trainable(unwrapped))
     model.eval()
     return TrainResult(history=history, footprint=footprint, checkpoint=ckpt, steps=step)
+
+
+class ResumeMismatch(ValueError):
+    """The checkpoint to resume from was written by a run with other settings; nothing was loaded."""
+
+
+def _resume(out_dir: Path, model: nn.Module, optimizer, scheduler, run_key: dict,
+            history: History) -> tuple[int, int, Path]:
+    """Load the latest checkpoint under out_dir into model, optimiser and scheduler; restore the log and the
+    RNG. Returns (steps done, first epoch to run, checkpoint path)."""
+
+    def same_run(path: Path, state: dict) -> None:
+        saved = state.get("run") or {}
+        differ = [k for k in run_key if saved.get(k) != run_key[k]]
+        if differ:
+            raise ResumeMismatch(
+                f"cannot resume from {path}: it was written by a run with other settings "
+                f"({', '.join(f'{k} {saved.get(k)} != {run_key[k]}' for k in differ)}); "
+                f"use the same settings, or remove {out_dir} to start over")
+
+    state = load_checkpoint(out_dir, model, optimizer, scheduler, check=same_run)
+    path = latest_checkpoint(out_dir)
+    restored = History.from_dict(state["history"])
+    history.steps, history.epochs = restored.steps, restored.epochs
+    history.epochs.append(EpochInfo(**{**state["epoch_info"], "checkpoint": str(path)}))
+    torch.set_rng_state(state["rng"])
+    return int(state["step"]), int(state["epoch"]) + 1, path
 
 
 def _diverged(what: str, value: float, step: int, epoch: int, out_dir: Path | None,
