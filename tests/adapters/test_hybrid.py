@@ -110,10 +110,10 @@ def test_after_backward_without_gradients_says_when_to_call_it():
 
 
 @pytest.mark.parametrize("cls", ["boft", "hybrid"])
-def test_recomputing_r_in_backward_gives_the_same_gradients(cls):
+def test_recomputing_r_in_backward_gives_the_same_gradients_and_stores_no_output(cls):
     from govtune.adapters.boft import BoftLayer
 
-    grads = []
+    grads, stored = [], []
     for recompute in (True, False):
         torch.manual_seed(0)
         config = AdapterConfig(method=cls, r=4, boft_checkpoint=recompute)
@@ -124,7 +124,17 @@ def test_recomputing_r_in_backward_gives_the_same_gradients(cls):
         with torch.no_grad():
             h.boft_R.skew.normal_(0, 0.3)
         x = torch.randn(5, 24, requires_grad=True)
-        h(x).pow(2).sum().backward()
+        shapes = []
+
+        def pack(t):
+            shapes.append(t.numel())
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            y = h(x)
+        y.pow(2).sum().backward()
         grads.append([x.grad] + [p.grad for p in h.parameters() if p.requires_grad])
+        stored.append(shapes.count(5 * 32))  # (tokens x d_out) activations, in any view
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    assert stored[0] == 0 < stored[1]  # recomputed: y0 is not kept for backward (the output's own square is)

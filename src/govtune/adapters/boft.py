@@ -1,8 +1,8 @@
 """BOFT (Liu et al., ICLR 2024): y = R y0 with R an orthogonal butterfly product (d_out x d_out).
 
 R comes from `ButterflyOrthogonal`: m butterfly components, each a permuted block-diagonal matrix of b x b
-Cayley blocks, applied to activations with index permutations and batched block products (no dense d x d
-matrix in the step). R = I at init. Merge: W <- R W0, b <- R b (y0 includes the bias); unmerge with R^T."""
+Cayley blocks, applied to activations as R's small dense diagonal groups (or with index permutations and
+batched block products; no dense d x d matrix in the step). R = I at init. Merge: W <- R W0, b <- R b (y0 includes the bias); unmerge with R^T."""
 
 from __future__ import annotations
 
@@ -29,14 +29,24 @@ def make_butterfly(features: int, config: AdapterConfig, name: str) -> Butterfly
         raise ValueError(f"{name} ({features} outputs, boft_factors={m}, boft_block_size={b}): {e}") from e
 
 
-def apply_rotation(rotation: nn.Module, y: torch.Tensor, recompute: bool) -> torch.Tensor:
-    """R y; with `recompute`, autograd keeps only y and re-applies R in the backward pass instead of storing
-    the m intermediate activations of the butterfly (m - 1 fewer (tokens x d_out) tensors per layer, for one
-    more forward of R). R in dense groups (the usual case, see `ButterflyOrthogonal`) is one product that
-    saves only y anyway, so it is never recomputed."""
-    if recompute and torch.is_grad_enabled() and not getattr(rotation, "dense_groups", False):
-        return checkpoint(rotation, y, use_reentrant=False)
-    return rotation(y)
+def _rotated_output(base: nn.Module, rotation: nn.Module, x: torch.Tensor, lam: float | None) -> torch.Tensor:
+    y0 = base(x)
+    ry = rotation(y0)
+    # lerp(ry, y0, lam) = lam y0 + (1 - lam) R y0: the hybrid's mix, in one pass.
+    return ry if lam is None else torch.lerp(ry, y0, lam)
+
+
+def rotated_output(base: nn.Module, rotation: nn.Module, x: torch.Tensor, recompute: bool,
+                   lam: float | None = None) -> torch.Tensor:
+    """R W0 x (+ bias inside y0), or lam y0 + (1 - lam) R y0 for the hybrid.
+
+    With `recompute`, autograd keeps only x and recomputes y0 = W0 x and R y0 in the backward pass. x is
+    what a LoRA branch on the same input stores anyway (and q, k, v share it), while y0 is one more
+    (tokens x d_out) tensor per adapted layer: this is what keeps BOFT's training memory at LoRA's, for
+    one more product with the frozen W0 per layer in backward."""
+    if recompute and torch.is_grad_enabled():
+        return checkpoint(_rotated_output, base, rotation, x, lam, use_reentrant=False)
+    return _rotated_output(base, rotation, x, lam)
 
 
 class BoftLayer(AdapterLayer):
@@ -49,7 +59,7 @@ class BoftLayer(AdapterLayer):
         self.checkpoint = config.boft_checkpoint
 
     def adapted_forward(self, x: torch.Tensor) -> torch.Tensor:
-        return apply_rotation(self.boft_R, self.base_layer(x), self.checkpoint)
+        return rotated_output(self.base_layer, self.boft_R, x, self.checkpoint)
 
     def _merge(self, w, b):
         r = self.boft_R.matrix().float()
