@@ -1,15 +1,15 @@
 """BOFT (Liu et al., ICLR 2024): y = R y0 with R an orthogonal butterfly product (d_out x d_out).
 
 R comes from `ButterflyOrthogonal`: m butterfly components, each a permuted block-diagonal matrix of b x b
-Cayley blocks, applied to activations as R's small dense diagonal groups (or with index permutations and
-batched block products; no dense d x d matrix in the step). R = I at init. Merge: W <- R W0, b <- R b (y0 includes the bias); unmerge with R^T."""
+Cayley blocks, applied to the frozen weight as R's small dense diagonal groups (or with index permutations
+and batched block products; no dense d x d matrix in the step), see `rotated_linear`. R = I at init.
+Merge: W <- R W0, b <- R b (y0 includes the bias); unmerge with R^T."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
-
-from torch.utils.checkpoint import checkpoint
 
 from govtune.adapters.base import AdapterLayer
 from govtune.adapters.butterfly import ButterflyOrthogonal
@@ -29,24 +29,48 @@ def make_butterfly(features: int, config: AdapterConfig, name: str) -> Butterfly
         raise ValueError(f"{name} ({features} outputs, boft_factors={m}, boft_block_size={b}): {e}") from e
 
 
-def _rotated_output(base: nn.Module, rotation: nn.Module, x: torch.Tensor, lam: float | None) -> torch.Tensor:
-    y0 = base(x)
-    ry = rotation(y0)
-    # lerp(ry, y0, lam) = lam y0 + (1 - lam) R y0: the hybrid's mix, in one pass.
-    return ry if lam is None else torch.lerp(ry, y0, lam)
-
-
-def rotated_output(base: nn.Module, rotation: nn.Module, x: torch.Tensor, recompute: bool,
+def rotated_linear(layer: AdapterLayer, rotation: ButterflyOrthogonal, x: torch.Tensor, recompute: bool,
                    lam: float | None = None) -> torch.Tensor:
-    """R W0 x (+ bias inside y0), or lam y0 + (1 - lam) R y0 for the hybrid.
+    """The layer's output with R applied to its frozen weight: x (R W0)^T + R b, which is R y0. For the
+    hybrid (`lam` given) the mix lam y0 + (1 - lam) R y0, as x M^T + lerp(R b, b, lam) with
+    M = lerp(R W0, W0, lam).
 
-    With `recompute`, autograd keeps only x and recomputes y0 = W0 x and R y0 in the backward pass. x is
-    what a LoRA branch on the same input stores anyway (and q, k, v share it), while y0 is one more
-    (tokens x d_out) tensor per adapted layer: this is what keeps BOFT's training memory at LoRA's, for
-    one more product with the frozen W0 per layer in backward."""
-    if recompute and torch.is_grad_enabled():
-        return checkpoint(_rotated_output, base, rotation, x, lam, use_reentrant=False)
-    return _rotated_output(base, rotation, x, lam)
+    Why the weight and not the activations: R W0 costs a few small batched products per step whatever the
+    number of tokens, and the layer is then one linear map, as fast as the frozen one. Rotating the
+    activations instead costs a pass over every (token x d_out) output forward and backward, plus layout
+    copies (measured on SmolLM2, all attention projections: 1.23x LoRA's step against 1.09x this way).
+    Backward adds one (d_out x d_in) weight-gradient product per layer, as for any rotation of W0.
+
+    With `recompute`, autograd keeps a recipe instead of M (a weight-sized tensor per adapted layer) and
+    rebuilds M in backward from the same R (no tokens involved), so training stores only x, as LoRA does.
+    PEFT's OFT rotates the weight too; PEFT's BOFT builds a dense d x d R to do it."""
+    groups = rotation.group_blocks() if rotation.dense_groups else None
+
+    def mix(w: torch.Tensor) -> torch.Tensor:  # R w, or lam w + (1 - lam) R w, for w of shape (d_out, k)
+        rw = rotation.left_multiply(w, groups)
+        return rw if lam is None else torch.lerp(rw, w, lam)
+
+    w0, b0 = layer.weight, layer.bias
+    weight = mix(w0)
+    bias = None if b0 is None else mix(b0.reshape(-1, 1)).view(-1)
+    if not (recompute and torch.is_grad_enabled()):
+        return F.linear(x, weight, bias)
+    storage = weight.untyped_storage().data_ptr()
+
+    def pack(t: torch.Tensor):
+        # The rotated weight or a view of it (linear keeps W^T): remember the view, not the data.
+        if t.untyped_storage().data_ptr() == storage:
+            return (t.size(), t.stride(), t.storage_offset())
+        return t
+
+    def unpack(saved):
+        if isinstance(saved, tuple):
+            with torch.no_grad():  # same parameters as in forward: the optimiser steps after backward
+                return mix(w0).as_strided(*saved)
+        return saved
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
+        return F.linear(x, weight, bias)
 
 
 class BoftLayer(AdapterLayer):
@@ -59,7 +83,7 @@ class BoftLayer(AdapterLayer):
         self.checkpoint = config.boft_checkpoint
 
     def adapted_forward(self, x: torch.Tensor) -> torch.Tensor:
-        return rotated_output(self.base_layer, self.boft_R, x, self.checkpoint)
+        return rotated_linear(self, self.boft_R, x, self.checkpoint)
 
     def _merge(self, w, b):
         r = self.boft_R.matrix().float()

@@ -17,8 +17,9 @@ Factor i only mixes features inside groups of b * 2^i, so R itself is block diag
 G = b * 2^(m-1) features. When G is small (<= DENSE_GROUP_MAX; 32 for the default b = 8, m = 3) the
 forward builds those d/G dense G x G blocks from the butterfly (applied to a stacked identity: O(m d G b),
 independent of the number of tokens) and rotates the activations with ONE batched product: no gathers,
-one saved activation (the input), and on a CPU 1.2x (2 threads) to 2x (1 thread) faster than m gathers and
-m products of tiny b x b blocks (bench/butterfly_kernel.py). For larger G the butterfly runs on the activations directly.
+one saved activation (the input), and on a CPU 1.2x (2 threads) to 2x (1 thread) faster than m gathers
+and m products of tiny b x b blocks (bench/butterfly_kernel.py). For larger G the butterfly runs on the
+activations directly.
 
 PyTorch has no block-diagonal or butterfly operator for activations (torch.block_diag builds a dense
 matrix), so the gathers and block products are written here.
@@ -141,6 +142,7 @@ class ButterflyOrthogonal(nn.Module):
         return cayley(x)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
+        """R y along the last dimension of y (any leading shape)."""
         if y.shape[-1] != self.features:
             raise ValueError(
                 f"ButterflyOrthogonal expects last dimension {self.features}, got shape {tuple(y.shape)}: "
@@ -148,20 +150,27 @@ class ButterflyOrthogonal(nn.Module):
             )
         lead = y.shape[:-1]
         d = self.features
-        n = y.numel() // d
         # Work on the transposed (d, n) layout: a feature gather is then a copy of whole rows, and a
         # block product is one bmm (k, b, b) @ (k, b, n) with no transposes between factors.
-        z = y.reshape(n, d).transpose(0, 1)  # (d, n), strided view of y
-        if self.dense_groups:
-            g = self.group_size
-            z = torch.bmm(self.group_blocks().to(y.dtype), z.reshape(d // g, g, n)).view(d, n)
-        else:
-            z = self._butterfly(z, self.blocks().to(y.dtype))
+        z = self.left_multiply(y.reshape(-1, d).transpose(0, 1))  # (d, n)
         # Back to row-major: one copy of (n, d). A transposed view would be cheaper here but spreads
         # downstream (elementwise ops keep the layout): attention then gets a query whose last dimension is
         # not contiguous, and scaled_dot_product_attention falls back to its math path, which stores the
         # whole attention matrix (about +13% training memory and slower steps on SmolLM2).
         return z.transpose(0, 1).contiguous().view(*lead, d)
+
+    def left_multiply(self, z: torch.Tensor, groups: torch.Tensor | None = None) -> torch.Tensor:
+        """R z for z of shape (d, k): activations in the (d, tokens) layout, or a weight (d_out, d_in).
+
+        groups: R's diagonal blocks from `group_blocks()`, when the caller has them already (to apply the
+        same R twice without building it twice)."""
+        d, k = z.shape
+        if groups is None and self.dense_groups:
+            groups = self.group_blocks()
+        if groups is not None:
+            g = self.group_size
+            return torch.bmm(groups.to(z.dtype), z.reshape(d // g, g, k)).view(d, k)
+        return self._butterfly(z, self.blocks().to(z.dtype))
 
     def group_blocks(self) -> torch.Tensor:
         """The diagonal blocks of R, (d / G, G, G) with G = `group_size`, in at least float32.

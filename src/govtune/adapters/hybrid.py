@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from govtune.adapters.base import AdapterLayer
-from govtune.adapters.boft import make_butterfly, rotated_output
+from govtune.adapters.boft import make_butterfly, rotated_linear
 from govtune.adapters.config import AdapterConfig
 from govtune.adapters.lora import add_lowrank
 from govtune.adapters.lora_ga import ga_init
@@ -115,8 +115,8 @@ class HybridLayer(AdapterLayer):
     # -- forward, merge -----------------------------------------------------------------------------
     def adapted_forward(self, x: torch.Tensor) -> torch.Tensor:
         lam = self._lam
-        # lam y0 + (1 - lam) R y0 = y0 + (1 - lam)(R y0 - y0), with y0 = W0 x computed once.
-        mixed = rotated_output(self.base_layer, self.boft_R, x, self.checkpoint, lam)
+        # lam y0 + (1 - lam) R y0 = y0 + (1 - lam)(R y0 - y0), as one linear map lerp(R W0, W0, lam).
+        mixed = rotated_linear(self, self.boft_R, x, self.checkpoint, lam)
         # (B A - B0 A0) x = [B, -B0] [A; A0] x: one rank-2r product, added inside the GEMM.
         a = torch.cat([self.lora_A, self.lora_A0], dim=0)  # (2r, d_in)
         b = torch.cat([self.lora_B, -self.lora_B0], dim=1)  # (d_out, 2r)
