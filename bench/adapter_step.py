@@ -48,7 +48,7 @@ TARGETS = ["q_proj", "v_proj"]
 R, ALPHA, M, B = 16, 32, 3, 8
 GOVTUNE = ["lora", "lora_ga", "boft", "unitary", "hybrid", "full"]
 # Not run by default (the machine is shared): the dense unitary with its Riemannian step, and boft / hybrid
-# storing y0 = W0 x instead of recomputing it and R y0 in backward (boft_checkpoint=False).
+# storing the rotated weight R W0 for backward instead of rebuilding it (boft_checkpoint=False).
 OPTIONAL = ["unitary_full", "boft_nockpt", "hybrid_nockpt"]
 PEFT = ["peft_lora", "peft_boft", "peft_oft"]
 REFERENCE = "peft_lora"
@@ -198,8 +198,8 @@ def report(results: dict, meta: dict) -> str:
         lines += ["", f"PEFT BOFT ran with {results['peft_boft'].get('effective_factors')} butterfly factor(s) "
                       f"(asked for {M}): without its CUDA extension PEFT silently falls back to m = 1. "
                       f"govtune BOFT applies all {M}."]
-    lines += ["", "boft and hybrid run with the default boft_checkpoint=True (autograd keeps only the layer input x; "
-                  "y0 = W0 x and R y0 are recomputed in backward); `_nockpt` rows store y0 instead.",
+    lines += ["", "boft and hybrid run with the default boft_checkpoint=True (the rotated weight R W0 is rebuilt in "
+                  "backward, not stored); `_nockpt` rows store it.",
               "", "train mem = peak resident memory of a step above the memory before it (activations, gradients, "
                   "temporaries) + optimiser state + adapter weights: what training adds on top of the loaded frozen "
                   "model. See the module docstring for how it is measured.", ""]

@@ -44,9 +44,8 @@ class AdapterConfig:
     target_modules: list[str] | str | None = None
     boft_factors: int = 3  # m: butterfly components in R (boft, hybrid)
     boft_block_size: int = 8  # b: size of each orthogonal block; must divide d_out
-    # Keep only the layer input x for backward and recompute y0 = W0 x and R y0 there (boft, hybrid): one
-    # (tokens x d_out) activation less per layer, the one that puts BOFT above LoRA's memory, for one more
-    # product with the frozen W0 per layer.
+    # Rebuild the rotated weight R W0 (boft, hybrid) in backward instead of storing it: one weight-sized
+    # tensor less per adapted layer, for a few small products (no tokens involved) per layer and step.
     boft_checkpoint: bool = True
     ga_batches: int = 8  # LoRA-GA: calibration batches averaged into the gradient estimate
     ga_gamma: float = 16.0  # LoRA-GA "stable" scale d_out^(1/4) / sqrt(gamma) (arb2r direction)
