@@ -218,8 +218,9 @@ def train(model: nn.Module, tokenizer: PreTrainedTokenizerBase, train_pairs: Seq
     run_key = {"seed": config.seed, "epochs": config.epochs, "total_steps": total_steps,
                "train_examples": len(train_enc), "batch_size": config.batch_size, "grad_accum": config.grad_accum}
     step, ckpt, first_epoch = 0, None, 1
-    if config.resume and out_dir is not None and latest_checkpoint(out_dir) is not None:
-        step, first_epoch, ckpt = _resume(out_dir, unwrapped, optimizer, scheduler, run_key, history)
+    latest = latest_checkpoint(out_dir) if config.resume and out_dir is not None else None
+    if latest is not None:
+        step, first_epoch, ckpt = _resume(latest, unwrapped, optimizer, scheduler, run_key, history)
         batches.epoch = first_epoch - 1  # the sampler's order for the next epoch, as in an uninterrupted run
     meter = FootprintMeter(acc.device, config.timing_warmup_steps)
     bar = tqdm(total=total_steps, initial=step, desc="train", unit="step", leave=False,
@@ -291,22 +292,21 @@ class ResumeMismatch(ValueError):
     """The checkpoint to resume from was written by a run with other settings; nothing was loaded."""
 
 
-def _resume(out_dir: Path, model: nn.Module, optimizer, scheduler, run_key: dict,
+def _resume(path: Path, model: nn.Module, optimizer, scheduler, run_key: dict,
             history: History) -> tuple[int, int, Path]:
-    """Load the latest checkpoint under out_dir into model, optimiser and scheduler; restore the log and the
-    RNG. Returns (steps done, first epoch to run, checkpoint path)."""
+    """Load the checkpoint at `path` into model, optimiser and scheduler; restore the log and the RNG.
+    Returns (steps done, first epoch to run, checkpoint path)."""
 
-    def same_run(path: Path, state: dict) -> None:
+    def same_run(_: Path, state: dict) -> None:
         saved = state.get("run") or {}
         differ = [k for k in run_key if saved.get(k) != run_key[k]]
         if differ:
             raise ResumeMismatch(
                 f"cannot resume from {path}: it was written by a run with other settings "
                 f"({', '.join(f'{k} {saved.get(k)} != {run_key[k]}' for k in differ)}); "
-                f"use the same settings, or remove {out_dir} to start over")
+                f"use the same settings, or remove {path.parent} to start over")
 
-    state = load_checkpoint(out_dir, model, optimizer, scheduler, check=same_run)
-    path = latest_checkpoint(out_dir)
+    state = load_checkpoint(path, model, optimizer, scheduler, check=same_run)
     restored = History.from_dict(state["history"])
     history.steps, history.epochs = restored.steps, restored.epochs
     history.epochs.append(EpochInfo(**{**state["epoch_info"], "checkpoint": str(path)}))
