@@ -74,7 +74,7 @@ def fit_temperature(log_probs, gold, *, max_iter: int = 200, what: str = "temper
 
     with torch.enable_grad():  # callers may evaluate under torch.no_grad()
         opt.step(closure)
-    return float(math.exp(min(max(log_t.item(), lo), hi)))
+    return min(max(math.exp(log_t.item()), T_MIN), T_MAX)  # exp(log(T_MAX)) may round above T_MAX
 
 
 def scale(probs, temperature: float) -> np.ndarray:
