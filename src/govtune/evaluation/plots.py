@@ -48,7 +48,8 @@ def reliability_diagram(predictions: Sequence[dict], path: str | Path, title: st
             gold = np.array([LABELS.index(p["gold"]) for p in preds])
             ece = _reliability_panel(ax, probs, gold, n_bins)
             t = (temperatures or {}).get(lang) if key == "probs_ts" else None
-            ax.set_title(f"{lang}{f', T = {t:.2f}' if t is not None else ''}: ECE {ece:.1f}% (n={len(preds)})", fontsize=10)
+            ax.set_title(f"{lang}{f', T = {t:.2f}' if t is not None else ''}: ECE {ece:.1f}% (n={len(preds)})",
+                         fontsize=10)
         axes[row][0].set_ylabel("accuracy" + (" (after T scaling)" if key == "probs_ts" else
                                               " (before scaling)" if scaled else ""))
     fig.subplots_adjust(hspace=0.35)
