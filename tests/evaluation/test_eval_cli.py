@@ -116,3 +116,44 @@ def test_eval_with_adapter_matches_in_memory_model(tmp_path, capsys):
     assert got["run"]["adapter"] == str(tmp_path / "adapter")
     assert got["languages"]["en"]["ece"] == pytest.approx(want["languages"]["en"]["ece"], abs=1e-6)
     assert got["languages"]["en"]["ece"] != pytest.approx(base["languages"]["en"]["ece"], abs=1e-6)
+
+
+def test_eval_calibrate_on_pool_rows_writes_temperatures(tmp_path, capsys):
+    import numpy as np
+    import torch
+    from torchmetrics.classification import MulticlassCalibrationError
+
+    out = tmp_path / "xnli"
+    code, io = _run(capsys, "--model", "tiny-llama", "--task", "xnli", "--langs", "en,zh", "--limit", "4",
+                    "--calibrate-on", "dev:0-6", "--out", str(out))
+    assert code == 0 and "after temperature scaling" in io.out
+    m = json.loads((out / "metrics.json").read_text())
+    preds = [orjson.loads(line) for line in (out / "predictions.jsonl").read_bytes().splitlines()]
+    assert m["run"]["calibrate_on"] == "dev:0-6"
+    for lang, v in m["languages"].items():
+        assert v["calibration_n"] == 6 and 0.01 <= v["temperature"] <= 100
+        clean = [p for p in preds if p["language"] == lang and p["perturbation"] is None]
+        ts = torch.tensor([[p["probs_ts"][lab] for lab in LABELS] for p in clean], dtype=torch.float64)
+        gold = torch.tensor([LABELS.index(p["gold"]) for p in clean])
+        ref = MulticlassCalibrationError(num_classes=3, n_bins=15, norm="l1")(ts, gold).item()
+        assert v["ece_ts"] == pytest.approx(100 * ref, abs=1e-4)
+        raw = np.array([[p["probs"][lab] for lab in LABELS] for p in clean])
+        assert np.allclose(ts.numpy(), torch.softmax(torch.log(torch.from_numpy(raw)) / v["temperature"], -1),
+                           atol=1e-6)
+    assert m["avg_ece_ts"] == pytest.approx(sum(v["ece_ts"] for v in m["languages"].values()) / 2)
+    report = (out / "report.md").read_text()
+    assert "Temperature scaling" in report and "| en | 6 |" in report
+
+
+def test_eval_calibrate_on_refuses_test_rows_and_bad_specs(tmp_path, capsys):
+    base = ["--model", "tiny-llama", "--task", "xnli", "--langs", "en", "--limit", "4", "--out", str(tmp_path / "o")]
+    code, err = _run(capsys, *base, "--calibrate-on", "dev:1240-1250")
+    assert code == 2 and "also test examples" in err.err and "xnli-en-dev-1245" in err.err
+    code, err = _run(capsys, *base, "--all-rows", "--calibrate-on", "dev")  # the pool rows are test rows here
+    assert code == 2 and "also test examples" in err.err
+    code, err = _run(capsys, *base, "--calibrate-on", "dev:200-100")
+    assert code == 2 and "START < END" in err.err
+    code, err = _run(capsys, "--model", "tiny-bloom", "--task", "flores", "--calibrate-on", "dev:0-5",
+                     "--out", str(tmp_path / "o"))
+    assert code == 2 and "applies to XNLI" in err.err
+    assert not (tmp_path / "o").exists()

@@ -88,3 +88,28 @@ def test_store_round_trip_and_replacing_a_run(tmp_path):
 def test_report_without_results_says_what_to_run(tmp_path):
     with pytest.raises(FileNotFoundError, match="govtune run"):
         write_report(tmp_path)
+
+
+def test_calibration_table_ece_before_and_after_per_method(tmp_path):
+    results = []
+    for method, after in (("lora", (2.0, 3.0, 4.0)), ("hybrid", (1.0, 1.5, 2.0))):
+        for seed in (0, 1):
+            r = _result(method, seed)
+            xnli = r["metrics"]["xnli"]
+            for (lang, v), ece_ts, t in zip(xnli["languages"].items(), after, (1.5, 2.0 + seed, 0.5)):
+                v.update(ece_ts=ece_ts + seed, temperature=t, calibration_n=8)
+            xnli["avg_ece_ts"] = sum(after) / 3 + seed
+            results.append(r)
+    results.append(_result("boft", 0))  # an older run without calibration: no row
+    _store(tmp_path, results)
+    report = write_report(tmp_path).read_text()
+    section = report.split("### Calibration")[1].split("###")[0]
+    assert "8 validation examples per language" in section
+    assert ("| LoRA | 6.0 ± 0.0 | 3.5 ± 0.7 | 5.0 ± 0.0 → 2.5 ± 0.7 | 6.0 ± 0.0 → 3.5 ± 0.7 | 7.0 ± 0.0 → 4.5 ± 0.7 "
+            "| 1.50 / 2.50 / 0.50 |") in section
+    assert "| Hybrid | 6.0 ± 0.0 | 2.0 ± 0.7 | 5.0 ± 0.0 → 1.5 ± 0.7 |" in section and "BOFT" not in section
+
+
+def test_no_calibration_section_without_temperatures(tmp_path):
+    _store(tmp_path, [_result("lora", 0)])
+    assert "### Calibration" not in write_report(tmp_path).read_text()

@@ -39,6 +39,11 @@ def register(subparsers) -> None:
                    help="JSON-lines pool to draw XNLI in-context examples from, e.g. a `govtune curate` output "
                         "(default: the split's few-shot pool rows)")
     p.add_argument("--no-robustness", action="store_true", help="skip the orthographic robustness pass (XNLI)")
+    p.add_argument("--calibrate-on", default=None, metavar="SPLIT[:START-END]",
+                   help="XNLI: fit one temperature per language on these rows and report ECE after scaling "
+                        "too; SPLIT alone is every row of it, except dev: its few-shot pool rows (0-1245), "
+                        "disjoint from the evaluation rows; START-END is rows START..END-1 (dev:0-200). Rows "
+                        "shared with the test rows are refused")
     p.add_argument("--max-new-tokens", type=int, default=128, help="generation budget per line (FLORES)")
     p.add_argument("--length-ratio", type=float, default=None,
                    help="FLORES: new tokens per source token, +8 (default: the largest ratio on the few-shot pool)")
@@ -107,6 +112,31 @@ def _incontext_pool(args, data: dict[str, list[dict]]) -> dict[str, list[dict]]:
     return {pair: load_flores(*pair.split("-"), args.split, args.data, lines=FLORES_POOL_LINES) for pair in data}
 
 
+def parse_calibrate_on(spec: str) -> tuple[str, range | None]:
+    """`SPLIT` or `SPLIT:START-END` -> (split, rows); rows None for a bare split."""
+    split, _, rows = spec.partition(":")
+    if not split:
+        raise ValueError(f"--calibrate-on {spec!r} names no split: write SPLIT or SPLIT:START-END, e.g. dev:0-200")
+    if not rows:
+        return split, None
+    start, dash, end = rows.partition("-")
+    if not dash or not start.isdigit() or not end.isdigit() or int(start) >= int(end):
+        raise ValueError(f"--calibrate-on {spec!r}: rows must be START-END with 0 <= START < END (rows "
+                         f"START..END-1), e.g. dev:0-200")
+    return split, range(int(start), int(end))
+
+
+def _calibration_data(args, langs: list[str]) -> dict[str, list[dict]]:
+    """The validation rows of --calibrate-on, per language: a bare dev means its few-shot pool rows."""
+    from govtune.data import XNLI_POOL_ROWS
+    from govtune.tasks.xnli import load_xnli
+
+    split, rows = parse_calibrate_on(args.calibrate_on)
+    if rows is None and split == "dev":
+        rows = XNLI_POOL_ROWS
+    return {lang: load_xnli(lang, split, args.data, rows=rows) for lang in langs}
+
+
 def run(args) -> int:
     import torch
 
@@ -120,6 +150,8 @@ def run(args) -> int:
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.calibrate_on is not None and args.task != "xnli":
+        raise ValueError("--calibrate-on applies to XNLI (class probabilities); drop it for FLORES")
     if args.threads is not None:
         if args.threads < 1:
             raise ValueError(f"--threads must be >= 1, got {args.threads}")
@@ -144,15 +176,24 @@ def run(args) -> int:
             raise ValueError(f"{e} (the default dev selection is the evaluation rows of the full split; for a "
                              f"smaller file pass --all-rows)") from e
         raise
+    calibration = None
+    if args.calibrate_on is not None:
+        from govtune.evaluation.calibration import check_calibration_sets
+
+        calibration = _calibration_data(args, list(data))
+        check_calibration_sets(calibration, data)  # refuses rows shared with the test rows, before the model loads
     if args.shots:
         data = with_context(data, _incontext_pool(args, data), args.shots, args.seed, args.task)
+        if calibration is not None:  # validation prompts carry the same demonstrations as the test prompts
+            calibration = {lang: [{**e, "context": data[lang][0]["context"]} for e in rows]
+                           for lang, rows in calibration.items()}
     model, tok = load_for_eval(args.model, args.adapter)
     progress = not args.no_progress
     t0 = time.perf_counter()
     if args.task == "xnli":
         metrics, preds = evaluate_xnli(model, tok, data, batch_size=args.batch_size,
                                        robustness=not args.no_robustness, seed=args.seed, progress=progress,
-                                       padding_side=args.padding_side)
+                                       padding_side=args.padding_side, calibration=calibration)
     else:
         metrics, preds = evaluate_flores(model, tok, data, batch_size=args.batch_size,
                                          max_new_tokens=args.max_new_tokens, length_ratio=args.length_ratio,
@@ -160,14 +201,17 @@ def run(args) -> int:
     metrics["run"] = {"model": args.model, "adapter": args.adapter, "data": str(args.data or "govtune.data"),
                       "split": args.split, "rows": "evaluation rows" if default_rows else "all",
                       "limit": args.limit, "batch_size": args.batch_size, "seed": args.seed,
-                      "padding_side": args.padding_side, "shots": args.shots,
-                      "shots_pool": args.shots_pool or ("pool rows" if args.shots else None), "device": str(model.device),
+                      "calibrate_on": args.calibrate_on, "padding_side": args.padding_side, "shots": args.shots,
+                      "shots_pool": args.shots_pool or ("pool rows" if args.shots else None),
+                      "device": str(model.device),
                       "threads": torch.get_num_threads(), "total_seconds": time.perf_counter() - t0}
     figure = None
     if args.task == "xnli":
         from govtune.evaluation.plots import reliability_diagram
 
-        reliability_diagram(preds, out / "reliability.png", title=f"XNLI reliability: {args.model}")
+        temperatures = {lang: v["temperature"] for lang, v in metrics["languages"].items() if "temperature" in v}
+        reliability_diagram(preds, out / "reliability.png", title=f"XNLI reliability: {args.model}",
+                            temperatures=temperatures or None)
         figure = "reliability.png"
     else:
         flores_figure(metrics, out / "flores.png")
@@ -178,8 +222,9 @@ def run(args) -> int:
     print(f"wrote {out / 'metrics.json'}, {out / 'predictions.jsonl'}, {out / 'report.md'}")
     if args.task == "xnli":
         print(f"XNLI macro {metrics['macro']:.1f}  parity gap {metrics['parity_gap']:.1f}  "
-              f"Avg-ECE {metrics['avg_ece']:.1f}" + (f"  robustness drop {metrics['robustness']['macro_drop']:.1f}"
-                                                     if "robustness" in metrics else ""))
+              f"Avg-ECE {metrics['avg_ece']:.1f}"
+              + (f" (after temperature scaling {metrics['avg_ece_ts']:.1f})" if "avg_ece_ts" in metrics else "")
+              + (f"  robustness drop {metrics['robustness']['macro_drop']:.1f}" if "robustness" in metrics else ""))
     else:
         print(f"FLORES average BLEU {metrics['average_bleu']:.1f}  direction gap {metrics['direction_gap']:.1f}")
     return 0

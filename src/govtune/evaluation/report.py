@@ -42,6 +42,15 @@ def xnli_markdown(metrics: dict, figure: str | None) -> str:
               for lang, v in langs.items()]
     lines += ["", f"Macro **{_f(metrics['macro'])}**, parity gap Δ **{_f(metrics['parity_gap'])}**, "
                   f"Avg-ECE **{_f(metrics['avg_ece'])}** (percent; ECE: 15 equal-width bins, top-label, L1)."]
+    if "avg_ece_ts" in metrics:
+        lines += ["", "### Temperature scaling", "",
+                  f"One temperature per language, fit by NLL on validation rows disjoint from the test rows "
+                  f"(`{metrics.get('run', {}).get('calibrate_on', 'validation examples')}`), applied to the test "
+                  f"probabilities; accuracy is unchanged. Avg-ECE {_f(metrics['avg_ece'])} -> "
+                  f"**{_f(metrics['avg_ece_ts'])}**.", "",
+                  "| language | validation n | T | ECE before (%) | ECE after (%) |", "|---|---|---|---|---|"]
+        lines += [f"| {lang} | {v['calibration_n']} | {v['temperature']:.3f} | {_f(v['ece'])} | {_f(v['ece_ts'])} |"
+                  for lang, v in langs.items()]
     rob = metrics.get("robustness")
     if rob:
         lines += ["", "### Orthographic robustness", "",

@@ -1,5 +1,5 @@
 """XNLI evaluation: class probabilities for every example, then accuracy, calibration, parity and
-orthographic robustness per language.
+orthographic robustness per language; with validation examples, temperature-scaled calibration too.
 
 Causal LMs: the log-likelihood of each verbalised label as the continuation of the prompt, softmax-
 normalised over the three labels. Encoder models with a sequence-classification head: the head's softmax."""
@@ -11,6 +11,7 @@ import time
 import numpy as np
 
 from govtune.evaluation import robustness as rob
+from govtune.evaluation.calibration import TemperatureScaling, check_calibration_sets
 from govtune.evaluation.metrics import accuracy, expected_calibration_error, macro, parity_gap
 from govtune.evaluation.scoring import (classify_pairs, context_length, encode_pair, is_classifier,
                                         loglikelihoods, pad_token_id, require_tokenizer, special_prefix)
@@ -87,10 +88,16 @@ def _record(ex: dict, probs: np.ndarray, perturbation: str | None) -> dict:
 
 
 def evaluate_xnli(model, tokenizer, examples: dict[str, list[dict]], *, batch_size: int = 8,
-                  robustness: bool = True, seed: int = 0, progress: bool = True, padding_side: str = "left"
-                  ) -> tuple[dict, list[dict]]:
-    """Metrics (percent) and one prediction record per example (plus one per perturbed example)."""
+                  robustness: bool = True, seed: int = 0, progress: bool = True, padding_side: str = "left",
+                  calibration: dict[str, list[dict]] | None = None) -> tuple[dict, list[dict]]:
+    """Metrics (percent) and one prediction record per example (plus one per perturbed example).
+
+    `calibration`: validation examples per language, disjoint from `examples`; a temperature per
+    language is fit on them and applied to the test probabilities (`temperature`, `ece_ts` per language,
+    `avg_ece_ts`; `probs_ts` beside `probs` in every prediction record)."""
     check_examples(examples, "XNLI")
+    if calibration is not None:
+        check_calibration_sets(calibration, examples)  # before any scoring: a leak fails in a second
     langs = list(examples)
     flat = [dict(ex, lang=ex.get("lang", lang)) for lang in langs for ex in examples[lang]]
     for ex in flat:
@@ -121,7 +128,30 @@ def evaluate_xnli(model, tokenizer, examples: dict[str, list[dict]], *, batch_si
                                                              acc, seed=seed, batch_size=batch_size,
                                                              padding_side=padding_side, progress=progress)
         preds.extend(perturbed_preds)
+    if calibration is not None:
+        scaler = _fit_temperatures(model, tokenizer, calibration, batch_size=batch_size,
+                                   padding_side=padding_side, progress=progress)
+        for lang in langs:
+            m = lang_arr == lang
+            per_lang[lang].update(temperature=scaler.temperatures[lang], calibration_n=scaler.n[lang],
+                                  ece_ts=expected_calibration_error(scaler.apply(lang, probs[m]), gold_idx[m]))
+        metrics["avg_ece_ts"] = macro({lang: v["ece_ts"] for lang, v in per_lang.items()})
+        for rec in preds:  # clean and perturbed records alike, each with its language's T
+            scaled = scaler.apply(rec["language"], np.array([[rec["probs"][lab] for lab in LABELS]]))[0]
+            rec["probs_ts"] = {lab: float(p) for lab, p in zip(LABELS, scaled)}
     return metrics, preds
+
+
+def _fit_temperatures(model, tokenizer, calibration: dict[str, list[dict]], *, batch_size: int,
+                      padding_side: str, progress: bool) -> TemperatureScaling:
+    """Score the validation examples with the model under test and fit one temperature per language."""
+    flat = [dict(ex, lang=ex.get("lang", lang)) for lang, exs in calibration.items() for ex in exs]
+    probs, _ = score_examples(model, tokenizer, flat, batch_size=batch_size, padding_side=padding_side,
+                              progress=progress, desc="XNLI calibration")
+    gold = np.array([LABELS.index(ex["label"]) for ex in flat])
+    lang_arr = np.array([lang for lang, exs in calibration.items() for _ in exs])
+    return TemperatureScaling.fit({lang: probs[lang_arr == lang] for lang in calibration},
+                                  {lang: gold[lang_arr == lang] for lang in calibration})
 
 
 def _robustness(model, tokenizer, flat, probs, gold_idx, lang_arr, clean_acc, *, seed, batch_size,

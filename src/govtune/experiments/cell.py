@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -115,7 +116,8 @@ def run_cell(cell: Cell, config: StudyConfig, data: StudyData, run_dir: Path, ac
     metrics: dict[str, dict] = {}
     with torch.no_grad():
         xm, xpred = evaluate_xnli(model, tokenizer, data.xnli_eval(), batch_size=config.eval_batch_size,
-                                  robustness=config.robustness, seed=cell.seed, progress=progress)
+                                  robustness=config.robustness, seed=cell.seed, progress=progress,
+                                  calibration=_calibration_examples(data, cell))
         metrics["xnli"] = xm
         if write:
             _write_jsonl(run_dir / "predictions" / "xnli.jsonl", xpred)
@@ -133,6 +135,19 @@ def run_cell(cell: Cell, config: StudyConfig, data: StudyData, run_dir: Path, ac
               "footprint": footprint, "lam_final": lam_final, "data": data_counts,
               "wall_time_s": round(time.perf_counter() - t0, 1)}
     return result, curves
+
+
+def _calibration_examples(data: StudyData, cell: Cell) -> dict[str, list[dict]] | None:
+    """The run's validation examples for temperature scaling; None (no scaling) when a language has none."""
+    if data.config.val_per_language == 0:
+        return None
+    val = data.validation_examples(cell.curation, cell.shots, cell.seed)
+    empty = [lang for lang, exs in val.items() if not exs]
+    if empty:
+        warnings.warn(f"{cell.run_id}: no validation examples for {', '.join(empty)} (the curated pool holds only "
+                      f"the shots), so no temperature scaling; lower shots or relax the curation")
+        return None
+    return val
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:

@@ -101,6 +101,20 @@ class StudyData:
             val += rng.sample(rest, min(self.config.val_per_language, len(rest)))
         return train, val
 
+    def validation_examples(self, stage: str, shots: int, seed: int) -> dict[str, list[dict]]:
+        """The run's validation examples per language (for temperature scaling): those of
+        `training_examples`, or for the base model (shots 0, no curation) the same number drawn from the
+        raw pool. Pool rows only, so never a test row."""
+        if shots > 0:
+            _, val = self.training_examples(stage, shots, seed)
+        else:
+            rng = random.Random(f"val-{seed}")
+            val = []
+            for lang in self.config.languages:
+                rest = [r for r in self.pool() if r.get("lang") == lang]
+                val += rng.sample(rest, min(self.config.val_per_language, len(rest)))
+        return {lang: [r for r in val if r.get("lang") == lang] for lang in self.config.languages}
+
     def training_pairs(self, stage: str, shots: int, seed: int
                        ) -> tuple[list[tuple[str, str]], list[tuple[str, str]], dict[str, int]]:
         from govtune.tasks.prompts import flores_training_pair, xnli_training_pair

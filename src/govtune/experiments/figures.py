@@ -176,7 +176,11 @@ def reliability(s: "Study", fig_dir: Path) -> list[str]:
             continue
         preds = [json.loads(line) for line in pred_path.read_text(encoding="utf-8").splitlines() if line]
         path = fig_dir / f"reliability_{m}.png"
-        reliability_diagram(preds, path, title=f"{label(m)} ({s.model}, XNLI, seed {runs[0]['seed']})")
+        xnli = runs[0]["metrics"].get("xnli", {})
+        temperatures = {k.split(".")[1]: v for k, v in xnli.items()
+                        if k.startswith("languages.") and k.endswith(".temperature")}
+        reliability_diagram(preds, path, title=f"{label(m)} ({s.model}, XNLI, seed {runs[0]['seed']})",
+                            temperatures=temperatures or None)
         names.append(path.name)
     return names
 

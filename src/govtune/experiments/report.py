@@ -180,6 +180,37 @@ def xnli_table(s: Study) -> str:
             f"{s.accuracy_interval()}\n\n{s.scope()}\n\n" + table(header, rows))
 
 
+def calibration_table(s: Study) -> str:
+    """ECE before and after per-language temperature scaling, per method, with the temperatures."""
+    from govtune.evaluation.calibration import T_MAX, T_MIN
+
+    langs = s.config.get("languages") or ["en", "zh", "hi"]
+    header = ["Method", "Avg-ECE before", "Avg-ECE after", *[f"{LANG_LABELS.get(l, l)} ECE before → after"
+                                                             for l in langs],
+              f"T ({' / '.join(LANG_LABELS.get(l, l) for l in langs)})"]
+    rows = []
+    for method in (["base"] if s.cell("base") else []) + s.methods:
+        runs = s.cell(method)
+        if not s.values(runs, "xnli", "avg_ece_ts"):
+            continue
+        temps = [mean(s.values(runs, "xnli", f"languages.{l}.temperature")) for l in langs]
+        rows.append([label(method), fmt(s.values(runs, "xnli", "avg_ece")), fmt(s.values(runs, "xnli", "avg_ece_ts")),
+                     *[f"{fmt(s.values(runs, 'xnli', f'languages.{l}.ece'))} → "
+                       f"{fmt(s.values(runs, 'xnli', f'languages.{l}.ece_ts'))}" for l in langs],
+                     " / ".join("-" if t is None else f"{t:.2f}" for t in temps)])
+    n_val = (s.values(s.runs, "xnli", f"languages.{langs[0]}.calibration_n") or [None])[0]
+    val = f"{int(n_val)} validation examples per language" if n_val else "the run's validation examples"
+    return (f"### Calibration: temperature scaling ({s.main_shots}-shot, curation {s.main_stage.upper()})\n\n"
+            f"One temperature T per language, fit by NLL (LBFGS on log T) on {val} (drawn from the curated "
+            f"pool minus the shots; for the base model from the raw pool; never test rows), applied to the "
+            f"test probabilities as softmax(log p / T). ECE in % (15 bins, top label), mean ± sd over seeds; T "
+            f"is the mean over seeds (T > 1: the model was over-confident). Scaling never changes a "
+            f"prediction, so accuracy is unchanged. T fit on a few examples is noisy and can raise the ECE; "
+            f"T near {T_MIN:g} or at {T_MAX:g} is the end of the search (validation examples all right or all "
+            f"wrong).\n\n"
+            f"{s.scope()}\n\n" + table(header, rows))
+
+
 def flores_table(s: Study) -> str:
     pairs = s.config.get("flores_pairs") or ["en-zh", "en-es"]
     header = ["Method", *[f"{p.replace('-', '→').upper()} BLEU" for p in pairs], "Avg BLEU", "Δ (direction gap)",
@@ -325,6 +356,8 @@ def build_markdown(s: Study, figures: list[str]) -> str:
     head = [f"# govtune report: {s.info.get('name', 'study')}", "", s.data_line(), ""]
     head += [f"- {n}" for n in s.caveats()] + [""]
     sections = [xnli_table(s)]
+    if any("avg_ece_ts" in r["metrics"].get("xnli", {}) for r in s.runs):
+        sections.append(calibration_table(s))
     if s.has("flores"):
         sections.append(flores_table(s))
     if any("robustness.macro_drop" in r["metrics"].get("xnli", {}) for r in s.runs):
