@@ -18,13 +18,17 @@ from govtune.tasks.languages import XNLI_LANGUAGES, iso_code
 LABELS = ("entailment", "neutral", "contradiction")
 
 
-def _label(value) -> str:
-    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
-        return LABELS[int(value)]
-    name = str(value).strip().lower()
-    if name not in LABELS:
-        raise ValueError(f"XNLI label {value!r} is not one of {LABELS} (or 0/1/2): fix the data file")
-    return name
+def label_name(value) -> str:
+    """The class name of an XNLI label given as a name (any case) or as the hub's integer 0/1/2 (or "0".."2").
+
+    Raises ValueError for anything else: -1 (the hub's "no label"), 3, True, "maybe", None."""
+    if isinstance(value, int) and not isinstance(value, bool) or isinstance(value, str) and value.strip().isdigit():
+        index = int(value)
+        if 0 <= index < len(LABELS):
+            return LABELS[index]
+    elif isinstance(value, str) and value.strip().lower() in LABELS:
+        return value.strip().lower()
+    raise ValueError(f"label {value!r} is not an XNLI class: use one of {', '.join(LABELS)} (or 0/1/2 in that order)")
 
 
 def load_xnli(lang: str, split: str = "dev", data_dir: str | Path | None = None,
@@ -52,6 +56,10 @@ def load_xnli(lang: str, split: str = "dev", data_dir: str | Path | None = None,
     out = []
     for i in keep:
         r = raw[i]
-        out.append({"premise": r["premise"], "hypothesis": r["hypothesis"], "label": _label(r["label"]),
+        try:
+            label = label_name(r["label"])
+        except ValueError as e:
+            raise ValueError(f"XNLI {lang} {split}, row {i}: {e}; fix the data") from None
+        out.append({"premise": r["premise"], "hypothesis": r["hypothesis"], "label": label,
                     "lang": lang, "id": f"xnli-{lang}-{split}-{i}", "row": i})
     return out
