@@ -4,6 +4,7 @@ command line, `curate`, the `datasets` paths and the k-shot sampler."""
 import json
 from collections import Counter
 
+import numpy as np
 import pytest
 
 from govtune.cli import main
@@ -34,12 +35,13 @@ def _jsonl(path):
 
 
 @pytest.mark.parametrize("value,name", [("entailment", "entailment"), ("Neutral ", "neutral"), (0, "entailment"),
-                                        (1, "neutral"), (2, "contradiction"), ("2", "contradiction")])
+                                        (1, "neutral"), (2, "contradiction"), ("2", "contradiction"),
+                                        (np.int64(1), "neutral")])
 def test_label_name_accepts_names_and_hub_integers(value, name):
     assert label_name(value) == name
 
 
-@pytest.mark.parametrize("value", ["maybe", 3, -1, True, 1.0, "", None])
+@pytest.mark.parametrize("value", ["maybe", 3, -1, True, 1.0, "", None, "²", "-1"])
 def test_label_name_rejects_everything_else(value):
     with pytest.raises(ValueError, match="is not an XNLI class"):
         label_name(value)

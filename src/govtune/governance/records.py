@@ -2,9 +2,9 @@
 
 A record is a plain dict: `text` (or `premise` and `hypothesis` for an NLI pair), `lang` (ISO 639-1),
 optional `label` (an XNLI class: entailment, neutral, contradiction, or 0/1/2, read as those names) and
-`id`, plus any other fields, which every step carries through unchanged. A step reads
-a batch of records and returns, for each, `None` (keep) or the name of the reason it drops it, in the
-manner of datatrove's filters; the pipeline counts the verdicts per stage, language and reason.
+`id`, plus any other fields, which every step carries through unchanged. A step reads a batch of records
+and returns, for each, `None` (keep) or the name of the reason it drops it, in the manner of datatrove's
+filters; the pipeline counts the verdicts per stage, language and reason.
 """
 
 from __future__ import annotations

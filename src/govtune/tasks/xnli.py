@@ -6,6 +6,7 @@ Rows are aligned across languages, so `row` identifies the same pair in every la
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -22,12 +23,14 @@ def label_name(value) -> str:
     """The class name of an XNLI label given as a name (any case) or as the hub's integer 0/1/2 (or "0".."2").
 
     Raises ValueError for anything else: -1 (the hub's "no label"), 3, True, "maybe", None."""
-    if isinstance(value, int) and not isinstance(value, bool) or isinstance(value, str) and value.strip().isdigit():
-        index = int(value)
-        if 0 <= index < len(LABELS):
-            return LABELS[index]
-    elif isinstance(value, str) and value.strip().lower() in LABELS:
-        return value.strip().lower()
+    if isinstance(value, str):
+        key = value.strip().lower()
+        if key in LABELS:
+            return key
+        if key in ("0", "1", "2"):
+            return LABELS[int(key)]
+    elif isinstance(value, numbers.Integral) and not isinstance(value, bool) and 0 <= value < len(LABELS):
+        return LABELS[int(value)]
     raise ValueError(f"label {value!r} is not an XNLI class: use one of {', '.join(LABELS)} (or 0/1/2 in that order)")
 
 
