@@ -43,6 +43,8 @@ from govtune.atomic import atomic_write_text  # noqa: E402
 from govtune.models import SMOLLM2, load_model  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
+from machine_load import MachineLoad, describe  # noqa: E402
+
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGETS = ["q_proj", "v_proj"]
 R, ALPHA, M, B = 16, 32, 3, 8
@@ -176,7 +178,8 @@ def report(results: dict, meta: dict) -> str:
     lines = ["# Adapter training step: govtune vs PEFT", "",
              f"SmolLM2-135M-Instruct (mostly English; cost only), batch {meta['batch']}, targets "
              f"{', '.join(TARGETS)}, r={R}, alpha={ALPHA}, BOFT m={M}, b={B}; median of {meta['steps']} steps after "
-             f"{meta['warmup']} warm-up, torch {meta['torch']} on {meta['threads']} CPU threads (shared machine).", "",
+             f"{meta['warmup']} warm-up, torch {meta['torch']} on {meta['threads']} CPU threads.", "",
+             describe(meta["machine_load"]), "",
              "| method | step (s) | time / PEFT LoRA | train mem (MB) | mem / PEFT LoRA | tunable params | "
              "params / PEFT LoRA |", "|---|---|---|---|---|---|---|"]
     for name, r in results.items():
@@ -230,17 +233,19 @@ def main(argv: list[str] | None = None) -> None:
         print(f"[adapter_step] building {name}", flush=True)
         runs.append(build(name, base, batch))
     rounds = args.warmup + args.steps
+    machine = MachineLoad()
     # Round robin: every method sees the same machine load, step by step.
     for i in tqdm(range(rounds), desc="rounds"):
         for run in runs:
             run.step(batch, i / rounds, record=i >= args.warmup)
+    load = machine.result()
     results = {run.name: run.result(run.name == "full") for run in runs}
     for name, r in results.items():
         print(f"  {name:14s} step {r['step_s_median']:.3f} s  train mem {r['train_mem_mb']:.0f} MB  "
               f"tunable {r['tunable_params']:,}", flush=True)
     meta = {"model": SMOLLM2, "batch": "4 x 128", "targets": TARGETS, "r": R, "alpha": ALPHA, "boft_factors": M,
             "boft_block_size": B, "steps": args.steps, "warmup": args.warmup, "torch": torch.__version__,
-            "threads": torch.get_num_threads()}
+            "threads": torch.get_num_threads(), "machine_load": load}
     ref = results[REFERENCE]
     for r in results.values():
         r["time_ratio"] = r["step_s_median"] / ref["step_s_median"]

@@ -18,6 +18,7 @@ from govtune.evaluation.scoring import loglikelihoods, pad_batch, pad_token_id, 
 from govtune.evaluation.xnli_eval import _fit_prompt
 from govtune.models import load_model
 from govtune.tasks import load_xnli
+from machine_load import MachineLoad, describe
 
 
 @torch.inference_mode()
@@ -49,16 +50,19 @@ def main():
     exs = [e for lang in args.langs.split(",") for e in load_xnli(lang, rows=XNLI_EVAL_ROWS, limit=args.per_lang)]
     requests = [r for e in exs for r in _fit_prompt(e, tok, prefix, None)[0]]
     loglikelihoods(model, requests[:3], batch_size=1)  # warm-up
+    machine = MachineLoad()
     t0 = time.perf_counter()
     ours = loglikelihoods(model, requests, batch_size=args.batch_size)
     t_ours = time.perf_counter() - t0
     t0 = time.perf_counter()
     ref = one_row_per_request(model, requests, args.batch_size * 3, pad)  # same number of requests per batch
     t_ref = time.perf_counter() - t0
+    load = machine.result()
     print(f"{len(exs)} examples ({args.langs}), {len(requests)} label scores, {torch.get_num_threads()} threads")
     print(f"shared context + KV cache: {t_ours:.2f} s ({len(exs) / t_ours:.2f} examples/s)")
     print(f"one row per label:         {t_ref:.2f} s ({len(exs) / t_ref:.2f} examples/s)")
     print(f"speed-up x{t_ref / t_ours:.2f}; max |log-lik difference| {np.abs(np.array(ours) - ref).max():.2e}")
+    print(describe(load))
 
 
 if __name__ == "__main__":

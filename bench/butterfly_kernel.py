@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
 import platform
 import statistics
 import time
@@ -36,6 +35,7 @@ from tqdm import tqdm
 from govtune.adapters.butterfly import ButterflyOrthogonal
 from govtune.adapters.unitary_ops import DenseUnitary, StructuredUnitary
 from govtune.atomic import atomic_write_text
+from machine_load import MachineLoad, describe
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -131,6 +131,7 @@ def main() -> None:
         for _ in range(3):
             step(fn, params)
     times: dict[str, list[float]] = {name: [] for name in methods}
+    machine = MachineLoad()
     for _ in tqdm(range(args.rounds), desc="rounds"):
         for name, (fn, params) in methods.items():
             sync()
@@ -150,6 +151,7 @@ def main() -> None:
         dense_unitary.riemannian_step(1e-4)
         sync()
         step_times.append((time.perf_counter() - start) * 1e3)
+    load = machine.result()
 
     median = {name: statistics.median(t) for name, t in times.items()}
     rows = []
@@ -177,13 +179,12 @@ def main() -> None:
             "device": str(device),
             "torch": torch.__version__,
             "threads": torch.get_num_threads(),
-            "cpu_count": os.cpu_count(),
-            "load_average": os.getloadavg(),
             "machine": platform.processor() or platform.machine(),
         },
         "results": rows,
         "riemannian_step_ms": round(statistics.median(step_times), 3),
         "riemannian_reprojections": dense_unitary.reprojections,
+        "machine_load": load,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out / "butterfly_kernel.json", json.dumps(result, indent=2) + "\n")
@@ -196,8 +197,10 @@ def _markdown(result: dict) -> str:
     lines = [
         f"# BOFT rotation, forward + backward ({c['rows']} x {c['features']} activations, b = {c['block_size']})",
         "",
-        f"{c['device']}, torch {c['torch']}, {c['threads']} threads, load average {c['load_average'][0]:.1f} "
-        f"on {c['cpu_count']} cores; median of {c['rounds']} interleaved rounds x {c['iters']} iterations.",
+        f"{c['device']}, torch {c['torch']}, {c['threads']} threads; median of {c['rounds']} interleaved rounds x "
+        f"{c['iters']} iterations.",
+        "",
+        describe(result["machine_load"]),
         "",
         "| method | fwd+bwd ms (median) | IQR ms | min ms | PEFT (same m) / this | this / dense matmul "
         "| saved for bwd MB | trainable |",

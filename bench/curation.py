@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine_load import MachineLoad, describe
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 LANGS = ["en", "zh", "hi"]
@@ -198,7 +200,8 @@ def main() -> None:
         pool = Path(tmp) / "pool.jsonl"
         kinds = make_pool(args.n, pool)
         print(f"pool: {sum(kinds.values())} records {kinds}", flush=True)
-        res = {"n": sum(kinds.values()), "kinds": kinds, "cores": os.cpu_count()}
+        res = {"n": sum(kinds.values()), "kinds": kinds}
+        machine = MachineLoad()
         res["govtune_dedup_quality"] = spawn("govtune", pool, "dedup_quality")
         res["datatrove_dedup_quality"] = spawn("datatrove", pool)
         res["govtune_c1"] = spawn("govtune", pool, "c1")
@@ -207,6 +210,7 @@ def main() -> None:
         res["langid_langid_py"] = spawn("langid", pool, "langid")
         if args.ppl_records:
             res["perplexity_smollm2"] = spawn("perplexity", pool, "", args.ppl_records)
+        res["machine_load"] = machine.result()
     write_results(res, args.out)
 
 
@@ -224,7 +228,7 @@ def write_results(res: dict, out: str) -> None:
             ("language ID: langid.py (20k records)", res["langid_langid_py"])]
     if "perplexity_smollm2" in res:
         rows.append(("perplexity, SmolLM2-135M (mostly English), batch 16, <= 128 tokens", res["perplexity_smollm2"]))
-    md = [f"# Curation benchmark ({res['n']} records, {res['cores']} cores)", "",
+    md = [f"# Curation benchmark ({res['n']} records, {res['machine_load']['cpu_count']} CPUs)", "",
           "| engine | records | seconds | records/s | peak RSS (MB) | kept |", "|---|---|---|---|---|---|"]
     for name, r in rows:
         md.append(f"| {name} | {r['records']} | {r['seconds']:.2f} | {r['records_per_second']:.0f} | "
@@ -241,8 +245,8 @@ def write_results(res: dict, out: str) -> None:
                "once, so its total footprint is about twice its row. datatrove's MinHash shingles word 5-grams "
                "(spaCy English tokenizer, which leaves Chinese unsegmented) and its Gopher filters are "
                "English-centric, so it keeps far fewer records: the work per record is comparable, the "
-               "decisions are not. The machine was shared with other jobs during the run (load 6-9 on 2 "
-               "cores), which slows every row; the ratio compares runs made back to back.",
+               "decisions are not. The engines run one after another, each in its own process.",
+           "", describe(res["machine_load"]),
            "", f"Pool composition: {kinds}."]
     write_text(out + ".md", "\n".join(md) + "\n")
     print("\n".join(md))

@@ -24,13 +24,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     for name, module in SUBCOMMANDS.items():
         if (only is not None and name != only) or module in registered:
             continue
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as e:
-            if e.name and e.name.startswith("govtune"):
-                continue  # a pillar not present in this build
-            raise
-        mod.register(sub)
+        importlib.import_module(module).register(sub)
         registered.add(module)
     return parser
 

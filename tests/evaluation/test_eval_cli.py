@@ -4,8 +4,13 @@ import json
 
 import orjson
 import pytest
+import torch
+from sacrebleu.metrics import BLEU
+from torchmetrics.classification import MulticlassCalibrationError
 
+from govtune import adapters
 from govtune.cli import main
+from govtune.tasks import load_flores
 from govtune.tasks.xnli import LABELS
 
 
@@ -21,8 +26,17 @@ def test_eval_xnli_writes_three_files(tmp_path, capsys):
     assert code == 0
     m = json.loads((out / "metrics.json").read_text())
     assert m["task"] == "xnli" and list(m["languages"]) == ["en", "zh", "hi"]
-    for v in m["languages"].values():
-        assert set(v) >= {"accuracy", "ece", "n"} and v["n"] == 4 and 0 <= v["accuracy"] <= 100
+    preds = [orjson.loads(line) for line in (out / "predictions.jsonl").read_bytes().splitlines()]
+    clean = [p for p in preds if p["perturbation"] is None]
+    for lang, v in m["languages"].items():
+        rows = [p for p in clean if p["language"] == lang]
+        assert v["n"] == len(rows) == 4
+        # Accuracy and ECE recomputed from the predictions file (torchmetrics as the ECE reference).
+        assert v["accuracy"] == pytest.approx(100 * sum(p["prediction"] == p["gold"] for p in rows) / 4)
+        probs = torch.tensor([[p["probs"][lab] for lab in LABELS] for p in rows], dtype=torch.float64)
+        gold = torch.tensor([LABELS.index(p["gold"]) for p in rows])
+        ece = MulticlassCalibrationError(num_classes=3, n_bins=15, norm="l1")(probs.float(), gold)
+        assert v["ece"] == pytest.approx(100 * float(ece), abs=1e-4)
     accs = [v["accuracy"] for v in m["languages"].values()]
     assert m["macro"] == pytest.approx(sum(accs) / 3) and m["parity_gap"] == pytest.approx(max(accs) - min(accs))
     assert m["avg_ece"] == pytest.approx(sum(v["ece"] for v in m["languages"].values()) / 3)
@@ -31,8 +45,6 @@ def test_eval_xnli_writes_three_files(tmp_path, capsys):
     assert sum(v["n"] for v in rob["by_operation"].values()) == 12
     assert m["truncated"] == sum(v["truncated"] for v in m["languages"].values()) > 0  # Hindi bytes > 512
     assert m["run"]["rows"] == "evaluation rows"
-    preds = [orjson.loads(line) for line in (out / "predictions.jsonl").read_bytes().splitlines()]
-    clean = [p for p in preds if p["perturbation"] is None]
     assert len(clean) == 12 and len(preds) - 12 == 12 - rob["unchanged"]
     assert {p["index"] for p in clean} == {1245, 1246, 1247, 1248}  # evaluation rows, not the few-shot pool
     for p in preds:
@@ -51,12 +63,50 @@ def test_eval_flores_writes_three_files(tmp_path, capsys):
     m = json.loads((out / "metrics.json").read_text())
     assert m["task"] == "flores" and set(m["pairs"]) == {"en-zh", "en-es"}
     assert "tok:zh" in m["pairs"]["en-zh"]["signature"] and "tok:13a" in m["pairs"]["en-es"]["signature"]
-    b = [v["bleu"] for v in m["pairs"].values()]
-    assert m["average_bleu"] == pytest.approx(sum(b) / 2) and m["direction_gap"] == pytest.approx(max(b) - min(b))
     preds = [orjson.loads(line) for line in (out / "predictions.jsonl").read_bytes().splitlines()]
     assert len(preds) == 6 and {p["index"] for p in preds} == {500, 501, 502}
+    _check_bleu_from_predictions(m, preds)
     assert all("\n" not in p["hypothesis"] and p["reference"] for p in preds)
     assert (out / "report.md").exists() and (out / "flores.png").exists()
+
+
+def _check_bleu_from_predictions(metrics: dict, preds: list[dict]) -> list[float]:
+    """Each direction's BLEU equals sacreBLEU's on the written predictions (tokenize zh for Chinese, 13a
+    otherwise); the average and the gap are those of the two."""
+    scores = []
+    for pair, tokenize in (("en-zh", "zh"), ("en-es", "13a")):
+        rows = [p for p in preds if p["pair"] == pair]
+        ref = BLEU(tokenize=tokenize).corpus_score([p["hypothesis"] for p in rows], [[p["reference"] for p in rows]])
+        assert metrics["pairs"][pair]["bleu"] == pytest.approx(ref.score, abs=1e-9)
+        scores.append(ref.score)
+    assert metrics["average_bleu"] == pytest.approx(sum(scores) / 2, abs=1e-9)
+    assert metrics["direction_gap"] == pytest.approx(abs(scores[0] - scores[1]), abs=1e-9)
+    return scores
+
+
+def test_eval_flores_bleu_of_known_translations(tmp_path, capsys, monkeypatch):
+    """A random model's BLEU is 0 in both directions, which an average of anything would match: here the
+    "model" returns known translations (the reference of every line, one word dropped in every other
+    Spanish line, a wrong line for one Chinese line), so the two directions score differently and high."""
+    refs = {pair: [ex["ref"] for ex in load_flores("en", pair[3:], lines=[500, 501, 502])]
+            for pair in ("en-zh", "en-es")}
+    zh = [refs["en-zh"][0], refs["en-zh"][1], refs["en-zh"][0]]  # the third line gets the first's translation
+    es = [" ".join(r.split()[:-2] + r.split()[-1:]) if i % 2 == 0 else r for i, r in enumerate(refs["en-es"])]
+
+    def translations(model, tokenizer, prompts, **kwargs):
+        assert len(prompts) == 6  # en-zh lines 500-502, then en-es lines 500-502
+        return zh + es
+
+    monkeypatch.setattr("govtune.evaluation.flores_eval.generate_lines", translations)
+    out = tmp_path / "flores"
+    code, _ = _run(capsys, "--model", "tiny-bloom", "--task", "flores", "--pairs", "en-zh,en-es", "--limit", "3",
+                   "--out", str(out))
+    assert code == 0
+    m = json.loads((out / "metrics.json").read_text())
+    preds = [orjson.loads(line) for line in (out / "predictions.jsonl").read_bytes().splitlines()]
+    assert [p["hypothesis"] for p in preds] == zh + es
+    scores = _check_bleu_from_predictions(m, preds)
+    assert 40 < min(scores) < max(scores) < 100 and m["direction_gap"] > 1
 
 
 def test_eval_bad_input_messages(tmp_path, capsys):
@@ -92,9 +142,6 @@ def test_eval_bad_input_messages(tmp_path, capsys):
 
 
 def test_eval_with_adapter_matches_in_memory_model(tmp_path, capsys):
-    adapters = pytest.importorskip("govtune.adapters")
-    import torch
-
     from govtune.evaluation import evaluate_xnli
     from govtune.models import tiny_model
     from govtune.tasks import load_xnli

@@ -69,10 +69,73 @@ def test_variants_and_per_method_learning_rates():
         build_config({"methods": ["bad"], "variants": {"bad": {"lam_fixed": 0.5}}})
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "configs").rglob("*.yaml")), ids=lambda p: p.name)
-def test_shipped_configs_load_and_build_valid_adapter_configs(path):
+SHIPPED = sorted((ROOT / "configs").rglob("*.yaml"))
+PAPER = sorted((ROOT / "configs" / "paper").glob("*.yaml"))
+
+
+def test_every_shipped_config_is_tested():
+    assert len(SHIPPED) == 8 and len(PAPER) == 7 and ROOT / "configs" / "demo.yaml" in SHIPPED
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.relative_to(ROOT / "configs").as_posix())
+def test_shipped_config_builds_its_grid(path):
     from govtune.adapters import AdapterConfig
+    from govtune.experiments.cell import BASE, grid_cells
 
     c = load_config(path)
+    assert isinstance(c, StudyConfig) and c.name == path.stem
+    cells = grid_cells(c)
+    trained = [k for k in c.shots if k > 0]
+    assert len(cells) == (0 in c.shots) + len(c.curation) * len(trained) * len(c.methods) * len(c.seeds)
+    assert len({cell.run_id for cell in cells}) == len(cells)
+    for cell in cells:
+        if cell.method == BASE:
+            assert cell.shots == 0
+            continue
+        options = c.adapter_options(cell.method)
+        adapter = AdapterConfig(**options)
+        assert adapter.method == options["method"] and cell.curation in c.curation and cell.seed in c.seeds
+
+
+# The settings each paper config states for its table or figure, beyond the shared ones.
+PAPER_SETTINGS = {
+    "xnli_main": {"tasks": ["xnli"], "shots": [32], "curation": ["c2"], "robustness": False},
+    "flores": {"tasks": ["xnli", "flores"], "flores_pairs": ["en-zh", "en-es"], "flores_train_pairs": 32},
+    "robustness": {"tasks": ["xnli"], "robustness": True},
+    "curation_ablation": {"curation": ["c0", "c1", "c2"], "shots": [32]},
+    "fewshot_scaling": {"shots": [0, 8, 32, 128]},
+    "footprint": {"methods": ["full", "lora", "boft", "lora_ga", "unitary", "hybrid"], "seeds": [0]},
+    "lam_ablation": {"shots": [32]},
+}
+
+
+@pytest.mark.parametrize("path", PAPER, ids=lambda p: p.stem)
+def test_paper_configs_name_the_papers_settings(path):
+    """r = 16, alpha = 32 and m = 3 butterfly factors (stated in every file, and what the adapters get),
+    BloomZ-7B1, EN/ZH/HI, three seeds unless the file says one is enough, and each table's own axes."""
+    import yaml
+
+    from govtune.adapters import AdapterConfig
+
+    raw = yaml.safe_load(path.read_text())
+    assert raw["adapter"] == {"r": 16, "alpha": 32, "boft_factors": 3}
+    c = load_config(path)
     for method in c.methods:
-        AdapterConfig(**c.adapter_options(method))
+        adapter = AdapterConfig(**c.adapter_options(method))
+        assert (adapter.r, adapter.alpha, adapter.boft_factors) == (16, 32, 3)
+    assert c.model == "bigscience/bloomz-7b1" and c.languages == ["en", "zh", "hi"]
+    assert c.seeds == ([0] if path.stem == "footprint" else [0, 1, 2])
+    assert PAPER_SETTINGS.keys() == {p.stem for p in PAPER}
+    for key, value in PAPER_SETTINGS[path.stem].items():
+        assert getattr(c, key) == value, key
+
+
+def test_lam_ablation_names_the_companion_papers_schedules():
+    c = load_config(ROOT / "configs" / "paper" / "lam_ablation.yaml")
+    options = {m: c.adapter_options(m) for m in c.methods}
+    assert {m: (o["method"], o.get("lam_schedule"), o.get("lam_fixed")) for m, o in options.items()
+            if o.get("lam_schedule") == "fixed"} == {
+        "hybrid_fixed25": ("hybrid", "fixed", 0.25), "hybrid_fixed50": ("hybrid", "fixed", 0.5),
+        "hybrid_fixed75": ("hybrid", "fixed", 0.75)}
+    assert options["hybrid_anneal"]["lam_anneal"] == [0.75, 0.25]
+    assert options["hybrid_raw"]["lam_ema"] == 0.0 and {"lora", "boft", "hybrid"} <= set(c.methods)

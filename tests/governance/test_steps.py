@@ -40,21 +40,34 @@ def test_normalise_case_punctuation_space():
     assert normalise("他说，妈妈。") == "他说 妈妈"
 
 
-@pytest.mark.parametrize("lang,text", [
-    ("zh", "热带气旋风暴古努以马尔代夫语中一种以棕榈叶编织的袋子命名，在最高峰时风速可达每小时二百四十千米。"),
-    ("hi", "शोधकर्ताओं ने कहा है कि यह अल्प आय वाले देशों में कैंसर, टीवी, एचआईवी और मलेरिया के रोगियों की आसानी से पहचान करेगा।"),
-    ("en", "On Monday, scientists from the Stanford University School of Medicine announced a new diagnostic tool."),
-])
-def test_near_duplicate_in_each_script(lang, text):
-    edited = text[:20] + text[21:] + "!"  # one character deleted, punctuation added
-    records = [{"text": text, "lang": lang, "id": 0}, {"text": edited, "lang": lang, "id": 1},
-               {"text": text[::-1], "lang": lang, "id": 2}]
-    cfg = CurationConfig()
-    step_result = curate(records, [lang], "c1", config=cfg, progress=False)
-    # c1 includes language ID, which drops the reversed text or not; dedup must flag only id 1
-    reasons = {r["id"]: r["reason"] for r in step_result.dropped}
-    assert reasons.get(1) == "near_duplicate"
-    assert reasons.get(2) != "near_duplicate"
+def _jaccard(a: str, b: str, n: int) -> float:
+    """Exact Jaccard similarity of the normalised character n-gram sets (what MinHash estimates)."""
+    grams = [{t[i:i + n] for i in range(len(t) - n + 1)} for t in (normalise(a), normalise(b))]
+    return len(grams[0] & grams[1]) / len(grams[0] | grams[1])
+
+
+@pytest.mark.parametrize("lang,old,new,n", [("en", "journalist", "writer", 5), ("zh", "记者", "作家", 3),
+                                            ("hi", "पत्रकार", "लेखक", 5)])
+def test_near_duplicates_of_real_xnli_premises(lang, old, new, n):
+    """One word changed in a long premise, punctuation changed in a short one: both are flagged; another
+    premise of the same language is not."""
+    from govtune.governance.dedup import DeduplicationStep
+    from govtune.tasks import load_xnli
+
+    long_premise, short_premise, other = (load_xnli(lang, rows=[row])[0]["premise"] for row in (639, 24, 501))
+    assert long_premise.count(old) == 1
+    one_word = long_premise.replace(old, new)  # journalist -> writer
+    marks = {",": ";", "，": "、", "。": "！", ".": "!", "।": "!"}
+    punctuation = "".join(marks.get(c, c) for c in short_premise)
+    assert punctuation != short_premise
+    # What the cases are, by the exact measure: the edits stay above the 0.8 threshold, the other premise
+    # shares almost nothing.
+    assert _jaccard(long_premise, one_word, n) > 0.89 and _jaccard(short_premise, punctuation, n) == 1.0
+    assert _jaccard(long_premise, other, n) < 0.05 and _jaccard(short_premise, other, n) < 0.05
+    records = [{"text": t, "lang": lang, "id": i}
+               for i, t in enumerate([long_premise, short_premise, one_word, punctuation, other])]
+    verdicts = DeduplicationStep(CurationConfig().dedup).judge(records)
+    assert verdicts == [None, None, "near_duplicate", "near_duplicate", None]
 
 
 def _direct_perplexity(model, tok, text):

@@ -10,13 +10,9 @@ from abc import ABC, abstractmethod
 
 import torch
 from torch import nn
+from transformers.pytorch_utils import Conv1D  # GPT-2 style projections: weight is d_in x d_out
 
 from govtune.adapters.config import AdapterConfig
-
-try:  # GPT-2 style models store projections as Conv1D (weight is d_in x d_out)
-    from transformers.pytorch_utils import Conv1D
-except ImportError:  # pragma: no cover - transformers is a dependency; kept for a clear import story
-    Conv1D = ()  # type: ignore[assignment,misc]
 
 SUPPORTED_LAYERS = (nn.Linear, Conv1D)
 

@@ -38,8 +38,7 @@ def rotated_linear(layer: AdapterLayer, rotation: ButterflyOrthogonal, x: torch.
     Why the weight and not the activations: R W0 costs a few small batched products per step whatever the
     number of tokens, and the layer is then one linear map, as fast as the frozen one. Rotating the
     activations instead costs a pass over every (token x d_out) output forward and backward, plus layout
-    copies (measured on SmolLM2, all attention projections, 200-token prompts: 1.23x LoRA's step against
-    1.07x this way).
+    copies. Step times against LoRA: bench/results/adapter_step.md (`python bench/adapter_step.py`).
     Backward adds one (d_out x d_in) weight-gradient product per layer, as for any rotation of W0.
 
     With `recompute`, autograd keeps a recipe instead of M (a weight-sized tensor per adapted layer) and

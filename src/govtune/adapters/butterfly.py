@@ -13,13 +13,17 @@ with the same skew parameters X, `matrix()` equals the transpose of PEFT's dense
 `x @ butterfly_oft_mat`. Unlike PEFT, every factor is applied on every device: a product of m
 permuted block-diagonal maps costs m gathers and m batched b x b products per row, O(m d b) per vector.
 
+Where R is applied: `left_multiply(z)` computes R z for any (d, k) matrix. The BOFT and hybrid layers
+call it on the frozen weight, k = d_in, and run the layer as x (R W0)^T + R b
+(`govtune.adapters.boft.rotated_linear`): the cost is per layer, not per token. `forward(y)` applies R to
+activations (y @ R^T along the last dimension) for `matrix()`, tests and benchmarks.
+
 Factor i only mixes features inside groups of b * 2^i, so R itself is block diagonal with groups of
-G = b * 2^(m-1) features. When G is small (<= DENSE_GROUP_MAX; 32 for the default b = 8, m = 3) the
-forward builds those d/G dense G x G blocks from the butterfly (applied to a stacked identity: O(m d G b),
-independent of the number of tokens) and rotates the activations with ONE batched product: no gathers,
-one saved activation (the input), and on a CPU 1.2x (2 threads) to 2x (1 thread) faster than m gathers
-and m products of tiny b x b blocks (bench/butterfly_kernel.py). For larger G the butterfly runs on the
-activations directly.
+G = b * 2^(m-1) features. When G is small (<= DENSE_GROUP_MAX; 32 for the default b = 8, m = 3),
+`left_multiply` builds those d/G dense G x G blocks from the butterfly (applied to a stacked identity:
+O(m d G b), independent of k) and multiplies z by them in ONE batched product: no gathers and one saved
+operand, faster on a CPU than m gathers and m products of tiny b x b blocks (measured in
+bench/results/butterfly_kernel.md). For larger G the m butterfly factors are applied to z directly.
 
 PyTorch has no block-diagonal or butterfly operator for activations (torch.block_diag builds a dense
 matrix), so the gathers and block products are written here.
@@ -30,8 +34,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-# Largest group of R rotated as dense G x G blocks. Measured on a CPU (512 tokens, forward + backward), the
-# dense groups beat the butterfly on the activations for every G up to 256 tried (b 2..32, m 1..8).
+# Largest group of R applied as dense G x G blocks. Measured on a CPU (z with 512 columns, forward + backward),
+# the dense groups beat the m butterfly factors for every G up to 256 tried (b 2..32, m 1..8).
 DENSE_GROUP_MAX = 256
 
 

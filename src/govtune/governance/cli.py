@@ -10,8 +10,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "curate", help="label-free data governance: language ID, deduplication, quality filters, k-shot",
         description="Curate a pool of records (JSON lines with text or premise+hypothesis, lang, optional "
-                    "label and id) and write kept.jsonl, dropped.jsonl, report.json, report.md "
-                    "(and shots.jsonl with --shots) to --out.")
+                    "label (entailment, neutral, contradiction or 0/1/2) and id) and write kept.jsonl, "
+                    "dropped.jsonl, report.json, report.md (and shots.jsonl with --shots) to --out.")
     p.add_argument("--input", required=True,
                    help="JSON-lines file, a directory saved by datasets' save_to_disk, or a hub dataset name")
     p.add_argument("--split", default="train", help="split to read when --input is a dataset (default train)")

@@ -32,16 +32,17 @@ from govtune.governance.config import DedupConfig, LangIdConfig, QualityConfig
 from govtune.governance.dedup import DuplicateIndex
 from govtune.governance.langid import LanguageIdStep
 from govtune.governance.quality import QualityStep
-from govtune.governance.records import Record, Step, full_text, invalid_reason
+from govtune.governance.records import Record, Step, full_text, invalid_reason, with_label_name
 
 
 def record_reader_adapter(self, data: dict, path: str, id_in_file: int | str) -> dict:
-    """JsonlReader adapter: a govtune record (text or premise+hypothesis) -> Document fields."""
+    """JsonlReader adapter: a govtune record (text or premise+hypothesis) -> Document fields (labels 0/1/2
+    become class names, as in `curate`)."""
     problem = invalid_reason(data)
     if problem is not None:
         raise ValueError(f"{path}, record {id_in_file}: {problem[1]}")
     return {"text": full_text(data), "id": str(data.get("id", f"{path}/{id_in_file}")),
-            "metadata": {"record": data}}
+            "metadata": {"record": with_label_name(data)}}
 
 
 def record_writer_adapter(self, document: Document) -> dict:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from govtune.governance.config import CurationConfig
+from govtune.governance.io import class_names, with_class_name
 from govtune.governance.pipeline import build_steps, check_languages, check_stage
 from govtune.governance.records import Record, invalid_reason
 from govtune.governance.report import build_report
@@ -29,9 +30,12 @@ class DatasetCurationResult:
     report: dict
 
 
-def _judge_batch(batch: dict[str, list], langs: list[str], stage: str, config: CurationConfig) -> dict:
+def _judge_batch(batch: dict[str, list], langs: list[str], stage: str, config: CurationConfig,
+                 label_names: list[str] | None = None) -> dict:
     columns = list(batch)
     rows = [dict(zip(columns, values)) for values in zip(*batch.values())]
+    if label_names is not None:  # a ClassLabel column: judge the class each integer names
+        rows = [with_class_name(row, label_names) for row in rows]
     reasons: list[str | None] = [None] * len(rows)
     stages: list[str | None] = [None] * len(rows)
     alive = []
@@ -69,14 +73,19 @@ def curate_dataset(ds, langs: Sequence[str] | str, stage: str = "c2", *, num_pro
 
     Per-record steps run in pipeline order first, then deduplication and perplexity over their
     survivors. (`curate` runs deduplication before quality; the difference only shows when the first copy
-    of a duplicate is itself junk: here the clean later copy survives.)"""
+    of a duplicate is itself junk: here the clean later copy survives.)
+
+    Labels are checked as `curate` checks them (a ClassLabel column by the names of its classes), but the
+    kept dataset keeps its columns and their types: 0/1/2 are not rewritten as names here."""
     config = config or CurationConfig()
     langs = check_languages(langs)
     stage = check_stage(stage)
     if REASON_COLUMN in ds.column_names or STAGE_COLUMN in ds.column_names:
         raise ValueError(f"the dataset already has a {REASON_COLUMN!r} or {STAGE_COLUMN!r} column: rename it")
+    if len(ds) == 0:
+        raise ValueError("the dataset has no rows: give a pool with records")
     judged = ds.map(_judge_batch, batched=True, batch_size=batch_size, num_proc=num_proc,
-                    fn_kwargs={"langs": langs, "stage": stage, "config": config},
+                    fn_kwargs={"langs": langs, "stage": stage, "config": config, "label_names": class_names(ds)},
                     desc="govtune per-record filters")
     reasons = list(judged[REASON_COLUMN])
     stages = list(judged[STAGE_COLUMN])

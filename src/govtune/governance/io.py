@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from govtune.atomic import atomic_write_stream, atomic_write_text
-from govtune.governance.records import Record, invalid_reason
+from govtune.governance.records import LABEL_FIELD, Record, invalid_reason, with_label_name
 
 
 def read_jsonl(path: str | Path, langs: Sequence[str] | None = None, skip_invalid: bool = False
@@ -18,9 +18,10 @@ def read_jsonl(path: str | Path, langs: Sequence[str] | None = None, skip_invali
     """Records of a JSON-lines file and the lines rejected (empty when not `skip_invalid`).
 
     Every problem names its line: undecodable bytes, invalid JSON, no text field, empty text, unknown or
-    unselected language. Without `skip_invalid` the first one raises ValueError; with it the line goes to
-    the rejected list with its reason (a line that is not JSON keeps its text as `raw` and its `line`).
-    Blank lines are not records and are skipped."""
+    unselected language, a label that is not an XNLI class. Without `skip_invalid` the first one raises
+    ValueError; with it the line goes to the rejected list with its reason (a line that is not JSON keeps its
+    text as `raw` and its `line`). Labels 0/1/2 are returned as class names. Blank lines are not records
+    and are skipped; a file with no records at all raises ValueError."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no pool file at {path}: give a JSON-lines file, a saved dataset directory "
@@ -57,7 +58,10 @@ def read_jsonl(path: str | Path, langs: Sequence[str] | None = None, skip_invali
             if problem is not None:
                 reject(line_no, problem[0], problem[1], record)
                 continue
-            records.append(record)
+            records.append(with_label_name(record))
+    if not records and not rejected:
+        raise ValueError(f"{path} holds no records (the file is empty or has only blank lines): give a "
+                         f"JSON-lines file with one record per line")
     return records, rejected
 
 
@@ -80,16 +84,38 @@ def load_pool(source: str | Path, langs: Sequence[str] | None = None, skip_inval
         if split not in ds:
             raise ValueError(f"dataset {source} has splits {list(ds)}, not {split!r}: choose one with --split")
         ds = ds[split]
+    if len(ds) == 0:
+        raise ValueError(f"dataset {source} (split {split!r}) has no rows: give a pool with records")
+    names = class_names(ds)
     records, rejected = [], []
     for i, record in enumerate(ds):
+        if names is not None:
+            record = with_class_name(record, names)
         problem = invalid_reason(record, langs)
         if problem is None:
-            records.append(record)
+            records.append(with_label_name(record))
         elif not skip_invalid:
             raise ValueError(f"{source}, row {i}: {problem[1]}. Fix the row, or pass --skip-invalid")
         else:
             rejected.append({**record, "reason": problem[0], "stage": "c0"})
     return records, rejected
+
+
+def class_names(ds) -> list[str] | None:
+    """The names of a `datasets` ClassLabel `label` column (its integers mean these names, in this order,
+    which need not be XNLI's), or None when the column is absent or plain."""
+    import datasets
+
+    feature = ds.features.get(LABEL_FIELD)
+    return list(feature.names) if isinstance(feature, datasets.ClassLabel) else None
+
+
+def with_class_name(row: Record, names: Sequence[str]) -> Record:
+    """The row with its ClassLabel integer replaced by the class's name (-1, "no label", stays as is)."""
+    value = row.get(LABEL_FIELD)
+    if isinstance(value, int) and 0 <= value < len(names):
+        return {**row, LABEL_FIELD: names[value]}
+    return row
 
 
 def write_jsonl(path: str | Path, records: Iterable[Record]) -> Path:

@@ -19,7 +19,7 @@ from govtune.governance.config import CurationConfig
 from govtune.governance.dedup import DeduplicationStep
 from govtune.governance.langid import LanguageIdStep
 from govtune.governance.quality import QualityStep
-from govtune.governance.records import KNOWN_LANGUAGES, STAGES, Record, Step, invalid_reason
+from govtune.governance.records import KNOWN_LANGUAGES, STAGES, Record, Step, invalid_reason, with_label_name
 from govtune.governance.report import build_report
 
 _BATCH = 4096
@@ -93,7 +93,7 @@ def validate(records: Iterable[Record], langs: Sequence[str], skip_invalid: bool
     for i, record in enumerate(records):
         problem = invalid_reason(record, langs)
         if problem is None:
-            valid.append(record)
+            valid.append(with_label_name(record))
             continue
         reason, message = problem
         if not skip_invalid:
@@ -116,11 +116,15 @@ def curate(records: Iterable[Record], langs: Sequence[str] | str, stage: str = "
     reference_model/reference_tokenizer: any transformers causal LM for the C2 perplexity cut (by default
     pass the model being tuned); without them C2 skips that filter and the report says so.
     invalid: records already rejected while reading (with `reason` and `stage`), counted in the report.
-    Returns kept records (unchanged), dropped records (plus `reason`, `stage`) and the report."""
+    Returns kept records (unchanged but for labels 0/1/2, given as class names), dropped records (plus
+    `reason`, `stage`) and the report. An empty pool raises ValueError."""
     config = config or CurationConfig()
     langs = check_languages(langs)
     stage = check_stage(stage)
     records = list(records)
+    if not records and not invalid:
+        raise ValueError("the pool is empty: give at least one record (a dict with `text` or `premise` and "
+                         "`hypothesis`, and `lang`)")
     if protected is not None:
         protected, _ = validate(protected, None, skip_invalid=False)
     valid, rejected = validate(records, langs, config.skip_invalid)

@@ -1,9 +1,10 @@
 """The record and step contract shared by every curation step.
 
 A record is a plain dict: `text` (or `premise` and `hypothesis` for an NLI pair), `lang` (ISO 639-1),
-optional `label` and `id`, plus any other fields, which every step carries through unchanged. A step reads
-a batch of records and returns, for each, `None` (keep) or the name of the reason it drops it, in the
-manner of datatrove's filters; the pipeline counts the verdicts per stage, language and reason.
+optional `label` (an XNLI class: entailment, neutral, contradiction, or 0/1/2, read as those names) and
+`id`, plus any other fields, which every step carries through unchanged. A step reads a batch of records
+and returns, for each, `None` (keep) or the name of the reason it drops it, in the manner of datatrove's
+filters; the pipeline counts the verdicts per stage, language and reason.
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ from typing import Any
 
 from lingua import Language
 
+from govtune.tasks.xnli import LABELS, label_name
+
 Record = dict[str, Any]
 
 TEXT_FIELD = "text"
 PAIR_FIELDS = ("premise", "hypothesis")
+LABEL_FIELD = "label"
 
 # ISO 639-1 codes of the 75 languages lingua identifies: a declared language outside it cannot be checked.
 KNOWN_LANGUAGES = frozenset(language.iso_code_639_1.name.lower() for language in Language.all())
@@ -33,6 +37,7 @@ REASONS: dict[str, str] = {
     "empty_text": "c0",
     "unknown_language": "c0",
     "language_not_selected": "c0",
+    "invalid_label": "c0",
     # c1: language identification and deduplication
     "wrong_language": "c1",
     "low_language_confidence": "c1",
@@ -90,7 +95,22 @@ def invalid_reason(record: Any, langs: Sequence[str] | None = None) -> tuple[str
                                     f"(one of the {len(KNOWN_LANGUAGES)} languages lingua identifies)")
     if langs is not None and lang not in langs:
         return "language_not_selected", f"language {lang!r} is not among the selected languages {list(langs)}"
+    if record.get(LABEL_FIELD) is not None:
+        try:
+            label_name(record[LABEL_FIELD])
+        except ValueError as e:
+            # The k-shot sampler balances over label values: an unknown one would become a class of its own.
+            return "invalid_label", f"{e}, or leave `label` out"
     return None
+
+
+def with_label_name(record: Record) -> Record:
+    """The record with its label as a class name (0/1/2 -> entailment/neutral/contradiction); the record
+    itself when it has no label or already names its class. Call on records `invalid_reason` accepted."""
+    value = record.get(LABEL_FIELD)
+    if value is None or value in LABELS:
+        return record
+    return {**record, LABEL_FIELD: label_name(value)}
 
 
 class Step(ABC):

@@ -1,6 +1,7 @@
-"""A multilingual pool with known defects, built from the shipped XNLI and FLORES text, for tests and
-benchmarks: every record carries `kind` (clean, exact_dup, near_dup, wrong_lang, junk), so precision and
-recall of each step can be computed against the truth."""
+"""A multilingual pool with known defects, built from the shipped XNLI and FLORES text: the pool
+docs/governance.md gives users to try `govtune curate` on, and the one tests and bench/curation.py measure
+with. Every record carries `kind` (clean, exact_dup, near_dup, wrong_lang, junk), so precision and recall
+of each step can be computed against the truth."""
 
 from __future__ import annotations
 

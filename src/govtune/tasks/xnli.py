@@ -6,6 +6,7 @@ Rows are aligned across languages, so `row` identifies the same pair in every la
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -18,13 +19,19 @@ from govtune.tasks.languages import XNLI_LANGUAGES, iso_code
 LABELS = ("entailment", "neutral", "contradiction")
 
 
-def _label(value) -> str:
-    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+def label_name(value) -> str:
+    """The class name of an XNLI label given as a name (any case) or as the hub's integer 0/1/2 (or "0".."2").
+
+    Raises ValueError for anything else: -1 (the hub's "no label"), 3, True, "maybe", None."""
+    if isinstance(value, str):
+        key = value.strip().lower()
+        if key in LABELS:
+            return key
+        if key in ("0", "1", "2"):
+            return LABELS[int(key)]
+    elif isinstance(value, numbers.Integral) and not isinstance(value, bool) and 0 <= value < len(LABELS):
         return LABELS[int(value)]
-    name = str(value).strip().lower()
-    if name not in LABELS:
-        raise ValueError(f"XNLI label {value!r} is not one of {LABELS} (or 0/1/2): fix the data file")
-    return name
+    raise ValueError(f"label {value!r} is not an XNLI class: use one of {', '.join(LABELS)} (or 0/1/2 in that order)")
 
 
 def load_xnli(lang: str, split: str = "dev", data_dir: str | Path | None = None,
@@ -52,6 +59,10 @@ def load_xnli(lang: str, split: str = "dev", data_dir: str | Path | None = None,
     out = []
     for i in keep:
         r = raw[i]
-        out.append({"premise": r["premise"], "hypothesis": r["hypothesis"], "label": _label(r["label"]),
+        try:
+            label = label_name(r["label"])
+        except ValueError as e:
+            raise ValueError(f"XNLI {lang} {split}, row {i}: {e}; fix the data") from None
+        out.append({"premise": r["premise"], "hypothesis": r["hypothesis"], "label": label,
                     "lang": lang, "id": f"xnli-{lang}-{split}-{i}", "row": i})
     return out

@@ -13,6 +13,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from govtune.adapters import AdapterLayer, load_adapter, save_adapter
 from govtune.atomic import atomic_write_dir, atomic_write_text
 
 LATEST = "latest"
@@ -20,20 +21,11 @@ STATE_FILE = "trainer_state.pt"
 WEIGHTS_DIR = "adapter"
 
 
-def _adapters():
-    try:
-        import govtune.adapters as adapters
-    except ModuleNotFoundError:
-        return None
-    return adapters
-
-
 def save_weights(model: nn.Module, path: Path) -> None:
     """The tunable state: the adapter files when the model carries govtune adapters, else (full
     fine-tuning or a hand-made model) every parameter that requires grad, as safetensors."""
-    adapters = _adapters()
-    if adapters is not None and _has_adapters(model):
-        adapters.save_adapter(model, path)
+    if any(isinstance(m, AdapterLayer) for m in model.modules()):
+        save_adapter(model, path)
         return
     from safetensors.torch import save_file
 
@@ -52,24 +44,7 @@ def load_weights(model: nn.Module, path: Path) -> None:
             for n, t in tensors.items():
                 params[n].copy_(t)
         return
-    adapters = _adapters()
-    if adapters is None:
-        raise FileNotFoundError(f"{path} holds adapter files but govtune.adapters is not installed")
-    adapters.load_adapter(model, path)
-
-
-def _has_adapters(model: nn.Module) -> bool:
-    adapters = _adapters()
-    if adapters is None:
-        return False
-    base = getattr(adapters, "AdapterLayer", None)
-    if base is not None:
-        return any(isinstance(m, base) for m in model.modules())
-    try:
-        adapters.trainable_parameters(model)
-    except Exception:
-        return False
-    return True
+    load_adapter(model, path)
 
 
 def save_checkpoint(directory: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer,

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase, get_scheduler
 
+from govtune.adapters import after_backward, mixing, riemannian_modules, trainable_parameters
 from govtune.training.callbacks import Callback, EpochInfo, History, StepInfo
 from govtune.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from govtune.training.data import LengthGroupedBatches, PairCollator, encode_pairs, pad_id
@@ -96,21 +97,6 @@ def make_accelerator(mixed_precision: str = "auto", grad_accum: int = 1) -> Acce
                        gradient_accumulation_steps=grad_accum)
 
 
-class _Hooks:
-    """The adapter pillar's training hooks; plain no-ops for a model without govtune adapters."""
-
-    def __init__(self) -> None:
-        try:
-            import govtune.adapters as a
-        except ModuleNotFoundError:
-            a = None
-        self.after_backward = getattr(a, "after_backward", lambda model, progress: None)
-        self.riemannian_modules = getattr(a, "riemannian_modules", lambda model: [])
-        self.mixing = getattr(a, "mixing", lambda model: {})
-        count = getattr(a, "trainable_parameters", None)
-        self.trainable = count or (lambda m: sum(p.numel() for p in m.parameters() if p.requires_grad))
-
-
 def _param_groups(params: Sequence[nn.Parameter], weight_decay: float) -> list[dict]:
     # No decay on vectors (biases, norms, lam-free scalars): decaying them only shrinks the identity init.
     decay = [p for p in params if p.ndim >= 2]
@@ -181,7 +167,6 @@ def train(model: nn.Module, tokenizer: PreTrainedTokenizerBase, train_pairs: Seq
         raise ValueError("no training pairs: the few-shot sample is empty (shots = 0 means no training)")
     acc = accelerator or make_accelerator(config.mixed_precision, config.grad_accum)
     torch.manual_seed(config.seed)
-    hooks = _Hooks()
     out_dir = Path(out_dir) if out_dir is not None else None
 
     collate = PairCollator(pad_id(tokenizer))
@@ -192,7 +177,7 @@ def train(model: nn.Module, tokenizer: PreTrainedTokenizerBase, train_pairs: Seq
     val_enc.sort(key=lambda e: len(e.input_ids))  # similar lengths per batch; the mean is order-free
     val_loader = DataLoader(val_enc, batch_size=config.batch_size, collate_fn=collate) if val_enc else None
 
-    riemannian = list(hooks.riemannian_modules(model))
+    riemannian = list(riemannian_modules(model))
     riem_ids = {id(p) for m in riemannian for p in m.parameters()}
     params = [p for p in model.parameters() if p.requires_grad and id(p) not in riem_ids]
     riem_params = [p for m in riemannian for p in m.parameters() if p.requires_grad]
@@ -240,7 +225,7 @@ def train(model: nn.Module, tokenizer: PreTrainedTokenizerBase, train_pairs: Seq
                     raise _diverged("loss", float(window[-1]), step + 1, epoch, out_dir, scheduler)
                 acc.backward(loss)
                 if acc.sync_gradients:
-                    hooks.after_backward(unwrapped, step / max(total_steps - 1, 1))
+                    after_backward(unwrapped, step / max(total_steps - 1, 1))
                     norm = math.hypot(_grad_norm(params), _grad_norm(riem_params))
                     if not math.isfinite(norm):
                         raise _diverged("gradient norm", norm, step + 1, epoch, out_dir, scheduler)
@@ -261,7 +246,7 @@ def train(model: nn.Module, tokenizer: PreTrainedTokenizerBase, train_pairs: Seq
             losses.append(step_loss)
             norms.append(norm)
             info = StepInfo(step=step, epoch=epoch, loss=step_loss, lr=lr_now, grad_norm=norm,
-                            lam={k: float(v) for k, v in hooks.mixing(unwrapped).items()}, time_s=dt)
+                            lam={k: float(v) for k, v in mixing(unwrapped).items()}, time_s=dt)
             if acc.is_main_process:
                 for w in watchers:
                     w.on_step_end(info)
@@ -283,7 +268,7 @@ def train(model: nn.Module, tokenizer: PreTrainedTokenizerBase, train_pairs: Seq
             for w in watchers:
                 w.on_epoch_end(einfo)
     bar.close()
-    footprint = meter.result(hooks.trainable(unwrapped))
+    footprint = meter.result(trainable_parameters(unwrapped))
     model.eval()
     return TrainResult(history=history, footprint=footprint, checkpoint=ckpt, steps=step)
 

@@ -1,0 +1,54 @@
+"""Benchmarks record the machine's load as measured during the run, never a fixed sentence about it."""
+
+import importlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def bench(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    return importlib.import_module
+
+
+def test_machine_load_samples_start_and_end(bench, monkeypatch):
+    machine_load = bench("machine_load")
+    samples = iter([(0.5, 0.25, 0.125), (7.0, 6.5, 3.0), (9.0, 9.0, 9.0)])
+    monkeypatch.setattr(machine_load.os, "getloadavg", lambda: next(samples))
+    load = machine_load.MachineLoad()
+    result = load.result()
+    assert result == {"cpu_count": os.cpu_count(), "load_average_start": [0.5, 0.25, 0.12],
+                      "load_average_end": [7.0, 6.5, 3.0]}
+    assert load.result() == result  # the end is sampled once
+    assert machine_load.describe(result) == (
+        "Load average (1 / 5 / 15 min, the benchmark's own processes included) 0.50 / 0.25 / 0.12 at the start "
+        f"and 7.00 / 6.50 / 3.00 at the end, on {os.cpu_count()} CPUs.")
+
+
+def test_curation_report_states_the_measured_load(bench, tmp_path):
+    curation = bench("curation")
+    res = json.loads((ROOT / "bench" / "results" / "curation.json").read_text())
+    res["machine_load"] = {"cpu_count": 4, "load_average_start": [1.25, 1.0, 0.5],
+                           "load_average_end": [3.5, 2.0, 1.0]}
+    curation.write_results(res, str(tmp_path / "curation"))
+    md = (tmp_path / "curation.md").read_text()
+    assert "(99597 records, 4 CPUs)" in md
+    assert "1.25 / 1.00 / 0.50 at the start and 3.50 / 2.00 / 1.00 at the end, on 4 CPUs." in md
+    assert "load 6-9" not in md and "shared with other jobs" not in md
+    assert "| 99597 | 93.11 | 1070 | 546 | 79271 |" in md  # the measured rows, unchanged
+    assert json.loads((tmp_path / "curation.json").read_text())["machine_load"] == res["machine_load"]
+
+
+def test_butterfly_report_states_the_measured_load(bench):
+    kernel = bench("butterfly_kernel")
+    result = json.loads((ROOT / "bench" / "results" / "butterfly_kernel.json").read_text())
+    result["machine_load"] = {"cpu_count": 2, "load_average_start": [0.75, 0.5, 0.25],
+                              "load_average_end": [2.25, 1.0, 0.5]}
+    md = kernel._markdown(result)
+    assert "0.75 / 0.50 / 0.25 at the start and 2.25 / 1.00 / 0.50 at the end, on 2 CPUs." in md
+    assert "| govtune m=1 | 4.834 |" in md
