@@ -74,13 +74,9 @@ def load_for_eval(name: str, adapter: str | None = None):
             return AutoModelForSequenceClassification.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path)
     model, tok = load_model(name)
     if adapter is not None:
-        try:
-            import govtune
+        from govtune.adapters import load_adapter
 
-            model = govtune.load_adapter(model, adapter) or model
-        except (ModuleNotFoundError, AttributeError) as e:
-            raise ValueError(f"--adapter needs govtune's adapter API (govtune.adapters), which this install "
-                             f"lacks ({e}); evaluate a merged checkpoint with --model instead") from e
+        model = load_adapter(model, adapter) or model
         model.eval()
     return model, tok
 
