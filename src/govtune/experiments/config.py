@@ -34,7 +34,7 @@ class StudyConfig:
     """Every field has a default; `configs/demo.yaml` is the embedded default study."""
 
     name: str = "study"
-    model: str = "smollm2-135m-instruct"  # hub name, local path, smollm2-135m-instruct, tiny-llama, tiny-bloom
+    model: str = "gemma3-270m"  # hub name, local path, an offline model (gemma3-270m, smollm2-135m-instruct), tiny-llama
     methods: list[str] = field(default_factory=lambda: ["lora", "boft", "lora_ga", "hybrid"])
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     shots: list[int] = field(default_factory=lambda: [32])  # per language; 0 = the base model, untuned
