@@ -50,6 +50,17 @@ def test_trainer_reduces_training_and_validation_loss(tmp_path):
     assert ep[-1].train_loss < 0.5 * ep[0].train_loss
     assert ep[-1].val_loss < 0.5 * ep[0].val_loss
     assert all(e.grad_norm > 0 for e in ep)
+    # the validation loss before the first step is the untrained model's, and starts the epoch curve
+    fresh, _ = tiny_model()
+    from govtune.training.data import PairCollator, encode_pairs
+    from govtune.training.loop import TargetLoss
+
+    batch = PairCollator(tok.pad_token_id)(encode_pairs(tok, PAIRS[:8], 512))
+    with torch.no_grad():
+        before, _ = TargetLoss(fresh)(fresh, batch)
+    assert result.history.initial_val_loss == pytest.approx(float(before), rel=1e-5)
+    assert result.history.curves()["epoch/val_loss"][0] == (0, result.history.initial_val_loss)
+    assert result.history.initial_val_loss > ep[0].val_loss
     # per-step log: lr warms up then decays linearly to 0
     lrs = [s.lr for s in result.history.steps]
     assert lrs[0] < lrs[2] and lrs[-1] < lrs[len(lrs) // 2]

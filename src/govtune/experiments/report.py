@@ -321,18 +321,22 @@ def footprint_table(s: Study) -> str:
 
 
 def dynamics_table(s: Study) -> str:
-    epochs = sorted({int(x) for r in s.runs for x, _ in r["curves"].get("epoch/val_loss", [])})
-    header = ["Method", *[f"val loss ep{e}" for e in epochs], *[f"grad norm ep{e}" for e in epochs]]
+    # Epoch 0 is the validation loss before the first step (the adapters at identity): it has no gradient.
+    val_epochs = sorted({int(x) for r in s.runs for x, _ in r["curves"].get("epoch/val_loss", [])})
+    grad_epochs = [e for e in val_epochs if e > 0]
+    header = ["Method", *[f"val loss ep{e}" if e else "val loss before" for e in val_epochs],
+              *[f"grad norm ep{e}" for e in grad_epochs]]
     rows = []
     for method in s.methods:
         runs = s.cell(method)
         row = [label(method)]
-        for curve in ("epoch/val_loss", "epoch/grad_norm"):
+        for curve, epochs in (("epoch/val_loss", val_epochs), ("epoch/grad_norm", grad_epochs)):
             for e in epochs:
                 row.append(fmt([dict(r["curves"].get(curve, [])).get(float(e)) for r in runs], 3))
         rows.append(row)
-    return ("### Training dynamics\n\nValidation loss (per target token, on held-out pool examples) and mean "
-            "gradient norm (before clipping) per epoch; per-step curves in `figures/dynamics.png`.\n\n"
+    return ("### Training dynamics\n\nValidation loss (per target token, on held-out pool examples) before training "
+            "and after each epoch, and mean gradient norm (before clipping) per epoch; per-step curves in "
+            "`figures/dynamics.png`.\n\n"
             f"{s.scope()}\n\n" + table(header, rows))
 
 

@@ -45,6 +45,9 @@ class Callback:
 class History(Callback):
     steps: list[StepInfo] = field(default_factory=list)
     epochs: list[EpochInfo] = field(default_factory=list)
+    # Validation loss of the model as it starts (adapters at identity): epoch 0 of the curve, so that one
+    # epoch of training still shows whether the loss fell.
+    initial_val_loss: float | None = None
 
     def on_step_end(self, info: StepInfo) -> None:
         self.steps.append(info)
@@ -67,7 +70,8 @@ class History(Callback):
         c: dict[str, list[tuple[float, float]]] = {
             "epoch/train_loss": [(e.epoch, e.train_loss) for e in self.epochs],
             "epoch/grad_norm": [(e.epoch, e.grad_norm) for e in self.epochs],
-            "epoch/val_loss": [(e.epoch, e.val_loss) for e in self.epochs if e.val_loss is not None],
+            "epoch/val_loss": ([(0, self.initial_val_loss)] if self.initial_val_loss is not None else [])
+            + [(e.epoch, e.val_loss) for e in self.epochs if e.val_loss is not None],
             "epoch/time_s": [(e.epoch, e.time_s) for e in self.epochs],
             "step/loss": [(s.step, s.loss) for s in self.steps],
             "step/grad_norm": [(s.step, s.grad_norm) for s in self.steps],
@@ -78,8 +82,10 @@ class History(Callback):
         return {k: v for k, v in c.items() if v}
 
     def to_dict(self) -> dict[str, Any]:
-        return {"steps": [asdict(s) for s in self.steps], "epochs": [asdict(e) for e in self.epochs]}
+        return {"steps": [asdict(s) for s in self.steps], "epochs": [asdict(e) for e in self.epochs],
+                "initial_val_loss": self.initial_val_loss}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "History":
-        return cls(steps=[StepInfo(**s) for s in data["steps"]], epochs=[EpochInfo(**e) for e in data["epochs"]])
+        return cls(steps=[StepInfo(**s) for s in data["steps"]], epochs=[EpochInfo(**e) for e in data["epochs"]],
+                   initial_val_loss=data.get("initial_val_loss"))

@@ -210,6 +210,8 @@ def train(model: nn.Module, tokenizer: PreTrainedTokenizerBase, train_pairs: Seq
     meter = FootprintMeter(acc.device, config.timing_warmup_steps)
     bar = tqdm(total=total_steps, initial=step, desc="train", unit="step", leave=False,
                disable=not (config.progress and acc.is_main_process))
+    if latest is None and val_loader is not None:
+        history.initial_val_loss = evaluate_loss(model, val_loader, acc, loss_fn)
     model.train()
     meter.start()
     for epoch in range(first_epoch, config.epochs + 1):
@@ -294,6 +296,7 @@ def _resume(path: Path, model: nn.Module, optimizer, scheduler, run_key: dict,
     state = load_checkpoint(path, model, optimizer, scheduler, check=same_run)
     restored = History.from_dict(state["history"])
     history.steps, history.epochs = restored.steps, restored.epochs
+    history.initial_val_loss = restored.initial_val_loss
     history.epochs.append(EpochInfo(**{**state["epoch_info"], "checkpoint": str(path)}))
     torch.set_rng_state(state["rng"])
     return int(state["step"]), int(state["epoch"]) + 1, path
