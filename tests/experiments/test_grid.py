@@ -60,6 +60,19 @@ def test_grid_runs_end_to_end_resumes_and_never_reruns_a_cell(tmp_path, study):
             if v is not None:
                 expected[(r["method"], r["seed"], r["shots"], "footprint", k)] = v
     assert rows == pytest.approx(expected)
+    # ci95: keyed like the SQLite metric rows, the same [low, high] in both stores, one per headline metric
+    cis = {(runs[run_id][0], runs[run_id][1], metric): (lo, hi) for run_id, metric, lo, hi in con.execute(
+        "SELECT run_id, metric, ci_low, ci_high FROM metrics WHERE ci_low IS NOT NULL")}
+    headline = {"macro", "parity_gap", "avg_ece", *[f"languages.{lang}.{m}" for lang in ("en", "zh", "hi")
+                                                    for m in ("accuracy", "ece")]}
+    for r in results:
+        assert set(r["ci95"]) == headline and set(r["ci95"]) <= set(flatten(r["metrics"]))
+        for k, (lo, hi) in r["ci95"].items():
+            assert cis[(r["method"], r["seed"], k)] == pytest.approx((lo, hi)) and lo <= hi
+    n_clean = {run_id: sum(1 for line in (out / "runs" / run_id / "predictions" / "xnli.jsonl").open()
+                           if json.loads(line)["perturbation"] is None) for run_id in runs}
+    assert dict(con.execute("SELECT run_id, COUNT(*) FROM predictions GROUP BY run_id")) == n_clean
+    assert set(n_clean.values()) == {9}  # 3 languages x eval_limit 3
     curves = {c for (c,) in con.execute("SELECT DISTINCT curve FROM curves")}
     assert {"epoch/val_loss", "epoch/grad_norm", "step/loss"} <= curves and any(c.startswith("lam/") for c in curves)
 
@@ -67,6 +80,8 @@ def test_grid_runs_end_to_end_resumes_and_never_reruns_a_cell(tmp_path, study):
     assert "tiny-llama" in report and "2 seed(s)" in report and "Few-shot scaling" in report
     assert "| LoRA |" in report and "| Hybrid |" in report and "Base (no tuning)" in report
     assert "Data curation ablation" not in report  # one stage: no curation table
+    assert "### Differences and significance" in report and "| Hybrid − LoRA |" in report
+    assert "| Hybrid − Base (no tuning) |" in report and "95% percentile bootstrap interval" in report
     for fig in ("frontier.png", "dynamics.png", "scaling.png", "lam.png", "reliability_hybrid.png"):
         assert (out / "figures" / fig).stat().st_size > 1000
     assert "<table>" in (out / "report.html").read_text()

@@ -130,7 +130,8 @@ def differences_section(s: "Study") -> str | None:
     ones named in words; None when the store has no per-example predictions to pair."""
     from govtune.experiments.report import label, table
 
-    parts, significant, any_row = [], [], False
+    parts, any_row = [], False
+    significant: dict[str, list[str]] = {}  # comparison -> its significant metrics, in words
     for task, title in (("xnli", "XNLI (accuracy and ECE, points)"), ("flores", "FLORES (BLEU and chrF++)")):
         if not s.has(task):
             continue
@@ -142,17 +143,20 @@ def differences_section(s: "Study") -> str | None:
                 continue
             name = f"{label(method)} − {label(ref)}"
             rows.append([name, *[fmt_difference(diff.get(key)) for key, _ in cols]])
-            significant += [f"{name}, {task.upper()} {col} {fmt_difference(diff[key], mark=False)}"
-                            for key, col in cols if key in diff and diff[key].significant]
+            significant.setdefault(name, []).extend(
+                f"{task.upper()} {col} {fmt_difference(diff[key], mark=False)}"
+                for key, col in cols if key in diff and diff[key].significant)
         if rows:
             any_row = True
             parts.append(f"#### {title}\n\n{s.scope(task)}\n\n" + table(["Comparison", *[c for _, c in cols]], rows))
     chance = chance_text(s)
     if not any_row and not chance:
         return None
-    if significant:
-        verdict = ("Significant differences (the paired 95% interval excludes 0): " + "; ".join(significant)
-                   + ". Every other difference is within test-sample noise.")
+    if any(significant.values()):
+        verdict = ("Significant differences (the paired 95% interval excludes 0); every other difference is "
+                   "within test-sample noise:\n\n" + "\n".join(
+                       f"- {name}: {', '.join(found) if found else 'none significant'}."
+                       for name, found in significant.items()))
     elif any_row:
         verdict = "No difference is significant: every paired 95% interval covers 0."
     else:
