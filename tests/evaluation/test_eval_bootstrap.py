@@ -13,8 +13,8 @@ WORDS = "the cat sat on a mat while one dog and two birds watched from the old r
 
 
 def _xnli_records(sizes, p_correct, seed=0):
-    """Clean XNLI records: per language, n examples correct with probability p_correct, and perturbed copies
-    (which the intervals must ignore)."""
+    """XNLI records: per language, n examples correct with probability p_correct, and a perturbed copy of
+    every other example with a random prediction (the others no operation changed)."""
     rng = np.random.default_rng(seed)
     recs = []
     for lang, n in sizes.items():
@@ -25,7 +25,9 @@ def _xnli_records(sizes, p_correct, seed=0):
             probs[[pred, int(np.argmax(probs))]] = probs[[int(np.argmax(probs)), pred]]  # pred is the argmax
             recs.append({"language": lang, "id": f"{lang}-{i}", "perturbation": None, "gold": LABELS[gold],
                          "prediction": LABELS[pred], "probs": dict(zip(LABELS, probs))})
-            recs.append(dict(recs[-1], perturbation="punctuation", gold=LABELS[(gold + 1) % 3]))
+            if i % 2:
+                recs.append(dict(recs[-1], perturbation="punctuation", prediction=LABELS[int(rng.integers(3))],
+                                 probs=None))
     return recs
 
 
@@ -58,9 +60,10 @@ def test_xnli_intervals_equal_a_hand_computation_with_the_metrics_module():
     clean = [r for r in recs if r["perturbation"] is None]
     reps = bs.xnli_replicates(bs.xnli_units(recs))
     idx = bs.resamples(bs.xnli_units(recs))
+    perturbed = {(r["language"], r["id"]): r["prediction"] for r in recs if r["perturbation"]}
     expected = {k: [] for k in reps}
     for j in range(bs.N_RESAMPLES):
-        acc, ece = {}, {}
+        acc, ece, drop = {}, {}, {}
         for lang in ("en", "zh", "hi"):
             rows = [r for r in clean if r["language"] == lang]
             sample = [rows[i] for i in idx[lang][j]]
@@ -69,13 +72,19 @@ def test_xnli_intervals_equal_a_hand_computation_with_the_metrics_module():
             ece[lang] = expected_calibration_error([[r["probs"][lab] for lab in LABELS] for r in sample], gold)
             expected[f"languages.{lang}.accuracy"].append(acc[lang])
             expected[f"languages.{lang}.ece"].append(ece[lang])
+            pert = [LABELS.index(perturbed.get((lang, r["id"]), r["prediction"])) for r in sample]
+            drop[lang] = acc[lang] - accuracy(pert, gold)
+            expected[f"robustness.by_language.{lang}.drop"].append(drop[lang])
         expected["macro"].append(macro(acc))
         expected["parity_gap"].append(parity_gap(acc))
         expected["avg_ece"].append(macro(ece))
+        expected["robustness.macro_drop"].append(macro(drop))
     for key, values in expected.items():
         np.testing.assert_allclose(reps[key], values, rtol=0, atol=1e-9, err_msg=key)
+    assert len(expected) == 13  # 3 languages x (accuracy, ECE, drop), Macro, gap, Avg-ECE, macro drop
     ci = bs.task_intervals("xnli", recs)
     assert set(ci) == set(expected)
+    assert "robustness.macro_drop" not in bs.task_intervals("xnli", clean)  # robustness not evaluated
     for key, values in expected.items():
         assert ci[key] == pytest.approx(list(np.percentile(values, [2.5, 97.5])), abs=1e-9)
 

@@ -26,9 +26,10 @@ def test_eval_xnli_writes_three_files(tmp_path, capsys):
     accs = [v["accuracy"] for v in m["languages"].values()]
     assert m["macro"] == pytest.approx(sum(accs) / 3) and m["parity_gap"] == pytest.approx(max(accs) - min(accs))
     assert m["avg_ece"] == pytest.approx(sum(v["ece"] for v in m["languages"].values()) / 3)
-    assert set(m["ci95"]) == {"macro", "parity_gap", "avg_ece",
-                              *[f"languages.{lang}.{k}" for lang in ("en", "zh", "hi") for k in ("accuracy", "ece")]}
-    assert all(0 <= lo <= hi <= 100 for lo, hi in m["ci95"].values())
+    assert set(m["ci95"]) == {"macro", "parity_gap", "avg_ece", "robustness.macro_drop",
+                              *[f"languages.{lang}.{k}" for lang in ("en", "zh", "hi") for k in ("accuracy", "ece")],
+                              *[f"robustness.by_language.{lang}.drop" for lang in ("en", "zh", "hi")]}
+    assert all(-100 <= lo <= hi <= 100 for lo, hi in m["ci95"].values())  # a drop may be negative
     rob = m["robustness"]
     assert rob["seed"] == 3 and rob["macro_drop"] == pytest.approx(rob["macro_clean"] - rob["macro_perturbed"])
     assert sum(v["n"] for v in rob["by_operation"].values()) == 12

@@ -6,7 +6,8 @@ import torch
 
 from govtune.experiments.cell import grid_cells
 from govtune.experiments.grid import run_study
-from govtune.experiments.store import flatten
+from govtune.evaluation import bootstrap as bs
+from govtune.experiments.store import flatten, load_predictions
 from govtune.models import tiny_model
 
 
@@ -63,8 +64,9 @@ def test_grid_runs_end_to_end_resumes_and_never_reruns_a_cell(tmp_path, study):
     # ci95: keyed like the SQLite metric rows, the same [low, high] in both stores, one per headline metric
     cis = {(runs[run_id][0], runs[run_id][1], metric): (lo, hi) for run_id, metric, lo, hi in con.execute(
         "SELECT run_id, metric, ci_low, ci_high FROM metrics WHERE ci_low IS NOT NULL")}
-    headline = {"macro", "parity_gap", "avg_ece", *[f"languages.{lang}.{m}" for lang in ("en", "zh", "hi")
-                                                    for m in ("accuracy", "ece")]}
+    headline = {"macro", "parity_gap", "avg_ece", "robustness.macro_drop",
+                *[f"languages.{lang}.{m}" for lang in ("en", "zh", "hi") for m in ("accuracy", "ece")],
+                *[f"robustness.by_language.{lang}.drop" for lang in ("en", "zh", "hi")]}
     for r in results:
         assert set(r["ci95"]) == headline and set(r["ci95"]) <= set(flatten(r["metrics"]))
         for k, (lo, hi) in r["ci95"].items():
@@ -73,6 +75,11 @@ def test_grid_runs_end_to_end_resumes_and_never_reruns_a_cell(tmp_path, study):
                            if json.loads(line)["perturbation"] is None) for run_id in runs}
     assert dict(con.execute("SELECT run_id, COUNT(*) FROM predictions GROUP BY run_id")) == n_clean
     assert set(n_clean.values()) == {9}  # 3 languages x eval_limit 3
+    for run_id in runs:  # the store's predictions give back the evaluator's numbers, robustness included
+        units = bs.xnli_units(load_predictions(out, run_id, "xnli"))
+        point = {k: v[0] for k, v in bs.xnli_replicates(units, bs.identity(units)).items()}
+        assert set(point) == headline
+        assert point == pytest.approx({k: rows[(*runs[run_id], "xnli", k)] for k in point}, abs=1e-9)
     curves = {c for (c,) in con.execute("SELECT DISTINCT curve FROM curves")}
     assert {"epoch/val_loss", "epoch/grad_norm", "step/loss"} <= curves and any(c.startswith("lam/") for c in curves)
 

@@ -18,7 +18,8 @@ WORDS = "the cat sat on a mat while one dog and two birds watched from the old r
 
 
 def _xnli(p_correct, seed):
-    """Gold labels fixed by the example (the same test rows in every run), predictions by the run."""
+    """Gold labels fixed by the example (the same test rows in every run), predictions by the run; every
+    fourth example has a perturbed copy predicting the next label."""
     rng = np.random.default_rng(seed)
     recs = []
     for lang in LANGS:
@@ -30,14 +31,19 @@ def _xnli(p_correct, seed):
             recs.append({"language": lang, "index": i, "id": f"{lang}-{i}", "perturbation": None,
                          "probs": dict(zip(LABELS, probs.tolist())), "prediction": LABELS[pred],
                          "gold": LABELS[gold], "correct": pred == gold})
-    acc, ece = {}, {}
+            if i % 4 == 0:
+                recs.append(dict(recs[-1], perturbation="whitespace", prediction=LABELS[(pred + 1) % 3]))
+    acc, ece, drop = {}, {}, {}
     for lang in LANGS:
-        rows = [r for r in recs if r["language"] == lang]
+        rows = [r for r in recs if r["language"] == lang and r["perturbation"] is None]
+        pert = {r["id"]: r["prediction"] for r in recs if r["language"] == lang and r["perturbation"]}
         gold = [LABELS.index(r["gold"]) for r in rows]
         acc[lang] = accuracy([LABELS.index(r["prediction"]) for r in rows], gold)
         ece[lang] = expected_calibration_error([[r["probs"][lab] for lab in LABELS] for r in rows], gold)
+        drop[lang] = acc[lang] - accuracy([LABELS.index(pert.get(r["id"], r["prediction"])) for r in rows], gold)
     metrics = {"task": "xnli", "languages": {lang: {"accuracy": acc[lang], "ece": ece[lang], "n": N} for lang in LANGS},
-               "macro": macro(acc), "parity_gap": parity_gap(acc), "avg_ece": macro(ece)}
+               "macro": macro(acc), "parity_gap": parity_gap(acc), "avg_ece": macro(ece),
+               "robustness": {"macro_drop": macro(drop), "by_language": {lang: {"drop": drop[lang]} for lang in LANGS}}}
     return metrics, recs
 
 
@@ -79,7 +85,6 @@ def study_dir(tmp_path):
     runs = [_run("base", 0, 0.0, False, shots=0)]
     runs += [_run("lora", s, 0.4, False) for s in (0, 1)] + [_run("hybrid", s, 0.95, True) for s in (0, 1)]
     for result, preds in runs:
-        preds["xnli"] = preds["xnli"] + [dict(preds["xnli"][0], perturbation="diacritics")]  # not stored
         record_run(tmp_path, result, {}, preds)
     write_results_json(tmp_path, [r for r, _ in runs])
     return tmp_path, runs
@@ -100,8 +105,9 @@ def test_ci95_is_keyed_like_the_sqlite_metrics_and_round_trips(study_dir):
     con = sqlite3.connect(out / "results.sqlite")
     names = {task: {m for (m,) in con.execute("SELECT metric FROM metrics WHERE task = ?", (task,))}
              for task in ("xnli", "flores")}
-    headline = {"xnli": {"macro", "parity_gap", "avg_ece", *[f"languages.{lang}.{m}" for lang in LANGS
-                                                            for m in ("accuracy", "ece")]},
+    headline = {"xnli": {"macro", "parity_gap", "avg_ece", "robustness.macro_drop",
+                         *[f"robustness.by_language.{lang}.drop" for lang in LANGS],
+                         *[f"languages.{lang}.{m}" for lang in LANGS for m in ("accuracy", "ece")]},
                 "flores": {"average_bleu", "average_chrf", "direction_gap",
                            *[f"pairs.{p}.{m}" for p in ("en-zh", "en-es") for m in ("bleu", "chrf")]}}
     for e in json.loads((out / "results.json").read_text()):
@@ -112,8 +118,9 @@ def test_ci95_is_keyed_like_the_sqlite_metrics_and_round_trips(study_dir):
         for task in ("xnli", "flores"):
             assert stored[result["run_id"]][task] == {k: pytest.approx(tuple(v)) for k, v in result["ci95"][task].items()}
             back = load_predictions(out, result["run_id"], task)
-            clean = [r for r in preds[task] if r["perturbation"] is None]
-            assert len(back) == len(clean)
+            assert len(back) == len(preds[task])
+            assert [r["prediction"] for r in back if r["perturbation"]] == [
+                r["prediction"] for r in preds[task] if r["perturbation"]]
             again = bs.task_intervals(task, back)  # the store alone gives the run's intervals back
             assert {k: pytest.approx(v) for k, v in result["ci95"][task].items()} == again
 

@@ -9,7 +9,8 @@ The resample indices of a unit depend only on (seed, unit name, unit size): ever
 test rows sees the same resamples. That makes the paired difference of two runs, and the mean over several
 seeds of one method, a matter of subtracting or averaging their replicate arrays.
 
-Keys are the SQLite metric names of the task (`languages.en.accuracy`, `macro`, `pairs.en-zh.bleu`, ...)."""
+Keys are the SQLite metric names of the task (`languages.en.accuracy`, `macro`, `pairs.en-zh.bleu`,
+`robustness.macro_drop`, ...)."""
 
 from __future__ import annotations
 
@@ -58,10 +59,13 @@ def intervals(reps: Replicates, level: float = LEVEL) -> dict[str, list[float]]:
 # --- per-task data ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class XnliUnit:
-    """One language's clean test examples: ids in evaluation order, (n, 3) probabilities, gold indices."""
+    """One language's clean test examples: ids in evaluation order, (n, 3) probabilities, gold indices, and
+    the predicted index under the example's perturbation (its clean prediction where no operation changed
+    it; None when robustness was not evaluated)."""
     ids: tuple
     probs: np.ndarray
     gold: np.ndarray
+    perturbed: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -74,18 +78,28 @@ class FloresUnit:
 
 
 def xnli_units(records: Sequence[Mapping]) -> dict[str, XnliUnit]:
-    """Evaluator records (`evaluate_xnli`'s predictions) -> per-language units; perturbed copies are left out
-    (robustness is not a headline number here)."""
+    """Evaluator records (`evaluate_xnli`'s predictions) -> per-language units. A perturbed copy (robustness)
+    is matched to its clean example by (language, id); with no perturbed copy at all, robustness was not
+    evaluated and has no interval."""
     by_lang: dict[str, list[Mapping]] = {}
+    perturbed: dict[tuple, Mapping] = {}
     for r in records:
         if r.get("perturbation") is None:
             by_lang.setdefault(r["language"], []).append(r)
+        else:
+            perturbed[(r["language"], _key(r))] = r
     if not by_lang:
         raise ValueError("no clean XNLI predictions to bootstrap: pass evaluate_xnli's records")
-    return {lang: XnliUnit(ids=_ids(recs), probs=np.array([[r["probs"][lab] for lab in LABELS] for r in recs],
-                                                           dtype=np.float64),
-                           gold=np.array([LABELS.index(r["gold"]) for r in recs]))
-            for lang, recs in by_lang.items()}
+    units = {}
+    for lang, recs in by_lang.items():
+        probs = np.array([[r["probs"][lab] for lab in LABELS] for r in recs], dtype=np.float64)
+        pert = None
+        if perturbed:
+            pert = np.array([LABELS.index(perturbed[(lang, _key(r))]["prediction"]) if (lang, _key(r)) in perturbed
+                             else int(np.argmax(p)) for r, p in zip(recs, probs)])
+        units[lang] = XnliUnit(ids=_ids(recs), probs=probs, gold=np.array([LABELS.index(r["gold"]) for r in recs]),
+                               perturbed=pert)
+    return units
 
 
 def flores_units(records: Sequence[Mapping]) -> dict[str, FloresUnit]:
@@ -108,8 +122,12 @@ def flores_units(records: Sequence[Mapping]) -> dict[str, FloresUnit]:
     return units
 
 
+def _key(r: Mapping):
+    return str(r["id"]) if r.get("id") is not None else r.get("index")
+
+
 def _ids(recs: Sequence[Mapping]) -> tuple:
-    return tuple(r.get("id") if r.get("id") is not None else r.get("index", i) for i, r in enumerate(recs))
+    return tuple(_key(r) if _key(r) is not None else i for i, r in enumerate(recs))
 
 
 # --- replicates ----------------------------------------------------------------------------------------
@@ -123,10 +141,11 @@ def identity(units: Mapping) -> dict[str, np.ndarray]:
 
 
 def xnli_replicates(units: Mapping[str, XnliUnit], idx: Mapping[str, np.ndarray] | None = None) -> Replicates:
-    """Per resample: accuracy and ECE per language, Macro, parity gap and Avg-ECE (percent)."""
+    """Per resample: accuracy and ECE per language, Macro, parity gap and Avg-ECE (percent); with robustness,
+    the clean - perturbed accuracy drop per language and its mean (paired: the same examples both ways)."""
     idx = resamples(units) if idx is None else idx
     reps: Replicates = {}
-    acc, ece = [], []
+    acc, ece, drop = [], [], []
     for lang, u in units.items():
         correct = (u.probs.argmax(axis=1) == u.gold).astype(np.float64)
         a = 100.0 * correct[idx[lang]].mean(axis=1)
@@ -134,10 +153,16 @@ def xnli_replicates(units: Mapping[str, XnliUnit], idx: Mapping[str, np.ndarray]
         reps[f"languages.{lang}.accuracy"], reps[f"languages.{lang}.ece"] = a, e
         acc.append(a)
         ece.append(e)
+        if u.perturbed is not None:
+            lost = correct - (u.perturbed == u.gold)
+            drop.append(100.0 * lost[idx[lang]].mean(axis=1))
+            reps[f"robustness.by_language.{lang}.drop"] = drop[-1]
     acc, ece = np.stack(acc), np.stack(ece)  # (languages, resamples)
     reps["macro"] = acc.mean(axis=0)
     reps["parity_gap"] = acc.max(axis=0) - acc.min(axis=0)
     reps["avg_ece"] = ece.mean(axis=0)
+    if drop and len(drop) == len(units):
+        reps["robustness.macro_drop"] = np.mean(drop, axis=0)
     return reps
 
 

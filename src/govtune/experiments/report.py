@@ -228,13 +228,13 @@ def robustness_table(s: Study) -> str:
                            if k.startswith(f"robustness.by_operation.{op}")})
             key = next((k for k in keys if k.endswith("drop")), keys[0] if keys else None)
             per_op.append(fmt(s.values(runs, "xnli", key)) if key else "-")
-        rows.append([label(method), fmt(drop), *per_op])
+        rows.append([label(method), s.show(runs, "xnli", "robustness.macro_drop"), *per_op])
     return ("### XNLI robustness to orthographic variants\n\n"
             "Each test example is perturbed by exactly one operation (punctuation normalisation, diacritics "
             "removal, whitespace compaction; chosen with the run's seed). Macro-accuracy drop from clean to "
             "perturbed, in points; per-operation columns as reported by the evaluator. Examples no operation "
             "changes keep their clean score, so the drop is bounded by the share actually perturbed; a model "
-            "at chance has no accuracy to lose.\n\n" f"{s.scope()}\n\n" + table(header, rows))
+            f"at chance has no accuracy to lose.{interval_note(s)}\n\n{s.scope()}\n\n" + table(header, rows))
 
 
 def curation_table(s: Study) -> str:

@@ -31,7 +31,8 @@ CREATE TABLE IF NOT EXISTS curves (
     run_id TEXT, curve TEXT, x REAL, value REAL, PRIMARY KEY (run_id, curve, x));
 CREATE TABLE IF NOT EXISTS predictions (
     run_id TEXT, task TEXT, unit TEXT, position INTEGER, example_id TEXT, language TEXT, gold TEXT,
-    predicted TEXT, probs TEXT, hypothesis TEXT, reference TEXT, PRIMARY KEY (run_id, task, unit, position));
+    predicted TEXT, probs TEXT, perturbation TEXT, perturbed_predicted TEXT, hypothesis TEXT, reference TEXT,
+    PRIMARY KEY (run_id, task, unit, position));
 """
 PREDICTION_FILES = {"xnli": "xnli.jsonl", "flores": "flores.jsonl"}
 
@@ -72,18 +73,25 @@ def read_predictions(run_dir: str | Path) -> dict[str, list[dict]]:
 
 
 def _prediction_rows(run_id: str, task: str, records: list[dict]) -> list[tuple]:
-    """Clean examples only (the perturbed XNLI copies feed the robustness table, not the intervals); unit is
-    the language (XNLI) or the direction (FLORES), position the example's place in its unit's evaluation."""
+    """One row per clean example; a perturbed XNLI copy (robustness) goes into its clean example's row as
+    `perturbation` and `perturbed_predicted`. unit is the language (XNLI) or the direction (FLORES), position
+    the example's place in its unit's evaluation."""
+    def key(r):
+        return r.get("id") if r.get("id") is not None else r.get("index")
+
+    perturbed = {(r["language"], key(r)): r for r in records if r.get("perturbation") is not None}
     rows, seen = [], defaultdict(int)
     for r in records:
         if r.get("perturbation") is not None:
             continue
         unit = r["pair"] if task == "flores" else r["language"]
-        ex_id = r.get("id") if r.get("id") is not None else r.get("index")
+        ex_id = key(r)
         if task == "flores":
-            row = (None, None, None, r["hypothesis"], r["reference"])
+            row = (None, None, None, None, None, r["hypothesis"], r["reference"])
         else:
-            row = (r["gold"], r["prediction"], json.dumps(r["probs"]), None, None)
+            p = perturbed.get((r["language"], ex_id), {})
+            row = (r["gold"], r["prediction"], json.dumps(r["probs"]), p.get("perturbation"), p.get("prediction"),
+                   None, None)
         rows.append((run_id, task, unit, seen[unit], None if ex_id is None else str(ex_id), r["language"], *row))
         seen[unit] += 1
     return rows
@@ -111,7 +119,7 @@ def record_run(out_dir: str | Path, result: dict[str, Any], curves: dict[str, li
                  if v is not None]
         con.executemany("INSERT INTO metrics VALUES (?,?,?,?,?,?)", rows)
         for task, records in (predictions or {}).items():
-            con.executemany("INSERT INTO predictions VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            con.executemany("INSERT INTO predictions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                             _prediction_rows(run_id, task, records))
         con.executemany("INSERT INTO curves VALUES (?,?,?,?)",
                         [(run_id, name, float(x), float(y)) for name, pts in curves.items()
@@ -166,8 +174,9 @@ def load_runs(out_dir: str | Path) -> list[dict[str, Any]]:
 
 
 def load_predictions(out_dir: str | Path, run_id: str, task: str) -> list[dict]:
-    """One run's clean test predictions for a task, as evaluator records (what `bootstrap.xnli_units` and
-    `bootstrap.flores_units` read), in evaluation order; [] when the store has none."""
+    """One run's test predictions for a task, as evaluator records (what `bootstrap.xnli_units` and
+    `bootstrap.flores_units` read): the clean ones in evaluation order, then a perturbed XNLI record (label
+    only, no probabilities) per example its perturbation changed; [] when the store has none."""
     with closing(connect(out_dir)) as con:
         con.row_factory = sqlite3.Row
         rows = con.execute("SELECT * FROM predictions WHERE run_id = ? AND task = ? ORDER BY rowid",
@@ -175,5 +184,7 @@ def load_predictions(out_dir: str | Path, run_id: str, task: str) -> list[dict]:
     if task == "flores":
         return [{"pair": r["unit"], "language": r["language"], "id": r["example_id"], "perturbation": None,
                  "hypothesis": r["hypothesis"], "reference": r["reference"]} for r in rows]
-    return [{"language": r["language"], "id": r["example_id"], "perturbation": None, "gold": r["gold"],
-             "prediction": r["predicted"], "probs": json.loads(r["probs"])} for r in rows]
+    clean = [{"language": r["language"], "id": r["example_id"], "perturbation": None, "gold": r["gold"],
+              "prediction": r["predicted"], "probs": json.loads(r["probs"])} for r in rows]
+    return clean + [{"language": r["language"], "id": r["example_id"], "perturbation": r["perturbation"],
+                     "gold": r["gold"], "prediction": r["perturbed_predicted"]} for r in rows if r["perturbation"]]
