@@ -167,3 +167,12 @@ def test_report_says_when_nothing_is_significant(tmp_path):
     section = write_report(tmp_path).read_text().split("### Differences and significance")[1]
     assert "No difference is significant" in section and "| Hybrid − LoRA | +0.0 [+0.0, +0.0] |" in section
     assert "*" not in section.split("####")[1].split("| Hybrid − LoRA |")[1].splitlines()[0]
+
+
+def test_a_store_of_an_older_schema_is_refused_with_the_fix(tmp_path):
+    con = sqlite3.connect(tmp_path / "results.sqlite")
+    con.execute("CREATE TABLE metrics (run_id TEXT, task TEXT, metric TEXT, value REAL)")
+    con.commit()
+    con.close()
+    with pytest.raises(RuntimeError, match="older govtune .*metrics.*new --out"):
+        load_runs(tmp_path)

@@ -55,11 +55,23 @@ def flatten(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
 def connect(out_dir: str | Path) -> sqlite3.Connection:
     con = sqlite3.connect(Path(out_dir) / DB_NAME, timeout=30)
     con.executescript(SCHEMA)
-    if "ci_low" not in {row[1] for row in con.execute("PRAGMA table_info(metrics)")}:
+    old = _columns(con)
+    differ = sorted(t for t in _SCHEMA_COLUMNS if old.get(t) != _SCHEMA_COLUMNS[t])
+    if differ:  # no migrations: the database is created fresh per study
         con.close()
-        raise RuntimeError(f"{Path(out_dir) / DB_NAME} was written by an older govtune (its metrics table has "
-                           f"no ci_low/ci_high columns); run the study into a new --out directory")
+        raise RuntimeError(f"{Path(out_dir) / DB_NAME} was written by an older govtune (tables {', '.join(differ)} "
+                           f"have other columns); run the study into a new --out directory")
     return con
+
+
+def _columns(con: sqlite3.Connection) -> dict[str, list[str]]:
+    tables = [name for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    return {t: [row[1] for row in con.execute(f"PRAGMA table_info({t})")] for t in tables}
+
+
+with closing(sqlite3.connect(":memory:")) as _con:
+    _con.executescript(SCHEMA)
+    _SCHEMA_COLUMNS = _columns(_con)
 
 
 def read_predictions(run_dir: str | Path) -> dict[str, list[dict]]:
