@@ -113,7 +113,7 @@ def chance_text(s: "Study") -> str:
     for method in (["base"] if s.cell("base") else []) + s.methods:
         runs = s.cell(method)
         hits = []
-        for key, name in _columns(s, "xnli")[:-1]:  # accuracies and Macro, not ECE
+        for key, name in [c for c in _columns(s, "xnli") if c[0] != "avg_ece"]:  # accuracies and Macro
             ci = s.intervals.ci(runs, "xnli", key) if runs else None
             if ci and ci[0] <= bs.CHANCE <= ci[1]:
                 hits.append(name)
@@ -127,7 +127,8 @@ def chance_text(s: "Study") -> str:
 
 def differences_section(s: "Study") -> str | None:
     """Paired differences per metric, each method against the base model and LoRA, with the significant
-    ones named in words; None when the store has no per-example predictions to pair."""
+    ones named in words, and the XNLI accuracies at chance; None when there is neither (no per-example
+    predictions to pair, no interval covering chance)."""
     from govtune.experiments.report import label, table
 
     parts, any_row = [], False
@@ -168,6 +169,6 @@ def differences_section(s: "Study") -> str | None:
              "scored on the same 1,000 resamples (languages and directions resampled separately); "
              f"{MARK} marks a difference whose 95% interval excludes 0. ECE: lower is better, so a negative "
              f"difference is an improvement." + seeds)
-    text = "\n\n".join(x for x in (verdict, chance) if x)
-    return ("### Differences and significance\n\n" + intro + "\n\n" + text
+    text = "\n\n".join(x for x in (intro if any_row else "", verdict, chance) if x)
+    return ("### Differences and significance\n\n" + text
             + ("\n\n" + "\n\n".join(parts) if parts else ""))

@@ -1,5 +1,5 @@
 """The results store: one SQLite file per study (`OUT/results.sqlite`, one row per run and metric with its
-95% interval, the training curves and the clean test predictions) and `OUT/results.json`, both rebuilt from
+95% interval, the training curves and the per-example test predictions) and `OUT/results.json`, both rebuilt from
 the finished runs.
 
 SQLite because the report (and anyone with `sqlite3`) can query across runs without loading every run
