@@ -1,4 +1,5 @@
 import json
+import re
 import sqlite3
 
 import pytest
@@ -89,6 +90,9 @@ def test_grid_runs_end_to_end_resumes_and_never_reruns_a_cell(tmp_path, study):
     assert "Data curation ablation" not in report  # one stage: no curation table
     assert "### Differences and significance" in report and "| Hybrid − LoRA |" in report
     assert "| Hybrid − Base (no tuning) |" in report and "95% percentile bootstrap interval" in report
+    num = r"-?\d+\.\d"
+    assert re.search(rf"\| LoRA \| {num} ± {num} \[{num}, {num}\] \|", report)  # 2 seeds: mean ± sd [seed-mean CI]
+    assert re.search(rf"\| Base \(no tuning\) \| {num} \[{num}, {num}\] \|", report)  # one run: its ci95
     for fig in ("frontier.png", "dynamics.png", "scaling.png", "lam.png", "reliability_hybrid.png"):
         assert (out / "figures" / fig).stat().st_size > 1000
     assert "<table>" in (out / "report.html").read_text()
