@@ -54,9 +54,10 @@ def _flores(good, seed):
     for pair, tgt in (("en-zh", "zh"), ("en-es", "es")):
         rows = []
         for i in range(30):
-            ref = (" " if tgt == "es" else "").join(refs_rng.choice(WORDS if tgt == "es" else list("我们在学校里读书"), 8))
+            sep = " " if tgt == "es" else ""
+            ref = sep.join(refs_rng.choice(WORDS if tgt == "es" else list("我们在学校里读书"), 8))
             toks = ref.split() if tgt == "es" else list(ref)
-            hyp = ref if good and rng.random() < 0.9 else (" " if tgt == "es" else "").join(rng.permutation(toks))
+            hyp = ref if good and rng.random() < 0.9 else sep.join(rng.permutation(toks))
             rows.append({"pair": pair, "language": tgt, "index": 500 + i, "id": f"flores-{i}", "perturbation": None,
                          "source": "x", "hypothesis": hyp, "reference": ref})
         hy, rf = [r["hypothesis"] for r in rows], [r["reference"] for r in rows]
@@ -116,7 +117,8 @@ def test_ci95_is_keyed_like_the_sqlite_metrics_and_round_trips(study_dir):
     stored = {r["run_id"]: r["ci95"] for r in load_runs(out)}
     for result, preds in runs:
         for task in ("xnli", "flores"):
-            assert stored[result["run_id"]][task] == {k: pytest.approx(tuple(v)) for k, v in result["ci95"][task].items()}
+            want = {k: pytest.approx(tuple(v)) for k, v in result["ci95"][task].items()}
+            assert stored[result["run_id"]][task] == want
             back = load_predictions(out, result["run_id"], task)
             assert len(back) == len(preds[task])
             assert [r["prediction"] for r in back if r["perturbation"]] == [
