@@ -40,6 +40,10 @@ def test_eval_xnli_writes_three_files(tmp_path, capsys):
     accs = [v["accuracy"] for v in m["languages"].values()]
     assert m["macro"] == pytest.approx(sum(accs) / 3) and m["parity_gap"] == pytest.approx(max(accs) - min(accs))
     assert m["avg_ece"] == pytest.approx(sum(v["ece"] for v in m["languages"].values()) / 3)
+    assert set(m["ci95"]) == {"macro", "parity_gap", "avg_ece", "robustness.macro_drop",
+                              *[f"languages.{lang}.{k}" for lang in ("en", "zh", "hi") for k in ("accuracy", "ece")],
+                              *[f"robustness.by_language.{lang}.drop" for lang in ("en", "zh", "hi")]}
+    assert all(-100 <= lo <= hi <= 100 for lo, hi in m["ci95"].values())  # a drop may be negative
     rob = m["robustness"]
     assert rob["seed"] == 3 and rob["macro_drop"] == pytest.approx(rob["macro_clean"] - rob["macro_perturbed"])
     assert sum(v["n"] for v in rob["by_operation"].values()) == 12
@@ -63,6 +67,10 @@ def test_eval_flores_writes_three_files(tmp_path, capsys):
     m = json.loads((out / "metrics.json").read_text())
     assert m["task"] == "flores" and set(m["pairs"]) == {"en-zh", "en-es"}
     assert "tok:zh" in m["pairs"]["en-zh"]["signature"] and "tok:13a" in m["pairs"]["en-es"]["signature"]
+    b = [v["bleu"] for v in m["pairs"].values()]
+    assert m["average_bleu"] == pytest.approx(sum(b) / 2) and m["direction_gap"] == pytest.approx(max(b) - min(b))
+    assert set(m["ci95"]) == {"average_bleu", "average_chrf", "direction_gap",
+                              *[f"pairs.{p}.{k}" for p in ("en-zh", "en-es") for k in ("bleu", "chrf")]}
     preds = [orjson.loads(line) for line in (out / "predictions.jsonl").read_bytes().splitlines()]
     assert len(preds) == 6 and {p["index"] for p in preds} == {500, 501, 502}
     _check_bleu_from_predictions(m, preds)

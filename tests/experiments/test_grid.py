@@ -1,4 +1,5 @@
 import json
+import re
 import sqlite3
 
 import pytest
@@ -6,7 +7,8 @@ import torch
 
 from govtune.experiments.cell import grid_cells
 from govtune.experiments.grid import run_study
-from govtune.experiments.store import flatten
+from govtune.evaluation import bootstrap as bs
+from govtune.experiments.store import flatten, load_predictions
 from govtune.models import tiny_model
 
 
@@ -60,6 +62,25 @@ def test_grid_runs_end_to_end_resumes_and_never_reruns_a_cell(tmp_path, study):
             if v is not None:
                 expected[(r["method"], r["seed"], r["shots"], "footprint", k)] = v
     assert rows == pytest.approx(expected)
+    # ci95: keyed like the SQLite metric rows, the same [low, high] in both stores, one per headline metric
+    cis = {(runs[run_id][0], runs[run_id][1], metric): (lo, hi) for run_id, metric, lo, hi in con.execute(
+        "SELECT run_id, metric, ci_low, ci_high FROM metrics WHERE ci_low IS NOT NULL")}
+    headline = {"macro", "parity_gap", "avg_ece", "robustness.macro_drop",
+                *[f"languages.{lang}.{m}" for lang in ("en", "zh", "hi") for m in ("accuracy", "ece")],
+                *[f"robustness.by_language.{lang}.drop" for lang in ("en", "zh", "hi")]}
+    for r in results:
+        assert set(r["ci95"]) == headline and set(r["ci95"]) <= set(flatten(r["metrics"]))
+        for k, (lo, hi) in r["ci95"].items():
+            assert cis[(r["method"], r["seed"], k)] == pytest.approx((lo, hi)) and lo <= hi
+    n_clean = {run_id: sum(1 for line in (out / "runs" / run_id / "predictions" / "xnli.jsonl").open()
+                           if json.loads(line)["perturbation"] is None) for run_id in runs}
+    assert dict(con.execute("SELECT run_id, COUNT(*) FROM predictions GROUP BY run_id")) == n_clean
+    assert set(n_clean.values()) == {9}  # 3 languages x eval_limit 3
+    for run_id in runs:  # the store's predictions give back the evaluator's numbers, robustness included
+        units = bs.xnli_units(load_predictions(out, run_id, "xnli"))
+        point = {k: v[0] for k, v in bs.xnli_replicates(units, bs.identity(units)).items()}
+        assert set(point) == headline
+        assert point == pytest.approx({k: rows[(*runs[run_id], "xnli", k)] for k in point}, abs=1e-9)
     curves = {c for (c,) in con.execute("SELECT DISTINCT curve FROM curves")}
     assert {"epoch/val_loss", "epoch/grad_norm", "step/loss"} <= curves and any(c.startswith("lam/") for c in curves)
 
@@ -67,6 +88,11 @@ def test_grid_runs_end_to_end_resumes_and_never_reruns_a_cell(tmp_path, study):
     assert "tiny-llama" in report and "2 seed(s)" in report and "Few-shot scaling" in report
     assert "| LoRA |" in report and "| Hybrid |" in report and "Base (no tuning)" in report
     assert "Data curation ablation" not in report  # one stage: no curation table
+    assert "### Differences and significance" in report and "| Hybrid − LoRA |" in report
+    assert "| Hybrid − Base (no tuning) |" in report and "95% percentile bootstrap interval" in report
+    num = r"-?\d+\.\d"
+    assert re.search(rf"\| LoRA \| {num} ± {num} \[{num}, {num}\] \|", report)  # 2 seeds: mean ± sd [seed-mean CI]
+    assert re.search(rf"\| Base \(no tuning\) \| {num} \[{num}, {num}\] \|", report)  # one run: its ci95
     for fig in ("frontier.png", "dynamics.png", "scaling.png", "lam.png", "reliability_hybrid.png"):
         assert (out / "figures" / fig).stat().st_size > 1000
     assert "<table>" in (out / "report.html").read_text()

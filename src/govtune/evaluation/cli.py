@@ -194,6 +194,9 @@ def run(args) -> int:
         metrics, preds = evaluate_flores(model, tok, data, batch_size=args.batch_size,
                                          max_new_tokens=args.max_new_tokens, length_ratio=args.length_ratio,
                                          progress=progress)
+    from govtune.evaluation.bootstrap import task_intervals
+
+    metrics["ci95"] = task_intervals(args.task, preds)  # {metric key: [low, high]}, as in a study's results.json
     metrics["run"] = {"model": args.model, "adapter": args.adapter, "data": str(args.data or "govtune.data"),
                       "split": args.split, "rows": "evaluation rows" if default_rows else "all",
                       "limit": args.limit, "batch_size": args.batch_size, "seed": args.seed,

@@ -76,6 +76,20 @@ def bleu_tokenizer(tgt_lang: str) -> str:
     return "zh" if tgt_lang.split("_")[0] in ("zh", "zho", "cmn") else "13a"
 
 
+def bleu_metric(tgt_lang: str):
+    """sacreBLEU's BLEU as scored here (defaults, the target's tokenizer); the bootstrap reuses it."""
+    from sacrebleu.metrics import BLEU
+
+    return BLEU(tokenize=bleu_tokenizer(tgt_lang))
+
+
+def chrf_metric():
+    """chrF++ (character 6-grams plus word bigrams)."""
+    from sacrebleu.metrics import CHRF
+
+    return CHRF(word_order=2)
+
+
 def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str], tgt_lang: str) -> float:
     """Detokenised corpus BLEU (sacreBLEU defaults, one reference)."""
     return bleu_with_signature(hypotheses, references, tgt_lang)[0]
@@ -83,20 +97,16 @@ def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str], tgt_lang: 
 
 def bleu_with_signature(hypotheses: Sequence[str], references: Sequence[str], tgt_lang: str) -> tuple[float, str]:
     """(BLEU, sacreBLEU signature): the signature says exactly how the score was computed."""
-    from sacrebleu.metrics import BLEU
-
     _check(hypotheses, references)
-    bleu = BLEU(tokenize=bleu_tokenizer(tgt_lang))
+    bleu = bleu_metric(tgt_lang)
     score = bleu.corpus_score(list(hypotheses), [list(references)]).score
     return float(score), str(bleu.get_signature())
 
 
 def corpus_chrf(hypotheses: Sequence[str], references: Sequence[str]) -> float:
     """chrF++ (character 6-grams plus word bigrams)."""
-    from sacrebleu.metrics import CHRF
-
     _check(hypotheses, references)
-    return float(CHRF(word_order=2).corpus_score(list(hypotheses), [list(references)]).score)
+    return float(chrf_metric().corpus_score(list(hypotheses), [list(references)]).score)
 
 
 def _check(hyps, refs):

@@ -66,6 +66,7 @@ def run_cell(cell: Cell, config: StudyConfig, data: StudyData, run_dir: Path, ac
     """Train and evaluate one cell; returns (result, curves). Writes history.json and predictions/ under
     run_dir (when `write`: the main process); the caller records the result and marks the cell done."""
     from govtune.evaluation import evaluate_flores, evaluate_xnli
+    from govtune.evaluation.bootstrap import task_intervals
 
     t0 = time.perf_counter()
     torch.manual_seed(cell.seed)
@@ -114,24 +115,25 @@ def run_cell(cell: Cell, config: StudyConfig, data: StudyData, run_dir: Path, ac
                      "memory_kind": None, "train_steps": 0}
     model.eval()
     metrics: dict[str, dict] = {}
+    ci95: dict[str, dict] = {}  # task -> {metric: [low, high]}: percentile bootstrap over the test examples
     with torch.no_grad():
         xm, xpred = evaluate_xnli(model, tokenizer, data.xnli_eval(), batch_size=config.eval_batch_size,
                                   robustness=config.robustness, seed=cell.seed, progress=progress,
                                   calibration=_calibration_examples(data, cell))
-        metrics["xnli"] = xm
+        metrics["xnli"], ci95["xnli"] = xm, task_intervals("xnli", xpred)
         if write:
             _write_jsonl(run_dir / "predictions" / "xnli.jsonl", xpred)
         if "flores" in config.tasks:
             fm, fpred = evaluate_flores(model, tokenizer, data.flores_eval(), batch_size=config.eval_batch_size,
                                         max_new_tokens=config.max_new_tokens, progress=progress)
-            metrics["flores"] = fm
+            metrics["flores"], ci95["flores"] = fm, task_intervals("flores", fpred)
             if write:
                 _write_jsonl(run_dir / "predictions" / "flores.jsonl", fpred)
     accelerator.free_memory()
     del model
     result = {"run_id": cell.run_id, "method": cell.method, "seed": cell.seed, "shots": cell.shots,
               "curation": cell.curation, "model": config.model, "settings_hash": config.settings_hash(),
-              "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "metrics": metrics,
+              "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "metrics": metrics, "ci95": ci95,
               "footprint": footprint, "lam_final": lam_final, "data": data_counts,
               "wall_time_s": round(time.perf_counter() - t0, 1)}
     return result, curves

@@ -23,6 +23,12 @@ def _mean(xs):
     return sum(xs) / len(xs) if xs else None
 
 
+def _yerr(value: float, ci) -> list[list[float]] | None:
+    """matplotlib's asymmetric error bar for a 95% interval (None without one); a percentile interval may
+    sit beside the point, so each arm is at least 0."""
+    return None if ci is None else [[max(0.0, value - ci[0])], [max(0.0, ci[1] - value)]]
+
+
 def _save(fig, path: Path) -> None:
     atomic_write_with(path, lambda tmp: fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png"))
     plt.close(fig)
@@ -38,19 +44,20 @@ def frontier(s: "Study", path: Path) -> bool:
         t = _mean([r["footprint"].get("step_time_s") for r in runs])
         mem = _mean([r["footprint"].get("peak_memory_mb") for r in runs])
         if macro is not None and t is not None:
-            points.append((label(m), t, mem, macro))
+            points.append((label(m), t, mem, macro, _yerr(macro, s.intervals.ci(runs, "xnli", "macro"))))
     if not points:
         return False
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, idx, xlabel in ((axes[0], 1, "mean step time (s)"), (axes[1], 2, "peak memory (MB)")):
         for p in points:
             if p[idx] is not None:
-                ax.scatter(p[idx], p[3], s=40)
+                ax.errorbar(p[idx], p[3], yerr=p[4], fmt="o", ms=6, capsize=3)
                 ax.annotate(p[0], (p[idx], p[3]), textcoords="offset points", xytext=(4, 4), fontsize=8)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("XNLI Macro accuracy (%)")
         ax.grid(alpha=0.3)
-    fig.suptitle(f"Cost-quality frontier ({s.model}, {s.main_shots}-shot; upper-left is better)")
+    fig.suptitle(f"Cost-quality frontier ({s.model}, {s.main_shots}-shot; upper-left is better; bars: 95% "
+                 f"bootstrap intervals)")
     _save(fig, path)
     return True
 
@@ -115,21 +122,27 @@ def scaling(s: "Study", path: Path) -> bool:
     if len(shots) + (base is not None) < 2:
         return False
     fig, ax = plt.subplots(figsize=(6, 4))
+    base_err = _yerr(base, s.intervals.ci(s.cell("base"), "xnli", "macro")) if base is not None else None
     for m in s.methods:
         xs, ys = ([0], [base]) if base is not None else ([], [])
+        errs = [base_err]
         for k in shots:
-            v = _mean([r["metrics"]["xnli"].get("macro") for r in s.cell(m, shots=k)])
+            runs = s.cell(m, shots=k)
+            v = _mean([r["metrics"]["xnli"].get("macro") for r in runs])
             if v is not None:
                 xs.append(k)
                 ys.append(v)
-        ax.plot(xs, ys, marker="o", label=label(m))
+                errs.append(_yerr(v, s.intervals.ci(runs, "xnli", "macro")))
+        errs = errs[1:] if base is None else errs
+        yerr = None if any(e is None for e in errs) else [[e[0][0] for e in errs], [e[1][0] for e in errs]]
+        ax.errorbar(xs, ys, yerr=yerr, marker="o", capsize=3, label=label(m))
     ax.set_xscale("symlog", linthresh=8)
     ax.set_xticks([0, *shots], [str(k) for k in [0, *shots]])
     ax.set_xlabel("examples per language")
     ax.set_ylabel("XNLI Macro accuracy (%)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    ax.set_title(f"Few-shot scaling ({s.model})", fontsize=10)
+    ax.set_title(f"Few-shot scaling ({s.model}; bars: 95% bootstrap intervals)", fontsize=10)
     _save(fig, path)
     return True
 

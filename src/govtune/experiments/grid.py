@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from govtune.experiments.cell import Cell, grid_cells, run_cell
 from govtune.experiments.config import StudyConfig
 from govtune.experiments.data import StudyData
-from govtune.experiments.store import record_run, write_results_json
+from govtune.experiments.store import read_predictions, record_run, write_results_json
 from govtune.training import TrainingDiverged, make_accelerator
 from govtune.atomic import atomic_write_json, atomic_write_text
 
@@ -156,7 +156,7 @@ def run_study(config: StudyConfig, out_dir: str | Path, resume: bool = False, pr
                 continue
             if main:
                 atomic_write_json(rdir / "result.json", result)
-                record_run(out_dir, result, curves)
+                record_run(out_dir, result, curves, read_predictions(rdir))
                 atomic_write_text(rdir / DONE, result["finished_at"] + "\n")
                 write_results_json(out_dir, _finished_results(out_dir))
             state.wait_for_everyone()

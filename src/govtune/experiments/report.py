@@ -11,6 +11,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from govtune.experiments.significance import Intervals, differences_section, interval_note
 from govtune.experiments.store import load_runs
 from govtune.atomic import atomic_write_text
 
@@ -31,15 +32,16 @@ def _stats():
     return stats
 
 
-def fmt(values: list[float], digits: int = 1) -> str:
-    """mean +- sd over seeds; a single seed has no sd, so none is shown."""
+def fmt(values: list[float], digits: int = 1, ci: tuple[float, float] | None = None) -> str:
+    """mean +- sd over seeds; a single seed has no sd, so none is shown. ci: its 95% interval, after it."""
     values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
     if not values:
         return "-"
+    interval = f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if ci else ""
     if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
+        return f"{values[0]:.{digits}f}{interval}"
     mean, sd = _stats().mean_sd(values)
-    return f"{mean:.{digits}f} ± {sd:.{digits}f}"
+    return f"{mean:.{digits}f} ± {sd:.{digits}f}{interval}"
 
 
 def mean(values: list[float]) -> float | None:
@@ -87,6 +89,7 @@ class Study:
         self.methods = [m for m in PAPER_METHOD_ORDER if m in found] + sorted(found - set(PAPER_METHOD_ORDER))
         self.seeds = sorted({r["seed"] for r in trained})
         self.model = self.info.get("model") or self.runs[0].get("model")
+        self.intervals = Intervals(out_dir)
 
     def cell(self, method: str, shots: int | None = None, stage: str | None = None) -> list[dict]:
         if method == "base":
@@ -95,6 +98,10 @@ class Study:
 
     def values(self, runs: list[dict], task: str, metric: str) -> list[float]:
         return [r["metrics"].get(task, {}).get(metric) for r in runs if metric in r["metrics"].get(task, {})]
+
+    def show(self, runs: list[dict], task: str, metric: str, digits: int = 1) -> str:
+        """A headline cell: mean (± sd over seeds) and its 95% bootstrap interval when the store has one."""
+        return fmt(self.values(runs, task, metric), digits, self.intervals.ci(runs, task, metric))
 
     def has(self, task: str) -> bool:
         return any(task in r["metrics"] for r in self.runs)
@@ -171,13 +178,14 @@ def xnli_table(s: Study) -> str:
         if not runs:
             continue
         macro = s.values(runs, "xnli", "macro")
-        rows.append([label(method), *[fmt(s.values(runs, "xnli", f"languages.{l}.accuracy")) for l in langs],
-                     fmt(macro), fmt(s.values(runs, "xnli", "parity_gap")), fmt(s.values(runs, "xnli", "avg_ece")),
+        rows.append([label(method), *[s.show(runs, "xnli", f"languages.{l}.accuracy") for l in langs],
+                     s.show(runs, "xnli", "macro"), s.show(runs, "xnli", "parity_gap"),
+                     s.show(runs, "xnli", "avg_ece"),
                      "-" if method in ("lora", "base") else welch(macro, lora)])
     return (f"### XNLI, {s.main_shots}-shot per language, curation {s.main_stage.upper()}\n\n"
             f"Accuracy (%), Macro = unweighted mean over languages, Δ = max - min accuracy (lower is better), "
             f"Avg-ECE = mean expected calibration error (%, 15 bins). Mean ± sd over seeds."
-            f"{s.accuracy_interval()}\n\n{s.scope()}\n\n" + table(header, rows))
+            f"{interval_note(s)}{s.accuracy_interval()}\n\n{s.scope()}\n\n" + table(header, rows))
 
 
 def calibration_table(s: Study) -> str:
@@ -223,14 +231,15 @@ def flores_table(s: Study) -> str:
             continue
         chrf = [mean([r["metrics"]["flores"].get(f"pairs.{p}.chrf") for p in pairs]) for r in runs]
         avg = s.values(runs, "flores", "average_bleu")
-        rows.append([label(method), *[fmt(s.values(runs, "flores", f"pairs.{p}.bleu")) for p in pairs],
-                     fmt(avg), fmt(s.values(runs, "flores", "direction_gap")), fmt(chrf),
+        rows.append([label(method), *[s.show(runs, "flores", f"pairs.{p}.bleu") for p in pairs],
+                     s.show(runs, "flores", "average_bleu"), s.show(runs, "flores", "direction_gap"),
+                     fmt(chrf, ci=s.intervals.ci(runs, "flores", "average_chrf")),
                      "-" if method in ("lora", "base") else welch(avg, lora)])
     n_train = s.config.get("flores_train_pairs") or s.main_shots
     return (f"### FLORES, {n_train} training sentences per direction (with the {s.main_shots}-shot XNLI sample)\n\n"
             "Detokenised corpus BLEU (sacreBLEU; `zh` tokenisation for Chinese targets, `13a` otherwise), "
             "their average and the direction gap; chrF++ beside it. Corpus BLEU on a few dozen sentences moves "
-            "by several points with the sample; compare methods on the same sentences only.\n\n"
+            f"by several points with the sample; compare methods on the same sentences only.{interval_note(s)}\n\n"
             f"{s.scope('flores')}\n\n" + table(header, rows))
 
 
@@ -250,13 +259,13 @@ def robustness_table(s: Study) -> str:
                            if k.startswith(f"robustness.by_operation.{op}")})
             key = next((k for k in keys if k.endswith("drop")), keys[0] if keys else None)
             per_op.append(fmt(s.values(runs, "xnli", key)) if key else "-")
-        rows.append([label(method), fmt(drop), *per_op])
+        rows.append([label(method), s.show(runs, "xnli", "robustness.macro_drop"), *per_op])
     return ("### XNLI robustness to orthographic variants\n\n"
             "Each test example is perturbed by exactly one operation (punctuation normalisation, diacritics "
             "removal, whitespace compaction; chosen with the run's seed). Macro-accuracy drop from clean to "
             "perturbed, in points; per-operation columns as reported by the evaluator. Examples no operation "
             "changes keep their clean score, so the drop is bounded by the share actually perturbed; a model "
-            "at chance has no accuracy to lose.\n\n" f"{s.scope()}\n\n" + table(header, rows))
+            f"at chance has no accuracy to lose.{interval_note(s)}\n\n{s.scope()}\n\n" + table(header, rows))
 
 
 def curation_table(s: Study) -> str:
@@ -267,8 +276,8 @@ def curation_table(s: Study) -> str:
             runs = s.cell(method, stage=stage)
             if not runs:
                 continue
-            rows.append([label(method), stage.upper(), fmt(s.values(runs, "xnli", "macro")),
-                         fmt(s.values(runs, "xnli", "parity_gap")), fmt(s.values(runs, "xnli", "avg_ece")),
+            rows.append([label(method), stage.upper(), s.show(runs, "xnli", "macro"),
+                         s.show(runs, "xnli", "parity_gap"), s.show(runs, "xnli", "avg_ece"),
                          _kept(s, stage)])
     return (f"### Data curation ablation (XNLI, {s.main_shots}-shot)\n\n"
             "C0 = raw pool; C1 = + language identification + exact/near-duplicate removal; C2 = C1 + length, "
@@ -293,8 +302,8 @@ def scaling_table(s: Study) -> str:
     header = ["Method", *(["0 (base)"] if base else []), *[str(k) for k in shots]]
     rows = []
     for method in s.methods:
-        rows.append([label(method), *([fmt(base)] if base else []),
-                     *[fmt(s.values(s.cell(method, shots=k), "xnli", "macro")) for k in shots]])
+        rows.append([label(method), *([s.show(s.cell("base"), "xnli", "macro")] if base else []),
+                     *[s.show(s.cell(method, shots=k), "xnli", "macro") for k in shots]])
     return (f"### Few-shot scaling (XNLI Macro accuracy, curation {s.main_stage.upper()})\n\n"
             "Examples per language; 0 is the base model without tuning (one run: it has no seed).\n\n"
             f"{s.scope()}\n\n" + table(header, rows))
@@ -366,6 +375,9 @@ def build_markdown(s: Study, figures: list[str]) -> str:
         sections.append(flores_table(s))
     if any("robustness.macro_drop" in r["metrics"].get("xnli", {}) for r in s.runs):
         sections.append(robustness_table(s))
+    differences = differences_section(s)
+    if differences:
+        sections.append(differences)
     if len(s.stages) > 1:
         sections.append(curation_table(s))
     if len([k for k in s.shots if k > 0]) > 1 or (0 in s.shots and len(s.shots) > 1):

@@ -1,5 +1,6 @@
-"""The results store: one SQLite file per study (`OUT/results.sqlite`, one row per run and metric, plus the
-training curves) and `OUT/results.json`, both rebuilt from the finished runs.
+"""The results store: one SQLite file per study (`OUT/results.sqlite`, one row per run and metric with its
+95% interval, the training curves and the per-example test predictions) and `OUT/results.json`, both rebuilt from
+the finished runs.
 
 SQLite because the report (and anyone with `sqlite3`) can query across runs without loading every run
 directory; each run's own `result.json` stays the source of truth, so a lost database can be rebuilt."""
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
+from collections import defaultdict
 from contextlib import closing
 from pathlib import Path
 from typing import Any, Iterable
@@ -23,10 +25,16 @@ CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, method TEXT, seed INTEGER, shots INTEGER, curation TEXT,
     tasks TEXT, model TEXT, settings_hash TEXT, finished_at TEXT, footprint TEXT, lam_final TEXT);
 CREATE TABLE IF NOT EXISTS metrics (
-    run_id TEXT, task TEXT, metric TEXT, value REAL, PRIMARY KEY (run_id, task, metric));
+    run_id TEXT, task TEXT, metric TEXT, value REAL, ci_low REAL, ci_high REAL,
+    PRIMARY KEY (run_id, task, metric));
 CREATE TABLE IF NOT EXISTS curves (
     run_id TEXT, curve TEXT, x REAL, value REAL, PRIMARY KEY (run_id, curve, x));
+CREATE TABLE IF NOT EXISTS predictions (
+    run_id TEXT, task TEXT, unit TEXT, position INTEGER, example_id TEXT, language TEXT, gold TEXT,
+    predicted TEXT, probs TEXT, perturbation TEXT, perturbed_predicted TEXT, hypothesis TEXT, reference TEXT,
+    PRIMARY KEY (run_id, task, unit, position));
 """
+PREDICTION_FILES = {"xnli": "xnli.jsonl", "flores": "flores.jsonl"}
 
 
 def flatten(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
@@ -47,27 +55,84 @@ def flatten(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
 def connect(out_dir: str | Path) -> sqlite3.Connection:
     con = sqlite3.connect(Path(out_dir) / DB_NAME, timeout=30)
     con.executescript(SCHEMA)
+    old = _columns(con)
+    differ = sorted(t for t in _SCHEMA_COLUMNS if old.get(t) != _SCHEMA_COLUMNS[t])
+    if differ:  # no migrations: the database is created fresh per study
+        con.close()
+        raise RuntimeError(f"{Path(out_dir) / DB_NAME} was written by an older govtune (tables {', '.join(differ)} "
+                           f"have other columns); run the study into a new --out directory")
     return con
 
 
-def record_run(out_dir: str | Path, result: dict[str, Any], curves: dict[str, list[tuple[float, float]]]
-               ) -> None:
-    """Insert (or replace) one finished run in one transaction: a run half-recorded is never visible."""
+def _columns(con: sqlite3.Connection) -> dict[str, list[str]]:
+    tables = [name for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    return {t: [row[1] for row in con.execute(f"PRAGMA table_info({t})")] for t in tables}
+
+
+with closing(sqlite3.connect(":memory:")) as _con:
+    _con.executescript(SCHEMA)
+    _SCHEMA_COLUMNS = _columns(_con)
+
+
+def read_predictions(run_dir: str | Path) -> dict[str, list[dict]]:
+    """A run's evaluator records per task, from `run_dir/predictions/*.jsonl` (the tasks it has)."""
+    out = {}
+    for task, name in PREDICTION_FILES.items():
+        path = Path(run_dir) / "predictions" / name
+        if path.exists():
+            out[task] = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    return out
+
+
+def _prediction_rows(run_id: str, task: str, records: list[dict]) -> list[tuple]:
+    """One row per clean example; a perturbed XNLI copy (robustness) goes into its clean example's row as
+    `perturbation` and `perturbed_predicted`. unit is the language (XNLI) or the direction (FLORES), position
+    the example's place in its unit's evaluation."""
+    def key(r):
+        return r.get("id") if r.get("id") is not None else r.get("index")
+
+    perturbed = {(r["language"], key(r)): r for r in records if r.get("perturbation") is not None}
+    rows, seen = [], defaultdict(int)
+    for r in records:
+        if r.get("perturbation") is not None:
+            continue
+        unit = r["pair"] if task == "flores" else r["language"]
+        ex_id = key(r)
+        if task == "flores":
+            row = (None, None, None, None, None, r["hypothesis"], r["reference"])
+        else:
+            p = perturbed.get((r["language"], ex_id), {})
+            row = (r["gold"], r["prediction"], json.dumps(r["probs"]), p.get("perturbation"), p.get("prediction"),
+                   None, None)
+        rows.append((run_id, task, unit, seen[unit], None if ex_id is None else str(ex_id), r["language"], *row))
+        seen[unit] += 1
+    return rows
+
+
+def record_run(out_dir: str | Path, result: dict[str, Any], curves: dict[str, list[tuple[float, float]]],
+               predictions: dict[str, list[dict]] | None = None) -> None:
+    """Insert (or replace) one finished run in one transaction: a run half-recorded is never visible.
+    predictions: task -> the evaluator's records (`read_predictions`), for paired comparisons."""
     run_id = result["run_id"]
     with closing(connect(out_dir)) as con, con:
         con.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
         con.execute("DELETE FROM metrics WHERE run_id = ?", (run_id,))
         con.execute("DELETE FROM curves WHERE run_id = ?", (run_id,))
+        con.execute("DELETE FROM predictions WHERE run_id = ?", (run_id,))
         con.execute("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?)", (
             run_id, result["method"], result["seed"], result["shots"], result["curation"],
             ",".join(result["metrics"]), result.get("model"), result.get("settings_hash"), result.get("finished_at"),
             json.dumps(result["footprint"]), json.dumps(result.get("lam_final"))))
         rows = []
         for task, metrics in result["metrics"].items():
-            rows += [(run_id, task, k, v) for k, v in flatten(metrics).items()]
-        rows += [(run_id, "footprint", k, v) for k, v in flatten(result["footprint"]).items()
+            ci = result.get("ci95", {}).get(task, {})
+            rows += [(run_id, task, k, v, *ci.get(k, (None, None))) for k, v in flatten(metrics).items()]
+        rows += [(run_id, "footprint", k, v, None, None) for k, v in flatten(result["footprint"]).items()
                  if v is not None]
-        con.executemany("INSERT INTO metrics VALUES (?,?,?,?)", rows)
+        con.executemany("INSERT INTO metrics VALUES (?,?,?,?,?,?)", rows)
+        for task, records in (predictions or {}).items():
+            con.executemany("INSERT INTO predictions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                            _prediction_rows(run_id, task, records))
         con.executemany("INSERT INTO curves VALUES (?,?,?,?)",
                         [(run_id, name, float(x), float(y)) for name, pts in curves.items()
                          for x, y in pts if y is not None and math.isfinite(y)])
@@ -75,12 +140,15 @@ def record_run(out_dir: str | Path, result: dict[str, Any], curves: dict[str, li
 
 def write_results_json(out_dir: str | Path, results: Iterable[dict[str, Any]]) -> Path:
     """`results.json`: one entry per finished run and task, {"method", "seed", "shots", "task", "curation",
-    "metrics" (that task's metrics.json dict), "footprint", "lam_final" (hybrid only)}, in grid order."""
+    "metrics" (that task's metrics.json dict), "ci95" ({SQLite metric name: [low, high]}), "footprint",
+    "lam_final" (hybrid only)}, in grid order."""
     entries = []
     for r in results:
         for task, metrics in r["metrics"].items():
             entry = {"method": r["method"], "seed": r["seed"], "shots": r["shots"], "task": task,
                      "curation": r["curation"], "metrics": metrics, "footprint": r["footprint"]}
+            if task in r.get("ci95", {}):
+                entry["ci95"] = r["ci95"][task]
             if r.get("lam_final"):
                 entry["lam_final"] = r["lam_final"]
             entries.append(entry)
@@ -89,7 +157,8 @@ def write_results_json(out_dir: str | Path, results: Iterable[dict[str, Any]]) -
 
 def load_runs(out_dir: str | Path) -> list[dict[str, Any]]:
     """Every run in the database with its metrics nested back per task:
-    {"run_id", "method", "seed", "shots", "curation", "footprint", "lam_final", "metrics": {task: {flat}}}."""
+    {"run_id", "method", "seed", "shots", "curation", "footprint", "lam_final", "metrics": {task: {flat}},
+    "ci95": {task: {metric: (low, high)}}} (ci95 only for metrics that have an interval)."""
     path = Path(out_dir) / DB_NAME
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: `govtune run CONFIG --out {out_dir}` writes it")
@@ -102,11 +171,32 @@ def load_runs(out_dir: str | Path) -> list[dict[str, Any]]:
             run["lam_final"] = json.loads(run["lam_final"]) if run["lam_final"] else None
             run["metrics"] = {}
             run["curves"] = {}
+            run["ci95"] = {}
             runs[run["run_id"]] = run
-        for row in con.execute("SELECT run_id, task, metric, value FROM metrics"):
+        for row in con.execute("SELECT run_id, task, metric, value, ci_low, ci_high FROM metrics"):
             if row["run_id"] in runs:
                 runs[row["run_id"]]["metrics"].setdefault(row["task"], {})[row["metric"]] = row["value"]
+                if row["ci_low"] is not None:
+                    runs[row["run_id"]]["ci95"].setdefault(row["task"], {})[row["metric"]] = (
+                        row["ci_low"], row["ci_high"])
         for row in con.execute("SELECT run_id, curve, x, value FROM curves ORDER BY x"):
             if row["run_id"] in runs:
                 runs[row["run_id"]]["curves"].setdefault(row["curve"], []).append((row["x"], row["value"]))
     return list(runs.values())
+
+
+def load_predictions(out_dir: str | Path, run_id: str, task: str) -> list[dict]:
+    """One run's test predictions for a task, as evaluator records (what `bootstrap.xnli_units` and
+    `bootstrap.flores_units` read): the clean ones in evaluation order, then a perturbed XNLI record (label
+    only, no probabilities) per example its perturbation changed; [] when the store has none."""
+    with closing(connect(out_dir)) as con:
+        con.row_factory = sqlite3.Row
+        rows = con.execute("SELECT * FROM predictions WHERE run_id = ? AND task = ? ORDER BY rowid",
+                           (run_id, task)).fetchall()
+    if task == "flores":
+        return [{"pair": r["unit"], "language": r["language"], "id": r["example_id"], "perturbation": None,
+                 "hypothesis": r["hypothesis"], "reference": r["reference"]} for r in rows]
+    clean = [{"language": r["language"], "id": r["example_id"], "perturbation": None, "gold": r["gold"],
+              "prediction": r["predicted"], "probs": json.loads(r["probs"])} for r in rows]
+    return clean + [{"language": r["language"], "id": r["example_id"], "perturbation": r["perturbation"],
+                     "gold": r["gold"], "prediction": r["perturbed_predicted"]} for r in rows if r["perturbation"]]

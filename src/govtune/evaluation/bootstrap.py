@@ -1,0 +1,240 @@
+"""95% intervals over test examples: percentile bootstrap within a run, paired bootstrap between runs.
+
+Every headline metric is recomputed on each of N_RESAMPLES resamples of the test examples (BLEU and ECE are
+corpus-level, so they are recomputed from the resampled set, never averaged per example). Languages (FLORES:
+directions) are resampled independently, each keeping its size, so Macro's interval is that of a mean over
+languages of fixed sizes.
+
+The resample indices of a unit depend only on (seed, unit name, unit size): every run evaluated on the same
+test rows sees the same resamples. That makes the paired difference of two runs, and the mean over several
+seeds of one method, a matter of subtracting or averaging their replicate arrays.
+
+Keys are the SQLite metric names of the task (`languages.en.accuracy`, `macro`, `pairs.en-zh.bleu`,
+`robustness.macro_drop`, ...)."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from govtune.evaluation.metrics import bleu_metric, chrf_metric, expected_calibration_error
+from govtune.tasks.xnli import LABELS
+
+N_RESAMPLES = 1000
+SEED = 0
+LEVEL = 0.95
+CHANCE = 100.0 / len(LABELS)  # XNLI accuracy of a model that knows nothing
+
+Replicates = dict[str, np.ndarray]  # metric key -> (N_RESAMPLES,) values; index 0 of a point estimate
+
+
+@lru_cache(maxsize=16)  # a study has a few units; 1,000 x 1,245 int32 indices are 5 MB
+def unit_indices(unit: str, n: int, n_resamples: int = N_RESAMPLES, seed: int = SEED) -> np.ndarray:
+    """(n_resamples, n) indices drawn with replacement; the same for every run with this unit and size."""
+    if n < 1:
+        raise ValueError(f"cannot bootstrap {unit!r} with no examples: evaluate at least one")
+    rng = np.random.default_rng([seed, zlib.crc32(unit.encode("utf-8"))])
+    idx = rng.integers(0, n, size=(n_resamples, n), dtype=np.int32)
+    idx.flags.writeable = False  # cached and shared between runs
+    return idx
+
+
+def percentile_interval(values: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
+    """Percentile interval (as scipy.stats.bootstrap(method="percentile")): the (1-level)/2 and (1+level)/2
+    quantiles of the replicates, linear interpolation."""
+    alpha = (1.0 - level) / 2.0
+    lo, hi = np.percentile(np.asarray(values, dtype=np.float64), [100 * alpha, 100 * (1 - alpha)])
+    return float(lo), float(hi)
+
+
+def intervals(reps: Replicates, level: float = LEVEL) -> dict[str, list[float]]:
+    """{key: [low, high]} for every replicated metric (the ci95 of a run)."""
+    return {k: list(percentile_interval(v, level)) for k, v in reps.items()}
+
+
+# --- per-task data ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class XnliUnit:
+    """One language's clean test examples: ids in evaluation order, (n, 3) probabilities, gold indices, and
+    the predicted index under the example's perturbation (its clean prediction where no operation changed
+    it; None when robustness was not evaluated)."""
+    ids: tuple
+    probs: np.ndarray
+    gold: np.ndarray
+    perturbed: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class FloresUnit:
+    """One direction's test sentences: ids, per-sentence BLEU and chrF++ sufficient statistics."""
+    ids: tuple
+    bleu_stats: np.ndarray
+    chrf_stats: np.ndarray
+    tgt: str
+
+
+def xnli_units(records: Sequence[Mapping]) -> dict[str, XnliUnit]:
+    """Evaluator records (`evaluate_xnli`'s predictions) -> per-language units. A perturbed copy (robustness)
+    is matched to its clean example by (language, id); with no perturbed copy at all, robustness was not
+    evaluated and has no interval."""
+    by_lang: dict[str, list[Mapping]] = {}
+    perturbed: dict[tuple, Mapping] = {}
+    for r in records:
+        if r.get("perturbation") is None:
+            by_lang.setdefault(r["language"], []).append(r)
+        else:
+            perturbed[(r["language"], _key(r))] = r
+    if not by_lang:
+        raise ValueError("no clean XNLI predictions to bootstrap: pass evaluate_xnli's records")
+    units = {}
+    for lang, recs in by_lang.items():
+        probs = np.array([[r["probs"][lab] for lab in LABELS] for r in recs], dtype=np.float64)
+        pert = None
+        if perturbed:
+            pert = np.array([LABELS.index(perturbed[(lang, _key(r))]["prediction"]) if (lang, _key(r)) in perturbed
+                             else int(np.argmax(p)) for r, p in zip(recs, probs)])
+        units[lang] = XnliUnit(ids=_ids(recs), probs=probs, gold=np.array([LABELS.index(r["gold"]) for r in recs]),
+                               perturbed=pert)
+    return units
+
+
+def flores_units(records: Sequence[Mapping]) -> dict[str, FloresUnit]:
+    """Evaluator records (`evaluate_flores`'s predictions) -> per-direction units with sacreBLEU's
+    per-sentence statistics, extracted once so each resample is a sum and a formula (as
+    sacrebleu.significance's paired bootstrap does)."""
+    by_pair: dict[str, list[Mapping]] = {}
+    for r in records:
+        by_pair.setdefault(r["pair"], []).append(r)
+    if not by_pair:
+        raise ValueError("no FLORES predictions to bootstrap: pass evaluate_flores's records")
+    units = {}
+    for pair, recs in by_pair.items():
+        tgt = recs[0]["language"]
+        hyps, refs = [r["hypothesis"] for r in recs], [[r["reference"] for r in recs]]
+        units[pair] = FloresUnit(
+            ids=_ids(recs), tgt=tgt,
+            bleu_stats=np.array(bleu_metric(tgt)._extract_corpus_statistics(hyps, refs), dtype=np.int64),
+            chrf_stats=np.array(chrf_metric()._extract_corpus_statistics(hyps, refs), dtype=np.int64))
+    return units
+
+
+def _key(r: Mapping):
+    return str(r["id"]) if r.get("id") is not None else r.get("index")
+
+
+def _ids(recs: Sequence[Mapping]) -> tuple:
+    return tuple(_key(r) if _key(r) is not None else i for i, r in enumerate(recs))
+
+
+# --- replicates ----------------------------------------------------------------------------------------
+def resamples(units: Mapping, n_resamples: int = N_RESAMPLES, seed: int = SEED) -> dict[str, np.ndarray]:
+    return {u: unit_indices(u, len(unit.ids), n_resamples, seed) for u, unit in units.items()}
+
+
+def identity(units: Mapping) -> dict[str, np.ndarray]:
+    """The full test set as one "resample": replicates with these indices are the point estimates."""
+    return {u: np.arange(len(unit.ids))[None, :] for u, unit in units.items()}
+
+
+def xnli_replicates(units: Mapping[str, XnliUnit], idx: Mapping[str, np.ndarray] | None = None) -> Replicates:
+    """Per resample: accuracy and ECE per language, Macro, parity gap and Avg-ECE (percent); with robustness,
+    the clean - perturbed accuracy drop per language and its mean (paired: the same examples both ways)."""
+    idx = resamples(units) if idx is None else idx
+    reps: Replicates = {}
+    acc, ece, drop = [], [], []
+    for lang, u in units.items():
+        correct = (u.probs.argmax(axis=1) == u.gold).astype(np.float64)
+        a = 100.0 * correct[idx[lang]].mean(axis=1)
+        e = np.array([expected_calibration_error(u.probs[i], u.gold[i]) for i in idx[lang]])
+        reps[f"languages.{lang}.accuracy"], reps[f"languages.{lang}.ece"] = a, e
+        acc.append(a)
+        ece.append(e)
+        if u.perturbed is not None:
+            lost = correct - (u.perturbed == u.gold)
+            drop.append(100.0 * lost[idx[lang]].mean(axis=1))
+            reps[f"robustness.by_language.{lang}.drop"] = drop[-1]
+    acc, ece = np.stack(acc), np.stack(ece)  # (languages, resamples)
+    reps["macro"] = acc.mean(axis=0)
+    reps["parity_gap"] = acc.max(axis=0) - acc.min(axis=0)
+    reps["avg_ece"] = ece.mean(axis=0)
+    if drop and len(drop) == len(units):
+        reps["robustness.macro_drop"] = np.mean(drop, axis=0)
+    return reps
+
+
+def flores_replicates(units: Mapping[str, FloresUnit], idx: Mapping[str, np.ndarray] | None = None
+                      ) -> Replicates:
+    """Per resample: corpus BLEU and chrF++ per direction (recomputed from the summed sentence statistics),
+    their averages and the direction gap."""
+    idx = resamples(units) if idx is None else idx
+    reps: Replicates = {}
+    bleu, chrf = [], []
+    for pair, u in units.items():
+        b_metric, c_metric = bleu_metric(u.tgt), chrf_metric()
+        b = np.array([b_metric._compute_score_from_stats(s).score for s in u.bleu_stats[idx[pair]].sum(axis=1)])
+        c = np.array([c_metric._compute_score_from_stats(s).score for s in u.chrf_stats[idx[pair]].sum(axis=1)])
+        reps[f"pairs.{pair}.bleu"], reps[f"pairs.{pair}.chrf"] = b, c
+        bleu.append(b)
+        chrf.append(c)
+    bleu, chrf = np.stack(bleu), np.stack(chrf)
+    reps["average_bleu"] = bleu.mean(axis=0)
+    reps["direction_gap"] = bleu.max(axis=0) - bleu.min(axis=0)
+    reps["average_chrf"] = chrf.mean(axis=0)
+    return reps
+
+
+REPLICATES = {"xnli": (xnli_units, xnli_replicates), "flores": (flores_units, flores_replicates)}
+
+
+def task_intervals(task: str, records: Sequence[Mapping], level: float = LEVEL) -> dict[str, list[float]]:
+    """A run's ci95 for one task, from its evaluator records: {metric key: [low, high]}."""
+    to_units, replicate = REPLICATES[task]
+    return intervals(replicate(to_units(records)), level)
+
+
+# --- across runs ---------------------------------------------------------------------------------------
+def check_same_rows(a: Mapping, b: Mapping) -> None:
+    """Paired statistics need both runs on the same test rows in the same order."""
+    if list(a) != list(b):
+        raise ValueError(f"runs evaluated on different languages/directions ({list(a)} vs {list(b)}): "
+                         f"pair only runs of one study")
+    for u in a:
+        if a[u].ids != b[u].ids:
+            raise ValueError(f"runs evaluated on different {u!r} test rows: pair only runs of one study "
+                             f"(same evaluation rows and limit)")
+
+
+def seed_mean(reps: Sequence[Replicates]) -> Replicates:
+    """Several runs of one method on the same test rows: the metric averaged over seeds on each resample."""
+    if not reps:
+        raise ValueError("mean over no runs: pass at least one run's replicates")
+    keys = [k for k in reps[0] if all(k in r for r in reps)]
+    return {k: np.mean([r[k] for r in reps], axis=0) for k in keys}
+
+
+@dataclass(frozen=True)
+class Difference:
+    estimate: float  # a - b on the full test set
+    low: float
+    high: float
+
+    @property
+    def significant(self) -> bool:
+        """The interval excludes 0."""
+        return self.low > 0 or self.high < 0
+
+
+def paired_differences(point_a: Replicates, reps_a: Replicates, point_b: Replicates, reps_b: Replicates,
+                       level: float = LEVEL) -> dict[str, Difference]:
+    """a - b per metric, its interval from the same resamples of both (replicates built with the same
+    indices: `resamples` guarantees it for the same units and sizes)."""
+    out = {}
+    for k in reps_a:
+        if k in reps_b:
+            lo, hi = percentile_interval(reps_a[k] - reps_b[k], level)
+            out[k] = Difference(float(point_a[k][0] - point_b[k][0]), lo, hi)
+    return out
