@@ -84,16 +84,17 @@ def test_every_shipped_config_is_tested():
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.relative_to(ROOT / "configs").as_posix())
 def test_shipped_config_builds_its_grid(path):
     from govtune.adapters import AdapterConfig
-    from govtune.experiments.cell import BASE, grid_cells
+    from govtune.experiments.cell import grid_cells
+    from govtune.experiments.config import BASELINES
 
     c = load_config(path)
     assert isinstance(c, StudyConfig) and c.name == path.stem
     cells = grid_cells(c)
     trained = [k for k in c.shots if k > 0]
-    assert len(cells) == (0 in c.shots) + len(c.curation) * len(trained) * len(c.methods) * len(c.seeds)
+    assert len(cells) == (0 in c.shots) + (c.incontext_shots > 0) + len(c.curation) * len(trained) * len(c.methods) * len(c.seeds)
     assert len({cell.run_id for cell in cells}) == len(cells)
     for cell in cells:
-        if cell.method == BASE:
+        if cell.method in BASELINES:
             assert cell.shots == 0
             continue
         options = c.adapter_options(cell.method)

@@ -168,3 +168,45 @@ def test_cell_interrupted_mid_training_resumes_from_its_epoch_checkpoint(tmp_pat
     scores = [{k: v for k, v in flatten(r["metrics"]).items() if ".timing." not in f".{k}"} for r in (cut, whole)]
     assert scores[0] == pytest.approx(scores[1], abs=1e-4)
     assert [e["epoch"] for e in json.loads((run / "history.json").read_text())["epochs"]] == [1, 2]
+
+
+def test_incontext_baseline_runs_the_untuned_model_on_the_k_shot_sample_in_its_prompts(tmp_path, study):
+    from govtune.evaluation import evaluate_xnli
+    from govtune.evaluation.incontext import attach
+    from govtune.experiments.data import StudyData
+    from govtune.governance import sample_kshot
+    from govtune.models import tiny_model
+
+    config = study(methods=["lora"], seeds=[0], shots=[0, 8], incontext_shots=2, eval_limit=3, robustness=False)
+
+    def long_context_model():  # byte-level prompts with demonstrations outgrow the tiny model's 512 positions
+        model, tok = tiny_model()
+        model.config.max_position_embeddings = 8192  # rotary positions: no weights depend on it
+        return model, tok
+
+    assert [c.run_id for c in grid_cells(config)] == ["base-k0-none-s0", "icl-k0-c0-s0", "lora-k8-c0-s0"]
+    out = tmp_path / "study"
+    run_study(config, out, progress=False, model_loader=long_context_model)
+    icl = [json.loads(line) for line in (out / "runs" / "icl-k0-c0-s0" / "predictions" / "xnli.jsonl")
+           .read_text().splitlines()]
+    base = [json.loads(line) for line in (out / "runs" / "base-k0-none-s0" / "predictions" / "xnli.jsonl")
+            .read_text().splitlines()]
+    assert [r["id"] for r in icl] == [r["id"] for r in base] and [r["probs"] for r in icl] != [r["probs"] for r in base]
+
+    # The same numbers from the untuned model with the seed-0 2-shot sample of the curated pool before each prompt.
+    data = StudyData(config, out, progress=False)
+    kept = data.curated("c0")
+    shots = sample_kshot(kept, config.languages, 2, seed=0)
+    tests = attach(data.xnli_eval(), {lang: [r for r in shots if r["lang"] == lang] for lang in config.languages},
+                   "xnli")
+    model, tok = long_context_model()
+    with torch.no_grad():
+        _, direct = evaluate_xnli(model, tok, tests, robustness=False, progress=False)
+    for a, b in zip(icl, direct):
+        assert a["id"] == b["id"]
+        assert a["probs"] == pytest.approx(b["probs"], abs=1e-6)
+    assert not {r["row"] for r in shots} & {r["row"] for exs in data.xnli_eval().values() for r in exs}
+
+    report = (out / "report.md").read_text()
+    assert "| Base + in-context |" in report and "LoRA − Base + in-context" in report
+    assert "Base + in-context: the untuned model with 2 examples per language" in report

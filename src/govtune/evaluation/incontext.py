@@ -38,36 +38,46 @@ def demonstration_text(pairs: Sequence[tuple[str, str]]) -> str:
     return "".join(prompt + answer.rstrip("\n") + DEMO_SEPARATOR for prompt, answer in pairs)
 
 
-def xnli_context(pool: Sequence[dict], tests: Sequence[dict], lang: str, k: int, seed: int) -> str:
-    """k label-balanced demonstrations of one language, seeded."""
+def xnli_demonstrations(pool: Sequence[dict], tests: Sequence[dict], lang: str, k: int, seed: int) -> list[dict]:
+    """k label-balanced pool examples of one language, seeded: the k-shot sampler's draw, so an in-context
+    run with k examples sees exactly the examples a k-shot fine-tuning run of the same seed trains on."""
     candidates = [e for e in pool if e.get("lang") == lang]
     _check_disjoint(candidates, tests, f"XNLI {lang}")
-    shots = sample_kshot(candidates, [lang], k, seed)
-    return demonstration_text([xnli_training_pair(e) for e in shots])
+    return sample_kshot(candidates, [lang], k, seed)
 
 
-def flores_context(pool: Sequence[dict], tests: Sequence[dict], k: int, seed: int) -> str:
-    """k demonstrations of one direction, seeded."""
+def flores_demonstrations(pool: Sequence[dict], tests: Sequence[dict], k: int, seed: int) -> list[dict]:
+    """k pool lines of one direction, seeded."""
     _check_disjoint(pool, tests, "FLORES")
     if len(pool) < k:
         raise ValueError(f"the FLORES in-context pool has {len(pool)} lines, fewer than k={k}: lower --shots")
-    shots = random.Random(f"{seed}:flores").sample(list(pool), k)
-    return demonstration_text([flores_training_pair(e) for e in shots])
+    return random.Random(f"{seed}:flores").sample(list(pool), k)
+
+
+def attach(examples: Mapping[str, list[dict]], demonstrations: Mapping[str, Sequence[dict]], task: str
+           ) -> dict[str, list[dict]]:
+    """Copies of the test examples, each carrying its language's (direction's) demonstrations, written
+    out, under "context"."""
+    to_pair = xnli_training_pair if task == "xnli" else flores_training_pair
+    out = {}
+    for key, tests in examples.items():
+        _check_disjoint(demonstrations[key], tests, f"{task} {key}")
+        ctx = demonstration_text([to_pair(e) for e in demonstrations[key]])
+        out[key] = [{**e, "context": ctx} for e in tests]
+    return out
 
 
 def with_context(examples: Mapping[str, list[dict]], pool: Mapping[str, Sequence[dict]], k: int, seed: int,
                  task: str) -> dict[str, list[dict]]:
-    """Copies of the test examples, each carrying its language's (direction's) demonstrations under
-    "context"; k = 0 returns them unchanged."""
+    """The test examples with k demonstrations per language (direction) drawn from `pool`; k = 0 returns
+    them unchanged."""
     if k < 0:
         raise ValueError(f"in-context shots must be >= 0, got {k}")
     if k == 0:
         return dict(examples)
-    out = {}
-    for key, tests in examples.items():
-        if key not in pool:
-            raise ValueError(f"no in-context pool for {key!r}: the pool has {sorted(pool)}")
-        ctx = (xnli_context(pool[key], tests, key, k, seed) if task == "xnli"
-               else flores_context(pool[key], tests, k, seed))
-        out[key] = [{**e, "context": ctx} for e in tests]
-    return out
+    missing = [key for key in examples if key not in pool]
+    if missing:
+        raise ValueError(f"no in-context pool for {missing[0]!r}: the pool has {sorted(pool)}")
+    demos = {key: (xnli_demonstrations(pool[key], tests, key, k, seed) if task == "xnli"
+                   else flores_demonstrations(pool[key], tests, k, seed)) for key, tests in examples.items()}
+    return attach(examples, demos, task)

@@ -46,9 +46,10 @@ def _fit_prompt(ex: dict, tokenizer, prefix: list[int], max_len: int | None
             premise_ids = tokenizer.encode(premise, add_special_tokens=False)
         keep = len(premise_ids) - (need - max_len) - 1
         if keep <= 0:
+            fix = ("fewer in-context examples" if ex.get("context") else
+                   "a model with a longer context or a shorter hypothesis")
             raise ValueError(f"XNLI example {ex.get('id')}: the prompt without its premise is still longer than "
-                             f"the model's context of {max_len} tokens; use a model with a longer context or a "
-                             f"shorter hypothesis")
+                             f"the model's context of {max_len} tokens; use {fix}")
         premise_ids = premise_ids[:keep]
         premise = tokenizer.decode(premise_ids, skip_special_tokens=True)
         truncated = True

@@ -13,13 +13,12 @@ from typing import Any
 
 import torch
 
-from govtune.experiments.config import StudyConfig
+from govtune.experiments.config import BASE, INCONTEXT, StudyConfig
 from govtune.experiments.data import StudyData
 from govtune.training import ResumeMismatch, TrainConfig, train
 from govtune.atomic import atomic_write_json, atomic_write_text
 from govtune.training.data import PairCollator, encode_pairs, pad_id
 
-BASE = "base"  # the method name of the shots = 0 cell: the untuned model
 
 
 @dataclass(frozen=True)
@@ -40,6 +39,8 @@ def grid_cells(config: StudyConfig) -> list[Cell]:
     cells = []
     if 0 in config.shots:
         cells.append(Cell(BASE, config.seeds[0], 0, "none"))
+    if config.incontext_shots:
+        cells.append(Cell(INCONTEXT, config.seeds[0], 0, config.curation[-1]))
     for stage in config.curation:
         for shots in sorted(k for k in set(config.shots) if k > 0):
             for method in config.methods:
@@ -116,15 +117,21 @@ def run_cell(cell: Cell, config: StudyConfig, data: StudyData, run_dir: Path, ac
     model.eval()
     metrics: dict[str, dict] = {}
     ci95: dict[str, dict] = {}  # task -> {metric: [low, high]}: percentile bootstrap over the test examples
+    if cell.method == INCONTEXT:
+        xnli_tests, flores_tests, val = data.incontext_sets(cell.curation, cell.seed)
+    else:
+        xnli_tests = data.xnli_eval()
+        flores_tests = data.flores_eval() if "flores" in config.tasks else {}
+        val = data.validation_examples(cell.curation, cell.shots, cell.seed)
     with torch.no_grad():
-        xm, xpred = evaluate_xnli(model, tokenizer, data.xnli_eval(), batch_size=config.eval_batch_size,
+        xm, xpred = evaluate_xnli(model, tokenizer, xnli_tests, batch_size=config.eval_batch_size,
                                   robustness=config.robustness, seed=cell.seed, progress=progress,
-                                  calibration=_calibration_examples(data, cell))
+                                  calibration=_calibration_examples(val, cell, config))
         metrics["xnli"], ci95["xnli"] = xm, task_intervals("xnli", xpred)
         if write:
             _write_jsonl(run_dir / "predictions" / "xnli.jsonl", xpred)
         if "flores" in config.tasks:
-            fm, fpred = evaluate_flores(model, tokenizer, data.flores_eval(), batch_size=config.eval_batch_size,
+            fm, fpred = evaluate_flores(model, tokenizer, flores_tests, batch_size=config.eval_batch_size,
                                         max_new_tokens=config.max_new_tokens, progress=progress)
             metrics["flores"], ci95["flores"] = fm, task_intervals("flores", fpred)
             if write:
@@ -139,11 +146,11 @@ def run_cell(cell: Cell, config: StudyConfig, data: StudyData, run_dir: Path, ac
     return result, curves
 
 
-def _calibration_examples(data: StudyData, cell: Cell) -> dict[str, list[dict]] | None:
+def _calibration_examples(val: dict[str, list[dict]], cell: Cell, config: StudyConfig
+                          ) -> dict[str, list[dict]] | None:
     """The run's validation examples for temperature scaling; None (no scaling) when a language has none."""
-    if data.config.val_per_language == 0:
+    if config.val_per_language == 0:
         return None
-    val = data.validation_examples(cell.curation, cell.shots, cell.seed)
     empty = [lang for lang, exs in val.items() if not exs]
     if empty:
         warnings.warn(f"{cell.run_id}: no validation examples for {', '.join(empty)} (the curated pool holds only "

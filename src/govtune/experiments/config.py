@@ -18,7 +18,12 @@ from typing import Any
 
 import yaml
 
-# The adapter methods (govtune.adapters.AdapterConfig) plus `base`: the untuned model (shots = 0).
+# The untuned baselines, beside the adapter methods: the base model (shots = 0) and the base model with
+# `incontext_shots` examples in every prompt.
+BASE = "base"
+INCONTEXT = "icl"
+BASELINES = (BASE, INCONTEXT)
+# The adapter methods (govtune.adapters.AdapterConfig).
 ADAPTER_METHODS = ("full", "lora", "lora_ga", "boft", "unitary", "unitary_full", "hybrid")
 TASKS = ("xnli", "flores")
 CURATION_STAGES = ("c0", "c1", "c2")
@@ -59,6 +64,10 @@ class StudyConfig:
     # flores_train_pairs FLORES pool sentences per direction (None = k).
     flores_train_pairs: int | None = None
     val_per_language: int = 8  # validation examples per language, from the curated pool minus the k shots
+    # The in-context baseline: one extra run of the untuned model with this many examples per language
+    # (direction) written before every test prompt (the k-shot sample of the last curation stage listed,
+    # seed = the first seed); 0 = no such run.
+    incontext_shots: int = 0
     adapter: dict[str, Any] = field(default_factory=dict)  # AdapterConfig options: r, alpha, target_modules...
     # Named method variants, e.g. {"hybrid_fixed50": {"method": "hybrid", <AdapterConfig options>}}.
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -129,6 +138,8 @@ class StudyConfig:
             v = getattr(self, key)
             if v is not None and v < 1:
                 raise ValueError(f"{key} must be >= 1 or null (all), got {v}")
+        if self.incontext_shots < 0:
+            raise ValueError(f"incontext_shots must be >= 0 (0 = no in-context baseline), got {self.incontext_shots}")
         if self.val_per_language < 0:
             raise ValueError(f"val_per_language must be >= 0, got {self.val_per_language}")
         if not self.lr > 0 or any(not v > 0 for v in self.lr_per_method.values()):

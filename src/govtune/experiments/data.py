@@ -115,6 +115,29 @@ class StudyData:
                 val += rng.sample(rest, min(self.config.val_per_language, len(rest)))
         return {lang: [r for r in val if r.get("lang") == lang] for lang in self.config.languages}
 
+    def incontext_sets(self, stage: str, seed: int
+                       ) -> tuple[dict[str, list[dict]], dict[str, list[dict]], dict[str, list[dict]]]:
+        """XNLI and FLORES test sets and validation examples of the in-context baseline, each prompt
+        preceded by `incontext_shots` demonstrations: for XNLI the k-shot sample a fine-tuning run with as
+        many shots and the same seed trains on, for FLORES lines drawn from the pool lines. The validation
+        examples (the rest of the curated pool, as for that run) carry the same demonstrations."""
+        from govtune.evaluation.incontext import attach, flores_demonstrations
+        from govtune.tasks.flores import load_flores
+
+        c = self.config
+        shots, val = self.training_examples(stage, c.incontext_shots, seed)
+        xnli = attach(self.xnli_eval(), {lang: [r for r in shots if r.get("lang") == lang] for lang in c.languages},
+                      "xnli")
+        val_by_lang = {lang: [{**r, "context": xnli[lang][0]["context"]} for r in val if r.get("lang") == lang]
+                       for lang in c.languages}
+        flores = self.flores_eval() if "flores" in c.tasks else {}
+        if flores:
+            demos = {p: flores_demonstrations(load_flores(*_split_pair(p), data_dir=c.data_dir,
+                                                          lines=range(*c.flores_pool_lines)),
+                                              tests, c.incontext_shots, seed) for p, tests in flores.items()}
+            flores = attach(flores, demos, "flores")
+        return xnli, flores, val_by_lang
+
     def training_pairs(self, stage: str, shots: int, seed: int
                        ) -> tuple[list[tuple[str, str]], list[tuple[str, str]], dict[str, int]]:
         from govtune.tasks.prompts import flores_training_pair, xnli_training_pair

@@ -180,7 +180,7 @@ def reliability(s: "Study", fig_dir: Path) -> list[str]:
     from govtune.experiments.report import label
 
     names = []
-    for m in (["base"] if s.cell("base") else []) + s.methods:
+    for m in s.rows():
         runs = s.cell(m)
         if not runs:
             continue

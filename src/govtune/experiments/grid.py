@@ -95,8 +95,8 @@ def _finished_results(out_dir: Path) -> list[dict]:
     results = []
     for done in sorted((out_dir / "runs").glob(f"*/{DONE}")):
         results.append(json.loads((done.parent / "result.json").read_text()))
-    order = {"base": 0}
-    return sorted(results, key=lambda r: (r["curation"], r["shots"], order.get(r["method"], 1), r["method"],
+    order = {"base": 0, "icl": 1}
+    return sorted(results, key=lambda r: (r["curation"], r["shots"], order.get(r["method"], 2), r["method"],
                                           r["seed"]))
 
 
@@ -181,7 +181,7 @@ def run_study(config: StudyConfig, out_dir: str | Path, resume: bool = False, pr
 def _curate_stages(config: StudyConfig, data: StudyData, todo: list[Cell], loader: Callable) -> None:
     """Curate each needed stage once, before any training; C2's perplexity filter scores with the base
     model (the model being tuned), loaded here once and freed before the runs start."""
-    stages = sorted({c.curation for c in todo if c.shots > 0})
+    stages = sorted({c.curation for c in todo if c.curation != "none"})  # every cell but the base model
     missing = [s for s in stages if not (data.out_dir / "curation" / f"{s}.jsonl").exists()]
     if not missing:
         return

@@ -11,13 +11,14 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from govtune.experiments.config import BASELINES
 from govtune.experiments.significance import Intervals, differences_section, interval_note
 from govtune.experiments.store import load_runs
 from govtune.atomic import atomic_write_text
 
-PAPER_METHOD_ORDER = ["base", "full", "lora", "boft", "lora_ga", "unitary", "unitary_full", "hybrid"]
-METHOD_LABELS = {"base": "Base (no tuning)", "full": "Full FT", "lora": "LoRA", "boft": "BOFT",
-                 "lora_ga": "LoRA-GA", "unitary": "uRNN (unitary)", "unitary_full": "uRNN (dense)",
+PAPER_METHOD_ORDER = ["base", "icl", "full", "lora", "boft", "lora_ga", "unitary", "unitary_full", "hybrid"]
+METHOD_LABELS = {"base": "Base (no tuning)", "icl": "Base + in-context", "full": "Full FT", "lora": "LoRA",
+                 "boft": "BOFT", "lora_ga": "LoRA-GA", "unitary": "uRNN (unitary)", "unitary_full": "uRNN (dense)",
                  "hybrid": "Hybrid"}
 LANG_LABELS = {"en": "EN", "zh": "ZH", "hi": "HI", "es": "ES"}
 
@@ -92,9 +93,13 @@ class Study:
         self.intervals = Intervals(out_dir)
 
     def cell(self, method: str, shots: int | None = None, stage: str | None = None) -> list[dict]:
-        if method == "base":
-            return self.groups.get(("base", 0, "none"), [])
+        if method in BASELINES:  # untuned: one run, whatever the shots and stage asked for
+            return [r for r in self.runs if r["method"] == method]
         return self.groups.get((method, shots or self.main_shots, stage or self.main_stage), [])
+
+    def rows(self) -> list[str]:
+        """The table rows: the untuned baselines that ran, then the tuned methods."""
+        return [b for b in BASELINES if self.cell(b)] + self.methods
 
     def values(self, runs: list[dict], task: str, metric: str) -> list[float]:
         return [r["metrics"].get(task, {}).get(metric) for r in runs if metric in r["metrics"].get(task, {})]
@@ -114,6 +119,17 @@ class Study:
             notes.append("SmolLM2-135M-Instruct was trained mostly on English: ZH and HI accuracies near chance "
                          "(33.3%) and low FLORES BLEU into ZH say more about the base model than about the "
                          "tuning methods; the papers use BloomZ-7B1 and Wizard-Vicuna-30B.")
+        if "gemma3-270m" in m or "gemma-3-270m" in m:
+            notes.append("Gemma 3 270M is a small multilingual *base* model (4-bit Q4_K_M weights dequantised to "
+                         "float32; Google's Gemma Terms of Use): untuned it does not follow the prompt's format, "
+                         "so the base row shows the format as much as the knowledge; the papers use BloomZ-7B1 "
+                         "and Wizard-Vicuna-30B.")
+        if self.cell("icl"):
+            k = self.config.get("incontext_shots")
+            notes.append(f"Base + in-context: the untuned model with {k} examples per language (FLORES: per "
+                         f"direction) before every test prompt, the k-shot sample of the same seed and curation "
+                         f"stage (never test rows): a tuned method that does not beat it bought nothing over "
+                         f"showing the model examples.")
         if m.startswith("tiny-"):
             notes.append("A tiny random model: these numbers exercise the pipeline and say nothing about "
                          "the methods.")
@@ -173,7 +189,7 @@ def xnli_table(s: Study) -> str:
               "p (Macro vs LoRA)"]
     lora = s.values(s.cell("lora"), "xnli", "macro")
     rows = []
-    for method in (["base"] if s.cell("base") else []) + s.methods:
+    for method in s.rows():
         runs = s.cell(method)
         if not runs:
             continue
@@ -181,7 +197,7 @@ def xnli_table(s: Study) -> str:
         rows.append([label(method), *[s.show(runs, "xnli", f"languages.{l}.accuracy") for l in langs],
                      s.show(runs, "xnli", "macro"), s.show(runs, "xnli", "parity_gap"),
                      s.show(runs, "xnli", "avg_ece"),
-                     "-" if method in ("lora", "base") else welch(macro, lora)])
+                     "-" if method == "lora" or method in BASELINES else welch(macro, lora)])
     return (f"### XNLI, {s.main_shots}-shot per language, curation {s.main_stage.upper()}\n\n"
             f"Accuracy (%), Macro = unweighted mean over languages, Δ = max - min accuracy (lower is better), "
             f"Avg-ECE = mean expected calibration error (%, 15 bins). Mean ± sd over seeds."
@@ -197,7 +213,7 @@ def calibration_table(s: Study) -> str:
                                                              for l in langs],
               f"T ({' / '.join(LANG_LABELS.get(l, l) for l in langs)})"]
     rows = []
-    for method in (["base"] if s.cell("base") else []) + s.methods:
+    for method in s.rows():
         runs = s.cell(method)
         if not s.values(runs, "xnli", "avg_ece_ts"):
             continue
@@ -225,7 +241,7 @@ def flores_table(s: Study) -> str:
               "chrF++ (avg)", "p (Avg vs LoRA)"]
     lora = s.values(s.cell("lora"), "flores", "average_bleu")
     rows = []
-    for method in (["base"] if s.cell("base") else []) + s.methods:
+    for method in s.rows():
         runs = s.cell(method)
         if not runs or not s.values(runs, "flores", "average_bleu"):
             continue
@@ -234,7 +250,7 @@ def flores_table(s: Study) -> str:
         rows.append([label(method), *[s.show(runs, "flores", f"pairs.{p}.bleu") for p in pairs],
                      s.show(runs, "flores", "average_bleu"), s.show(runs, "flores", "direction_gap"),
                      fmt(chrf, ci=s.intervals.ci(runs, "flores", "average_chrf")),
-                     "-" if method in ("lora", "base") else welch(avg, lora)])
+                     "-" if method == "lora" or method in BASELINES else welch(avg, lora)])
     n_train = s.config.get("flores_train_pairs") or s.main_shots
     return (f"### FLORES, {n_train} training sentences per direction (with the {s.main_shots}-shot XNLI sample)\n\n"
             "Detokenised corpus BLEU (sacreBLEU; `zh` tokenisation for Chinese targets, `13a` otherwise), "
@@ -248,7 +264,7 @@ def robustness_table(s: Study) -> str:
                   if k.startswith("robustness.by_operation.")} - {"none"})
     header = ["Method", "Macro drop (pp, lower is better)", *[f"{o}" for o in ops]]
     rows = []
-    for method in (["base"] if s.cell("base") else []) + s.methods:
+    for method in s.rows():
         runs = s.cell(method)
         drop = s.values(runs, "xnli", "robustness.macro_drop")
         if not drop:

@@ -100,8 +100,8 @@ def _columns(s: "Study", task: str) -> list[tuple[str, str]]:
 
 
 def comparisons(s: "Study") -> list[tuple[str, str]]:
-    """(method, reference): every method against the base model and against LoRA."""
-    refs = [ref for ref in ("base", "lora") if s.cell(ref)]
+    """(method, reference): every method against the base model, the in-context baseline and LoRA."""
+    refs = [ref for ref in ("base", "icl", "lora") if s.cell(ref)]
     return [(m, ref) for ref in refs for m in s.methods if m != ref and s.cell(m)]
 
 
@@ -110,7 +110,7 @@ def chance_text(s: "Study") -> str:
     from govtune.experiments.report import label
 
     at_chance = []
-    for method in (["base"] if s.cell("base") else []) + s.methods:
+    for method in s.rows():
         runs = s.cell(method)
         hits = []
         for key, name in [c for c in _columns(s, "xnli") if c[0] != "avg_ece"]:  # accuracies and Macro
