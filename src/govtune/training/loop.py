@@ -17,7 +17,7 @@ from typing import Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
-from accelerate import Accelerator
+from accelerate import Accelerator, DistributedType
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -259,13 +259,14 @@ def train(model: nn.Module, tokenizer: PreTrainedTokenizerBase, train_pairs: Seq
                     optimizer.zero_grad(set_to_none=True)
             if not acc.sync_gradients:
                 continue
+            # the learned mixer's validation step is part of the timed training step
+            mixer_loss = mixer.maybe_step(step + 1) if mixer is not None else None
             dt = meter.step_done()
             step += 1
             step_loss = float(torch.stack(window).mean())
             window = []
             losses.append(step_loss)
             norms.append(norm)
-            mixer_loss = mixer.maybe_step(step) if mixer is not None else None
             info = StepInfo(step=step, epoch=epoch, loss=step_loss, lr=lr_now, grad_norm=norm,
                             lam={k: float(v) for k, v in hooks.mixing(unwrapped).items()}, time_s=dt,
                             phi=hooks.phi_values(unwrapped), mixer_loss=mixer_loss)
@@ -302,6 +303,10 @@ def _learned_mixer(model: nn.Module, hooks: _Hooks, val_enc: list, collate: Pair
     layers = hooks.learned_layers(model)
     if not layers:
         return None
+    if acc.distributed_type == DistributedType.FSDP:
+        # the phi step runs the unwrapped model, whose parameters FSDP keeps sharded between forwards
+        raise ValueError("lam_schedule 'learned' does not run under FSDP: launch with DDP (accelerate launch "
+                         "without an FSDP config) or use lam_schedule adaptive, fixed or anneal")
     adapter = next(iter(layers.values())).config
     batches = [{k: v.to(acc.device) for k, v in collate(val_enc[i:i + config.batch_size]).items()}
                for i in range(0, len(val_enc), config.batch_size)]
