@@ -69,3 +69,21 @@ def test_study_config_refuses_a_learned_variant_without_validation_rows():
     with pytest.raises(ValueError, match=r"hybrid_learned.*val_per_language >= 1"):
         StudyConfig(methods=["lora", "hybrid_learned"], variants=variants, val_per_language=0)
     StudyConfig(methods=["lora", "hybrid_learned"], variants=variants, val_per_language=4)
+
+
+def test_a_non_finite_mixer_step_leaves_phi_unchanged_and_reports_nan():
+    from govtune.adapters import mixer_parameters
+
+    model, _ = _adapted("hybrid_learned")
+    phi0 = phi_values(model)
+
+    def bad_loss(m, batch):
+        return sum(p for p in mixer_parameters(m)) * float("nan")
+
+    mixer = ValidationMixer(model, [{}], every=1, lr=0.1, seed=0, loss_fn=bad_loss)
+    assert mixer.maybe_step(1) != mixer.maybe_step(1)  # nan, twice: no update happened
+    assert phi_values(model) == phi0 and all(p.grad is None for p in mixer_parameters(model))
+    good = ValidationMixer(model, [{}], every=1, lr=0.1, seed=0,
+                           loss_fn=lambda m, batch: sum(p for p in mixer_parameters(m)))  # d/dphi = 1
+    assert good.maybe_step(1) == pytest.approx(sum(phi0.values()))
+    assert all(phi_values(model)[n] == pytest.approx(v - 0.1, abs=1e-6) for n, v in phi0.items())  # one Adam step

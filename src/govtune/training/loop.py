@@ -4,7 +4,8 @@ Per optimiser step: forward, loss on the target tokens, backward; then `govtune.
 (hybrid lam from the fresh gradients), gradient clipping, each unitary_full module's own Riemannian step
 (those parameters are kept out of AdamW), AdamW, scheduler; then, for a hybrid with the learned mixer, every
 `mixer_every` steps one validation batch updates phi and nothing else (govtune.training.mixer). Per epoch:
-validation loss, mean gradient norm, an atomic checkpoint. A non-finite loss or gradient stops the run, keeping the last good checkpoint."""
+validation loss, mean gradient norm, an atomic checkpoint. A non-finite loss or gradient stops the run,
+keeping the last good checkpoint."""
 
 from __future__ import annotations
 
@@ -261,6 +262,9 @@ def train(model: nn.Module, tokenizer: PreTrainedTokenizerBase, train_pairs: Seq
                 continue
             # the learned mixer's validation step is part of the timed training step
             mixer_loss = mixer.maybe_step(step + 1) if mixer is not None else None
+            if mixer_loss is not None and not math.isfinite(mixer_loss):
+                raise _diverged("learned mixer's validation loss (or its phi gradient)", mixer_loss, step + 1,
+                                epoch, out_dir, scheduler)
             dt = meter.step_done()
             step += 1
             step_loss = float(torch.stack(window).mean())

@@ -9,12 +9,12 @@ as an uninterrupted one without saving any iterator."""
 
 from __future__ import annotations
 
+import math
+from contextlib import nullcontext
 from typing import Any, Callable
 
 import torch
 from torch import nn
-
-SCHEDULE = "learned"
 
 
 class ValidationMixer:
@@ -45,7 +45,8 @@ class ValidationMixer:
 
     def maybe_step(self, step: int) -> float | None:
         """After optimiser step `step` (1-based): update phi if one is due; returns the validation batch's
-        loss, or None when no update was due."""
+        loss, or None when no update was due. A non-finite loss or phi gradient leaves phi unchanged and
+        returns nan (the loop stops the run)."""
         if step % self.every:
             return None
         from govtune.adapters import mixer_gradient, mixer_parameters
@@ -54,18 +55,21 @@ class ValidationMixer:
         was_training = self.model.training
         self.model.eval()
         try:
-            autocast = self.accelerator.autocast() if self.accelerator is not None else torch.autocast(
-                "cpu", enabled=False)
-            with autocast:
+            with self.accelerator.autocast() if self.accelerator is not None else nullcontext():
                 loss = mixer_gradient(self.model, lambda m: self.loss_fn(m, batch))
         finally:
             self.model.train(was_training)
         phis = mixer_parameters(self.model)
         if self.accelerator is not None and self.accelerator.num_processes > 1:
-            # Each process saw its own copy of the batch: average so that every copy of phi stays the same.
+            # Every process differentiates the same batch; averaging keeps the copies of phi equal even
+            # where kernels are not bitwise deterministic.
             mean = self.accelerator.reduce(torch.stack([p.grad for p in phis]), reduction="mean")
             for p, g in zip(phis, mean):
                 p.grad = g.clone()
+        if not (math.isfinite(loss) and all(bool(torch.isfinite(p.grad).all()) for p in phis)):
+            for p in phis:
+                p.grad = None
+            return math.nan
         self.optimizer.step()
         return loss
 
