@@ -131,7 +131,8 @@ class StudyConfig:
                 raise ValueError(f"{key} must be >= 1 or null (all), got {v}")
         if self.val_per_language < 0:
             raise ValueError(f"val_per_language must be >= 0, got {self.val_per_language}")
-        learned = [m for m in self.methods if self.adapter_options(m).get("lam_schedule") == "learned"]
+        learned = [m for m in self.methods if self.adapter_options(m).get("method") == "hybrid"
+                   and self.adapter_options(m).get("lam_schedule") == "learned"]
         if learned and self.val_per_language == 0:
             raise ValueError(f"{', '.join(learned)} use lam_schedule 'learned', which trains the mixer on "
                              f"validation batches, but val_per_language is 0: set val_per_language >= 1 "

@@ -1,8 +1,9 @@
 """What the loop records, and the hook for anything else that wants to watch a run.
 
 `History` is the training log the report draws from: per step the loss, learning rate, gradient norm
-(before clipping), every hybrid lam and, for the learned mixer, every phi and the mixer's validation loss; per epoch the mean training loss, mean gradient norm, validation
-loss and wall time. `Callback` subclasses see the same `StepInfo` / `EpochInfo` records as they are made."""
+(before clipping), every hybrid lam and, for the learned mixer, every phi and the mixer's validation loss;
+per epoch the mean training loss, mean gradient norm, validation loss and wall time. `Callback` subclasses
+see the same `StepInfo` / `EpochInfo` records as they are made."""
 
 from __future__ import annotations
 
