@@ -211,8 +211,9 @@ class _Interrupt(Callback):
             raise KeyboardInterrupt
 
 
-def _adapted(method: str | None):
-    """A tiny model with trainable weights: plain parameters, or a govtune adapter (with calibration)."""
+def _adapted(method: str | None, **options):
+    """A tiny model with trainable weights: plain parameters, or a govtune adapter (with calibration);
+    "hybrid_learned" is the hybrid with the learned mixer."""
     from govtune.adapters import AdapterConfig, inject
     from govtune.training.data import PairCollator, encode_pairs, pad_id
 
@@ -220,15 +221,17 @@ def _adapted(method: str | None):
     model, tok = tiny_model()
     if method is None:
         return _tunable(model), tok
+    if method == "hybrid_learned":
+        method, options = "hybrid", {"lam_schedule": "learned", "mixer_lr": 0.1, **options}
     enc = encode_pairs(tok, PAIRS[:16], 256)
     calibration = [{k: v for k, v in PairCollator(pad_id(tok))(enc[i:i + 8]).items()
                     if k in ("input_ids", "attention_mask", "labels")} for i in (0, 8)]
-    inject(model, AdapterConfig(method=method, r=4, alpha=8, boft_block_size=4, ga_batches=2),
+    inject(model, AdapterConfig(method=method, r=4, alpha=8, boft_block_size=4, ga_batches=2, **options),
            calibration=calibration if method in ("lora_ga", "hybrid") else None)
     return model, tok
 
 
-@pytest.mark.parametrize("method", [None, "lora_ga", "hybrid"])
+@pytest.mark.parametrize("method", [None, "lora_ga", "hybrid", "hybrid_learned"])
 def test_resume_after_an_interruption_equals_the_uninterrupted_run(tmp_path, method):
     config = TrainConfig(epochs=3, lr=3e-3, batch_size=8, progress=False, resume=True)
     model, tok = _adapted(method)
@@ -253,8 +256,12 @@ def test_resume_after_an_interruption_equals_the_uninterrupted_run(tmp_path, met
     assert [s.loss for s in resumed.history.steps] == pytest.approx([s.loss for s in whole.history.steps], abs=1e-5)
     assert [e.epoch for e in resumed.history.epochs] == [1, 2, 3]
     assert resumed.history.epochs[1].checkpoint.endswith("checkpoint-step8")
-    if method == "hybrid":
+    if method in ("hybrid", "hybrid_learned"):
         assert resumed.history.lam_final() == pytest.approx(whole.history.lam_final(), abs=1e-6)
+    if method == "hybrid_learned":  # phi (a frozen parameter, compared above) and its Adam state
+        assert [s.phi for s in resumed.history.steps] == [s.phi for s in whole.history.steps]
+        assert any(s.phi != resumed.history.steps[0].phi for s in resumed.history.steps)
+        assert resumed.history.steps[-1].mixer_loss == pytest.approx(whole.history.steps[-1].mixer_loss, abs=1e-5)
 
 
 def test_resume_refuses_a_checkpoint_of_other_settings(tmp_path):

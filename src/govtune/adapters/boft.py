@@ -30,10 +30,10 @@ def make_butterfly(features: int, config: AdapterConfig, name: str) -> Butterfly
 
 
 def rotated_linear(layer: AdapterLayer, rotation: ButterflyOrthogonal, x: torch.Tensor, recompute: bool,
-                   lam: float | None = None) -> torch.Tensor:
+                   lam: float | torch.Tensor | None = None) -> torch.Tensor:
     """The layer's output with R applied to its frozen weight: x (R W0)^T + R b, which is R y0. For the
-    hybrid (`lam` given) the mix lam y0 + (1 - lam) R y0, as x M^T + lerp(R b, b, lam) with
-    M = lerp(R W0, W0, lam).
+    hybrid (`lam` given: a float, or a 0-d tensor when lam is differentiated) the mix lam y0 + (1 - lam) R y0,
+    as x M^T + lerp(R b, b, lam) with M = lerp(R W0, W0, lam).
 
     Why the weight and not the activations: R W0 costs a few small batched products per step whatever the
     number of tokens, and the layer is then one linear map, as fast as the frozen one. Rotating the

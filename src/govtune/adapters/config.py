@@ -8,7 +8,7 @@ from typing import Any
 
 METHODS = ("full", "lora", "lora_ga", "boft", "unitary", "unitary_full", "hybrid")
 GA_DIRECTIONS = ("arb2r", "sigma_sqrt")
-LAM_SCHEDULES = ("adaptive", "fixed", "anneal")
+LAM_SCHEDULES = ("adaptive", "fixed", "anneal", "learned")
 
 # Attention projections per `config.model_type`: the papers adapt attention only.
 DEFAULT_TARGETS: dict[str, list[str]] = {
@@ -51,12 +51,19 @@ class AdapterConfig:
     ga_gamma: float = 16.0  # LoRA-GA "stable" scale d_out^(1/4) / sqrt(gamma) (arb2r direction)
     ga_direction: str = "arb2r"  # "arb2r" (official code) or "sigma_sqrt" (papers' U Sigma^1/2 form)
     ga_svd_niter: int = 4  # subspace iterations of the randomised SVD
-    lam_schedule: str = "adaptive"  # hybrid: "adaptive" (gradient norms), "fixed", "anneal"
-    lam_init: float = 0.5  # hybrid adaptive: lam before the first update
+    # hybrid: "adaptive" (gradient norms), "fixed", "anneal", or "learned" (lam = lam_min + (1 - 2 lam_min)
+    # sigmoid(phi), phi trained on the validation loss only; needs validation data in training)
+    lam_schedule: str = "adaptive"
+    lam_init: float = 0.5  # hybrid adaptive and learned: lam before the first update
     lam_fixed: float = 0.5  # hybrid fixed schedule
     lam_anneal: tuple[float, float] = (0.75, 0.25)  # hybrid anneal: lam from start to end over training
     lam_ema: float = 0.9  # hybrid adaptive: lam <- ema * lam + (1 - ema) * raw; 0 = the papers' raw rule
     lam_min: float = 0.05  # hybrid: lam clamped to [lam_min, 1 - lam_min]
+    # hybrid learned: every mixer_every optimiser steps, one validation batch updates phi (and only phi)
+    # with its own Adam at mixer_lr (first-order bilevel, as in DARTS). An Adam step moves phi by about
+    # mixer_lr, and lam by at most (1 - 2 lam_min) mixer_lr / 4.
+    mixer_lr: float = 0.05
+    mixer_every: int = 1
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes saved with the adapter
 
     def __post_init__(self) -> None:
@@ -93,6 +100,15 @@ class AdapterConfig:
             raise ValueError(f"lam_min must be in [0, 0.5), got {self.lam_min!r}")
         if not 0 <= self.lam_ema < 1:
             raise ValueError(f"lam_ema must be in [0, 1) (0 = no smoothing), got {self.lam_ema!r}")
+        if not self.mixer_lr > 0:
+            raise ValueError(f"mixer_lr must be > 0 (the learned mixer's Adam learning rate), got {self.mixer_lr!r}")
+        if not (isinstance(self.mixer_every, int) and self.mixer_every >= 1):
+            raise ValueError(f"mixer_every must be an integer >= 1 (optimiser steps between mixer updates), "
+                             f"got {self.mixer_every!r}")
+        if self.lam_schedule == "learned" and not self.lam_min < self.lam_init < 1 - self.lam_min:
+            raise ValueError(f"lam_schedule 'learned' starts from lam_init, which must lie strictly inside "
+                             f"(lam_min, 1 - lam_min) = ({self.lam_min}, {1 - self.lam_min}) for sigmoid(phi) to "
+                             f"reach it; got lam_init={self.lam_init!r}")
         self.lam_anneal = tuple(float(v) for v in self.lam_anneal)  # type: ignore[assignment]
         for name, value in (("lam_init", self.lam_init), ("lam_fixed", self.lam_fixed),
                             ("lam_anneal[0]", self.lam_anneal[0]), ("lam_anneal[1]", self.lam_anneal[-1])):

@@ -13,7 +13,12 @@ output). The extra cost is a rank-2r instead of rank-r product in the LoRA branc
 lam is a plain float in the forward (detached by construction) and is updated after each backward by
 `update_lam`: adaptive lam = gL / (gL + gB) from branch gradient norms with the mixing factor divided out
 (gL / lam, gB / (1 - lam)), otherwise the factors feed back and lam runs to 0 or 1; smoothed by an EMA and
-clamped to [lam_min, 1 - lam_min]. "fixed" and "anneal" are the companion paper's ablations."""
+clamped to [lam_min, 1 - lam_min]. "fixed" and "anneal" are the companion paper's ablations.
+
+"learned": lam = lam_min + (1 - 2 lam_min) sigmoid(phi), phi a per-layer scalar trained on the validation
+loss only (govtune.adapters.mixer). phi has requires_grad=False, so no optimiser over the trainable
+parameters holds it and the training loss cannot reach it; only inside `mixer.mixer_forward` does the
+forward read lam as a differentiable function of phi."""
 
 from __future__ import annotations
 
@@ -54,23 +59,55 @@ class HybridLayer(AdapterLayer):
         self.boft_R = make_butterfly(self.out_features, config, name).to(
             device=base_layer.weight.device, dtype=base_layer.weight.dtype)
         self.checkpoint = config.boft_checkpoint
-        start = {"adaptive": config.lam_init, "fixed": config.lam_fixed, "anneal": config.lam_anneal[0]}
+        start = {"adaptive": config.lam_init, "fixed": config.lam_fixed, "anneal": config.lam_anneal[0],
+                 "learned": config.lam_init}
         lam0 = start[config.lam_schedule]
         if config.lam_schedule == "adaptive":
             lam0 = min(max(lam0, config.lam_min), 1 - config.lam_min)
         self.register_buffer("lam", torch.tensor(float(lam0)))  # saved with the adapter
         self._lam = float(lam0)  # the forward reads this float: no autograd edge, no device sync
         self.lam_history: list[float] = []
+        self.mixer_grad = False  # True only inside mixer.mixer_forward: lam is then a function of phi
+        if config.lam_schedule == "learned":
+            # float32 whatever the model's dtype: Adam steps of ~mixer_lr would vanish in a bf16 scalar
+            self.mixer_phi = nn.Parameter(torch.zeros((), device=base_layer.weight.device), requires_grad=False)
+            self.set_lam(lam0)
 
     # -- lam ----------------------------------------------------------------------------------------
     @property
     def lam_value(self) -> float:
         return self._lam
 
+    @property
+    def learned(self) -> bool:
+        return self.config.lam_schedule == "learned"
+
+    def lam_of_phi(self) -> torch.Tensor:
+        """lam = lam_min + (1 - 2 lam_min) sigmoid(phi), as a tensor (learned schedule)."""
+        m = self.config.lam_min
+        # the clamp only catches rounding: m + (1 - 2m) * 1 may land one float32 step above 1 - m
+        return torch.clamp(m + (1.0 - 2.0 * m) * torch.sigmoid(self.mixer_phi), m, 1.0 - m)
+
     @torch.no_grad()
     def set_lam(self, value: float) -> None:
+        """Set lam; for the learned schedule phi moves with it (the inverse of `lam_of_phi`)."""
+        if self.learned:
+            m = self.config.lam_min
+            u = (float(value) - m) / (1.0 - 2.0 * m)
+            if not 0.0 < u < 1.0:
+                raise ValueError(f"{self.name}: a learned lam must lie strictly inside (lam_min, 1 - lam_min) = "
+                                 f"({m}, {1 - m}), got {value!r}")
+            self.mixer_phi.fill_(math.log(u / (1.0 - u)))
+            value = float(self.lam_of_phi())
         self._lam = float(value)
         self.lam.fill_(self._lam)
+
+    @torch.no_grad()
+    def sync_lam(self) -> float:
+        """After phi changed (mixer step, load): lam and its float follow phi."""
+        self._lam = float(self.lam_of_phi())
+        self.lam.fill_(self._lam)
+        return self._lam
 
     def lora_parameters(self) -> list[nn.Parameter]:
         return [self.lora_A, self.lora_B]
@@ -81,6 +118,9 @@ class HybridLayer(AdapterLayer):
     def update_lam(self, progress: float) -> float:
         """New lam after a backward pass; appended to `lam_history`. progress in [0, 1] (anneal only)."""
         c = self.config
+        if c.lam_schedule == "learned":  # phi moves in the mixer step, from the validation loss only
+            self.lam_history.append(self._lam)
+            return self._lam
         if c.lam_schedule == "fixed":
             new = c.lam_fixed
         elif c.lam_schedule == "anneal":
@@ -114,12 +154,17 @@ class HybridLayer(AdapterLayer):
 
     # -- forward, merge -----------------------------------------------------------------------------
     def adapted_forward(self, x: torch.Tensor) -> torch.Tensor:
+        # (B A - B0 A0) x = [B, -B0] [A; A0] x: one rank-2r product.
+        a = torch.cat([self.lora_A, self.lora_A0], dim=0)  # (2r, d_in)
+        b = torch.cat([self.lora_B, -self.lora_B0], dim=1)  # (d_out, 2r)
+        if self.mixer_grad:  # the mixer's validation forward: the same map, differentiable in phi
+            lam_t = self.lam_of_phi().to(self.weight.dtype)  # lerp wants the weight's dtype
+            mixed = rotated_linear(self, self.boft_R, x, self.checkpoint, lam_t)
+            return mixed + (lam_t * self.scaling) * F.linear(F.linear(x, a), b)
         lam = self._lam
         # lam y0 + (1 - lam) R y0 = y0 + (1 - lam)(R y0 - y0), as one linear map lerp(R W0, W0, lam).
         mixed = rotated_linear(self, self.boft_R, x, self.checkpoint, lam)
-        # (B A - B0 A0) x = [B, -B0] [A; A0] x: one rank-2r product, added inside the GEMM.
-        a = torch.cat([self.lora_A, self.lora_A0], dim=0)  # (2r, d_in)
-        b = torch.cat([self.lora_B, -self.lora_B0], dim=1)  # (d_out, 2r)
+        # the low-rank term added inside the GEMM
         return add_lowrank(mixed, F.linear(x, a), b, lam * self.scaling)
 
     def delta_lowrank(self) -> torch.Tensor:

@@ -171,11 +171,13 @@ def merge_and_unload(model: nn.Module) -> nn.Module:
 
 
 def trainable_parameters(model: nn.Module) -> int:
-    """Number of tunable parameters: those requiring grad (Riemannian-trained ones included)."""
+    """Number of tunable parameters: those requiring grad (Riemannian-trained ones included) and the learned
+    mixer's phi (frozen to the training loss, trained on the validation loss)."""
+    mixer = {id(m.mixer_phi) for m in adapter_layers(model).values() if hasattr(m, "mixer_phi")}
     seen: set[int] = set()
     total = 0
     for p in model.parameters():
-        if p.requires_grad and id(p) not in seen:
+        if (p.requires_grad or id(p) in mixer) and id(p) not in seen:
             seen.add(id(p))
             total += p.numel()
     return total

@@ -142,6 +142,12 @@ class StudyConfig:
             raise ValueError(f"incontext_shots must be >= 0 (0 = no in-context baseline), got {self.incontext_shots}")
         if self.val_per_language < 0:
             raise ValueError(f"val_per_language must be >= 0, got {self.val_per_language}")
+        learned = [m for m in self.methods if self.adapter_options(m).get("method") == "hybrid"
+                   and self.adapter_options(m).get("lam_schedule") == "learned"]
+        if learned and self.val_per_language == 0:
+            raise ValueError(f"{', '.join(learned)} use lam_schedule 'learned', which trains the mixer on "
+                             f"validation batches, but val_per_language is 0: set val_per_language >= 1 "
+                             f"(e.g. 8), or drop those methods")
         if not self.lr > 0 or any(not v > 0 for v in self.lr_per_method.values()):
             raise ValueError("learning rates must be > 0")
         if not 0 <= self.warmup_ratio < 1:

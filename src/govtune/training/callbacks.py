@@ -1,8 +1,9 @@
 """What the loop records, and the hook for anything else that wants to watch a run.
 
 `History` is the training log the report draws from: per step the loss, learning rate, gradient norm
-(before clipping) and every hybrid lam; per epoch the mean training loss, mean gradient norm, validation
-loss and wall time. `Callback` subclasses see the same `StepInfo` / `EpochInfo` records as they are made."""
+(before clipping), every hybrid lam and, for the learned mixer, every phi and the mixer's validation loss;
+per epoch the mean training loss, mean gradient norm, validation loss and wall time. `Callback` subclasses
+see the same `StepInfo` / `EpochInfo` records as they are made."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ class StepInfo:
     grad_norm: float
     lam: dict[str, float]  # hybrid layer name -> lam used from the next forward on (empty otherwise)
     time_s: float
+    phi: dict[str, float] = field(default_factory=dict)  # learned mixer: hybrid layer name -> phi after the step
+    mixer_loss: float | None = None  # learned mixer: loss of the validation batch of this step's phi update
 
 
 @dataclass
@@ -79,6 +82,10 @@ class History(Callback):
         }
         for name, values in self.lam_trajectories().items():
             c[f"lam/{name}"] = [(i + 1, v) for i, v in enumerate(values)]
+        for s in self.steps:
+            for name, phi in s.phi.items():
+                c.setdefault(f"phi/{name}", []).append((s.step, phi))
+        c["step/mixer_loss"] = [(s.step, s.mixer_loss) for s in self.steps if s.mixer_loss is not None]
         return {k: v for k, v in c.items() if v}
 
     def to_dict(self) -> dict[str, Any]:

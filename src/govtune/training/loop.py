@@ -2,8 +2,10 @@
 
 Per optimiser step: forward, loss on the target tokens, backward; then `govtune.adapters.after_backward`
 (hybrid lam from the fresh gradients), gradient clipping, each unitary_full module's own Riemannian step
-(those parameters are kept out of AdamW), AdamW, scheduler. Per epoch: validation loss, mean gradient
-norm, an atomic checkpoint. A non-finite loss or gradient stops the run, keeping the last good checkpoint."""
+(those parameters are kept out of AdamW), AdamW, scheduler; then, for a hybrid with the learned mixer, every
+`mixer_every` steps one validation batch updates phi and nothing else (govtune.training.mixer). Per epoch:
+validation loss, mean gradient norm, an atomic checkpoint. A non-finite loss or gradient stops the run,
+keeping the last good checkpoint."""
 
 from __future__ import annotations
 
@@ -16,17 +18,19 @@ from typing import Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
-from accelerate import Accelerator
+from accelerate import Accelerator, DistributedType
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase, get_scheduler
 
-from govtune.adapters import after_backward, mixing, riemannian_modules, trainable_parameters
+from govtune.adapters import (after_backward, learned_layers, mixing, phi_values, riemannian_modules,
+                              trainable_parameters)
 from govtune.training.callbacks import Callback, EpochInfo, History, StepInfo
 from govtune.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from govtune.training.data import LengthGroupedBatches, PairCollator, encode_pairs, pad_id
 from govtune.training.footprint import Footprint, FootprintMeter
+from govtune.training.mixer import ValidationMixer
 
 SCHEDULES = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
 
@@ -196,6 +200,7 @@ def train(model: nn.Module, tokenizer: PreTrainedTokenizerBase, train_pairs: Seq
         val_loader = acc.prepare(val_loader)
     unwrapped = acc.unwrap_model(model)
     loss_fn = TargetLoss(unwrapped)
+    mixer = _learned_mixer(unwrapped, val_enc, collate, config, acc, loss_fn)
 
     history = History()
     watchers = [history, *callbacks]
@@ -205,7 +210,7 @@ def train(model: nn.Module, tokenizer: PreTrainedTokenizerBase, train_pairs: Seq
     step, ckpt, first_epoch = 0, None, 1
     latest = latest_checkpoint(out_dir) if config.resume and out_dir is not None else None
     if latest is not None:
-        step, first_epoch, ckpt = _resume(latest, unwrapped, optimizer, scheduler, run_key, history)
+        step, first_epoch, ckpt = _resume(latest, unwrapped, optimizer, scheduler, run_key, history, mixer)
         batches.epoch = first_epoch - 1  # the sampler's order for the next epoch, as in an uninterrupted run
     meter = FootprintMeter(acc.device, config.timing_warmup_steps)
     bar = tqdm(total=total_steps, initial=step, desc="train", unit="step", leave=False,
@@ -241,6 +246,11 @@ def train(model: nn.Module, tokenizer: PreTrainedTokenizerBase, train_pairs: Seq
                     optimizer.zero_grad(set_to_none=True)
             if not acc.sync_gradients:
                 continue
+            # the learned mixer's validation step is part of the timed training step
+            mixer_loss = mixer.maybe_step(step + 1) if mixer is not None else None
+            if mixer_loss is not None and not math.isfinite(mixer_loss):
+                raise _diverged("learned mixer's validation loss (or its phi gradient)", mixer_loss, step + 1,
+                                epoch, out_dir, scheduler)
             dt = meter.step_done()
             step += 1
             step_loss = float(torch.stack(window).mean())
@@ -248,7 +258,8 @@ def train(model: nn.Module, tokenizer: PreTrainedTokenizerBase, train_pairs: Seq
             losses.append(step_loss)
             norms.append(norm)
             info = StepInfo(step=step, epoch=epoch, loss=step_loss, lr=lr_now, grad_norm=norm,
-                            lam={k: float(v) for k, v in mixing(unwrapped).items()}, time_s=dt)
+                            lam={k: float(v) for k, v in mixing(unwrapped).items()}, time_s=dt,
+                            phi=phi_values(unwrapped), mixer_loss=mixer_loss)
             if acc.is_main_process:
                 for w in watchers:
                     w.on_step_end(info)
@@ -264,7 +275,8 @@ def train(model: nn.Module, tokenizer: PreTrainedTokenizerBase, train_pairs: Seq
                 ckpt = save_checkpoint(out_dir, unwrapped, optimizer, scheduler,
                                        {"step": step, "epoch": epoch, "val_loss": val_loss, "run": run_key,
                                         "history": history.to_dict(), "epoch_info": asdict(einfo),
-                                        "rng": torch.get_rng_state()})
+                                        "rng": torch.get_rng_state(),
+                                        **({"mixer": mixer.state_dict()} if mixer is not None else {})})
                 einfo.checkpoint = str(ckpt)
         if acc.is_main_process:
             for w in watchers:
@@ -275,14 +287,31 @@ def train(model: nn.Module, tokenizer: PreTrainedTokenizerBase, train_pairs: Seq
     return TrainResult(history=history, footprint=footprint, checkpoint=ckpt, steps=step)
 
 
+def _learned_mixer(model: nn.Module, val_enc: list, collate: PairCollator, config: TrainConfig,
+                   acc: Accelerator, loss_fn: TargetLoss) -> ValidationMixer | None:
+    """The phi updater when the model has hybrid layers with the learned schedule, else None."""
+    layers = learned_layers(model)
+    if not layers:
+        return None
+    if acc.distributed_type == DistributedType.FSDP:
+        # the phi step runs the unwrapped model, whose parameters FSDP keeps sharded between forwards
+        raise ValueError("lam_schedule 'learned' does not run under FSDP: launch with DDP (accelerate launch "
+                         "without an FSDP config) or use lam_schedule adaptive, fixed or anneal")
+    adapter = next(iter(layers.values())).config
+    batches = [{k: v.to(acc.device) for k, v in collate(val_enc[i:i + config.batch_size]).items()}
+               for i in range(0, len(val_enc), config.batch_size)]
+    return ValidationMixer(model, batches, every=adapter.mixer_every, lr=adapter.mixer_lr, seed=config.seed,
+                           loss_fn=lambda m, batch: loss_fn(m, batch)[0], accelerator=acc)
+
+
 class ResumeMismatch(ValueError):
     """The checkpoint to resume from was written by a run with other settings; nothing was loaded."""
 
 
 def _resume(path: Path, model: nn.Module, optimizer, scheduler, run_key: dict,
-            history: History) -> tuple[int, int, Path]:
-    """Load the checkpoint at `path` into model, optimiser and scheduler; restore the log and the RNG.
-    Returns (steps done, first epoch to run, checkpoint path)."""
+            history: History, mixer: ValidationMixer | None = None) -> tuple[int, int, Path]:
+    """Load the checkpoint at `path` into model, optimiser, scheduler and the learned mixer's optimiser;
+    restore the log and the RNG. Returns (steps done, first epoch to run, checkpoint path)."""
 
     def same_run(_: Path, state: dict) -> None:
         saved = state.get("run") or {}
@@ -292,8 +321,15 @@ def _resume(path: Path, model: nn.Module, optimizer, scheduler, run_key: dict,
                 f"cannot resume from {path}: it was written by a run with other settings "
                 f"({', '.join(f'{k} {saved.get(k)} != {run_key[k]}' for k in differ)}); "
                 f"use the same settings, or remove {path.parent} to start over")
+        if (mixer is None) != ("mixer" not in state):
+            raise ResumeMismatch(
+                f"cannot resume from {path}: it was written {'with' if mixer is None else 'without'} a learned "
+                f"mixer (lam_schedule 'learned') and this run is the other way round; use the same adapter "
+                f"config, or remove {path.parent} to start over")
 
     state = load_checkpoint(path, model, optimizer, scheduler, check=same_run)
+    if mixer is not None:
+        mixer.load_state_dict(state["mixer"])
     restored = History.from_dict(state["history"])
     history.steps, history.epochs = restored.steps, restored.epochs
     history.initial_val_loss = restored.initial_val_loss
