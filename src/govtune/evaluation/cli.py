@@ -1,5 +1,8 @@
 """`govtune eval`: evaluate a model (optionally with a govtune adapter) on XNLI or FLORES and write
-DIR/metrics.json, DIR/predictions.jsonl and DIR/report.md with its figures."""
+DIR/metrics.json, DIR/predictions.jsonl and DIR/report.md with its figures.
+
+Under `accelerate launch --num_processes N` the batches are shared among the processes and the main
+process alone writes (see govtune.evaluation.sharding)."""
 
 from __future__ import annotations
 
@@ -88,6 +91,7 @@ def run(args) -> int:
     from govtune.evaluation import evaluate_flores, evaluate_xnli
     from govtune.atomic import atomic_write_text
     from govtune.evaluation.report import flores_figure, report_markdown, write_json, write_jsonl
+    from govtune.evaluation.sharding import process_state
     from govtune.tasks.flores import load_flores
     from govtune.tasks.xnli import load_xnli
 
@@ -117,7 +121,11 @@ def run(args) -> int:
             raise ValueError(f"{e} (the default dev selection is the evaluation rows of the full split; for a "
                              f"smaller file pass --all-rows)") from e
         raise
-    model, tok = load_for_eval(args.model, args.adapter)
+    state = process_state()
+    with state.main_process_first():  # a first load may build a cache (SmolLM2): once, not N times at once
+        model, tok = load_for_eval(args.model, args.adapter)
+    if state.num_processes > 1:
+        model.to(state.device)  # each process on its own device (its GPU under a multi-GPU launch)
     progress = not args.no_progress
     t0 = time.perf_counter()
     if args.task == "xnli":
@@ -132,7 +140,10 @@ def run(args) -> int:
                       "split": args.split, "rows": "evaluation rows" if default_rows else "all",
                       "limit": args.limit, "batch_size": args.batch_size, "seed": args.seed,
                       "padding_side": args.padding_side, "device": str(model.device),
-                      "threads": torch.get_num_threads(), "total_seconds": time.perf_counter() - t0}
+                      "threads": torch.get_num_threads(), "processes": state.num_processes,
+                      "total_seconds": time.perf_counter() - t0}
+    if not state.is_main_process:
+        return 0  # every process holds every prediction; the main process writes them
     figure = None
     if args.task == "xnli":
         from govtune.evaluation.plots import reliability_diagram

@@ -19,10 +19,16 @@ R = TypeVar("R")
 
 
 def process_state():
-    """accelerate's PartialState: num_processes, process_index, is_main_process, device (1 process when not launched)."""
-    from accelerate import PartialState
+    """accelerate's PartialState: num_processes, process_index, is_main_process, device (1 process when not launched).
 
-    return PartialState()
+    On a machine without an accelerator (or with ACCELERATE_USE_CPU set, as `accelerate launch --cpu`
+    does) the processes are CPU processes joined by gloo: PartialState only forms that group when asked
+    for the CPU, and otherwise leaves each launched process on its own."""
+    import torch
+    from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
+
+    return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.accelerator.is_available())
 
 
 def round_robin(n_items: int, n_procs: int) -> list[int]:
