@@ -240,3 +240,12 @@ def test_rows_of_very_different_lengths_batched_equal_per_row(kind):
                            sentences=[1, 2, 1, 3, 2, 1])
     assert lines == [generate_lines(model, tok, [p], max_new_tokens=64, budgets=[b], scripts=[s], sentences=[n])[0]
                      for p, b, s, n in zip(prompts, budgets, scripts, [1, 2, 1, 3, 2, 1])]
+
+
+def test_rows_stop_at_the_model_end_of_turn_token():
+    model, tok = tiny_model(TINY_LLAMA)  # a fresh model: the forcing hook stays on it
+    prompt = tok.encode("English: Hello\nTarget:", add_special_tokens=False)
+    end_of_turn = tok.encode("Q", add_special_tokens=False)[0]
+    model.generation_config.eos_token_id = [tok.eos_token_id, end_of_turn]  # as chat models list theirs
+    calls = _force(model, tok, {len(prompt): "abQcd"})
+    assert generate_lines(model, tok, [prompt], max_new_tokens=20) == ["ab"] and len(calls) == 3

@@ -118,7 +118,8 @@ def loglikelihoods(model, requests: list[tuple[list[int], list[int]]], *, batch_
     Requests that share a context (the three labels of an XNLI example) are scored together: one forward
     pass over the context fills the KV cache and gives every continuation's first token; a second, short
     pass over the continuations (cache rows repeated per continuation) gives the rest. The prompt is thus
-    read once, not three times. Longest contexts go first so padding stays small."""
+    read once, not three times. Longest contexts go first so padding stays small. Under `accelerate
+    launch` the batches are shared among the processes (`govtune.evaluation.sharding`)."""
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
     groups: dict[tuple, list[tuple[int, list[int]]]] = {}
@@ -391,6 +392,16 @@ def greedy_tokens(model, prompts: list[list[int]], budgets: Sequence[int], done,
         res = _forward(model, step, mask, pos, past=cache)
 
 
+def _eos_ids(model, tokenizer) -> list[int]:
+    """The tokenizer's EOS and the model's generation_config EOS ids (chat models may end a turn with a
+    token other than the tokenizer's EOS, e.g. Llama 3's <|eot_id|>), as `generate` would stop at both."""
+    ids = {tokenizer.eos_token_id}
+    config = getattr(_base(model), "generation_config", None)
+    more = getattr(config, "eos_token_id", None)
+    ids.update(more if isinstance(more, (list, tuple)) else [more])
+    return sorted(int(i) for i in ids if i is not None)
+
+
 @torch.inference_mode()
 def generate_lines(model, tokenizer, prompts: list[list[int]], *, max_new_tokens: int = 128,
                    batch_size: int = 8, budgets: Sequence[int] | None = None,
@@ -418,7 +429,7 @@ def generate_lines(model, tokenizer, prompts: list[list[int]], *, max_new_tokens
     sentences = list(sentences) if sentences is not None else [1] * n
     steps = [min(max_new_tokens, budgets[i]) if budgets is not None else max_new_tokens for i in range(n)]
     pad = pad_token_id(tokenizer)
-    eos = [] if tokenizer.eos_token_id is None else [int(tokenizer.eos_token_id)]
+    eos = _eos_ids(model, tokenizer)
 
     def run(idx: list[int]) -> list[str]:
         def done(row: int, new: list[int]) -> bool:
