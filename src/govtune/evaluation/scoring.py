@@ -16,6 +16,7 @@ from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
+
 from govtune.evaluation.sharding import map_batches
 
 
@@ -350,6 +351,7 @@ def _select_rows(cache, keep: torch.Tensor):
     return tuple(tuple(t[keep] for t in layer) for layer in cache)  # the legacy tuple-of-tuples layout
 
 
+@torch.inference_mode()
 def greedy_tokens(model, prompts: list[list[int]], budgets: Sequence[int], done, *, pad_id: int,
                   eos_ids: Sequence[int] = ()) -> list[list[int]]:
     """Greedy new tokens of each prompt (EOS excluded), left-padded in one batch; a row leaves the batch as
@@ -423,8 +425,8 @@ def generate_lines(model, tokenizer, prompts: list[list[int]], *, max_new_tokens
         raise ValueError(f"every generation budget must be >= 1, got {min(budgets)}")
     if sentences is not None and min(sentences, default=1) < 1:
         raise ValueError(f"every row must allow >= 1 sentence, got {min(sentences)}")
-    if batch_size < 1:
-        raise ValueError(f"batch size must be >= 1, got {batch_size}")
+    if batch_size < 1 or max_new_tokens < 1:
+        raise ValueError(f"batch size and max_new_tokens must be >= 1, got {batch_size} and {max_new_tokens}")
     scripts = list(scripts) if scripts is not None else ["Latn"] * n
     sentences = list(sentences) if sentences is not None else [1] * n
     steps = [min(max_new_tokens, budgets[i]) if budgets is not None else max_new_tokens for i in range(n)]
