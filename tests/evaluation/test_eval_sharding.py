@@ -1,6 +1,7 @@
 """Evaluation under `accelerate launch` with 2 CPU processes (gloo): the processes share the batches, the main
 process alone writes, and every number equals the one-process run's."""
 
+import importlib.util
 import json
 import os
 import socket
@@ -49,18 +50,18 @@ def _outputs(out: Path) -> dict:
 
 
 def test_two_processes_equal_one(tmp_path):
-    from sharded_eval_run import run  # noqa: E402 - the runner beside this file
-
+    spec = importlib.util.spec_from_file_location("sharded_eval_run", RUNNER)
+    runner = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(runner)
     threads = torch.get_num_threads()
     try:
-        assert run(tmp_path / "one") == 0
+        assert runner.run(tmp_path / "one") == 0
     finally:
         torch.set_num_threads(threads)
     # ACCELERATE_USE_CPU keeps the processes on the CPU (gloo) even on a machine with GPUs. accelerate's
     # --cpu flag would start a single process (its multi-CPU launch needs MPI); --multi_gpu is its torchrun
     # launcher, which starts the two processes.
-    env = dict(os.environ, OMP_NUM_THREADS="1", ACCELERATE_USE_CPU="true", PYTHONPATH=os.pathsep.join(
-        [str(RUNNER.parent), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    env = dict(os.environ, OMP_NUM_THREADS="1", ACCELERATE_USE_CPU="true")
     proc = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                            "--num_machines", "1", "--main_process_port", str(_free_port()), "--mixed_precision",
                            "no", "--dynamo_backend", "no", str(RUNNER), str(tmp_path / "two")],
