@@ -1,5 +1,8 @@
 """`govtune eval`: evaluate a model (optionally with a govtune adapter) on XNLI or FLORES and write
-DIR/metrics.json, DIR/predictions.jsonl and DIR/report.md with its figures."""
+DIR/metrics.json, DIR/predictions.jsonl and DIR/report.md with its figures.
+
+Under `accelerate launch --num_processes N` the batches are shared among the processes and the main
+process alone writes (see govtune.evaluation.sharding)."""
 
 from __future__ import annotations
 
@@ -141,6 +144,7 @@ def run(args) -> int:
     from govtune.evaluation.incontext import with_context
     from govtune.atomic import atomic_write_text
     from govtune.evaluation.report import flores_figure, report_markdown, write_json, write_jsonl
+    from govtune.evaluation.sharding import process_state
     from govtune.tasks.flores import load_flores
     from govtune.tasks.xnli import load_xnli
 
@@ -183,7 +187,11 @@ def run(args) -> int:
         if calibration is not None:  # validation prompts carry the same demonstrations as the test prompts
             calibration = {lang: [{**e, "context": data[lang][0]["context"]} for e in rows]
                            for lang, rows in calibration.items()}
-    model, tok = load_for_eval(args.model, args.adapter)
+    state = process_state()
+    with state.main_process_first():  # a first load may build a cache (SmolLM2): once, not N times at once
+        model, tok = load_for_eval(args.model, args.adapter)
+    if state.num_processes > 1:
+        model.to(state.device)  # each process on its own device (its GPU under a multi-GPU launch)
     progress = not args.no_progress
     t0 = time.perf_counter()
     if args.task == "xnli":
@@ -202,8 +210,10 @@ def run(args) -> int:
                       "limit": args.limit, "batch_size": args.batch_size, "seed": args.seed,
                       "calibrate_on": args.calibrate_on, "padding_side": args.padding_side, "shots": args.shots,
                       "shots_pool": args.shots_pool or ("pool rows" if args.shots else None),
-                      "device": str(model.device),
-                      "threads": torch.get_num_threads(), "total_seconds": time.perf_counter() - t0}
+                      "device": str(model.device), "threads": torch.get_num_threads(),
+                      "processes": state.num_processes, "total_seconds": time.perf_counter() - t0}
+    if not state.is_main_process:
+        return 0  # every process holds every prediction; the main process writes them
     figure = None
     if args.task == "xnli":
         from govtune.evaluation.plots import reliability_diagram

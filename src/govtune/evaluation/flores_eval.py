@@ -1,4 +1,5 @@
-"""FLORES evaluation: greedy translation of each source line, stopped at the end of its sentence, then detokenised corpus BLEU (sacreBLEU,
+"""FLORES evaluation: greedy translation of each source line, stopped where the translation ends (after as
+many sentences as the source has, or at the end of the answer line), then detokenised corpus BLEU (sacreBLEU,
 "zh" tokenisation for Chinese targets, "13a" otherwise) and chrF++ per direction."""
 
 from __future__ import annotations
@@ -8,7 +9,8 @@ import time
 from functools import lru_cache
 
 from govtune.evaluation.metrics import bleu_with_signature, corpus_chrf, macro, parity_gap
-from govtune.evaluation.scoring import context_length, generate_lines, require_tokenizer, special_prefix
+from govtune.evaluation.scoring import (context_length, count_sentences, generate_lines, require_tokenizer,
+                                        special_prefix)
 from govtune.evaluation.xnli_eval import check_examples
 from govtune.tasks.languages import script
 from govtune.tasks.prompts import flores_prompt
@@ -62,8 +64,8 @@ def evaluate_flores(model, tokenizer, examples: dict[str, list[dict]], *, batch_
     """examples: pair name ("en-zh") -> FLORES examples. Metrics (BLEU/chrF++ points) and one record per line.
 
     Each line may generate ceil(length_ratio x source tokens) + 8 new tokens, at most max_new_tokens, so a
-    row that never ends its sentence costs a few dozen steps, not max_new_tokens: a batch runs as long as
-    its slowest row. length_ratio None: the largest target/source token ratio this tokenizer shows on the
+    row that never ends its translation costs a few dozen steps, not max_new_tokens; finished rows leave
+    their batch at once. length_ratio None: the largest target/source token ratio this tokenizer shows on the
     direction's few-shot pool lines (FALLBACK_LENGTH_RATIO when the direction is not shipped)."""
     check_examples(examples, "FLORES")
     require_tokenizer(tokenizer, model)
@@ -85,9 +87,13 @@ def evaluate_flores(model, tokenizer, examples: dict[str, list[dict]], *, batch_
         n_src = len(tokenizer.encode(ex["src"], add_special_tokens=False))
         budgets.append(min(max_new_tokens, math.ceil(ratio * n_src) + LENGTH_SLACK))
     t0 = time.perf_counter()
+    # A FLORES line may hold several sentences (57 of the 497 English evaluation lines by this rule): the translation
+    # may end as many sentences as its source, counted by the source script's marks. A source without a
+    # final mark is still one sentence.
+    sentences = [max(1, count_sentences(ex["src"], script(ex["src_lang"]))) for _, ex in flat]
     hyps = generate_lines(model, tokenizer, [ids for ids, _ in fitted], max_new_tokens=max_new_tokens,
                           batch_size=batch_size, budgets=budgets, scripts=[script(ex["tgt_lang"]) for _, ex in flat],
-                          progress=progress, desc="FLORES")
+                          sentences=sentences, progress=progress, desc="FLORES")
     seconds = time.perf_counter() - t0
     preds = [{"pair": pair, "language": ex["tgt_lang"], "index": ex.get("line"), "id": ex.get("id"),
               "perturbation": None, "source": ex["src"], "hypothesis": h, "reference": ex["ref"]}

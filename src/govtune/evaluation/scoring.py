@@ -16,7 +16,8 @@ from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+
+from govtune.evaluation.sharding import map_batches
 
 
 def require_tokenizer(tokenizer, model=None) -> None:
@@ -99,9 +100,14 @@ def _forward(model, ids, mask, pos, keep: int = 0, past=None):
         kwargs["position_ids"] = pos.to(model.device)
     if keep and accepts(model, "logits_to_keep"):
         kwargs["logits_to_keep"] = keep
-    if past is not None:
-        kwargs["past_key_values"] = past
+    if past is not None:  # transformers 5 renamed past_key_values to cache (the old name goes in 5.40)
+        kwargs["cache" if accepts(model, "cache") else "past_key_values"] = past
     return model(**kwargs, use_cache=True)
+
+
+def _cache(res):
+    cache = getattr(res, "cache", None)
+    return res.past_key_values if cache is None else cache
 
 
 @torch.inference_mode()
@@ -113,7 +119,8 @@ def loglikelihoods(model, requests: list[tuple[list[int], list[int]]], *, batch_
     Requests that share a context (the three labels of an XNLI example) are scored together: one forward
     pass over the context fills the KV cache and gives every continuation's first token; a second, short
     pass over the continuations (cache rows repeated per continuation) gives the rest. The prompt is thus
-    read once, not three times. Longest contexts go first so padding stays small."""
+    read once, not three times. Longest contexts go first so padding stays small. Under `accelerate
+    launch` the batches are shared among the processes (`govtune.evaluation.sharding`)."""
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
     groups: dict[tuple, list[tuple[int, list[int]]]] = {}
@@ -122,38 +129,47 @@ def loglikelihoods(model, requests: list[tuple[list[int], list[int]]], *, batch_
             raise ValueError(f"request {r} has an empty context or continuation: both need tokens")
         groups.setdefault(tuple(ctx), []).append((r, list(cont)))
     order = sorted(groups, key=len, reverse=True)
+    batches = [order[b:b + batch_size] for b in range(0, len(order), batch_size)]
     out = [0.0] * len(requests)
-    for b in tqdm(range(0, len(order), batch_size), disable=not progress, desc=desc, unit="batch"):
-        ctxs = order[b:b + batch_size]
-        ids, mask, pos = pad_batch([list(c) for c in ctxs], pad_id, padding_side)
-        res = _forward(model, ids, mask, pos, keep=1 if padding_side == "left" else 0)
-        last = mask.sum(1) - 1 if padding_side == "right" else torch.full((len(ctxs),), ids.shape[1] - 1)
-        if res.logits.shape[1] == 1:
-            last = torch.zeros_like(last)
-        first = F.log_softmax(res.logits[torch.arange(len(ctxs)), last].float(), dim=-1)  # (B, V)
-        rest = []  # (batch row, request, continuation) whose tokens after the first need the second pass
-        for i, c in enumerate(ctxs):
-            for r, cont in groups[c]:
-                out[r] = float(first[i, cont[0]])
-                if len(cont) > 1:
-                    rest.append((i, r, cont))
-        if not rest:
-            continue
-        rows = torch.tensor([i for i, _, _ in rest])
-        cache = res.past_key_values
-        if not hasattr(cache, "batch_select_indices"):  # a model without a transformers Cache
-            _score_tails_uncached(model, ctxs, rest, out, pad_id)
-            continue
-        cache.batch_select_indices(rows)  # one cache row per continuation (rows repeat)
-        # Continuation inputs are right-padded after the context: real tokens sit at the same positions
-        # whatever the padding, and the logits read below never touch a pad.
-        cids, cmask, _ = pad_batch([cont[:-1] for _, _, cont in rest], pad_id, "right")
-        cpos = (pos[rows, -1:] if padding_side == "left" else last[rows, None]) + 1 + torch.arange(cids.shape[1])
-        logits = _forward(model, cids, torch.cat([mask[rows], cmask], 1), cpos, past=cache).logits
-        logp = F.log_softmax(logits.float(), dim=-1)
-        for k, (_, r, cont) in enumerate(rest):
-            tail = torch.tensor(cont[1:])
-            out[r] += float(logp[k, torch.arange(len(tail)), tail].sum())
+    for scores in map_batches(lambda ctxs: _score_contexts(model, ctxs, groups, padding_side, pad_id), batches,
+                              progress=progress, desc=desc):
+        for r, score in scores.items():
+            out[r] = score
+    return out
+
+
+def _score_contexts(model, ctxs: list[tuple], groups: dict, padding_side: str, pad_id: int) -> dict[int, float]:
+    """Log-likelihood of every request of one batch of contexts, by request index."""
+    out: dict[int, float] = {}
+    ids, mask, pos = pad_batch([list(c) for c in ctxs], pad_id, padding_side)
+    res = _forward(model, ids, mask, pos, keep=1 if padding_side == "left" else 0)
+    last = mask.sum(1) - 1 if padding_side == "right" else torch.full((len(ctxs),), ids.shape[1] - 1)
+    if res.logits.shape[1] == 1:
+        last = torch.zeros_like(last)
+    first = F.log_softmax(res.logits[torch.arange(len(ctxs)), last].float(), dim=-1)  # (B, V)
+    rest = []  # (batch row, request, continuation) whose tokens after the first need the second pass
+    for i, c in enumerate(ctxs):
+        for r, cont in groups[c]:
+            out[r] = float(first[i, cont[0]])
+            if len(cont) > 1:
+                rest.append((i, r, cont))
+    if not rest:
+        return out
+    rows = torch.tensor([i for i, _, _ in rest])
+    cache = _cache(res)
+    if not hasattr(cache, "batch_select_indices"):  # a model without a transformers Cache
+        _score_tails_uncached(model, ctxs, rest, out, pad_id)
+        return out
+    cache.batch_select_indices(rows)  # one cache row per continuation (rows repeat)
+    # Continuation inputs are right-padded after the context: real tokens sit at the same positions
+    # whatever the padding, and the logits read below never touch a pad.
+    cids, cmask, _ = pad_batch([cont[:-1] for _, _, cont in rest], pad_id, "right")
+    cpos = (pos[rows, -1:] if padding_side == "left" else last[rows, None]) + 1 + torch.arange(cids.shape[1])
+    logits = _forward(model, cids, torch.cat([mask[rows], cmask], 1), cpos, past=cache).logits
+    logp = F.log_softmax(logits.float(), dim=-1)
+    for k, (_, r, cont) in enumerate(rest):
+        tail = torch.tensor(cont[1:])
+        out[r] += float(logp[k, torch.arange(len(tail)), tail].sum())
     return out
 
 
@@ -190,15 +206,16 @@ def classify_pairs(model, tokenizer, premises: list[str], hypotheses: list[str],
                    max_length: int | None = None, progress: bool = False) -> torch.Tensor:
     """(N, 3) softmax probabilities of a sequence-classification head, in LABELS order."""
     cols = _class_order(model)
-    out = []
     order = sorted(range(len(premises)), key=lambda i: -len(premises[i]) - len(hypotheses[i]))
-    for b in tqdm(range(0, len(order), batch_size), disable=not progress, desc="classifying", unit="batch"):
-        idx = order[b:b + batch_size]
+
+    def classify(idx: list[int]) -> torch.Tensor:
         enc = tokenizer([premises[i] for i in idx], [hypotheses[i] for i in idx], padding=True,
                         truncation="only_first" if max_length else False, max_length=max_length,
                         return_tensors="pt").to(model.device)
-        logits = model(**enc).logits.float()
-        out.append(torch.softmax(logits, dim=-1)[:, cols].cpu())
+        return torch.softmax(model(**enc).logits.float(), dim=-1)[:, cols].cpu()
+
+    out = map_batches(classify, [order[b:b + batch_size] for b in range(0, len(order), batch_size)],
+                      progress=progress, desc="classifying")
     probs = torch.cat(out) if out else torch.zeros((0, 3))
     restored = torch.empty_like(probs)
     restored[torch.tensor(order, dtype=torch.long)] = probs
@@ -261,76 +278,174 @@ def _sentence_regex(script: str) -> re.Pattern:
     return re.compile("|".join(parts))
 
 
-def sentence_end(text: str, script: str = "Latn") -> int | None:
-    """End (exclusive, after the final mark and any closing quote) of the first sentence of `text`, or None.
+def _mark_ends(line: str, script: str):
+    """Ends (exclusive) of the sentences of one line, each after a final mark that some letter or digit
+    precedes since the previous end (so "..." or "!" alone is not a sentence)."""
+    start = 0
+    for m in _sentence_regex(script).finditer(line):
+        if any(ch.isalnum() for ch in line[start:m.start()]):
+            yield m.end()
+            start = m.end()
 
-    A newline always ends it (before the newline); a final mark counts once some letter or digit precedes
-    it, so a leading "..." or "." is not a sentence. At the end of `text` an ASCII mark counts too: a
-    caller that is still generating must wait for the next character (see `_SentenceStop`)."""
+
+def count_sentences(text: str, script: str = "Latn") -> int:
+    """Sentence ends in `text` by the script's rule (a final mark at the very end counts): how many
+    sentences a source line holds, so that its translation may end after as many."""
+    return sum(1 for _ in _mark_ends(text.replace("\n", " "), script))
+
+
+def sentence_end(text: str, script: str = "Latn", sentences: int = 1) -> int | None:
+    """End (exclusive, after the final mark and any closing quote) of the `sentences`-th sentence of `text`,
+    or of its first line if that comes first (before the newline); None when neither is in `text` yet.
+
+    At the end of `text` an ASCII mark counts too: a caller that is still generating must wait for the
+    next character (see `_translation_done`)."""
+    if sentences < 1:
+        raise ValueError(f"sentences must be >= 1, got {sentences}")
     nl = text.find("\n")
     line = text if nl < 0 else text[:nl]
-    for m in _sentence_regex(script).finditer(line):
-        if any(ch.isalnum() for ch in line[:m.start()]):
-            return m.end()
+    for k, end in enumerate(_mark_ends(line, script), 1):
+        if k == sentences:
+            return end
     return None if nl < 0 else nl
 
 
-def cut_sentence(text: str, script: str = "Latn") -> str:
-    """`text` up to the end of its first sentence (final mark kept), stripped."""
-    end = sentence_end(text, script)
+def cut_sentence(text: str, script: str = "Latn", sentences: int = 1) -> str:
+    """`text` up to the end of its `sentences`-th sentence or of its first line (final mark kept), stripped."""
+    end = sentence_end(text, script, sentences)
     return (text if end is None else text[:end]).strip()
 
 
-class _SentenceStop:
-    """Per-row stopping criterion: a row is finished once its output holds a complete first sentence.
+def _translation_done(text: str, script: str, sentences: int) -> bool:
+    """A row's translation is complete once its last sentence end (or the newline) is confirmed by something
+    after it: a newline, the space after ". ", any character after "。". So the "." inside "3.5" does not
+    stop the row."""
+    end = sentence_end(text, script, sentences)
+    return end is not None and end < len(text)
 
-    FLORES lines are single sentences, so the first sentence end is the end of the translation; whatever
-    a model writes after it is a continuation the reference does not have. A sentence counts as complete
-    once something follows its end (a newline, the space after ". ", any character after "。"), so an
-    ASCII mark inside "3.5" does not stop the row; EOS is handled by `generate` itself."""
 
-    def __init__(self, tokenizer, prompt_width: int, scripts: list[str]):
-        self.tokenizer, self.width, self.scripts = tokenizer, prompt_width, scripts
+def decode_complete(tokenizer, ids: Sequence[int]) -> str:
+    """`ids` decoded without an incomplete character at the end.
 
-    def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.BoolTensor:
-        done = []
-        for row, script in zip(input_ids[:, self.width:].tolist(), self.scripts):
-            text = self.tokenizer.decode(row, skip_special_tokens=True)
-            end = sentence_end(text, script)
-            done.append(end is not None and end < len(text))
-        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+    A budget can stop generation inside a multi-byte character (a Chinese character is three UTF-8 bytes,
+    each its own token in byte-fallback vocabularies such as Llama's "<0xE4>", or split across byte-level
+    BPE tokens); such tokenizers decode the dangling bytes as U+FFFD. The longest decode of `ids` minus at
+    most 3 trailing tokens (a UTF-8 character has at most 3 bytes after its first) that does not end in
+    U+FFFD keeps only whole characters; when there is none, the text stays as decoded."""
+    ids = list(ids)
+    text = tokenizer.decode(ids, skip_special_tokens=True)
+    for k in range(1, min(3, len(ids)) + 1):
+        if not text.endswith("\ufffd"):
+            break
+        shorter = tokenizer.decode(ids[:-k], skip_special_tokens=True)
+        if not shorter.endswith("\ufffd"):
+            return shorter
+    return text
+
+
+def _select_rows(cache, keep: torch.Tensor):
+    """The KV cache restricted to the batch rows `keep`."""
+    if hasattr(cache, "batch_select_indices"):  # transformers Cache objects (every model in transformers 5)
+        cache.batch_select_indices(keep)
+        return cache
+    return tuple(tuple(t[keep] for t in layer) for layer in cache)  # the legacy tuple-of-tuples layout
+
+
+@torch.inference_mode()
+def greedy_tokens(model, prompts: list[list[int]], budgets: Sequence[int], done, *, pad_id: int,
+                  eos_ids: Sequence[int] = ()) -> list[list[int]]:
+    """Greedy new tokens of each prompt (EOS excluded), left-padded in one batch; a row leaves the batch as
+    soon as it emits EOS, reaches its budget, or `done(row, new_tokens)` says it is finished.
+
+    Written by hand, not with `model.generate`: `generate` keeps finished rows in the batch (it only
+    overwrites their tokens with padding) until the last row stops, so one row that never ends its
+    sentence makes every other row run to the budget; and its continuous-batching API (`generate_batch`)
+    takes one budget for all rows, stops at EOS only, and needs a paged-attention implementation BLOOM's
+    ALiBi lacks. Here finished rows are dropped from the input, the mask and the KV cache at each step,
+    so the work of a step is proportional to the rows still running. The arithmetic of each row is that
+    of `generate`'s greedy search (argmax of the last logits, positions counted over real tokens), so a
+    row's tokens do not depend on which rows share its batch."""
+    n = len(prompts)
+    new: list[list[int]] = [[] for _ in range(n)]
+    ids, mask, pos = pad_batch(prompts, pad_id, "left")
+    res = _forward(model, ids, mask, pos, keep=1)
+    live = list(range(n))  # prompt index of each batch row still running
+    pos = pos[:, -1:]
+    eos = set(eos_ids)
+    while True:
+        nxt = res.logits[:, -1].float().argmax(-1).tolist()
+        keep = []
+        for k, (r, t) in enumerate(zip(live, nxt)):
+            if t in eos:
+                continue
+            new[r].append(t)
+            if len(new[r]) < budgets[r] and not done(r, new[r]):
+                keep.append(k)
+        if not keep:
+            return new
+        cache = _cache(res)
+        if len(keep) < len(live):
+            rows = torch.tensor(keep)
+            cache, mask, pos = _select_rows(cache, rows.to(model.device)), mask[rows], pos[rows]
+            live = [live[k] for k in keep]
+        step = torch.tensor([[new[r][-1]] for r in live], dtype=torch.long)
+        mask = torch.cat([mask, torch.ones((len(live), 1), dtype=mask.dtype)], 1)
+        pos = pos + 1
+        res = _forward(model, step, mask, pos, past=cache)
+
+
+def _eos_ids(model, tokenizer) -> list[int]:
+    """The tokenizer's EOS and the model's generation_config EOS ids (chat models may end a turn with a
+    token other than the tokenizer's EOS, e.g. Llama 3's <|eot_id|>), as `generate` would stop at both."""
+    ids = {tokenizer.eos_token_id}
+    config = getattr(_base(model), "generation_config", None)
+    more = getattr(config, "eos_token_id", None)
+    ids.update(more if isinstance(more, (list, tuple)) else [more])
+    return sorted(int(i) for i in ids if i is not None)
 
 
 @torch.inference_mode()
 def generate_lines(model, tokenizer, prompts: list[list[int]], *, max_new_tokens: int = 128,
                    batch_size: int = 8, budgets: Sequence[int] | None = None,
-                   scripts: Sequence[str] | None = None, progress: bool = False,
-                   desc: str = "generating") -> list[str]:
-    """Greedy continuation of each prompt (token ids), left-padded in batches, cut at its first sentence end.
+                   scripts: Sequence[str] | None = None, sentences: Sequence[int] | None = None,
+                   progress: bool = False, desc: str = "generating") -> list[str]:
+    """Greedy continuation of each prompt (token ids), left-padded in batches, cut where the translation ends:
+    after `sentences[i]` sentence ends, or at the newline that ends the answer line, whichever comes first.
 
-    budgets: new tokens each prompt may need (a batch runs to the largest budget among its rows, at most
-    max_new_tokens); scripts: ISO 15924 script of each expected output, which picks its sentence-final
-    marks (default Latin). A batch stops as soon as every row has finished its sentence or emitted EOS."""
-    from transformers import StoppingCriteriaList
-
+    budgets: new tokens each prompt may generate (at most max_new_tokens); scripts: ISO 15924 script of
+    each expected output, which picks its sentence-final marks (default Latin); sentences: sentence ends
+    each output may hold (default 1; FLORES passes the source's count). A row leaves its batch as soon as
+    its translation is complete, it emits EOS, or it reaches its budget; a text cut by the budget inside
+    a character loses that character. Under `accelerate launch` the batches are shared among the processes."""
     n = len(prompts)
-    if budgets is not None and len(budgets) != n or scripts is not None and len(scripts) != n:
-        raise ValueError(f"budgets and scripts need one entry per prompt ({n})")
+    for name, per_row in (("budgets", budgets), ("scripts", scripts), ("sentences", sentences)):
+        if per_row is not None and len(per_row) != n:
+            raise ValueError(f"{name} needs one entry per prompt ({n}), got {len(per_row)}")
     if budgets is not None and min(budgets, default=1) < 1:
         raise ValueError(f"every generation budget must be >= 1, got {min(budgets)}")
+    if sentences is not None and min(sentences, default=1) < 1:
+        raise ValueError(f"every row must allow >= 1 sentence, got {min(sentences)}")
+    if batch_size < 1 or max_new_tokens < 1:
+        raise ValueError(f"batch size and max_new_tokens must be >= 1, got {batch_size} and {max_new_tokens}")
     scripts = list(scripts) if scripts is not None else ["Latn"] * n
+    sentences = list(sentences) if sentences is not None else [1] * n
+    steps = [min(max_new_tokens, budgets[i]) if budgets is not None else max_new_tokens for i in range(n)]
     pad = pad_token_id(tokenizer)
+    eos = _eos_ids(model, tokenizer)
+
+    def run(idx: list[int]) -> list[str]:
+        def done(row: int, new: list[int]) -> bool:
+            i = idx[row]
+            return _translation_done(tokenizer.decode(new, skip_special_tokens=True), scripts[i], sentences[i])
+
+        toks = greedy_tokens(model, [prompts[i] for i in idx], [steps[i] for i in idx], done, pad_id=pad,
+                             eos_ids=eos)
+        return [cut_sentence(decode_complete(tokenizer, t), scripts[i], sentences[i]) for i, t in zip(idx, toks)]
+
     order = sorted(range(n), key=lambda i: -len(prompts[i]))
+    batches = [order[b:b + batch_size] for b in range(0, n, batch_size)]
     out: list[str] = [""] * n
-    for b in tqdm(range(0, n, batch_size), disable=not progress, desc=desc, unit="batch"):
-        idx = order[b:b + batch_size]
-        ids, mask, _ = pad_batch([prompts[i] for i in idx], pad, "left")
-        steps = max_new_tokens if budgets is None else min(max_new_tokens, max(budgets[i] for i in idx))
-        stop = StoppingCriteriaList([_SentenceStop(tokenizer, ids.shape[1], [scripts[i] for i in idx])])
-        gen = model.generate(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
-                             max_new_tokens=steps, do_sample=False, num_beams=1, pad_token_id=pad,
-                             eos_token_id=tokenizer.eos_token_id, stopping_criteria=stop,
-                             temperature=None, top_p=None, top_k=None)
-        for j, i in enumerate(idx):
-            out[i] = cut_sentence(tokenizer.decode(gen[j, ids.shape[1]:], skip_special_tokens=True), scripts[i])
+    for idx, texts in zip(batches, map_batches(run, batches, progress=progress, desc=desc)):
+        for i, text in zip(idx, texts):
+            out[i] = text
     return out
