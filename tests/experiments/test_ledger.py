@@ -173,7 +173,7 @@ def test_the_ledger_deltas_are_the_paired_differences_of_the_two_cells(ledger_st
     assert f"| C1 − C0 (+langid, +dedup) | C1 | wrong_language | 0 (0) | 0 (0) | {hi} " \
            f"({d.drawn['c1', 'wrong_language', 'hi']}) | {hi} |" in gov
     macro = d.deltas["lora"]["macro"]
-    assert f"| C1 − c1_no_langid (+langid) | LoRA |" in gov
+    assert "| C1 − c1_no_langid (+langid) | LoRA |" in gov
     assert f"| C1 − C0 (+langid, +dedup) | LoRA | {macro.estimate:+.1f} [{macro.low:+.1f}, {macro.high:+.1f}]" \
            in gov.replace("-0.0", "+0.0")
 

@@ -77,7 +77,8 @@ def _curation_names(config: StudyConfig, out_dir: Path) -> list[str]:
     names = [p.name[:-len(".jsonl")] for p in (out_dir / "curation").glob("*.jsonl")
              if not p.name.endswith(".dropped.jsonl")]
     names = [n for n in names if n in known]
-    return sorted(names, key=lambda n: (CURATION_STAGES.index(config.curation_stage(n)), n != config.curation_stage(n), n))
+    # stages first in stage order, then each stage's variants
+    return sorted(names, key=lambda n: (n not in CURATION_STAGES, CURATION_STAGES.index(config.curation_stage(n)), n))
 
 
 def _grid_union(config: StudyConfig, out_dir: Path) -> tuple[list[int], list[int]]:
