@@ -14,6 +14,6 @@ def tiny_study(**overrides):
     return build_config(raw)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def study():
     return tiny_study

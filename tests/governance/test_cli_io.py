@@ -41,6 +41,18 @@ def test_cli_outputs(tmp_path, pool, capsys):
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left behind
 
 
+def test_cli_skip_leaves_steps_out(tmp_path, capsys):
+    src = _write(tmp_path / "pool.jsonl", [json.dumps(r, ensure_ascii=False).encode() for r in GOOD])
+    out = tmp_path / "out"
+    assert main(["curate", "--input", str(src), "--langs", "en,zh,hi", "--stage", "c1", "--out", str(out),
+                 "--skip", "langid", "--no-progress"]) == 0
+    assert len(_jsonl(out / "kept.jsonl")) == len(GOOD)  # the Spanish line declared en stays
+    assert "without the langid step" in json.loads((out / "report.json").read_text())["notes"][0]
+    assert main(["curate", "--input", str(src), "--langs", "en,zh,hi", "--stage", "c1", "--out", str(out),
+                 "--skip", "ppl", "--no-progress"]) != 0
+    assert "skip has unknown steps ['ppl']" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("line,message", [
     (b'{"lang": "en", "id": 1}', "line 2: no text field"),
     (b'{"text": "hello there", "lang": "en"', "line 2: invalid JSON"),

@@ -73,6 +73,9 @@ class StudyConfig:
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
     calibration_batches: int = 4  # batches for the LoRA-GA / hybrid gradient estimate
     curation_options: dict[str, Any] = field(default_factory=dict)  # passed to govtune.governance.curate
+    # Named curation variants for the `curation` axis, e.g. {"c2_no_ppl": {"stage": "c2", "perplexity": false}}:
+    # a stage plus CurationConfig options over curation_options (a step set to false is left out).
+    curation_variants: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Optimisation.
     epochs: int = 3
     lr: float = 2e-4
@@ -102,10 +105,22 @@ class StudyConfig:
             raise ValueError("seeds is empty: give at least one seed, e.g. seeds=0")
         if any(k < 0 for k in self.shots) or not self.shots:
             raise ValueError(f"shots must be a non-empty list of counts >= 0 (0 = base model), got {self.shots}")
-        for stage in self.curation:
-            if stage not in CURATION_STAGES:
-                raise ValueError(f"unknown curation stage {stage!r}{_suggest(stage, CURATION_STAGES)}; "
-                                 f"use {', '.join(CURATION_STAGES)}")
+        for name, opts in self.curation_variants.items():
+            if name in CURATION_STAGES or name in ("none", "base") or not name.replace("_", "").isalnum():
+                raise ValueError(f"curation variant name {name!r}: use letters, digits and _, other than "
+                                 f"{', '.join(CURATION_STAGES)}, e.g. c2_no_ppl")
+            if not isinstance(opts, dict) or opts.get("stage") not in CURATION_STAGES:
+                raise ValueError(f"curation variant {name!r} needs `stage:` set to one of "
+                                 f"{', '.join(CURATION_STAGES)}, e.g. {{stage: c2, perplexity: false}}")
+        curations = (*CURATION_STAGES, *self.curation_variants)
+        for name in self.curation:
+            if name not in curations:
+                raise ValueError(f"unknown curation stage {name!r}{_suggest(name, curations)}; use a stage "
+                                 f"({', '.join(CURATION_STAGES)}) or a name defined under `curation_variants`")
+        if len(set(self.curation)) != len(self.curation):
+            raise ValueError(f"curation lists a name twice: {self.curation}")
+        for name in self.curation:  # builds each CurationConfig now: bad options fail before any run
+            self.curation_config(name)
         if not self.curation:
             raise ValueError("curation is empty: use e.g. curation=c2 (c0 = the raw pool)")
         for t in self.tasks:
@@ -166,6 +181,26 @@ class StudyConfig:
         else:
             opts["method"] = method
         return opts
+
+    def curation_stage(self, name: str) -> str:
+        """The stage (c0, c1, c2) a curation name runs: itself, or its variant's `stage`."""
+        return self.curation_variants[name]["stage"] if name in self.curation_variants else name
+
+    def curation_config(self, name: str):
+        """The govtune.governance.CurationConfig of a curation name: curation_options, then the variant's
+        options over them (a nested section is updated key by key)."""
+        from govtune.governance.config import curation_config
+
+        opts = {k: dict(v) if isinstance(v, dict) else v for k, v in self.curation_options.items()}
+        for key, value in self.curation_variants.get(name, {}).items():
+            if key == "stage":
+                continue
+            if isinstance(value, dict) and isinstance(opts.get(key), dict):
+                opts[key].update(value)
+            else:
+                opts[key] = value
+        where = f"curation_variants.{name}" if name in self.curation_variants else "curation_options"
+        return curation_config(opts, where)
 
     def lr_for(self, method: str) -> float:
         base = self.variants.get(method, {}).get("method", method)

@@ -61,29 +61,36 @@ class StudyData:
         return self._pool
 
     def curated(self, stage: str, reference_model=None, reference_tokenizer=None) -> list[dict]:
-        """The pool after curation `stage` (c0 = as given). Cached on disk per study."""
+        """The pool after curation `stage` (c0 = as given; or a curation variant's name). Cached on disk per
+        study: `<name>.jsonl` (kept), `<name>.dropped.jsonl` (with reason and stage), `<name>.report.json`."""
         if stage in self._curated:
             return self._curated[stage]
         cache = self.out_dir / "curation" / f"{stage}.jsonl"
         if cache.exists():
-            kept = [json.loads(line) for line in cache.read_text(encoding="utf-8").splitlines() if line]
+            kept = _read_jsonl(cache)
         else:
             from govtune.governance import curate
 
             protected = [r for rows in self.xnli_eval().values() for r in rows]
-            result = curate(self.pool(), list(self.config.languages), stage=stage,
+            result = curate(self.pool(), list(self.config.languages), stage=self.config.curation_stage(stage),
                             reference_model=reference_model, reference_tokenizer=reference_tokenizer,
-                            protected=protected, config=_curation_config(self.config.curation_options),
+                            protected=protected, config=self.config.curation_config(stage),
                             progress=self.progress)
             kept = list(result.kept)
             atomic_write_json(cache.with_suffix(".report.json"), _jsonable(result.report))
-            atomic_write_text(cache, "".join(json.dumps(_jsonable(r), ensure_ascii=False) + "\n" for r in kept))
+            atomic_write_text(cache.with_suffix(".dropped.jsonl"), _jsonl(result.dropped))
+            atomic_write_text(cache, _jsonl(kept))  # last: its presence marks the curation as done
         self._curated[stage] = kept
         return kept
 
     def curation_report(self, stage: str) -> dict | None:
         path = self.out_dir / "curation" / f"{stage}.report.json"
         return json.loads(path.read_text()) if path.exists() else None
+
+    def curation_dropped(self, stage: str) -> list[dict] | None:
+        """The records curation `stage` dropped, each with `reason` and `stage`; None if not stored."""
+        path = self.out_dir / "curation" / f"{stage}.dropped.jsonl"
+        return _read_jsonl(path) if path.exists() else None
 
     # --- one run's pairs -----------------------------------------------------------------------------
     def training_examples(self, stage: str, shots: int, seed: int) -> tuple[list[dict], list[dict]]:
@@ -93,11 +100,11 @@ class StudyData:
         kept = self.curated(stage)
         langs = list(self.config.languages)
         train = sample_kshot(kept, langs, k=shots, seed=seed, report=self.curation_report(stage))
-        taken = {_key(r) for r in train}
+        taken = {record_key(r) for r in train}
         rng = random.Random(f"val-{seed}")
         val: list[dict] = []
         for lang in langs:
-            rest = [r for r in kept if r.get("lang") == lang and _key(r) not in taken]
+            rest = [r for r in kept if r.get("lang") == lang and record_key(r) not in taken]
             val += rng.sample(rest, min(self.config.val_per_language, len(rest)))
         return train, val
 
@@ -160,32 +167,16 @@ class StudyData:
         return pairs, val_pairs, counts
 
 
-def _key(record: dict) -> tuple:
+def record_key(record: dict) -> tuple:
     return (record.get("lang"), record.get("id"), record.get("premise"), record.get("hypothesis"))
 
 
-def _curation_config(options: dict[str, Any]):
-    """`curation_options` (YAML) -> governance.CurationConfig, nested sections included:
-    {"perplexity": {"drop_top_percent": 5}, "skip_invalid": true}."""
-    if not options:
-        return None
-    import dataclasses
+def _read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
-    import govtune.governance as gov
 
-    sections = {f.name: f.default_factory for f in dataclasses.fields(gov.CurationConfig)
-                if f.default_factory is not dataclasses.MISSING}
-    kwargs = {}
-    for key, value in options.items():
-        try:
-            kwargs[key] = sections[key](**value) if key in sections and isinstance(value, dict) else value
-        except TypeError as e:
-            raise ValueError(f"curation_options.{key}: {e}") from None
-    try:
-        return gov.CurationConfig(**kwargs)
-    except TypeError as e:
-        names = ", ".join(f.name for f in dataclasses.fields(gov.CurationConfig))
-        raise ValueError(f"curation_options: {e}; valid keys: {names}") from None
+def _jsonl(records: list[dict]) -> str:
+    return "".join(json.dumps(_jsonable(r), ensure_ascii=False) + "\n" for r in records)
 
 
 def _jsonable(obj: Any) -> Any:

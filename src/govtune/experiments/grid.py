@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from govtune.experiments.cell import Cell, grid_cells, run_cell
 from govtune.experiments.config import StudyConfig
 from govtune.experiments.data import StudyData
+from govtune.experiments.ledger import record_curation
 from govtune.experiments.store import read_predictions, record_run, write_results_json
 from govtune.training import TrainingDiverged, make_accelerator
 from govtune.atomic import atomic_write_json, atomic_write_text
@@ -134,6 +135,7 @@ def run_study(config: StudyConfig, out_dir: str | Path, resume: bool = False, pr
     try:
         if main:
             _curate_stages(config, data, todo, loader)
+            record_curation(out_dir, config, data)
         state.wait_for_everyone()
         bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc="grid", unit="run",
                    disable=not (progress and main))
@@ -185,7 +187,7 @@ def _curate_stages(config: StudyConfig, data: StudyData, todo: list[Cell], loade
     missing = [s for s in stages if not (data.out_dir / "curation" / f"{s}.jsonl").exists()]
     if not missing:
         return
-    needs_ref = any(s == "c2" for s in missing)
+    needs_ref = any("perplexity" in config.curation_config(s).steps(config.curation_stage(s)) for s in missing)
     model, tok = loader() if needs_ref else (None, None)
     for stage in missing:
         data.curated(stage, reference_model=model, reference_tokenizer=tok)

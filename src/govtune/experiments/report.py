@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from govtune.experiments.config import BASELINES
+from govtune.experiments.ledger import curation_label, governance_section
 from govtune.experiments.significance import Intervals, differences_section, interval_note
 from govtune.experiments.store import load_runs
 from govtune.atomic import atomic_write_text
@@ -85,7 +86,9 @@ class Study:
         self.stages = sorted({r["curation"] for r in trained})
         self.main_shots = 32 if any(r["shots"] == 32 for r in trained) else max((r["shots"] for r in trained),
                                                                                  default=0)
-        self.main_stage = "c2" if "c2" in self.stages else (self.stages[-1] if self.stages else "none")
+        # the most curated plain stage (c2 > c1 > c0); a study of variants only: its last one
+        plain = [st for st in ("c2", "c1", "c0") if st in self.stages]
+        self.main_stage = plain[0] if plain else (self.stages[-1] if self.stages else "none")
         found = {r["method"] for r in trained}
         self.methods = [m for m in PAPER_METHOD_ORDER if m in found] + sorted(found - set(PAPER_METHOD_ORDER))
         self.seeds = sorted({r["seed"] for r in trained})
@@ -292,7 +295,7 @@ def curation_table(s: Study) -> str:
             runs = s.cell(method, stage=stage)
             if not runs:
                 continue
-            rows.append([label(method), stage.upper(), s.show(runs, "xnli", "macro"),
+            rows.append([label(method), curation_label(stage), s.show(runs, "xnli", "macro"),
                          s.show(runs, "xnli", "parity_gap"), s.show(runs, "xnli", "avg_ece"),
                          _kept(s, stage)])
     return (f"### Data curation ablation (XNLI, {s.main_shots}-shot)\n\n"
@@ -396,6 +399,9 @@ def build_markdown(s: Study, figures: list[str]) -> str:
         sections.append(differences)
     if len(s.stages) > 1:
         sections.append(curation_table(s))
+    governance = governance_section(s)
+    if governance:
+        sections.append(governance)
     if len([k for k in s.shots if k > 0]) > 1 or (0 in s.shots and len(s.shots) > 1):
         sections.append(scaling_table(s))
     if s.methods:

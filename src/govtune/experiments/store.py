@@ -33,7 +33,24 @@ CREATE TABLE IF NOT EXISTS predictions (
     run_id TEXT, task TEXT, unit TEXT, position INTEGER, example_id TEXT, language TEXT, gold TEXT,
     predicted TEXT, probs TEXT, perturbation TEXT, perturbed_predicted TEXT, hypothesis TEXT, reference TEXT,
     PRIMARY KEY (run_id, task, unit, position));
+CREATE TABLE IF NOT EXISTS curations (
+    curation TEXT PRIMARY KEY, stage TEXT, steps TEXT, input INTEGER, kept INTEGER, dropped INTEGER, notes TEXT);
+CREATE TABLE IF NOT EXISTS curation_counts (
+    curation TEXT, stage TEXT, language TEXT, kind TEXT, reason TEXT, n INTEGER,
+    PRIMARY KEY (curation, stage, language, kind, reason));
+CREATE TABLE IF NOT EXISTS curation_examples (
+    curation TEXT, reason TEXT, position INTEGER, language TEXT, example_id TEXT, text TEXT,
+    PRIMARY KEY (curation, reason, position));
+CREATE TABLE IF NOT EXISTS curation_shots (
+    curation TEXT, reference TEXT, shots INTEGER, seed INTEGER, language TEXT, stage TEXT, reason TEXT,
+    n INTEGER, PRIMARY KEY (curation, reference, shots, seed, language, stage, reason));
 """
+# The curation tables: `curations` one row per curated pool (name, stage, the steps it ran); `curation_counts`
+# records per curation, stage and language, kind "input" and "kept" (reason "") or "dropped" (per reason);
+# `curation_examples` the curation report's dropped examples; `curation_shots` the governance ledger's
+# "would have been drawn" counts: of the k-shot draw (shots, seed) from the `reference` pool, how many
+# records `curation` removes, per language, stage and reason (0 rows included for every reason it drops).
+CURATION_TABLES = ("curations", "curation_counts", "curation_examples", "curation_shots")
 PREDICTION_FILES = {"xnli": "xnli.jsonl", "flores": "flores.jsonl"}
 
 
@@ -200,3 +217,24 @@ def load_predictions(out_dir: str | Path, run_id: str, task: str) -> list[dict]:
               "prediction": r["predicted"], "probs": json.loads(r["probs"])} for r in rows]
     return clean + [{"language": r["language"], "id": r["example_id"], "perturbation": r["perturbation"],
                      "gold": r["gold"], "prediction": r["perturbed_predicted"]} for r in rows if r["perturbation"]]
+
+
+def record_curation(out_dir: str | Path, rows: dict[str, list[tuple]]) -> None:
+    """Replace the curation tables' contents with `rows` (table -> rows), in one transaction: they are
+    rebuilt from OUT/curation/ whenever the study runs."""
+    with closing(connect(out_dir)) as con, con:
+        for table in CURATION_TABLES:
+            con.execute(f"DELETE FROM {table}")
+            if rows.get(table):
+                marks = ",".join("?" * len(rows[table][0]))
+                con.executemany(f"INSERT INTO {table} VALUES ({marks})", rows[table])
+
+
+def load_curation(out_dir: str | Path) -> dict[str, list[dict]]:
+    """The curation tables as lists of row dicts (empty lists for a study that curated nothing)."""
+    path = Path(out_dir) / DB_NAME
+    if not path.exists():
+        return {t: [] for t in CURATION_TABLES}
+    with closing(connect(out_dir)) as con:
+        con.row_factory = sqlite3.Row
+        return {t: [dict(r) for r in con.execute(f"SELECT * FROM {t} ORDER BY rowid")] for t in CURATION_TABLES}

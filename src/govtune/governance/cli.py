@@ -32,6 +32,8 @@ def register(subparsers) -> None:
     p.add_argument("--min-lang-confidence", type=float, default=None,
                    help="language ID confidence below which a record is dropped (0.25)")
     p.add_argument("--langid-backend", default=None, choices=["lingua", "langid"])
+    p.add_argument("--skip", default="", help="comma-separated steps to leave out of their stage: langid, dedup "
+                   "(evaluation leakage is still removed), quality, perplexity")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -44,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     from govtune.governance.sampling import sample_kshot
 
     langs = check_languages(args.langs)
-    config = CurationConfig(skip_invalid=args.skip_invalid)
+    config = CurationConfig(skip_invalid=args.skip_invalid,
+                            skip=tuple(x.strip() for x in args.skip.split(",") if x.strip()))
     if args.ppl_drop_percent is not None:
         config.perplexity.drop_top_percent = args.ppl_drop_percent
         config.perplexity.__post_init__()

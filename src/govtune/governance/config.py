@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 
 from govtune.governance.records import KNOWN_LANGUAGES
@@ -137,12 +138,20 @@ class PerplexityConfig:
             raise ValueError("PerplexityConfig: batch_size must be >= 1 and max_length >= 2")
 
 
+# The steps a stage runs, by name; `CurationConfig.skip` leaves some out (leave-one-step-out ablation).
+STEPS_OF_STAGE = {"c0": (), "c1": ("langid", "dedup"), "c2": ("langid", "dedup", "quality", "perplexity")}
+STEP_NAMES = STEPS_OF_STAGE["c2"]
+
+
 @dataclass
 class CurationConfig:
     langid: LangIdConfig = field(default_factory=LangIdConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
     perplexity: PerplexityConfig = field(default_factory=PerplexityConfig)
+    skip: tuple[str, ...] = ()
+    """Steps left out of their stage: any of langid, dedup, quality, perplexity. Skipping dedup keeps the
+    leakage check against the protected (evaluation) records: only duplicates within the pool stay."""
     skip_invalid: bool = False
     """Invalid records (no text, empty text, unknown language) are dropped with their reason instead of
     raising ValueError."""
@@ -152,3 +161,41 @@ class CurationConfig:
     def __post_init__(self):
         if self.examples_per_reason < 0:
             raise ValueError("CurationConfig.examples_per_reason must be >= 0")
+        self.skip = tuple(dict.fromkeys([self.skip] if isinstance(self.skip, str) else self.skip))
+        bad = [s for s in self.skip if s not in STEP_NAMES]
+        if bad:
+            raise ValueError(f"CurationConfig.skip has unknown steps {bad}: use some of {', '.join(STEP_NAMES)}")
+
+    def steps(self, stage: str) -> tuple[str, ...]:
+        """The steps `stage` runs under this config, in order."""
+        return tuple(s for s in STEPS_OF_STAGE[stage] if s not in self.skip)
+
+
+def curation_config(options: dict | None, where: str = "curation_options") -> CurationConfig:
+    """A CurationConfig from plain (YAML) options, nested sections included:
+    {"perplexity": {"drop_top_percent": 5}, "skip_invalid": true}. A step's section set to false leaves the
+    step out ({"perplexity": false} adds it to `skip`); true keeps its defaults."""
+    import dataclasses
+
+    fields = {f.name: f for f in dataclasses.fields(CurationConfig)}
+    kwargs: dict = {}
+    skip = list(options.get("skip", ())) if options else []
+    for key, value in (options or {}).items():
+        if key == "skip":
+            continue
+        if key not in fields:
+            close = difflib.get_close_matches(key, list(fields), n=1, cutoff=0.5)
+            raise ValueError(f"{where}: unknown key {key!r}{f' (did you mean {close[0]!r}?)' if close else ''}; "
+                             f"valid keys: {', '.join(fields)}")
+        section = fields[key].default_factory if fields[key].default_factory is not dataclasses.MISSING else None
+        if section is not None and isinstance(value, bool):
+            if key not in STEP_NAMES:
+                raise ValueError(f"{where}.{key}: give a mapping of options (only steps can be switched off)")
+            if not value:
+                skip.append(key)
+            continue
+        try:
+            kwargs[key] = section(**value) if section is not None and isinstance(value, dict) else value
+        except TypeError as e:
+            raise ValueError(f"{where}.{key}: {e}") from None
+    return CurationConfig(**kwargs, skip=tuple(skip))

@@ -158,14 +158,15 @@ class DuplicateIndex:
             sigs[i] = parts[0] if len(parts) == 1 else np.concatenate(parts)
         return exact, sigs
 
-    def add(self, records: Sequence[Record], keys: Sequence[object], protected: bool = False
-            ) -> list[str | None]:
-        """Check records in order against everything indexed so far; index the ones kept."""
+    def add(self, records: Sequence[Record], keys: Sequence[object], protected: bool = False,
+            index_kept: bool = True) -> list[str | None]:
+        """Check records in order against everything indexed so far; index the ones kept (unless
+        index_kept is False: then they are only checked)."""
         exact, sigs = self.signatures(records)
-        return self.check([self._group(r) for r in records], exact, sigs, keys, protected)
+        return self.check([self._group(r) for r in records], exact, sigs, keys, protected, index_kept)
 
     def check(self, groups: Sequence[tuple[str, int]], exact: Sequence[bytes], sigs: Sequence[np.ndarray | None],
-              keys: Sequence[object], protected: bool = False) -> list[str | None]:
+              keys: Sequence[object], protected: bool = False, index_kept: bool = True) -> list[str | None]:
         """`add` from precomputed signatures (computed elsewhere, e.g. by parallel datatrove tasks)."""
         verdicts: list[str | None] = []
         for group, key, ex, sig in zip(groups, keys, exact, sigs):
@@ -180,6 +181,8 @@ class DuplicateIndex:
                 verdicts.append(reason)
                 continue
             verdicts.append(None)
+            if not index_kept:
+                continue
             self.exact.setdefault((group, ex), key)
             if sig is not None and match is None:
                 lsh = self.lsh.get(group)
@@ -208,9 +211,13 @@ class DeduplicationStep(Step):
     stage = "c1"
     per_record = False
 
-    def __init__(self, config: DedupConfig | None = None, protected: Sequence[Record] | None = None):
+    def __init__(self, config: DedupConfig | None = None, protected: Sequence[Record] | None = None,
+                 within_pool: bool = True):
+        """within_pool=False: leakage check only (pool records are compared with the protected ones, never
+        with each other), for the leave-dedup-out ablation."""
         self.config = config or DedupConfig()
         self.protected = list(protected or [])
+        self.within_pool = within_pool
         self.leakage_pairs: list[tuple[object, object]] = []
 
     def judge(self, records: Sequence[Record]) -> list[str | None]:
@@ -218,12 +225,13 @@ class DeduplicationStep(Step):
         if self.protected:
             index.add(self.protected, [("protected", p.get("id", j)) for j, p in enumerate(self.protected)],
                       protected=True)
-        verdicts = index.add(records, list(range(len(records))))
+        verdicts = index.add(records, list(range(len(records))), index_kept=self.within_pool)
         self.leakage_pairs = [(records[i].get("id", i), pid) for i, pid in index.leakage_pairs]
         return verdicts
 
     def details(self) -> dict:
         return {"threshold": self.config.threshold, "num_perm": self.config.num_perm,
                 "ngram": dict(self.config.ngram), "protected_records": len(self.protected),
+                "within_pool": self.within_pool,
                 "leakage": len(self.leakage_pairs),
                 "leakage_examples": [{"id": a, "protected_id": b} for a, b in self.leakage_pairs[:5]]}

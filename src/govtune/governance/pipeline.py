@@ -15,7 +15,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from govtune.governance.config import CurationConfig
+from govtune.governance.config import STEPS_OF_STAGE, CurationConfig
 from govtune.governance.dedup import DeduplicationStep
 from govtune.governance.langid import LanguageIdStep
 from govtune.governance.quality import QualityStep
@@ -58,11 +58,17 @@ def build_steps(langs: Sequence[str], stage: str, config: CurationConfig, *, ref
                 progress: bool = True) -> tuple[list[Step], list[str]]:
     """The steps of `stage` in order, and notes for the report about steps left out."""
     steps: list[Step] = []
-    notes: list[str] = []
-    if STAGES.index(stage) >= 1:
-        steps += [LanguageIdStep(langs, config.langid), DeduplicationStep(config.dedup, protected)]
-    if STAGES.index(stage) >= 2:
+    notes = [f"{stage.upper()} ran without the {name} step (skip)" + (
+        ": duplicates within the pool stay, evaluation leakage is still removed" if name == "dedup" else "")
+        for name in STEPS_OF_STAGE[stage] if name in config.skip]
+    run = config.steps(stage)
+    if "langid" in run:
+        steps.append(LanguageIdStep(langs, config.langid))
+    if "dedup" in STEPS_OF_STAGE[stage]:
+        steps.append(DeduplicationStep(config.dedup, protected, within_pool="dedup" in run))
+    if "quality" in run:
         steps.append(QualityStep(config.quality))
+    if "perplexity" in run:
         if reference_model is None:
             notes.append("C2 ran without the perplexity filter: no reference model was given "
                          "(pass reference_model= and reference_tokenizer=, or --ppl-model on the command line)")

@@ -1,0 +1,348 @@
+"""The governance ledger: what each curation decision removed from the few-shot pool, and what it moved.
+
+A decision is the difference between two curation cells of the study, (with, without): each stage over
+the previous stage the study ran (C1 over C0: language ID + dedup), and each full stage over a variant that
+leaves a step out (C2 over `c2_no_ppl`: the perplexity cut). Per decision, stage, reason and language the
+ledger gives the records removed (the curation reports' drop counts, with minus without), how many of them
+the cells without the decision drew as shots (their seeded k-shot draw, re-run), and the paired bootstrap
+difference (with - without, same method and seeds) of every headline metric.
+
+`record_curation` (run by the grid after curating) copies the curation reports into results.sqlite and
+computes the drawn counts from the curated pools in OUT/curation/; `governance_section` writes the report's
+governance section from the store alone."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from govtune.experiments.config import CURATION_STAGES, StudyConfig
+from govtune.experiments.data import StudyData, record_key
+from govtune.experiments.store import load_curation
+from govtune.experiments.store import record_curation as store_curation
+
+if TYPE_CHECKING:
+    from govtune.experiments.report import Study
+
+EXAMPLE_CHARS = 120  # a dropped example's text in the report, shortened
+EXAMPLES_SHOWN = 2  # per reason
+
+
+# --- what is compared ------------------------------------------------------------------------------------
+def ledger_pairs(names: list[str], stage_of: dict[str, str]) -> list[tuple[str, str]]:
+    """(with, without) decisions among the curation names: each stage over the previous stage present, then
+    each variant's full stage over the variant (when the study ran that stage)."""
+    stages = [s for s in CURATION_STAGES if s in names]
+    pairs = list(zip(stages[1:], stages[:-1]))
+    pairs += [(stage_of[v], v) for v in names if v not in CURATION_STAGES and stage_of.get(v) in names]
+    return pairs
+
+
+def curation_label(name: str) -> str:
+    return name.upper() if name in CURATION_STAGES else name
+
+
+# --- recording ---------------------------------------------------------------------------------------------
+def drawn_removed(pool: list[dict], kept: list[dict], dropped: list[dict], langs: list[str], k: int,
+                  seed: int) -> Counter:
+    """The seeded k-shot draw from `pool` (govtune.governance.sample_kshot, as the cell trained on `pool`
+    drew its shots), counted per (language, stage, reason) for the drawn records that the curation with
+    result (`kept`, `dropped`) removes. Every reason it drops records for in a language gets a key, 0
+    included; a language with fewer than k records in `pool` (no cell could draw from it) gets none."""
+    from govtune.governance import sample_kshot
+
+    kept_keys = {record_key(r) for r in kept}
+    why = {record_key(r): (r.get("stage", "?"), r.get("reason", "?")) for r in dropped}
+    counts: Counter = Counter()
+    for lang in langs:
+        try:  # one language at a time draws the same shots: the sampler seeds each language apart
+            shots = sample_kshot(pool, [lang], k=k, seed=seed)
+        except ValueError:
+            continue
+        for r in dropped:
+            if r.get("lang") == lang:
+                counts[lang, r.get("stage", "?"), r.get("reason", "?")] += 0
+        for r in shots:
+            key = record_key(r)
+            if key not in kept_keys:
+                counts[(lang, *why.get(key, ("?", "unknown")))] += 1
+    return counts
+
+
+def _curation_names(config: StudyConfig, out_dir: Path) -> list[str]:
+    """Every curated pool of the study (a resumed study may have curated more than the current grid)."""
+    known = set(CURATION_STAGES) | set(config.curation_variants)
+    names = [p.name[:-len(".jsonl")] for p in (out_dir / "curation").glob("*.jsonl")
+             if not p.name.endswith(".dropped.jsonl")]
+    names = [n for n in names if n in known]
+    # stages first in stage order, then each stage's variants
+    return sorted(names, key=lambda n: (n not in CURATION_STAGES, CURATION_STAGES.index(config.curation_stage(n)), n))
+
+
+def _grid_union(config: StudyConfig, out_dir: Path) -> tuple[list[int], list[int]]:
+    """Seeds and shots (> 0) of every grid this output directory has run, the current one included."""
+    path = out_dir / "study.json"
+    grids = json.loads(path.read_text()).get("grids", []) if path.exists() else []
+    seeds = {s for g in grids for s in g.get("seeds", [])} | set(config.seeds)
+    shots = {k for g in grids for k in g.get("shots", [])} | set(config.shots)
+    return sorted(seeds), sorted(k for k in shots if k > 0)
+
+
+def record_curation(out_dir: str | Path, config: StudyConfig, data: StudyData) -> None:
+    """Copy every curation report of the study into results.sqlite and count, per ledger decision, shots
+    and seed, the drawn shots the decision removes. Idempotent: rebuilt on every run of the study."""
+    out_dir = Path(out_dir)
+    names = _curation_names(config, out_dir)
+    rows: dict[str, list[tuple]] = defaultdict(list)
+    for name in names:
+        report = data.curation_report(name)
+        if report is None:
+            continue
+        stage = config.curation_stage(name)
+        steps = config.curation_config(name).steps(stage)
+        rows["curations"].append((name, stage, ",".join(steps), report["input"], report["kept"],
+                                  report["dropped"], json.dumps(report.get("notes", []), ensure_ascii=False)))
+        for s, block in report["stages"].items():
+            for lang, n in block["input_by_language"].items():
+                rows["curation_counts"].append((name, s, lang, "input", "", n))
+            for lang, n in block["kept_by_language"].items():
+                rows["curation_counts"].append((name, s, lang, "kept", "", n))
+            for lang, reasons in block["dropped_by_language"].items():
+                rows["curation_counts"] += [(name, s, lang, "dropped", reason, n) for reason, n in reasons.items()]
+        for reason, examples in report.get("examples", {}).items():
+            rows["curation_examples"] += [(name, reason, i, ex.get("lang"), None if ex.get("id") is None else
+                                           str(ex["id"]), ex.get("text", "")) for i, ex in enumerate(examples)]
+    seeds, shots = _grid_union(config, out_dir)
+    langs = list(config.languages)
+    for with_, without in ledger_pairs(names, {n: config.curation_stage(n) for n in names}):
+        dropped = data.curation_dropped(with_)
+        if dropped is None:  # curated by a govtune that did not keep the dropped records
+            continue
+        kept, pool = data.curated(with_), data.curated(without)
+        for k in shots:
+            for seed in seeds:
+                for (lang, stage, reason), n in drawn_removed(pool, kept, dropped, langs, k, seed).items():
+                    rows["curation_shots"].append((with_, without, k, seed, lang, stage, reason, n))
+    store_curation(out_dir, rows)
+
+
+# --- the report ----------------------------------------------------------------------------------------------
+def _short(text: str) -> str:
+    text = " ".join(str(text).split()).replace("|", "\\|")
+    return text if len(text) <= EXAMPLE_CHARS else text[:EXAMPLE_CHARS - 3].rstrip() + "..."
+
+
+def _dropped(cur: dict) -> dict[str, Counter]:
+    """curation -> Counter {(stage, language, reason): records dropped}."""
+    out: dict[str, Counter] = defaultdict(Counter)
+    for r in cur["curation_counts"]:
+        if r["kind"] == "dropped":
+            out[r["curation"]][r["stage"], r["language"], r["reason"]] += r["n"]
+    return out
+
+
+def what_curation_did(s: "Study", cur: dict) -> str:
+    """Records in, kept and dropped per curation, stage and language, with the reasons and a few examples."""
+    from govtune.experiments.report import table
+
+    langs = s.config.get("languages") or sorted({r["language"] for r in cur["curation_counts"]})
+    counts = {(r["curation"], r["stage"], r["language"], r["kind"]): r["n"] for r in cur["curation_counts"]
+              if r["kind"] != "dropped"}
+    dropped = _dropped(cur)
+    rows = []
+    for c in cur["curations"]:
+        for stage in CURATION_STAGES[:CURATION_STAGES.index(c["stage"]) + 1]:
+            stage_drops = {key: n for key, n in dropped[c["curation"]].items() if key[0] == stage}
+            if stage == "c0" and c["stage"] != "c0" and not stage_drops:
+                continue  # C0 only validates: a row of its own only when it dropped something
+            for lang in langs:
+                n_in, n_kept = counts.get((c["curation"], stage, lang, "input")), counts.get(
+                    (c["curation"], stage, lang, "kept"))
+                if n_in is None:
+                    continue
+                reasons = sorted(((reason, n) for (st, lg, reason), n in stage_drops.items() if lg == lang),
+                                 key=lambda x: (-x[1], x[0]))
+                rows.append([curation_label(c["curation"]), stage.upper(), lang, str(n_in), str(n_kept),
+                             str(n_in - n_kept), ", ".join(f"{reason} {n}" for reason, n in reasons) or "-"])
+    steps = "; ".join(f"{curation_label(c['curation'])}: {c['steps'].replace(',', ', ') or 'no filter'}"
+                      for c in cur["curations"])
+    text = ("### Governance: what curation did\n\n"
+            f"The few-shot pool (XNLI rows {s.config.get('xnli_pool_rows')}) through each curation the study ran, "
+            f"before any shot was drawn: records in, kept and dropped per stage and language, with the reason "
+            f"of every drop (a record is dropped by the first step that rejects it). Steps run: {steps}.\n\n"
+            + table(["Curation", "Stage", "Language", "In", "Kept", "Dropped", "Dropped by reason"], rows))
+    notes = sorted({note for c in cur["curations"] for note in json.loads(c["notes"] or "[]")})
+    if notes:
+        text += "\n\n" + "\n".join(f"> {note}" for note in notes)
+    by_reason: dict[str, list[dict]] = {}  # reason -> the examples of the first curation that has it
+    for ex in cur["curation_examples"]:
+        first = by_reason.setdefault(ex["reason"], [ex])
+        if ex is not first[0] and ex["curation"] == first[0]["curation"] and len(first) < EXAMPLES_SHOWN:
+            first.append(ex)
+    if by_reason:
+        text += "\n\nDropped examples (text shortened):\n\n" + "\n".join(
+            f"- **{reason}**: " + "; ".join(f"({_where(e)}) “{_short(e['text'])}”" for e in exs)
+            for reason, exs in by_reason.items())
+    return text
+
+
+def _where(example: dict) -> str:
+    return example["language"] + (f", id {example['example_id']}" if example["example_id"] else "")
+
+
+# --- the ledger ------------------------------------------------------------------------------------------------
+class Decision:
+    """One ledger row group: the curation `with_` against `without`, same method and seeds."""
+
+    def __init__(self, with_: str, without: str, steps: dict[str, str]):
+        self.with_, self.without = with_, without
+        before = steps.get(without, "").split(",")
+        self.added = [x for x in steps.get(with_, "").split(",") if x and x not in before]
+        self.removed: Counter = Counter()  # (stage, reason, language) -> records, with minus without
+        self.drawn: Counter = Counter()  # (stage, reason, language) -> drawn shots removed, summed over seeds
+        self.drawn_seeds: list[int] = []
+        self.deltas: dict[str, dict[str, object]] = {}  # method -> metric -> bootstrap.Difference
+
+    @property
+    def label(self) -> str:
+        added = f" (+{', +'.join(self.added)})" if self.added else ""
+        return f"{curation_label(self.with_)} − {curation_label(self.without)}{added}"
+
+
+def metric_columns(s: "Study") -> list[tuple[str, str, str]]:
+    """(task, SQLite metric name, column title) of the ledger's deltas."""
+    from govtune.experiments.report import LANG_LABELS
+
+    langs = s.config.get("languages") or ["en", "zh", "hi"]
+    cols = [("xnli", "macro", "Macro"),
+            *[("xnli", f"languages.{lang}.accuracy", LANG_LABELS.get(lang, lang)) for lang in langs],
+            ("xnli", "parity_gap", "Δ (parity gap)"), ("xnli", "avg_ece", "Avg-ECE")]
+    if s.has("flores"):
+        cols.append(("flores", "average_bleu", "Avg BLEU"))
+    return cols
+
+
+def build_ledger(s: "Study", cur: dict) -> list[Decision]:
+    """Every decision between the study's trained curation cells, with its counts and metric deltas."""
+    stage_of = {c["curation"]: c["stage"] for c in cur["curations"]}
+    steps = {c["curation"]: c["steps"] for c in cur["curations"]}
+    names = [n for n in s.stages if n in stage_of]
+    dropped = _dropped(cur)
+    decisions = []
+    for with_, without in ledger_pairs(names, stage_of):
+        d = Decision(with_, without, steps)
+        for (stage, lang, reason), n in dropped[with_].items():
+            d.removed[stage, reason, lang] += n
+        for (stage, lang, reason), n in dropped[without].items():
+            d.removed[stage, reason, lang] -= n
+        d.removed = Counter({k: n for k, n in d.removed.items() if n})
+        for r in cur["curation_shots"]:
+            if (r["curation"], r["reference"], r["shots"]) == (with_, without, s.main_shots) and r["seed"] in s.seeds:
+                d.drawn[r["stage"], r["reason"], r["language"]] += r["n"]
+                if r["seed"] not in d.drawn_seeds:
+                    d.drawn_seeds.append(r["seed"])
+        for method in s.methods:
+            a, b = s.cell(method, stage=with_), s.cell(method, stage=without)
+            common = {r["seed"] for r in a} & {r["seed"] for r in b}
+            a, b = ([r for r in runs if r["seed"] in common] for runs in (a, b))
+            if not common:
+                continue
+            diffs = {}
+            for task in {t for t, _, _ in metric_columns(s)}:
+                diffs.update(s.intervals.difference(a, b, task) or {})
+            d.deltas[method] = diffs
+        decisions.append(d)
+    return decisions
+
+
+def ledger_text(s: "Study", decisions: list[Decision], figure: str | None) -> str:
+    from govtune.experiments.report import label, table
+    from govtune.experiments.significance import MARK, fmt_difference
+
+    langs = s.config.get("languages") or ["en", "zh", "hi"]
+    rows = []
+    for d in decisions:
+        keys = sorted({(st, reason) for st, reason, _ in d.removed} | {(st, reason) for (st, reason, _), n
+                                                                       in d.drawn.items() if n},
+                      key=lambda x: (CURATION_STAGES.index(x[0]) if x[0] in CURATION_STAGES else 9, x[1]))
+        for st, reason in keys:
+            cells = [f"{d.removed.get((st, reason, lang), 0)} ({d.drawn.get((st, reason, lang), 0)})"
+                     if d.drawn_seeds else str(d.removed.get((st, reason, lang), 0)) for lang in langs]
+            total = sum(d.removed.get((st, reason, lang), 0) for lang in langs)
+            rows.append([d.label, st.upper(), reason, *cells, str(total)])
+        if not keys:
+            rows.append([d.label, "-", "(no record removed)", *["0"] * len(langs), "0"])
+    seeds = sorted({x for d in decisions for x in d.drawn_seeds})
+    records = ("#### Records removed\n\n"
+               "Per decision (curation with − curation without), stage, reason and language: records the decision "
+               "removes from the pool (the curation reports' drop counts, with minus without; negative: records "
+               "the decision keeps that the other dropped) and, in parentheses, how many of them the cells "
+               f"without it drew as shots: the seeded {s.main_shots}-shot draw re-run on the pool without the "
+               f"decision, summed over seed(s) {', '.join(map(str, seeds)) or '-'}.\n\n"
+               + table(["Decision", "Stage", "Reason", *[f"{lang} removed (drawn)" for lang in langs], "Total"], rows))
+    cols = metric_columns(s)
+    delta_rows = []
+    for d in decisions:
+        for method, diffs in d.deltas.items():
+            delta_rows.append([d.label, label(method), *[fmt_difference(diffs.get(key)) for _, key, _ in cols]])
+    deltas = ("#### What the decisions moved\n\n"
+              f"Paired bootstrap of the difference (with − without) between the two curation cells of the same "
+              f"method, {s.main_shots}-shot, on the same test rows and the same 1,000 resamples; with several "
+              f"seeds each side is the mean over the seeds both cells ran. Accuracy, parity gap and ECE in "
+              f"points (for Δ and ECE lower is better, so a negative difference is an improvement), BLEU in "
+              f"BLEU points; {MARK} marks an interval that excludes 0.\n\n{s.scope()}\n\n"
+              + (table(["Decision", "Method", *[title for _, _, title in cols]], delta_rows) if delta_rows
+                 else "No method ran under both curations of a decision."))
+    text = ("### Governance ledger\n\nWhich governance decision moved which number: each curation stage over the "
+            "previous one the study ran, and each full stage over a variant that leaves one of its steps out "
+            "(`curation_variants`).\n\n" + records + "\n\n" + deltas)
+    if figure:
+        text += f"\n\n![governance ledger]({figure})"
+    return text
+
+
+def ledger_figure(s: "Study", decisions: list[Decision], path: Path) -> bool:
+    """Per decision and method, each headline delta with its 95% paired interval."""
+    from govtune.experiments.figures import _save, plt
+    from govtune.experiments.report import label
+
+    cols = [c for c in metric_columns(s) if not c[1].startswith("languages.")]
+    rows = [(f"{d.label}\n{label(m)}", diffs) for d in decisions for m, diffs in d.deltas.items()]
+    if not rows or not any(key in diffs for _, diffs in rows for _, key, _ in cols):
+        return False
+    fig, axes = plt.subplots(1, len(cols), figsize=(3.2 * len(cols) + 1.5, 0.55 * len(rows) + 1.6), sharey=True,
+                             squeeze=False)
+    for ax, (_, key, title) in zip(axes[0], cols):
+        for y, (_, diffs) in enumerate(rows):
+            d = diffs.get(key)
+            if d is not None:
+                err = [[max(0.0, d.estimate - d.low)], [max(0.0, d.high - d.estimate)]]
+                ax.errorbar(d.estimate, y, xerr=err, fmt="o", ms=5, capsize=3,
+                            color="tab:red" if d.significant else "tab:blue")
+        ax.axvline(0.0, color="grey", lw=0.8)
+        ax.set_title(f"{title} (with − without)", fontsize=9)
+        ax.grid(alpha=0.3, axis="x")
+        ax.locator_params(axis="x", nbins=4)
+    axes[0][0].set_yticks(range(len(rows)), [name for name, _ in rows], fontsize=8)
+    axes[0][0].set_ylim(len(rows) - 0.5, -0.5)  # first decision on top
+    fig.suptitle(f"Governance ledger ({s.model}, {s.main_shots}-shot; bars: paired 95% bootstrap intervals, "
+                 f"red: excludes 0)", fontsize=10, y=1.0 + 0.3 / fig.get_figheight())
+    _save(fig, path)
+    return True
+
+
+def governance_section(s: "Study") -> str | None:
+    """What curation did (every study that curated), then the ledger when it ran several curation cells."""
+    cur = load_curation(s.out_dir)
+    if not cur["curations"]:
+        return None
+    parts = [what_curation_did(s, cur)]
+    decisions = build_ledger(s, cur)
+    if decisions:
+        fig_dir = s.out_dir / "figures"
+        fig_dir.mkdir(exist_ok=True)
+        figure = "figures/ledger.png" if ledger_figure(s, decisions, fig_dir / "ledger.png") else None
+        parts.append(ledger_text(s, decisions, figure))
+    return "\n\n".join(parts)
