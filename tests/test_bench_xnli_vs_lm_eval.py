@@ -43,6 +43,7 @@ def test_govtune_and_lm_eval_give_the_same_class_probabilities(bench, one_thread
     assert result["max_abs_prob_diff"] <= 1e-4 and result["same_prediction"] == 6
     assert result["token_split_differs"] == 0  # byte-level tokenizer: no token crosses the boundary
     assert all(len(s) == 2 for s in result["seconds"].values())
+    assert max(result["max_repeat_diff"].values()) < 1e-12  # both tools are deterministic on a repeat
 
 
 def test_script_writes_both_reports_with_the_measured_load(bench, one_thread, tmp_path):
