@@ -49,9 +49,10 @@ RESULTS = Path(__file__).resolve().parent / "results"
 TARGETS = ["q_proj", "v_proj"]
 R, ALPHA, M, B = 16, 32, 3, 8
 GOVTUNE = ["lora", "lora_ga", "boft", "unitary", "hybrid", "full"]
-# Not run by default (the machine is shared): the dense unitary with its Riemannian step, and boft / hybrid
-# storing the rotated weight R W0 for backward instead of rebuilding it (boft_checkpoint=False).
-OPTIONAL = ["unitary_full", "boft_nockpt", "hybrid_nockpt"]
+# Not run by default (the machine is shared): the dense unitary with its Riemannian step, boft / hybrid
+# storing the rotated weight R W0 for backward instead of rebuilding it (boft_checkpoint=False), and the
+# structured unitary storing its FFT intermediates instead of recomputing U x (unitary_checkpoint=False).
+OPTIONAL = ["unitary_full", "boft_nockpt", "hybrid_nockpt", "unitary_nockpt"]
 PEFT = ["peft_lora", "peft_boft", "peft_oft"]
 REFERENCE = "peft_lora"
 GOALS = {"lora": (1.05, None), "boft": (1.25, 1.10), "hybrid": (1.25, 1.10)}  # (time ratio, memory ratio)
@@ -83,8 +84,8 @@ def _reset_peak() -> None:
 
 def variant(name: str) -> tuple[str, dict]:
     """(method, extra AdapterConfig fields) of a benchmark row: `boft_nockpt` is boft without recomputation."""
-    if name.endswith("_nockpt"):
-        return name[: -len("_nockpt")], {"boft_checkpoint": False}
+    if name.endswith("_nockpt"):  # each method reads only its own flag
+        return name[: -len("_nockpt")], {"boft_checkpoint": False, "unitary_checkpoint": False}
     return name, {}
 
 
@@ -202,7 +203,8 @@ def report(results: dict, meta: dict) -> str:
                       f"(asked for {M}): without its CUDA extension PEFT silently falls back to m = 1. "
                       f"govtune BOFT applies all {M}."]
     lines += ["", "boft and hybrid run with the default boft_checkpoint=True (the rotated weight R W0 is rebuilt in "
-                  "backward, not stored); `_nockpt` rows store it.",
+                  "backward, not stored), unitary with the default unitary_checkpoint=True (U x is recomputed in "
+                  "backward, its FFT intermediates not stored); `_nockpt` rows store them.",
               "", "train mem = peak resident memory of a step above the memory before it (activations, gradients, "
                   "temporaries) + optimiser state + adapter weights: what training adds on top of the loaded frozen "
                   "model. See the module docstring for how it is measured.", ""]

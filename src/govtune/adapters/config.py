@@ -47,6 +47,9 @@ class AdapterConfig:
     # Rebuild the rotated weight R W0 (boft, hybrid) in backward instead of storing it: one weight-sized
     # tensor less per adapted layer, for a few small products (no tokens involved) per layer and step.
     boft_checkpoint: bool = True
+    # Recompute the structured unitary map U x (unitary) in backward instead of storing its FFT and
+    # reflection intermediates: autograd keeps only x, as for LoRA, for one more U x per layer and step.
+    unitary_checkpoint: bool = True
     ga_batches: int = 8  # LoRA-GA: calibration batches averaged into the gradient estimate
     ga_gamma: float = 16.0  # LoRA-GA "stable" scale d_out^(1/4) / sqrt(gamma) (arb2r direction)
     ga_direction: str = "arb2r"  # "arb2r" (official code) or "sigma_sqrt" (papers' U Sigma^1/2 form)

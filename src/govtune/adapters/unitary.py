@@ -6,12 +6,18 @@ on C^(n/2) is an exactly norm-preserving map on R^n. Two modes:
   ordinary optimiser;
 - `unitary_full`: `DenseUnitary`, a dense U trained by its own Riemannian step (`riemannian_step(lr)`)
   after backward; such modules are listed by `riemannian_modules(model)` and kept out of the optimiser.
-Merge: W <- W0 U (U as the real n x n orthogonal matrix); unmerge with U^T."""
+Merge: W <- W0 U (U as the real n x n orthogonal matrix); unmerge with U^T.
+
+With `unitary_checkpoint` (default) the structured U x is recomputed in backward (torch.utils.checkpoint),
+so autograd keeps only the layer input x instead of the complex intermediates of the FFT chain (each of
+the input's size, five of them per layer). The dense mode stores one complex copy of x either way,
+so recomputing it would cost time for nothing: it never recomputes."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from govtune.adapters.base import AdapterLayer
 from govtune.adapters.config import AdapterConfig
@@ -31,8 +37,13 @@ class UnitaryLayer(AdapterLayer):
         # Device only: the operators choose their own precision (DenseUnitary keeps U in float64 so that
         # its drift bound is meaningful).
         self.unitary_U = op(self.in_features).to(device=base_layer.weight.device)
+        self.checkpoint = config.unitary_checkpoint and not self.dense
 
     def adapted_forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.checkpoint and torch.is_grad_enabled():
+            # Non-reentrant: gradients reach the parameters and x even when x does not require grad;
+            # U has no randomness, so the RNG state need not be saved and restored.
+            return self.base_layer(checkpoint(self.unitary_U, x, use_reentrant=False, preserve_rng_state=False))
         return self.base_layer(self.unitary_U(x))
 
     def _merge(self, w, b):
