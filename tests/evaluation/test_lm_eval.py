@@ -157,3 +157,15 @@ def test_govtune_xnli_scores_what_govtune_eval_scores(tmp_path):
     # and through govtune's wrapper, with the same HFLM argument
     results = evaluate_lm_eval(model, tok, ["govtune-xnli-en"], manager, limit=6, model_args={"add_bos_token": False})
     assert results["results"]["govtune-xnli-en"]["acc,none"] == out["results"]["govtune-xnli-en"]["acc,none"]
+
+
+def test_hub_task_offline_says_what_to_do(tmp_path, capsys, monkeypatch):
+    import datasets
+    import huggingface_hub
+
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)  # fail at once instead of retrying the network
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    code = main(["lm-eval", "--model", "tiny-llama", "--tasks", "xnli_en", "--limit", "2", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot download" in err and "facebook/xnli" in err and "govtune-xnli" in err
+    assert not (tmp_path / "results.json").exists()

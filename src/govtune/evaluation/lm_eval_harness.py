@@ -57,24 +57,30 @@ def task_manager(tasks: list[str], tasks_dir: str | Path, include_path: list[str
             f"unknown lm-eval task{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}{hints}. "
             f"Available offline: {', '.join(local.all_tasks)} (govtune's, and those of --include-path DIR, a "
             f"directory of lm-eval task YAMLs). lm-eval's {len(full.all_tasks) - len(local.all_tasks)} built-in "
-            f"tasks and groups (`python -m lm_eval ls tasks`) also run where their datasets can be downloaded.")
+            f"task, group and tag names (`lm-eval ls tasks`) also run where their datasets can be downloaded.")
     return full
+
+
+def check_options(limit: int | None, num_fewshot: int | None, batch_size: int) -> None:
+    if limit is not None and limit < 1:
+        raise ValueError(f"--limit must be >= 1 (examples per task), got {limit}")
+    if num_fewshot is not None and num_fewshot < 0:
+        raise ValueError(f"--num-fewshot must be >= 0, got {num_fewshot}")
+    if batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
 
 
 def evaluate_lm_eval(model, tokenizer, tasks: list[str], manager, limit: int | None = None,
                      num_fewshot: int | None = None, batch_size: int = 8, model_args: dict | None = None,
                      bootstrap_iters: int = 100000) -> dict[str, Any]:
     """lm-eval's results dict (JSON-safe) for `model` as it is in memory, with the tasks of `manager`
-    (from `task_manager`). `model_args` go to HFLM as
-    `--model_args` would (e.g. {"add_bos_token": False}); the model is left on its device and in eval mode."""
+    (from `task_manager`). `model_args` go to HFLM as `--model_args` would (e.g. {"add_bos_token": False}).
+    The model stays on its device; HFLM puts it in eval mode, its former mode is restored afterwards."""
     lm_eval = _lm_eval()
     from lm_eval.models.huggingface import HFLM
     from lm_eval.utils import handle_non_serializable
 
-    if limit is not None and limit < 1:
-        raise ValueError(f"--limit must be >= 1 (examples per task), got {limit}")
-    if batch_size < 1:
-        raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
+    check_options(limit, num_fewshot, batch_size)
     was_training = model.training
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, **(model_args or {}))
     try:
@@ -175,9 +181,10 @@ def register(subparsers) -> None:
 def run(args) -> int:
     import torch
 
-    from govtune.evaluation.cli import _split_list, load_for_eval
+    from govtune.evaluation.cli import load_for_eval
 
-    tasks = _split_list(args.tasks, "--tasks")
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    check_options(args.limit, args.num_fewshot, args.batch_size)
     out = Path(args.out)
     model_args = None
     if args.model_args:
@@ -200,7 +207,8 @@ def run(args) -> int:
     # lm_eval loads checkpoints itself: a merged adapter or a govtune alias (tiny-llama) needs a directory
     pretrained = ("MERGED_DIR" if args.adapter else args.model if Path(args.model).is_dir() or "/" in args.model
                   else "CHECKPOINT_DIR")
-    reproduce = (f"lm_eval --model hf --model_args pretrained={pretrained}{extra} {include} --tasks {','.join(tasks)}"
+    reproduce = (f"lm_eval run --model hf --model_args pretrained={pretrained}{extra} --device {model.device} "
+                 f"{include} --tasks {','.join(tasks)}"
                  + (f" --limit {args.limit}" if args.limit else "")
                  + (f" --num_fewshot {args.num_fewshot}" if args.num_fewshot is not None else "")
                  + f" --batch_size {args.batch_size}")
