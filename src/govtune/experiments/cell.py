@@ -136,6 +136,8 @@ def run_cell(cell: Cell, config: StudyConfig, data: StudyData, run_dir: Path, ac
             metrics["flores"], ci95["flores"] = fm, task_intervals("flores", fpred)
             if write:
                 _write_jsonl(run_dir / "predictions" / "flores.jsonl", fpred)
+    if config.lm_eval_tasks:
+        metrics["lm_eval"] = _lm_eval(model, tokenizer, config, run_dir, write)
     accelerator.free_memory()
     del model
     result = {"run_id": cell.run_id, "method": cell.method, "seed": cell.seed, "shots": cell.shots,
@@ -157,6 +159,19 @@ def _calibration_examples(val: dict[str, list[dict]], cell: Cell, config: StudyC
                       f"the shots), so no temperature scaling; lower shots or relax the curation")
         return None
     return val
+
+
+def _lm_eval(model, tokenizer, config: StudyConfig, run_dir: Path, write: bool) -> dict[str, Any]:
+    """lm-evaluation-harness on the adapted model in memory; lm-eval's results go to lm_eval/results.json,
+    the per-task metrics (values as lm-eval reports them) into the cell's result."""
+    from govtune.evaluation.lm_eval_harness import evaluate_lm_eval, summarize, task_manager
+
+    manager = task_manager(config.lm_eval_tasks, run_dir / "lm_eval" / "tasks")
+    results = evaluate_lm_eval(model, tokenizer, config.lm_eval_tasks, manager, limit=config.lm_eval_limit,
+                               batch_size=config.eval_batch_size)
+    if write:
+        atomic_write_json(run_dir / "lm_eval" / "results.json", results)
+    return {"task": "lm_eval", "tasks": summarize(results), "limit": config.lm_eval_limit}
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:

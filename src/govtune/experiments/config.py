@@ -32,6 +32,9 @@ MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
 
 # The grid axes: each combination is one run. Everything else is a shared setting (hashed).
 GRID_KEYS = ("methods", "seeds", "shots", "curation")
+# Settings added after studies existed: left out of the hash while at their defaults, so a study run
+# before they existed still resumes.
+LATER_SETTINGS = ("lm_eval_tasks", "lm_eval_limit")
 
 
 @dataclass
@@ -59,6 +62,11 @@ class StudyConfig:
     flores_eval_limit: int | None = 32
     robustness: bool = True
     eval_batch_size: int = 8
+    # General benchmarks (the companion paper's GLUE/GSM8K-style tables): lm-evaluation-harness task or
+    # group names run on every cell's adapted model after training (offline: govtune-xnli), examples per
+    # task (None = all).
+    lm_eval_tasks: list[str] = field(default_factory=list)
+    lm_eval_limit: int | None = None
     max_new_tokens: int = 128
     # Training data: k XNLI pool examples per language (k = shots) plus, when flores is a task,
     # flores_train_pairs FLORES pool sentences per direction (None = k).
@@ -149,7 +157,7 @@ class StudyConfig:
                     "calibration_batches"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
-        for key in ("eval_limit", "flores_eval_limit", "flores_train_pairs"):
+        for key in ("eval_limit", "flores_eval_limit", "flores_train_pairs", "lm_eval_limit"):
             v = getattr(self, key)
             if v is not None and v < 1:
                 raise ValueError(f"{key} must be >= 1 or null (all), got {v}")
@@ -171,6 +179,13 @@ class StudyConfig:
             raise ValueError(f"schedule {self.schedule!r} is not one of {', '.join(SCHEDULES)}")
         if self.mixed_precision not in MIXED_PRECISION:
             raise ValueError(f"mixed_precision {self.mixed_precision!r} is not one of {', '.join(MIXED_PRECISION)}")
+        if self.lm_eval_tasks:  # an unknown name fails here, not after the first cell has trained
+            import tempfile
+
+            from govtune.evaluation.lm_eval_harness import task_manager
+
+            with tempfile.TemporaryDirectory() as tmp:
+                task_manager(self.lm_eval_tasks, tmp)
 
     # --- derived -------------------------------------------------------------------------------------
     def adapter_options(self, method: str) -> dict[str, Any]:
@@ -211,6 +226,9 @@ class StudyConfig:
         d = dataclasses.asdict(self)
         for k in GRID_KEYS + ("name",):
             d.pop(k)
+        for k in LATER_SETTINGS:
+            if d[k] == _default(k):
+                d.pop(k)
         return d
 
     def settings_hash(self) -> str:
@@ -222,6 +240,11 @@ class StudyConfig:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(StudyConfig)}
+
+
+def _default(name: str) -> Any:
+    f = FIELDS[name]
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default
 
 
 def _suggest(key: str, options) -> str:

@@ -262,6 +262,29 @@ def flores_table(s: Study) -> str:
             f"{s.scope('flores')}\n\n" + table(header, rows))
 
 
+def lm_eval_table(s: Study) -> str:
+    """The companion paper's general-benchmark table: lm-evaluation-harness tasks, one column per task and
+    metric (stored as `tasks.<task>.<metric>`), one row per method."""
+    columns = sorted({tuple(k.removeprefix("tasks.").rsplit(".", 1)) for r in s.runs
+                      for k in r["metrics"].get("lm_eval", {}) if k.startswith("tasks.")
+                      and not k.endswith(("_stderr", ".n"))})
+    rows = []
+    for method in (["base"] if s.cell("base") else []) + s.methods:
+        runs = [r for r in s.cell(method) if "lm_eval" in r["metrics"]]
+        if runs:
+            rows.append([label(method), *[fmt(s.values(runs, "lm_eval", f"tasks.{t}.{m}"), 3) for t, m in columns]])
+    limit = s.config.get("lm_eval_limit")
+    return ("### General benchmarks (lm-evaluation-harness)\n\n"
+            "Each cell's adapted model scored by lm-evaluation-harness itself (the same numbers as `lm_eval "
+            "--model hf` on the merged checkpoint), values as lm-eval reports them (accuracies as fractions), "
+            f"mean ± sd over seeds; {f'the first {limit}' if limit else 'all'} test examples of each task. "
+            "`govtune-xnli` is the XNLI table's prompt and evaluation rows, scored by lm-eval (`acc_norm` "
+            "divides each label's log-likelihood by its length in characters); lm-eval's stderr per run is in "
+            "`runs/*/lm_eval/results.json`.\n\n"
+            f"*Model `{s.model}`, {len(s.seeds)} seed(s).*\n\n"
+            + table(["Method", *[f"{t} {m}" for t, m in columns]], rows))
+
+
 def robustness_table(s: Study) -> str:
     ops = sorted({k.split(".")[2] for r in s.runs for k in r["metrics"].get("xnli", {})
                   if k.startswith("robustness.by_operation.")} - {"none"})
@@ -392,6 +415,8 @@ def build_markdown(s: Study, figures: list[str]) -> str:
         sections.append(calibration_table(s))
     if s.has("flores"):
         sections.append(flores_table(s))
+    if s.has("lm_eval"):
+        sections.append(lm_eval_table(s))
     if any("robustness.macro_drop" in r["metrics"].get("xnli", {}) for r in s.runs):
         sections.append(robustness_table(s))
     differences = differences_section(s)
