@@ -19,7 +19,7 @@ import yaml
 from govtune.atomic import atomic_write_text
 from govtune.data import DATA_DIR, XNLI_EVAL_ROWS, XNLI_POOL_ROWS
 from govtune.tasks.prompts import XNLI_STRINGS, xnli_prompt
-from govtune.tasks.xnli import LABELS, _label
+from govtune.tasks.xnli import LABELS, label_name
 
 GROUP = "govtune-xnli"
 SPLIT = "dev"
@@ -40,7 +40,7 @@ def _rows(dataset, rows: range, what: str):
         raise ValueError(f"the XNLI file has {len(dataset)} rows, none of the {what} rows "
                          f"{rows.start}..{rows.stop - 1}: use the full XNLI dev split")
     out = dataset.select(keep)
-    return out.add_column("gold", [LABELS.index(_label(v)) for v in out["label"]])
+    return out.add_column("gold", [LABELS.index(label_name(v)) for v in out["label"]])
 
 
 def evaluation_docs(dataset):
