@@ -73,7 +73,9 @@ def interval_note(s: "Study") -> str:
     if not any(r.get("ci95") for r in s.runs):
         return ""
     return (" [low, high]: 95% percentile bootstrap interval over the test examples (1,000 resamples, "
-            "languages resampled separately); with several seeds, the interval of the seed mean.")
+            "languages resampled separately); with several seeds, the interval of the seed mean. A gap "
+            "(Δ, max − min over languages) is widened by resampling noise, so its interval leans above its "
+            "point estimate and can exclude it (a gap of 0 most of all): read it as how large the gap could be.")
 
 
 def fmt_difference(d: bs.Difference | None, digits: int = 1, mark: bool = True) -> str:
