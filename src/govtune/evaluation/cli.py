@@ -136,88 +136,59 @@ def _calibration_data(args, langs: list[str]) -> dict[str, list[dict]]:
     return {lang: load_xnli(lang, split, args.data, rows=rows) for lang in langs}
 
 
-def run(args) -> int:
-    import torch
-
+def _test_data(args, default_rows: bool) -> dict[str, list[dict]]:
+    """The test examples per language (XNLI) or direction (FLORES), loaded before the model so that a wrong
+    language or path fails in a second, not after a model load."""
     from govtune.data import FLORES_EVAL_LINES, XNLI_EVAL_ROWS
-    from govtune.evaluation import evaluate_flores, evaluate_xnli
-    from govtune.evaluation.incontext import with_context
-    from govtune.atomic import atomic_write_text
-    from govtune.evaluation.report import flores_figure, report_markdown, write_json, write_jsonl
-    from govtune.evaluation.sharding import process_state
     from govtune.tasks.flores import load_flores
     from govtune.tasks.xnli import load_xnli
 
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.calibrate_on is not None and args.task != "xnli":
-        raise ValueError("--calibrate-on applies to XNLI (class probabilities); drop it for FLORES")
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError(f"--threads must be >= 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    default_rows = args.split == "dev" and not args.all_rows
-    # Load the data before the model: a wrong language or path fails in a second, not after a model load.
     try:
         if args.task == "xnli":
-            data = {lang: load_xnli(lang, args.split, args.data, rows=XNLI_EVAL_ROWS if default_rows else None,
+            return {lang: load_xnli(lang, args.split, args.data, rows=XNLI_EVAL_ROWS if default_rows else None,
                                     limit=args.limit) for lang in _split_list(args.langs, "--langs")}
-        else:
-            data = {}
-            for pair in _split_list(args.pairs, "--pairs"):
-                if pair.count("-") != 1:
-                    raise ValueError(f"FLORES direction {pair!r} is not src-tgt: write it as en-zh")
-                src, tgt = pair.split("-")
-                data[pair] = load_flores(src, tgt, args.split, args.data,
-                                         lines=FLORES_EVAL_LINES if default_rows else None, limit=args.limit)
+        data = {}
+        for pair in _split_list(args.pairs, "--pairs"):
+            if pair.count("-") != 1:
+                raise ValueError(f"FLORES direction {pair!r} is not src-tgt: write it as en-zh")
+            src, tgt = pair.split("-")
+            data[pair] = load_flores(src, tgt, args.split, args.data,
+                                     lines=FLORES_EVAL_LINES if default_rows else None, limit=args.limit)
+        return data
     except ValueError as e:
         if default_rows and "rows" in str(e):
             raise ValueError(f"{e} (the default dev selection is the evaluation rows of the full split; for a "
                              f"smaller file pass --all-rows)") from e
         raise
+
+
+def _with_context_and_calibration(args, data: dict[str, list[dict]]
+                                  ) -> tuple[dict[str, list[dict]], dict[str, list[dict]] | None]:
+    """The test examples with their in-context demonstrations (--shots), and the validation examples of
+    --calibrate-on carrying the same demonstrations (None without it). Checked before the model loads."""
+    from govtune.evaluation.calibration import check_calibration_sets
+    from govtune.evaluation.incontext import with_context
+
     calibration = None
     if args.calibrate_on is not None:
-        from govtune.evaluation.calibration import check_calibration_sets
-
         calibration = _calibration_data(args, list(data))
-        check_calibration_sets(calibration, data)  # refuses rows shared with the test rows, before the model loads
+        check_calibration_sets(calibration, data)  # refuses rows shared with the test rows
     if args.shots:
         data = with_context(data, _incontext_pool(args, data), args.shots, args.seed, args.task)
-        if calibration is not None:  # validation prompts carry the same demonstrations as the test prompts
+        if calibration is not None:  # the temperature is fit on the prompts it is applied to
             calibration = {lang: [{**e, "context": data[lang][0]["context"]} for e in rows]
                            for lang, rows in calibration.items()}
-    state = process_state()
-    with state.main_process_first():  # a first load may build a cache (SmolLM2): once, not N times at once
-        model, tok = load_for_eval(args.model, args.adapter)
-    if state.num_processes > 1:
-        model.to(state.device)  # each process on its own device (its GPU under a multi-GPU launch)
-    progress = not args.no_progress
-    t0 = time.perf_counter()
-    if args.task == "xnli":
-        metrics, preds = evaluate_xnli(model, tok, data, batch_size=args.batch_size,
-                                       robustness=not args.no_robustness, seed=args.seed, progress=progress,
-                                       padding_side=args.padding_side, calibration=calibration)
-    else:
-        metrics, preds = evaluate_flores(model, tok, data, batch_size=args.batch_size,
-                                         max_new_tokens=args.max_new_tokens, length_ratio=args.length_ratio,
-                                         progress=progress)
-    from govtune.evaluation.bootstrap import task_intervals
+    return data, calibration
 
-    metrics["ci95"] = task_intervals(args.task, preds)  # {metric key: [low, high]}, as in a study's results.json
-    metrics["run"] = {"model": args.model, "adapter": args.adapter, "data": str(args.data or "govtune.data"),
-                      "split": args.split, "rows": "evaluation rows" if default_rows else "all",
-                      "limit": args.limit, "batch_size": args.batch_size, "seed": args.seed,
-                      "calibrate_on": args.calibrate_on, "padding_side": args.padding_side, "shots": args.shots,
-                      "shots_pool": args.shots_pool or ("pool rows" if args.shots else None),
-                      "device": str(model.device), "threads": torch.get_num_threads(),
-                      "processes": state.num_processes, "total_seconds": time.perf_counter() - t0}
-    if not state.is_main_process:
-        return 0  # every process holds every prediction; the main process writes them
-    figure = None
-    if args.task == "xnli":
-        from govtune.evaluation.plots import reliability_diagram
 
+def _write_outputs(args, metrics: dict, preds: list[dict]) -> None:
+    """metrics.json, predictions.jsonl, report.md and its figure, then a one-line summary."""
+    from govtune.atomic import atomic_write_text
+    from govtune.evaluation.plots import reliability_diagram
+    from govtune.evaluation.report import flores_figure, report_markdown, write_json, write_jsonl
+
+    out = Path(args.out)
+    if args.task == "xnli":
         temperatures = {lang: v["temperature"] for lang, v in metrics["languages"].items() if "temperature" in v}
         reliability_diagram(preds, out / "reliability.png", title=f"XNLI reliability: {args.model}",
                             temperatures=temperatures or None)
@@ -236,4 +207,48 @@ def run(args) -> int:
               + (f"  robustness drop {metrics['robustness']['macro_drop']:.1f}" if "robustness" in metrics else ""))
     else:
         print(f"FLORES average BLEU {metrics['average_bleu']:.1f}  direction gap {metrics['direction_gap']:.1f}")
+
+
+def run(args) -> int:
+    import torch
+
+    from govtune.evaluation import evaluate_flores, evaluate_xnli
+    from govtune.evaluation.bootstrap import task_intervals
+    from govtune.evaluation.sharding import process_state
+
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.calibrate_on is not None and args.task != "xnli":
+        raise ValueError("--calibrate-on applies to XNLI (class probabilities); drop it for FLORES")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    default_rows = args.split == "dev" and not args.all_rows
+    data, calibration = _with_context_and_calibration(args, _test_data(args, default_rows))
+    state = process_state()
+    with state.main_process_first():  # a first load may build a cache (a GGUF conversion): once, not N times
+        model, tok = load_for_eval(args.model, args.adapter)
+    if state.num_processes > 1:
+        model.to(state.device)  # each process on its own device (its GPU under a multi-GPU launch)
+    progress = not args.no_progress
+    t0 = time.perf_counter()
+    if args.task == "xnli":
+        metrics, preds = evaluate_xnli(model, tok, data, batch_size=args.batch_size,
+                                       robustness=not args.no_robustness, seed=args.seed, progress=progress,
+                                       padding_side=args.padding_side, calibration=calibration)
+    else:
+        metrics, preds = evaluate_flores(model, tok, data, batch_size=args.batch_size,
+                                         max_new_tokens=args.max_new_tokens, length_ratio=args.length_ratio,
+                                         progress=progress)
+    metrics["ci95"] = task_intervals(args.task, preds)  # {metric key: [low, high]}, as in a study's results.json
+    metrics["run"] = {"model": args.model, "adapter": args.adapter, "data": str(args.data or "govtune.data"),
+                      "split": args.split, "rows": "evaluation rows" if default_rows else "all",
+                      "limit": args.limit, "batch_size": args.batch_size, "seed": args.seed,
+                      "calibrate_on": args.calibrate_on, "padding_side": args.padding_side, "shots": args.shots,
+                      "shots_pool": args.shots_pool or ("pool rows" if args.shots else None),
+                      "device": str(model.device), "threads": torch.get_num_threads(),
+                      "processes": state.num_processes, "total_seconds": time.perf_counter() - t0}
+    if state.is_main_process:  # every process holds every prediction; the main process writes them
+        _write_outputs(args, metrics, preds)
     return 0
