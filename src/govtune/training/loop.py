@@ -169,122 +169,173 @@ def train(model: nn.Module, tokenizer: PreTrainedTokenizerBase, train_pairs: Seq
     config = config or TrainConfig()
     if not train_pairs:
         raise ValueError("no training pairs: the few-shot sample is empty (shots = 0 means no training)")
-    acc = accelerator or make_accelerator(config.mixed_precision, config.grad_accum)
-    torch.manual_seed(config.seed)
-    out_dir = Path(out_dir) if out_dir is not None else None
+    run = _Run(model, tokenizer, train_pairs, val_pairs, config, out_dir, callbacks, accelerator)
+    run.start()
+    for epoch in range(run.first_epoch, config.epochs + 1):
+        run.train_epoch(epoch)
+    return run.finish()
 
-    collate = PairCollator(pad_id(tokenizer))
-    train_enc = encode_pairs(tokenizer, list(train_pairs), config.max_length)
-    val_enc = encode_pairs(tokenizer, list(val_pairs), config.max_length)
-    batches = LengthGroupedBatches([len(e.input_ids) for e in train_enc], config.batch_size, seed=config.seed)
-    loader = DataLoader(train_enc, collate_fn=collate, batch_sampler=batches)
-    val_enc.sort(key=lambda e: len(e.input_ids))  # similar lengths per batch; the mean is order-free
-    val_loader = DataLoader(val_enc, batch_size=config.batch_size, collate_fn=collate) if val_enc else None
 
-    riemannian = list(riemannian_modules(model))
-    riem_ids = {id(p) for m in riemannian for p in m.parameters()}
-    params = [p for p in model.parameters() if p.requires_grad and id(p) not in riem_ids]
-    riem_params = [p for m in riemannian for p in m.parameters() if p.requires_grad]
-    if not params and not riem_params:
-        raise ValueError("the model has no trainable parameters: inject an adapter first "
-                         "(govtune.inject(model, AdapterConfig(method=...))) or use method 'full'")
-    optimizer = torch.optim.AdamW(_param_groups(params, config.weight_decay) if params
-                                  else [{"params": [torch.zeros(1, requires_grad=True)]}], lr=config.lr)
-    steps_per_epoch = math.ceil(len(loader) / config.grad_accum)
-    total_steps = steps_per_epoch * config.epochs
-    scheduler = get_scheduler(SCHEDULES[config.schedule], optimizer,
-                              num_warmup_steps=round(config.warmup_ratio * total_steps),
-                              num_training_steps=total_steps)
-    model, optimizer, loader, scheduler = acc.prepare(model, optimizer, loader, scheduler)
-    if val_loader is not None:
-        val_loader = acc.prepare(val_loader)
-    unwrapped = acc.unwrap_model(model)
-    loss_fn = TargetLoss(unwrapped)
-    mixer = _learned_mixer(unwrapped, val_enc, collate, config, acc, loss_fn)
+class _Run:
+    """One call of `train`: set up once (data, optimiser, schedule, resume), then epochs of optimiser steps,
+    each epoch ending with validation and a checkpoint."""
 
-    history = History()
-    watchers = [history, *callbacks]
-    # What a checkpoint must agree on to be continued: the same sequence of batches and schedule.
-    run_key = {"seed": config.seed, "epochs": config.epochs, "total_steps": total_steps,
-               "train_examples": len(train_enc), "batch_size": config.batch_size, "grad_accum": config.grad_accum}
-    step, ckpt, first_epoch = 0, None, 1
-    latest = latest_checkpoint(out_dir) if config.resume and out_dir is not None else None
-    if latest is not None:
-        step, first_epoch, ckpt = _resume(latest, unwrapped, optimizer, scheduler, run_key, history, mixer)
-        batches.epoch = first_epoch - 1  # the sampler's order for the next epoch, as in an uninterrupted run
-    meter = FootprintMeter(acc.device, config.timing_warmup_steps)
-    bar = tqdm(total=total_steps, initial=step, desc="train", unit="step", leave=False,
-               disable=not (config.progress and acc.is_main_process))
-    if latest is None and val_loader is not None:
-        history.initial_val_loss = evaluate_loss(model, val_loader, acc, loss_fn)
-    model.train()
-    meter.start()
-    for epoch in range(first_epoch, config.epochs + 1):
+    def __init__(self, model: nn.Module, tokenizer: PreTrainedTokenizerBase, train_pairs, val_pairs,
+                 config: TrainConfig, out_dir: str | Path | None, callbacks: Sequence[Callback],
+                 accelerator: Accelerator | None):
+        self.config = config
+        self.acc = acc = accelerator or make_accelerator(config.mixed_precision, config.grad_accum)
+        torch.manual_seed(config.seed)
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self._setup_data(tokenizer, train_pairs, val_pairs)
+        self._setup_optimizer(model)
+        self.model, self.optimizer, self.loader, self.scheduler = acc.prepare(
+            model, self.optimizer, self.loader, self.scheduler)
+        if self.val_loader is not None:
+            self.val_loader = acc.prepare(self.val_loader)
+        self.unwrapped = acc.unwrap_model(self.model)
+        self.loss_fn = TargetLoss(self.unwrapped)
+        self.mixer = _learned_mixer(self.unwrapped, self.val_enc, self.collate, config, acc, self.loss_fn)
+        self.history = History()
+        self.watchers = [self.history, *callbacks]
+        # What a checkpoint must agree on to be continued: the same sequence of batches and schedule.
+        self.run_key = {"seed": config.seed, "epochs": config.epochs, "total_steps": self.total_steps,
+                        "train_examples": len(self.train_enc), "batch_size": config.batch_size,
+                        "grad_accum": config.grad_accum}
+        self.step, self.checkpoint, self.first_epoch = 0, None, 1
+
+    def _setup_data(self, tokenizer, train_pairs, val_pairs) -> None:
+        config = self.config
+        self.collate = PairCollator(pad_id(tokenizer))
+        self.train_enc = encode_pairs(tokenizer, list(train_pairs), config.max_length)
+        self.val_enc = encode_pairs(tokenizer, list(val_pairs), config.max_length)
+        self.batches = LengthGroupedBatches([len(e.input_ids) for e in self.train_enc], config.batch_size,
+                                            seed=config.seed)
+        self.loader = DataLoader(self.train_enc, collate_fn=self.collate, batch_sampler=self.batches)
+        self.val_enc.sort(key=lambda e: len(e.input_ids))  # similar lengths per batch; the mean is order-free
+        self.val_loader = (DataLoader(self.val_enc, batch_size=config.batch_size, collate_fn=self.collate)
+                           if self.val_enc else None)
+
+    def _setup_optimizer(self, model: nn.Module) -> None:
+        config = self.config
+        self.riemannian = list(riemannian_modules(model))
+        riem_ids = {id(p) for m in self.riemannian for p in m.parameters()}
+        self.params = [p for p in model.parameters() if p.requires_grad and id(p) not in riem_ids]
+        self.riem_params = [p for m in self.riemannian for p in m.parameters() if p.requires_grad]
+        if not self.params and not self.riem_params:
+            raise ValueError("the model has no trainable parameters: inject an adapter first "
+                             "(govtune.inject(model, AdapterConfig(method=...))) or use method 'full'")
+        self.optimizer = torch.optim.AdamW(_param_groups(self.params, config.weight_decay) if self.params
+                                           else [{"params": [torch.zeros(1, requires_grad=True)]}], lr=config.lr)
+        self.total_steps = math.ceil(len(self.loader) / config.grad_accum) * config.epochs
+        self.scheduler = get_scheduler(SCHEDULES[config.schedule], self.optimizer,
+                                       num_warmup_steps=round(config.warmup_ratio * self.total_steps),
+                                       num_training_steps=self.total_steps)
+
+    def start(self) -> None:
+        """Resume from the latest checkpoint when asked and there is one, else measure the starting
+        validation loss; then start the clock."""
+        config = self.config
+        latest = latest_checkpoint(self.out_dir) if config.resume and self.out_dir is not None else None
+        if latest is not None:
+            self.step, self.first_epoch, self.checkpoint = _resume(
+                latest, self.unwrapped, self.optimizer, self.scheduler, self.run_key, self.history, self.mixer)
+            self.batches.epoch = self.first_epoch - 1  # the next epoch's order, as in an uninterrupted run
+        self.meter = FootprintMeter(self.acc.device, config.timing_warmup_steps)
+        self.bar = tqdm(total=self.total_steps, initial=self.step, desc="train", unit="step", leave=False,
+                        disable=not (config.progress and self.acc.is_main_process))
+        if latest is None and self.val_loader is not None:
+            self.history.initial_val_loss = evaluate_loss(self.model, self.val_loader, self.acc, self.loss_fn)
+        self.model.train()
+        self.meter.start()
+
+    def train_epoch(self, epoch: int) -> None:
         t_epoch = time.perf_counter()
         losses, norms, window = [], [], []
-        for batch in loader:
+        for batch in self.loader:
             if not window:
-                meter.step_begin()
-            with acc.accumulate(model):
-                loss, _ = loss_fn(model, batch)
-                window.append(loss.detach().float())
-                if not torch.isfinite(window[-1]):
-                    raise _diverged("loss", float(window[-1]), step + 1, epoch, out_dir, scheduler)
-                acc.backward(loss)
-                if acc.sync_gradients:
-                    after_backward(unwrapped, step / max(total_steps - 1, 1))
-                    norm = math.hypot(_grad_norm(params), _grad_norm(riem_params))
-                    if not math.isfinite(norm):
-                        raise _diverged("gradient norm", norm, step + 1, epoch, out_dir, scheduler)
-                    if config.max_grad_norm is not None and params:
-                        acc.clip_grad_norm_(params, config.max_grad_norm)
-                    lr_now = scheduler.get_last_lr()[0]
-                    for m in riemannian:
-                        m.riemannian_step(lr_now)
-                    optimizer.step()
-                    scheduler.step()
-                    optimizer.zero_grad(set_to_none=True)
-            if not acc.sync_gradients:
-                continue
-            # the learned mixer's validation step is part of the timed training step
-            mixer_loss = mixer.maybe_step(step + 1) if mixer is not None else None
-            if mixer_loss is not None and not math.isfinite(mixer_loss):
-                raise _diverged("learned mixer's validation loss (or its phi gradient)", mixer_loss, step + 1,
-                                epoch, out_dir, scheduler)
-            dt = meter.step_done()
-            step += 1
-            step_loss = float(torch.stack(window).mean())
+                self.meter.step_begin()
+            synced = self._backward(batch, epoch, window)
+            if synced is None:
+                continue  # accumulating: the optimiser steps after the last micro-batch of the window
+            norm, lr_now = synced
+            info = self._end_of_step(epoch, window, norm, lr_now)
             window = []
-            losses.append(step_loss)
+            losses.append(info.loss)
             norms.append(norm)
-            info = StepInfo(step=step, epoch=epoch, loss=step_loss, lr=lr_now, grad_norm=norm,
-                            lam={k: float(v) for k, v in mixing(unwrapped).items()}, time_s=dt,
-                            phi=phi_values(unwrapped), mixer_loss=mixer_loss)
-            if acc.is_main_process:
-                for w in watchers:
-                    w.on_step_end(info)
-            bar.update(1)
-            bar.set_postfix(loss=f"{step_loss:.3f}", epoch=epoch)
-        val_loss = evaluate_loss(model, val_loader, acc, loss_fn) if val_loader is not None else None
+        self._end_of_epoch(epoch, losses, norms, time.perf_counter() - t_epoch)
+
+    def _backward(self, batch, epoch: int, window: list) -> tuple[float, float] | None:
+        """Forward and backward of one micro-batch; after the last of a window also the optimiser step.
+        Returns (gradient norm before clipping, learning rate of the step), or None while accumulating."""
+        acc, config = self.acc, self.config
+        with acc.accumulate(self.model):
+            loss, _ = self.loss_fn(self.model, batch)
+            window.append(loss.detach().float())
+            if not torch.isfinite(window[-1]):
+                raise _diverged("loss", float(window[-1]), self.step + 1, epoch, self.out_dir, self.scheduler)
+            acc.backward(loss)
+            if not acc.sync_gradients:
+                return None
+            after_backward(self.unwrapped, self.step / max(self.total_steps - 1, 1))
+            norm = math.hypot(_grad_norm(self.params), _grad_norm(self.riem_params))
+            if not math.isfinite(norm):
+                raise _diverged("gradient norm", norm, self.step + 1, epoch, self.out_dir, self.scheduler)
+            if config.max_grad_norm is not None and self.params:
+                acc.clip_grad_norm_(self.params, config.max_grad_norm)
+            lr_now = self.scheduler.get_last_lr()[0]
+            for m in self.riemannian:
+                m.riemannian_step(lr_now)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        return norm, lr_now
+
+    def _end_of_step(self, epoch: int, window: list, norm: float, lr_now: float) -> StepInfo:
+        """The learned mixer's phi step (part of the timed step), the log, the progress bar."""
+        mixer_loss = self.mixer.maybe_step(self.step + 1) if self.mixer is not None else None
+        if mixer_loss is not None and not math.isfinite(mixer_loss):
+            raise _diverged("learned mixer's validation loss (or its phi gradient)", mixer_loss, self.step + 1,
+                            epoch, self.out_dir, self.scheduler)
+        dt = self.meter.step_done()
+        self.step += 1
+        step_loss = float(torch.stack(window).mean())
+        info = StepInfo(step=self.step, epoch=epoch, loss=step_loss, lr=lr_now, grad_norm=norm,
+                        lam={k: float(v) for k, v in mixing(self.unwrapped).items()}, time_s=dt,
+                        phi=phi_values(self.unwrapped), mixer_loss=mixer_loss)
+        if self.acc.is_main_process:
+            for w in self.watchers:
+                w.on_step_end(info)
+        self.bar.update(1)
+        self.bar.set_postfix(loss=f"{step_loss:.3f}", epoch=epoch)
+        return info
+
+    def _end_of_epoch(self, epoch: int, losses: list[float], norms: list[float], seconds: float) -> None:
+        """Validation loss, then an atomic checkpoint that carries the log and the RNG, then the callbacks."""
+        acc = self.acc
+        val_loss = (evaluate_loss(self.model, self.val_loader, acc, self.loss_fn)
+                    if self.val_loader is not None else None)
         einfo = EpochInfo(epoch=epoch, train_loss=sum(losses) / len(losses), grad_norm=sum(norms) / len(norms),
-                          val_loss=val_loss, time_s=time.perf_counter() - t_epoch, checkpoint=None)
-        if out_dir is not None and config.checkpoints:
+                          val_loss=val_loss, time_s=seconds, checkpoint=None)
+        if self.out_dir is not None and self.config.checkpoints:
             acc.wait_for_everyone()
             if acc.is_main_process:
                 # The log so far and the RNG travel with the weights, so a resumed run continues both.
-                ckpt = save_checkpoint(out_dir, unwrapped, optimizer, scheduler,
-                                       {"step": step, "epoch": epoch, "val_loss": val_loss, "run": run_key,
-                                        "history": history.to_dict(), "epoch_info": asdict(einfo),
-                                        "rng": torch.get_rng_state(),
-                                        **({"mixer": mixer.state_dict()} if mixer is not None else {})})
-                einfo.checkpoint = str(ckpt)
+                self.checkpoint = save_checkpoint(
+                    self.out_dir, self.unwrapped, self.optimizer, self.scheduler,
+                    {"step": self.step, "epoch": epoch, "val_loss": val_loss, "run": self.run_key,
+                     "history": self.history.to_dict(), "epoch_info": asdict(einfo), "rng": torch.get_rng_state(),
+                     **({"mixer": self.mixer.state_dict()} if self.mixer is not None else {})})
+                einfo.checkpoint = str(self.checkpoint)
         if acc.is_main_process:
-            for w in watchers:
+            for w in self.watchers:
                 w.on_epoch_end(einfo)
-    bar.close()
-    footprint = meter.result(trainable_parameters(unwrapped))
-    model.eval()
-    return TrainResult(history=history, footprint=footprint, checkpoint=ckpt, steps=step)
+
+    def finish(self) -> TrainResult:
+        self.bar.close()
+        footprint = self.meter.result(trainable_parameters(self.unwrapped))
+        self.model.eval()
+        return TrainResult(history=self.history, footprint=footprint, checkpoint=self.checkpoint, steps=self.step)
 
 
 def _learned_mixer(model: nn.Module, val_enc: list, collate: PairCollator, config: TrainConfig,
