@@ -3,6 +3,7 @@ evaluate every task, and write the run's files. The grid runner decides which ce
 
 from __future__ import annotations
 
+import inspect
 import json
 import shutil
 import time
@@ -13,6 +14,10 @@ from typing import Any
 
 import torch
 
+from govtune.adapters import AdapterConfig, inject
+from govtune.adapters.registry import GRADIENT_INIT
+from govtune.evaluation import evaluate_flores, evaluate_xnli
+from govtune.evaluation.bootstrap import task_intervals
 from govtune.experiments.config import BASE, INCONTEXT, StudyConfig
 from govtune.experiments.data import StudyData
 from govtune.training import ResumeMismatch, TrainConfig, train
@@ -51,8 +56,6 @@ def grid_cells(config: StudyConfig) -> list[Cell]:
 
 def _calibration_batches(model, tokenizer, pairs, config: StudyConfig, device) -> list[dict[str, torch.Tensor]]:
     """A few training batches (with labels) for the LoRA-GA gradient estimate, in a fixed order."""
-    import inspect
-
     enc = encode_pairs(tokenizer, pairs[: config.batch_size * config.calibration_batches], config.max_length)
     collate = PairCollator(pad_id(tokenizer))
     keys = {"input_ids", "attention_mask", "labels"}
@@ -62,59 +65,79 @@ def _calibration_batches(model, tokenizer, pairs, config: StudyConfig, device) -
             for i in range(0, len(enc), config.batch_size)]
 
 
+# The footprint of a cell that trains nothing (the base model and the in-context baseline).
+UNTRAINED = {"peak_memory_mb": None, "step_time_s": None, "tunable_params_m": 0.0, "memory_kind": None,
+             "train_steps": 0}
+
+
 def run_cell(cell: Cell, config: StudyConfig, data: StudyData, run_dir: Path, accelerator,
              model_loader, progress: bool = True, write: bool = True) -> tuple[dict[str, Any], dict[str, list]]:
     """Train and evaluate one cell; returns (result, curves). Writes history.json and predictions/ under
     run_dir (when `write`: the main process); the caller records the result and marks the cell done."""
-    from govtune.evaluation import evaluate_flores, evaluate_xnli
-    from govtune.evaluation.bootstrap import task_intervals
-
     t0 = time.perf_counter()
     torch.manual_seed(cell.seed)
     model, tokenizer = model_loader()
     model.to(accelerator.device)
-    curves: dict[str, list] = {}
-    lam_final = None
-    data_counts: dict[str, int] = {}
     if cell.shots > 0:
-        import govtune.adapters as adapters
-
-        pairs, val_pairs, data_counts = data.training_pairs(cell.curation, cell.shots, cell.seed)
-        options = config.adapter_options(cell.method)
-        calibration = None
-        if options["method"] in ("lora_ga", "hybrid"):
-            calibration = _calibration_batches(model, tokenizer, pairs, config, accelerator.device)
-            options.setdefault("ga_batches", len(calibration))
-        torch.manual_seed(cell.seed)  # adapter init depends on the seed only, not on what ran before
-        adapters.inject(model, adapters.AdapterConfig(**options), calibration=calibration)
-        tc = TrainConfig(epochs=config.epochs, lr=config.lr_for(cell.method), batch_size=config.batch_size,
-                         grad_accum=config.grad_accum, weight_decay=config.weight_decay,
-                         warmup_ratio=config.warmup_ratio, schedule=config.schedule,
-                         max_grad_norm=config.max_grad_norm, max_length=config.max_length,
-                         mixed_precision=config.mixed_precision, seed=cell.seed,
-                         checkpoints=config.keep_checkpoints, resume=True, progress=progress)
-        try:  # continues an interrupted attempt from its last epoch checkpoint, if any
-            result = train(model, tokenizer, pairs, val_pairs, tc, out_dir=run_dir / "checkpoint",
-                           accelerator=accelerator)
-        except ResumeMismatch:  # a checkpoint of an older govtune (nothing was loaded): start the cell over
-            if write:
-                shutil.rmtree(run_dir / "checkpoint")
-            accelerator.wait_for_everyone()
-            result = train(model, tokenizer, pairs, val_pairs, replace(tc, resume=False),
-                           out_dir=run_dir / "checkpoint", accelerator=accelerator)
-        model = accelerator.unwrap_model(model)
-        if write:
-            atomic_write_json(run_dir / "history.json", result.history.to_dict())
-        curves = result.history.curves()
-        lam_final = result.history.lam_final()
-        fp = result.footprint.to_dict()
-        footprint = {"peak_memory_mb": fp["peak_memory_mb"], "step_time_s": fp["step_time_s"],
-                     "tunable_params_m": fp["tunable_params_m"], "memory_kind": fp["memory_kind"],
-                     "train_steps": result.steps}
+        model, trained = _train_cell(cell, config, data, model, tokenizer, run_dir, accelerator, progress, write)
     else:
-        footprint = {"peak_memory_mb": None, "step_time_s": None, "tunable_params_m": 0.0,
-                     "memory_kind": None, "train_steps": 0}
+        trained = {"curves": {}, "lam_final": None, "data": {}, "footprint": dict(UNTRAINED)}
     model.eval()
+    metrics, ci95 = _evaluate_cell(cell, config, data, model, tokenizer, run_dir, progress, write)
+    if config.lm_eval_tasks:
+        metrics["lm_eval"] = _lm_eval(model, tokenizer, config, run_dir, write)
+    accelerator.free_memory()
+    del model
+    result = {"run_id": cell.run_id, "method": cell.method, "seed": cell.seed, "shots": cell.shots,
+              "curation": cell.curation, "model": config.model, "settings_hash": config.settings_hash(),
+              "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "metrics": metrics, "ci95": ci95,
+              "footprint": trained["footprint"], "lam_final": trained["lam_final"], "data": trained["data"],
+              "wall_time_s": round(time.perf_counter() - t0, 1)}
+    return result, trained["curves"]
+
+
+def _train_cell(cell: Cell, config: StudyConfig, data: StudyData, model, tokenizer, run_dir: Path, accelerator,
+                progress: bool, write: bool) -> tuple[Any, dict[str, Any]]:
+    """Sample the shots, inject the adapter, train (continuing an interrupted attempt); returns the trained
+    model and what the result records of training: curves, final lam, data counts, footprint."""
+    pairs, val_pairs, data_counts = data.training_pairs(cell.curation, cell.shots, cell.seed)
+    options = config.adapter_options(cell.method)
+    calibration = None
+    if options["method"] in GRADIENT_INIT:
+        calibration = _calibration_batches(model, tokenizer, pairs, config, accelerator.device)
+        options.setdefault("ga_batches", len(calibration))
+    torch.manual_seed(cell.seed)  # adapter init depends on the seed only, not on what ran before
+    inject(model, AdapterConfig(**options), calibration=calibration)
+    tc = TrainConfig(epochs=config.epochs, lr=config.lr_for(cell.method), batch_size=config.batch_size,
+                     grad_accum=config.grad_accum, weight_decay=config.weight_decay,
+                     warmup_ratio=config.warmup_ratio, schedule=config.schedule,
+                     max_grad_norm=config.max_grad_norm, max_length=config.max_length,
+                     mixed_precision=config.mixed_precision, seed=cell.seed,
+                     checkpoints=config.keep_checkpoints, resume=True, progress=progress)
+    try:  # continues an interrupted attempt from its last epoch checkpoint, if any
+        result = train(model, tokenizer, pairs, val_pairs, tc, out_dir=run_dir / "checkpoint",
+                       accelerator=accelerator)
+    except ResumeMismatch:  # a checkpoint of an older govtune (nothing was loaded): start the cell over
+        if write:
+            shutil.rmtree(run_dir / "checkpoint")
+        accelerator.wait_for_everyone()
+        result = train(model, tokenizer, pairs, val_pairs, replace(tc, resume=False),
+                       out_dir=run_dir / "checkpoint", accelerator=accelerator)
+    if write:
+        atomic_write_json(run_dir / "history.json", result.history.to_dict())
+    fp = result.footprint.to_dict()
+    footprint = {"peak_memory_mb": fp["peak_memory_mb"], "step_time_s": fp["step_time_s"],
+                 "tunable_params_m": fp["tunable_params_m"], "memory_kind": fp["memory_kind"],
+                 "train_steps": result.steps}
+    return accelerator.unwrap_model(model), {"curves": result.history.curves(),
+                                             "lam_final": result.history.lam_final(), "data": data_counts,
+                                             "footprint": footprint}
+
+
+def _evaluate_cell(cell: Cell, config: StudyConfig, data: StudyData, model, tokenizer, run_dir: Path,
+                   progress: bool, write: bool) -> tuple[dict[str, dict], dict[str, dict]]:
+    """XNLI (with temperature scaling on the run's validation examples) and FLORES on the cell's test sets;
+    returns (metrics per task, 95% intervals per task) and writes the predictions."""
     metrics: dict[str, dict] = {}
     ci95: dict[str, dict] = {}  # task -> {metric: [low, high]}: percentile bootstrap over the test examples
     if cell.method == INCONTEXT:
@@ -136,16 +159,7 @@ def run_cell(cell: Cell, config: StudyConfig, data: StudyData, run_dir: Path, ac
             metrics["flores"], ci95["flores"] = fm, task_intervals("flores", fpred)
             if write:
                 _write_jsonl(run_dir / "predictions" / "flores.jsonl", fpred)
-    if config.lm_eval_tasks:
-        metrics["lm_eval"] = _lm_eval(model, tokenizer, config, run_dir, write)
-    accelerator.free_memory()
-    del model
-    result = {"run_id": cell.run_id, "method": cell.method, "seed": cell.seed, "shots": cell.shots,
-              "curation": cell.curation, "model": config.model, "settings_hash": config.settings_hash(),
-              "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "metrics": metrics, "ci95": ci95,
-              "footprint": footprint, "lam_final": lam_final, "data": data_counts,
-              "wall_time_s": round(time.perf_counter() - t0, 1)}
-    return result, curves
+    return metrics, ci95
 
 
 def _calibration_examples(val: dict[str, list[dict]], cell: Cell, config: StudyConfig
