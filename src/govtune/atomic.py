@@ -7,12 +7,14 @@ the process's umask gives, as a plain `open(path, "w")` would."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
+
+import orjson
 
 
 def _ordinary_mode(path: str | os.PathLike, directory: bool = False) -> None:
@@ -47,8 +49,23 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+# Every JSON and JSON-lines file goes through orjson with these options: NaN and infinities (an undefined sd
+# or p-value) become null, because they are not JSON and strict readers (jq, JavaScript) reject them; numpy
+# scalars and arrays are numbers; non-string keys become strings; anything else JSON lacks (a Path) its str.
+_JSON = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE
+
+
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
+    """One JSON document, indented by two spaces."""
+    return atomic_write_bytes(path, orjson.dumps(obj, option=_JSON | orjson.OPT_INDENT_2, default=str))
+
+
+def atomic_write_jsonl(path: str | os.PathLike, rows: Iterable[Any]) -> Path:
+    """One JSON value per line."""
+    def write(f: BinaryIO) -> None:
+        for row in rows:
+            f.write(orjson.dumps(row, option=_JSON, default=str))
+    return atomic_write_stream(path, write)
 
 
 def atomic_write_with(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:

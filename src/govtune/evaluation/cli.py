@@ -183,9 +183,9 @@ def _with_context_and_calibration(args, data: dict[str, list[dict]]
 
 def _write_outputs(args, metrics: dict, preds: list[dict]) -> None:
     """metrics.json, predictions.jsonl, report.md and its figure, then a one-line summary."""
-    from govtune.atomic import atomic_write_text
+    from govtune.atomic import atomic_write_json, atomic_write_jsonl, atomic_write_text
     from govtune.evaluation.plots import reliability_diagram
-    from govtune.evaluation.report import flores_figure, report_markdown, write_json, write_jsonl
+    from govtune.evaluation.report import flores_figure, report_markdown
 
     out = Path(args.out)
     if args.task == "xnli":
@@ -196,8 +196,8 @@ def _write_outputs(args, metrics: dict, preds: list[dict]) -> None:
     else:
         flores_figure(metrics, out / "flores.png")
         figure = "flores.png"
-    write_jsonl(out / "predictions.jsonl", preds)
-    write_json(out / "metrics.json", metrics)
+    atomic_write_jsonl(out / "predictions.jsonl", preds)
+    atomic_write_json(out / "metrics.json", metrics)
     atomic_write_text(out / "report.md", report_markdown(metrics, figure))
     print(f"wrote {out / 'metrics.json'}, {out / 'predictions.jsonl'}, {out / 'report.md'}")
     if args.task == "xnli":

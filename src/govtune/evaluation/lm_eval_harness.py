@@ -15,7 +15,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from govtune.atomic import atomic_write_text
+from govtune.atomic import atomic_write_json, atomic_write_text
 
 RESULTS_FILE = "results.json"
 REPORT_FILE = "report.md"
@@ -200,7 +200,7 @@ def run(args) -> int:
                                num_fewshot=args.num_fewshot, batch_size=args.batch_size, model_args=model_args)
     results["config"]["model"] = args.model
     results["config"]["adapter"] = args.adapter
-    atomic_write_text(out / RESULTS_FILE, json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_json(out / RESULTS_FILE, results)
     title = f"lm-evaluation-harness: {args.model}" + (f" + adapter {args.adapter}" if args.adapter else "")
     include = " ".join(f"--include_path {p}" for p in [out / TASKS_DIR, *(args.include_path or [])])
     extra = f",{args.model_args}" if args.model_args else ""

@@ -3,32 +3,10 @@ and the figures it shows."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
-import orjson
 
-from govtune.atomic import atomic_write_bytes, atomic_write_text
-
-
-def _clean(obj):
-    """NaN is not JSON: written as null."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    return obj
-
-
-def write_json(path, obj) -> Path:
-    return atomic_write_text(path, json.dumps(_clean(obj), indent=2, ensure_ascii=False) + "\n")
-
-
-def write_jsonl(path, rows) -> Path:
-    return atomic_write_bytes(path, b"".join(orjson.dumps(_clean(r)) + b"\n" for r in rows))
 
 
 def _f(x) -> str:

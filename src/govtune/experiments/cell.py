@@ -4,7 +4,6 @@ evaluate every task, and write the run's files. The grid runner decides which ce
 from __future__ import annotations
 
 import inspect
-import json
 import shutil
 import time
 import warnings
@@ -21,7 +20,7 @@ from govtune.evaluation.bootstrap import task_intervals
 from govtune.experiments.config import BASE, INCONTEXT, StudyConfig
 from govtune.experiments.data import StudyData
 from govtune.training import ResumeMismatch, TrainConfig, train
-from govtune.atomic import atomic_write_json, atomic_write_text
+from govtune.atomic import atomic_write_json, atomic_write_jsonl
 from govtune.training.data import PairCollator, encode_pairs, pad_id
 
 
@@ -152,13 +151,13 @@ def _evaluate_cell(cell: Cell, config: StudyConfig, data: StudyData, model, toke
                                   calibration=_calibration_examples(val, cell, config))
         metrics["xnli"], ci95["xnli"] = xm, task_intervals("xnli", xpred)
         if write:
-            _write_jsonl(run_dir / "predictions" / "xnli.jsonl", xpred)
+            atomic_write_jsonl(run_dir / "predictions" / "xnli.jsonl", xpred)
         if "flores" in config.tasks:
             fm, fpred = evaluate_flores(model, tokenizer, flores_tests, batch_size=config.eval_batch_size,
                                         max_new_tokens=config.max_new_tokens, progress=progress)
             metrics["flores"], ci95["flores"] = fm, task_intervals("flores", fpred)
             if write:
-                _write_jsonl(run_dir / "predictions" / "flores.jsonl", fpred)
+                atomic_write_jsonl(run_dir / "predictions" / "flores.jsonl", fpred)
     return metrics, ci95
 
 
@@ -188,5 +187,3 @@ def _lm_eval(model, tokenizer, config: StudyConfig, run_dir: Path, write: bool) 
     return {"task": "lm_eval", "tasks": summarize(results), "limit": config.lm_eval_limit}
 
 
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows))

@@ -9,10 +9,9 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
-from typing import Any
 
 from govtune.experiments.config import StudyConfig
-from govtune.atomic import atomic_write_json, atomic_write_text
+from govtune.atomic import atomic_write_json, atomic_write_jsonl
 
 
 def _split_pair(pair: str) -> tuple[str, str]:
@@ -77,9 +76,9 @@ class StudyData:
                             protected=protected, config=self.config.curation_config(stage),
                             progress=self.progress)
             kept = list(result.kept)
-            atomic_write_json(cache.with_suffix(".report.json"), _jsonable(result.report))
-            atomic_write_text(cache.with_suffix(".dropped.jsonl"), _jsonl(result.dropped))
-            atomic_write_text(cache, _jsonl(kept))  # last: its presence marks the curation as done
+            atomic_write_json(cache.with_suffix(".report.json"), result.report)
+            atomic_write_jsonl(cache.with_suffix(".dropped.jsonl"), result.dropped)
+            atomic_write_jsonl(cache, kept)  # last: its presence marks the curation as done
         self._curated[stage] = kept
         return kept
 
@@ -175,9 +174,3 @@ def _read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
-def _jsonl(records: list[dict]) -> str:
-    return "".join(json.dumps(_jsonable(r), ensure_ascii=False) + "\n" for r in records)
-
-
-def _jsonable(obj: Any) -> Any:
-    return json.loads(json.dumps(obj, default=str, ensure_ascii=False))

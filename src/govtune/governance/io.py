@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import orjson
 
-from govtune.atomic import atomic_write_stream, atomic_write_text
+from govtune.atomic import atomic_write_json, atomic_write_jsonl, atomic_write_text
 from govtune.governance.records import LABEL_FIELD, Record, invalid_reason, with_label_name
 
 
@@ -118,15 +116,9 @@ def with_class_name(row: Record, names: Sequence[str]) -> Record:
     return row
 
 
-def write_jsonl(path: str | Path, records: Iterable[Record]) -> Path:
-    def write(f):
-        for r in records:
-            f.write(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS))
-    return atomic_write_stream(path, write)
-
-
-def write_json(path: str | Path, obj: Any) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False))
+# The writers every pillar uses (NaN as null, anything else JSON lacks as a string), under this module's names.
+write_jsonl = atomic_write_jsonl
+write_json = atomic_write_json
 
 
 def write_text(path: str | Path, text: str) -> Path:
