@@ -171,6 +171,22 @@ def test_report_says_when_nothing_is_significant(tmp_path):
     assert "*" not in section.split("####")[1].split("| Hybrid − LoRA |")[1].splitlines()[0]
 
 
+def test_an_ablation_without_lora_compares_its_variants_with_its_first_method(tmp_path):
+    (tmp_path / "study.json").write_text(json.dumps({"name": "t", "model": "tiny-llama",
+                                                     "config": {"languages": list(LANGS)}}))
+    runs = [_run("hybrid", 0, 0.4, False), _run("hybrid_learned", 0, 0.95, False)]
+    for result, preds in runs:
+        result["metrics"].pop("flores"), result["ci95"].pop("flores"), preds.pop("flores")
+        record_run(tmp_path, result, {}, preds)
+    section = write_report(tmp_path).read_text().split("### Differences and significance")[1]
+    row = next(line for line in section.splitlines() if line.startswith("| hybrid_learned − Hybrid |"))
+    point, reps = _group(runs, "hybrid_learned", "xnli")
+    point_b, reps_b = _group(runs, "hybrid", "xnli")
+    macro_diff = bs.paired_differences(point, reps, point_b, reps_b)["macro"]
+    assert macro_diff.significant and f"{macro_diff.estimate:+.1f}" in row and "*" in row
+    assert "− LoRA" not in section
+
+
 def test_a_store_of_an_older_schema_is_refused_with_the_fix(tmp_path):
     con = sqlite3.connect(tmp_path / "results.sqlite")
     con.execute("CREATE TABLE metrics (run_id TEXT, task TEXT, metric TEXT, value REAL)")

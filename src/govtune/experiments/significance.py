@@ -102,8 +102,11 @@ def _columns(s: "Study", task: str) -> list[tuple[str, str]]:
 
 
 def comparisons(s: "Study") -> list[tuple[str, str]]:
-    """(method, reference): every method against the base model, the in-context baseline and LoRA."""
+    """(method, reference): every method against the base model, the in-context baseline and LoRA; a study
+    without LoRA (an ablation of one method's variants) compares them with its first method instead."""
     refs = [ref for ref in ("base", "icl", "lora") if s.cell(ref)]
+    if "lora" not in refs and len(s.methods) > 1:
+        refs.append(s.methods[0])
     return [(m, ref) for ref in refs for m in s.methods if m != ref and s.cell(m)]
 
 
