@@ -271,3 +271,15 @@ def test_resume_refuses_a_checkpoint_of_other_settings(tmp_path):
     with pytest.raises(ValueError, match=r"epochs 1 != 2.*remove"):
         train(model, tok, PAIRS, config=TrainConfig(epochs=2, lr=3e-3, progress=False, resume=True),
               out_dir=tmp_path)
+
+
+def test_every_schedule_name_maps_to_a_transformers_scheduler_and_the_study_config_knows_the_same():
+    from govtune.constants import LR_SCHEDULES, METHODS
+    from govtune.adapters.config import METHODS as ADAPTER_METHODS
+    from govtune.experiments.config import ADAPTER_METHODS as STUDY_METHODS, SCHEDULES as STUDY_SCHEDULES
+    from govtune.training.loop import SCHEDULES
+
+    assert tuple(SCHEDULES) == LR_SCHEDULES == STUDY_SCHEDULES
+    assert METHODS == ADAPTER_METHODS == STUDY_METHODS
+    for name in LR_SCHEDULES:
+        TrainConfig(schedule=name)

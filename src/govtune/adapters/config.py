@@ -6,7 +6,8 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-METHODS = ("full", "lora", "lora_ga", "boft", "unitary", "unitary_full", "hybrid")
+from govtune.constants import METHODS
+
 GA_DIRECTIONS = ("arb2r", "sigma_sqrt")
 LAM_SCHEDULES = ("adaptive", "fixed", "anneal", "learned")
 

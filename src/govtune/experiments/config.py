@@ -18,17 +18,18 @@ from typing import Any
 
 import yaml
 
+from govtune.constants import LR_SCHEDULES, METHODS, MIXED_PRECISION
+
 # The untuned baselines, beside the adapter methods: the base model (shots = 0) and the base model with
 # `incontext_shots` examples in every prompt.
 BASE = "base"
 INCONTEXT = "icl"
 BASELINES = (BASE, INCONTEXT)
 # The adapter methods (govtune.adapters.AdapterConfig).
-ADAPTER_METHODS = ("full", "lora", "lora_ga", "boft", "unitary", "unitary_full", "hybrid")
+ADAPTER_METHODS = METHODS
 TASKS = ("xnli", "flores")
 CURATION_STAGES = ("c0", "c1", "c2")
-SCHEDULES = ("linear", "cosine", "constant")
-MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
+SCHEDULES = LR_SCHEDULES
 
 # The grid axes: each combination is one run. Everything else is a shared setting (hashed).
 GRID_KEYS = ("methods", "seeds", "shots", "curation")

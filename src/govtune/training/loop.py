@@ -26,12 +26,14 @@ from transformers import PreTrainedTokenizerBase, get_scheduler
 
 from govtune.adapters import (after_backward, learned_layers, mixing, phi_values, riemannian_modules,
                               trainable_parameters)
+from govtune.constants import MIXED_PRECISION
 from govtune.training.callbacks import Callback, EpochInfo, History, StepInfo
 from govtune.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from govtune.training.data import LengthGroupedBatches, PairCollator, encode_pairs, pad_id
 from govtune.training.footprint import Footprint, FootprintMeter
 from govtune.training.mixer import ValidationMixer
 
+# transformers' scheduler name for each of govtune's schedule names (govtune.constants.LR_SCHEDULES)
 SCHEDULES = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
 
 
@@ -75,7 +77,7 @@ class TrainConfig:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.max_grad_norm is not None and not self.max_grad_norm > 0:
             raise ValueError("max_grad_norm must be > 0, or None for no clipping")
-        if self.mixed_precision not in ("auto", "no", "bf16", "fp16"):
+        if self.mixed_precision not in MIXED_PRECISION:
             raise ValueError(f"mixed_precision must be auto, no, bf16 or fp16, got {self.mixed_precision!r}")
 
 
