@@ -12,6 +12,16 @@ def _deterministic():
 
 
 @pytest.fixture
+def single_thread():
+    """One torch thread for the test: small ops whose cost is OpenMP start-up on a busy machine, and runs
+    compared for exact equality."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def tiny_llama():
     return tiny_model(TINY_LLAMA)
 

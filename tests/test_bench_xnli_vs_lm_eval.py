@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from govtune.models import tiny_model
 from govtune.tasks.xnli import LABELS
@@ -21,15 +20,7 @@ def bench(monkeypatch):
     return importlib.import_module("xnli_scoring_vs_lm_eval")
 
 
-@pytest.fixture
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def test_govtune_and_lm_eval_give_the_same_class_probabilities(bench, one_thread):
+def test_govtune_and_lm_eval_give_the_same_class_probabilities(bench, single_thread):
     model, tok = tiny_model("tiny-llama")
     examples = bench.xnli_examples(2)
     assert [ex["lang"] for ex in examples] == ["en", "en", "zh", "zh", "hi", "hi"]
@@ -46,7 +37,7 @@ def test_govtune_and_lm_eval_give_the_same_class_probabilities(bench, one_thread
     assert max(result["max_repeat_diff"].values()) < 1e-12  # both tools are deterministic on a repeat
 
 
-def test_script_writes_both_reports_with_the_measured_load(bench, one_thread, tmp_path):
+def test_script_writes_both_reports_with_the_measured_load(bench, single_thread, tmp_path):
     result = bench.main(["--model", "tiny-llama", "--per-lang", "1", "--repeats", "1", "--threads", "1",
                          "--out-dir", str(tmp_path)])
     saved = json.loads((tmp_path / "xnli_scoring_vs_lm_eval.json").read_text())

@@ -74,15 +74,6 @@ def test_structured_preserves_norm_exactly() -> None:
     assert (m - torch.eye(32)).abs().max() > 0.1  # the random parameters are not the identity
 
 
-@pytest.fixture
-def single_thread():
-    """1,000 steps on 32 features: tiny FFTs whose cost is all OpenMP start-up on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_structured_stays_orthogonal_after_adam_training(single_thread) -> None:
     torch.manual_seed(0)
     n = 32
