@@ -99,13 +99,16 @@ class StudyData:
         kept = self.curated(stage)
         langs = list(self.config.languages)
         train = sample_kshot(kept, langs, k=shots, seed=seed, report=self.curation_report(stage))
-        taken = {record_key(r) for r in train}
+        return train, self._validation_sample(kept, {record_key(r) for r in train}, seed)
+
+    def _validation_sample(self, records: list[dict], taken: set[tuple], seed: int) -> list[dict]:
+        """`val_per_language` records per language not in `taken`, seeded."""
         rng = random.Random(f"val-{seed}")
         val: list[dict] = []
-        for lang in langs:
-            rest = [r for r in kept if r.get("lang") == lang and record_key(r) not in taken]
+        for lang in self.config.languages:
+            rest = [r for r in records if r.get("lang") == lang and record_key(r) not in taken]
             val += rng.sample(rest, min(self.config.val_per_language, len(rest)))
-        return train, val
+        return val
 
     def validation_examples(self, stage: str, shots: int, seed: int) -> dict[str, list[dict]]:
         """The run's validation examples per language (for temperature scaling): those of
@@ -114,11 +117,7 @@ class StudyData:
         if shots > 0:
             _, val = self.training_examples(stage, shots, seed)
         else:
-            rng = random.Random(f"val-{seed}")
-            val = []
-            for lang in self.config.languages:
-                rest = [r for r in self.pool() if r.get("lang") == lang]
-                val += rng.sample(rest, min(self.config.val_per_language, len(rest)))
+            val = self._validation_sample(self.pool(), set(), seed)
         return {lang: [r for r in val if r.get("lang") == lang] for lang in self.config.languages}
 
     def incontext_sets(self, stage: str, seed: int
