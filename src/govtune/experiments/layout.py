@@ -1,0 +1,129 @@
+"""Every path of a study's output directory, in one place. Nothing else in govtune spells a file name of a
+study; code asks the layout.
+
+    OUT/
+      study.json                      the study's identity (settings hash) and config: what --resume checks
+      curation/<stage>.jsonl          kept records of a curation stage (its presence marks the stage done)
+      curation/<stage>.dropped.jsonl  dropped records, each with reason and stage
+      curation/<stage>.report.json    the stage's counts per step and language
+      runs/<run_id>/result.json       one run's metrics, intervals and footprint
+      runs/<run_id>/history.json      its training curves
+      runs/<run_id>/predictions/<task>.jsonl
+      runs/<run_id>/checkpoint/       the last epoch checkpoint (resume continues from it)
+      runs/<run_id>/lm_eval/          lm-evaluation-harness results and generated task YAMLs
+      runs/<run_id>/done | failed     markers: finished, or diverged (start over)
+      results.sqlite                  every finished run (the store the report reads)
+      results.json                    the same, as JSON
+      report.md, report.html, figures/<name>.png
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """The files of one run: `OUT/runs/<run_id>/`."""
+
+    dir: Path
+
+    @property
+    def result(self) -> Path:
+        return self.dir / "result.json"
+
+    @property
+    def history(self) -> Path:
+        return self.dir / "history.json"
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.dir / "checkpoint"
+
+    @property
+    def lm_eval(self) -> Path:
+        return self.dir / "lm_eval"
+
+    @property
+    def done(self) -> Path:
+        return self.dir / "done"
+
+    @property
+    def failed(self) -> Path:
+        return self.dir / "failed"
+
+    def predictions(self, task: str) -> Path:
+        return self.dir / "predictions" / f"{task}.jsonl"
+
+    def is_done(self) -> bool:
+        return self.done.exists() and self.result.exists()
+
+
+@dataclass(frozen=True)
+class StudyLayout:
+    """The files of one study: `OUT/`."""
+
+    root: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "root", Path(self.root))
+
+    @property
+    def study(self) -> Path:
+        return self.root / "study.json"
+
+    @property
+    def database(self) -> Path:
+        return self.root / "results.sqlite"
+
+    @property
+    def results_json(self) -> Path:
+        return self.root / "results.json"
+
+    @property
+    def report_md(self) -> Path:
+        return self.root / "report.md"
+
+    @property
+    def report_html(self) -> Path:
+        return self.root / "report.html"
+
+    @property
+    def figures(self) -> Path:
+        return self.root / "figures"
+
+    def figure(self, name: str) -> Path:
+        return self.figures / name
+
+    @property
+    def curation_dir(self) -> Path:
+        return self.root / "curation"
+
+    def curated(self, stage: str) -> Path:
+        return self.curation_dir / f"{stage}.jsonl"
+
+    def dropped(self, stage: str) -> Path:
+        return self.curation_dir / f"{stage}.dropped.jsonl"
+
+    def curation_report(self, stage: str) -> Path:
+        return self.curation_dir / f"{stage}.report.json"
+
+    def curated_stages(self) -> list[str]:
+        """The curation stages cached in this study, sorted."""
+        return sorted(p.name[:-len(".jsonl")] for p in self.curation_dir.glob("*.jsonl")
+                      if not p.name.endswith(".dropped.jsonl"))
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
+
+    def run(self, run_id: str) -> RunLayout:
+        return RunLayout(self.runs_dir / run_id)
+
+    def finished_runs(self) -> list[RunLayout]:
+        """Runs with a `done` marker, sorted by run id."""
+        return [RunLayout(p.parent) for p in sorted(self.runs_dir.glob("*/done"))]
+
+    def is_empty(self) -> bool:
+        return not self.root.exists() or not any(self.root.iterdir())
