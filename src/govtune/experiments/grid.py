@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from govtune.atomic import atomic_write_json, atomic_write_text
 from govtune.experiments.cell import Cell, grid_cells, run_cell
-from govtune.experiments.config import StudyConfig
+from govtune.experiments.config import GRID_KEYS, StudyConfig
 from govtune.experiments.data import StudyData, curate_study
 from govtune.experiments.layout import RunLayout, StudyLayout
 from govtune.experiments.ledger import record_curation
@@ -77,7 +77,7 @@ def check_out_dir(config: StudyConfig, layout: StudyLayout, resume: bool) -> Non
 
 def _write_study_file(config: StudyConfig, layout: StudyLayout) -> None:
     grids = layout.read_study().get("grids", [])
-    grid = {k: getattr(config, k) for k in ("methods", "seeds", "shots", "curation")}
+    grid = {k: getattr(config, k) for k in GRID_KEYS}
     if grid not in grids:
         grids.append(grid)
     atomic_write_json(layout.study, {"name": config.name, "model": config.model,
