@@ -26,10 +26,11 @@ from machine_load import MachineLoad, describe  # noqa: E402
 
 import govtune.adapters as adapters  # noqa: E402
 from govtune.atomic import atomic_write_json, atomic_write_text  # noqa: E402
-from govtune.experiments.cell import Cell, _calibration_batches  # noqa: E402
+from govtune.experiments.cell import _calibration_batches  # noqa: E402
 from govtune.experiments.config import load_config  # noqa: E402
-from govtune.experiments.data import StudyData  # noqa: E402
-from govtune.experiments.grid import _curate_stages, _model_loader  # noqa: E402
+from govtune.experiments.data import StudyData, curate_study  # noqa: E402
+from govtune.experiments.grid import _model_loader  # noqa: E402
+from govtune.experiments.layout import StudyLayout  # noqa: E402
 from govtune.training import TrainConfig, train  # noqa: E402
 from govtune.training.loop import make_accelerator  # noqa: E402
 
@@ -75,8 +76,8 @@ def main() -> None:
     stage, shots = config.curation[-1], max(config.shots)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    data = StudyData(config, work, progress=True)
-    _curate_stages(config, data, [Cell("lora", args.seed, shots, stage)], _model_loader(config))
+    data = StudyData(config, StudyLayout(work), progress=True)
+    curate_study(data, [stage], _model_loader(config))
     rows = []
     load = MachineLoad()
     for spec in args.specs:

@@ -8,15 +8,17 @@ import torch
 
 from govtune.evaluation.calibration import fit_temperature, log_probabilities
 from govtune.evaluation.xnli_eval import score_examples
-from govtune.experiments.data import StudyData
+from govtune.experiments.data import StudyData, curate_study
 from govtune.experiments.grid import run_study
+from govtune.experiments.layout import StudyLayout
 from govtune.models import tiny_model
 from govtune.tasks.xnli import LABELS
 
 
 def test_validation_examples_are_pool_rows_apart_from_the_shots(tmp_path, study):
     config = study(val_per_language=3)
-    data = StudyData(config, tmp_path, progress=False)
+    data = StudyData(config, StudyLayout(tmp_path), progress=False)
+    curate_study(data, ["c0"], tiny_model)
     train, val = data.training_examples("c0", 8, seed=1)
     by_lang = data.validation_examples("c0", 8, seed=1)
     assert list(by_lang) == ["en", "zh", "hi"] and [len(v) for v in by_lang.values()] == [3, 3, 3]
@@ -42,7 +44,7 @@ def test_study_records_temperatures_and_reports_ece_before_and_after(tmp_path, s
         assert metrics["avg_ece_ts"] == pytest.approx(sum(v["ece_ts"] for v in langs.values()) / 3)
     # The base model's T: an independent fit on its validation examples, scored apart.
     model, tok = tiny_model()
-    val = StudyData(config, out, progress=False).validation_examples("none", 0, seed=0)
+    val = StudyData(config, StudyLayout(out), progress=False).validation_examples("none", 0, seed=0)
     with torch.no_grad():
         for lang, exs in val.items():
             probs, _ = score_examples(model, tok, exs)

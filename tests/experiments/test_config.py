@@ -146,3 +146,21 @@ def test_lam_ablation_names_the_companion_papers_schedules():
         "hybrid_fixed75": ("hybrid", "fixed", 0.75)}
     assert options["hybrid_anneal"]["lam_anneal"] == [0.75, 0.25]
     assert options["hybrid_raw"]["lam_ema"] == 0.0 and {"lora", "boft", "hybrid"} <= set(c.methods)
+
+
+def test_train_config_carries_every_study_setting_of_the_same_name():
+    import dataclasses
+
+    from govtune.training import TrainConfig
+
+    c = build_config({"epochs": 2, "lr": 1e-3, "lr_per_method": {"hybrid": 5e-4}, "batch_size": 4,
+                      "grad_accum": 2, "weight_decay": 0.01, "warmup_ratio": 0.2, "schedule": "cosine",
+                      "max_grad_norm": None, "max_length": 64, "mixed_precision": "no", "keep_checkpoints": False})
+    tc = c.train_config("hybrid", seed=7, progress=False)
+    shared = [f.name for f in dataclasses.fields(TrainConfig) if hasattr(c, f.name)]
+    assert sorted(shared) == sorted(["epochs", "lr", "batch_size", "grad_accum", "weight_decay", "warmup_ratio",
+                                     "schedule", "max_grad_norm", "max_length", "mixed_precision"])
+    assert {k: getattr(tc, k) for k in shared if k != "lr"} == {k: getattr(c, k) for k in shared if k != "lr"}
+    assert tc.lr == 5e-4 and c.train_config("lora", 7).lr == 1e-3  # the method's rate
+    assert (tc.seed, tc.checkpoints, tc.resume, tc.progress) == (7, False, True, False)
+    assert tc.timing_warmup_steps == TrainConfig().timing_warmup_steps

@@ -174,6 +174,7 @@ def test_incontext_baseline_runs_the_untuned_model_on_the_k_shot_sample_in_its_p
     from govtune.evaluation import evaluate_xnli
     from govtune.evaluation.incontext import attach
     from govtune.experiments.data import StudyData
+    from govtune.experiments.layout import StudyLayout
     from govtune.governance import sample_kshot
     from govtune.models import tiny_model
 
@@ -194,7 +195,7 @@ def test_incontext_baseline_runs_the_untuned_model_on_the_k_shot_sample_in_its_p
     assert [r["id"] for r in icl] == [r["id"] for r in base] and [r["probs"] for r in icl] != [r["probs"] for r in base]
 
     # The same numbers from the untuned model with the seed-0 2-shot sample of the curated pool before each prompt.
-    data = StudyData(config, out, progress=False)
+    data = StudyData(config, StudyLayout(out), progress=False)
     kept = data.curated("c0")
     shots = sample_kshot(kept, config.languages, 2, seed=0)
     tests = attach(data.xnli_eval(), {lang: [r for r in shots if r["lang"] == lang] for lang in config.languages},

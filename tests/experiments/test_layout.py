@@ -26,3 +26,14 @@ def test_finished_runs_and_stages_are_read_from_disk(tmp_path):
         (layout.curation_dir / name).write_text("")
     assert layout.curated_stages() == ["c0", "c2"]
     assert not layout.is_empty()
+
+
+def test_lm_eval_paths_study_file_and_layout_of(tmp_path):
+    layout = StudyLayout(tmp_path)
+    run = layout.run("lora-k8-c0-s0")
+    assert run.lm_eval_results == run.dir / "lm_eval" / "results.json"
+    assert run.lm_eval_tasks == run.dir / "lm_eval" / "tasks"
+    assert layout.read_study() == {}
+    layout.study.write_text('{"grids": [{"seeds": [0]}]}')
+    assert layout.read_study() == {"grids": [{"seeds": [0]}]}
+    assert StudyLayout.of(layout) is layout and StudyLayout.of(str(tmp_path)) == layout

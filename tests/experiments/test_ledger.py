@@ -12,6 +12,7 @@ from govtune.evaluation import bootstrap as bs
 from govtune.experiments.config import build_config, load_config
 from govtune.experiments.data import StudyData, record_key
 from govtune.experiments.grid import run_study
+from govtune.experiments.layout import StudyLayout
 from govtune.experiments.ledger import build_ledger, drawn_removed, ledger_pairs, metric_columns
 from govtune.experiments.report import Study
 from govtune.experiments.store import load_curation, load_predictions
@@ -112,7 +113,7 @@ def test_the_ledger_counts_equal_the_curation_reports_and_the_cells_draws(ledger
     decisions = {(d.with_, d.without): d for d in build_ledger(s, load_curation(out))}
     assert list(decisions) == [("c1", "c0"), ("c1", "c1_no_langid")]
     assert decisions["c1", "c0"].added == ["langid", "dedup"] and decisions["c1", "c1_no_langid"].added == ["langid"]
-    data = StudyData(config, out, progress=False)
+    data = StudyData(config, StudyLayout(out), progress=False)
     for (with_, without), d in decisions.items():
         expected = {}
         for name, sign in ((with_, 1), (without, -1)):

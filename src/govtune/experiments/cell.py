@@ -8,21 +8,21 @@ import shutil
 import time
 import warnings
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from govtune.adapters import AdapterConfig, inject
 from govtune.adapters.registry import GRADIENT_INIT
+from govtune.atomic import atomic_write_json, atomic_write_jsonl
 from govtune.evaluation import evaluate_flores, evaluate_xnli
 from govtune.evaluation.bootstrap import task_intervals
+from govtune.evaluation.lm_eval_harness import evaluate_lm_eval, summarize, task_manager
 from govtune.experiments.config import BASE, INCONTEXT, StudyConfig
 from govtune.experiments.data import StudyData
-from govtune.training import ResumeMismatch, TrainConfig, train
-from govtune.atomic import atomic_write_json, atomic_write_jsonl
+from govtune.experiments.layout import RunLayout
+from govtune.training import ResumeMismatch, train
 from govtune.training.data import PairCollator, encode_pairs, pad_id
-
 
 
 @dataclass(frozen=True)
@@ -69,22 +69,22 @@ UNTRAINED = {"peak_memory_mb": None, "step_time_s": None, "tunable_params_m": 0.
              "train_steps": 0}
 
 
-def run_cell(cell: Cell, config: StudyConfig, data: StudyData, run_dir: Path, accelerator,
+def run_cell(cell: Cell, config: StudyConfig, data: StudyData, run: RunLayout, accelerator,
              model_loader, progress: bool = True, write: bool = True) -> tuple[dict[str, Any], dict[str, list]]:
-    """Train and evaluate one cell; returns (result, curves). Writes history.json and predictions/ under
-    run_dir (when `write`: the main process); the caller records the result and marks the cell done."""
+    """Train and evaluate one cell; returns (result, curves). Writes the run's history and predictions
+    (when `write`: the main process); the caller records the result and marks the cell done."""
     t0 = time.perf_counter()
     torch.manual_seed(cell.seed)
     model, tokenizer = model_loader()
     model.to(accelerator.device)
     if cell.shots > 0:
-        model, trained = _train_cell(cell, config, data, model, tokenizer, run_dir, accelerator, progress, write)
+        model, trained = _train_cell(cell, config, data, model, tokenizer, run, accelerator, progress, write)
     else:
         trained = {"curves": {}, "lam_final": None, "data": {}, "footprint": dict(UNTRAINED)}
     model.eval()
-    metrics, ci95 = _evaluate_cell(cell, config, data, model, tokenizer, run_dir, progress, write)
+    metrics, ci95 = _evaluate_cell(cell, config, data, model, tokenizer, run, progress, write)
     if config.lm_eval_tasks:
-        metrics["lm_eval"] = _lm_eval(model, tokenizer, config, run_dir, write)
+        metrics["lm_eval"] = _lm_eval(model, tokenizer, config, run, write)
     accelerator.free_memory()
     del model
     result = {"run_id": cell.run_id, "method": cell.method, "seed": cell.seed, "shots": cell.shots,
@@ -95,7 +95,7 @@ def run_cell(cell: Cell, config: StudyConfig, data: StudyData, run_dir: Path, ac
     return result, trained["curves"]
 
 
-def _train_cell(cell: Cell, config: StudyConfig, data: StudyData, model, tokenizer, run_dir: Path, accelerator,
+def _train_cell(cell: Cell, config: StudyConfig, data: StudyData, model, tokenizer, run: RunLayout, accelerator,
                 progress: bool, write: bool) -> tuple[Any, dict[str, Any]]:
     """Sample the shots, inject the adapter, train (continuing an interrupted attempt); returns the trained
     model and what the result records of training: curves, final lam, data counts, footprint."""
@@ -107,23 +107,17 @@ def _train_cell(cell: Cell, config: StudyConfig, data: StudyData, model, tokeniz
         options.setdefault("ga_batches", len(calibration))
     torch.manual_seed(cell.seed)  # adapter init depends on the seed only, not on what ran before
     inject(model, AdapterConfig(**options), calibration=calibration)
-    tc = TrainConfig(epochs=config.epochs, lr=config.lr_for(cell.method), batch_size=config.batch_size,
-                     grad_accum=config.grad_accum, weight_decay=config.weight_decay,
-                     warmup_ratio=config.warmup_ratio, schedule=config.schedule,
-                     max_grad_norm=config.max_grad_norm, max_length=config.max_length,
-                     mixed_precision=config.mixed_precision, seed=cell.seed,
-                     checkpoints=config.keep_checkpoints, resume=True, progress=progress)
+    tc = config.train_config(cell.method, cell.seed, progress)
     try:  # continues an interrupted attempt from its last epoch checkpoint, if any
-        result = train(model, tokenizer, pairs, val_pairs, tc, out_dir=run_dir / "checkpoint",
-                       accelerator=accelerator)
+        result = train(model, tokenizer, pairs, val_pairs, tc, out_dir=run.checkpoint, accelerator=accelerator)
     except ResumeMismatch:  # a checkpoint of an older govtune (nothing was loaded): start the cell over
         if write:
-            shutil.rmtree(run_dir / "checkpoint")
+            shutil.rmtree(run.checkpoint)
         accelerator.wait_for_everyone()
-        result = train(model, tokenizer, pairs, val_pairs, replace(tc, resume=False),
-                       out_dir=run_dir / "checkpoint", accelerator=accelerator)
+        result = train(model, tokenizer, pairs, val_pairs, replace(tc, resume=False), out_dir=run.checkpoint,
+                       accelerator=accelerator)
     if write:
-        atomic_write_json(run_dir / "history.json", result.history.to_dict())
+        atomic_write_json(run.history, result.history.to_dict())
     fp = result.footprint.to_dict()
     footprint = {"peak_memory_mb": fp["peak_memory_mb"], "step_time_s": fp["step_time_s"],
                  "tunable_params_m": fp["tunable_params_m"], "memory_kind": fp["memory_kind"],
@@ -133,7 +127,7 @@ def _train_cell(cell: Cell, config: StudyConfig, data: StudyData, model, tokeniz
                                              "footprint": footprint}
 
 
-def _evaluate_cell(cell: Cell, config: StudyConfig, data: StudyData, model, tokenizer, run_dir: Path,
+def _evaluate_cell(cell: Cell, config: StudyConfig, data: StudyData, model, tokenizer, run: RunLayout,
                    progress: bool, write: bool) -> tuple[dict[str, dict], dict[str, dict]]:
     """XNLI (with temperature scaling on the run's validation examples) and FLORES on the cell's test sets;
     returns (metrics per task, 95% intervals per task) and writes the predictions."""
@@ -151,13 +145,13 @@ def _evaluate_cell(cell: Cell, config: StudyConfig, data: StudyData, model, toke
                                   calibration=_calibration_examples(val, cell, config))
         metrics["xnli"], ci95["xnli"] = xm, task_intervals("xnli", xpred)
         if write:
-            atomic_write_jsonl(run_dir / "predictions" / "xnli.jsonl", xpred)
+            atomic_write_jsonl(run.predictions("xnli"), xpred)
         if "flores" in config.tasks:
             fm, fpred = evaluate_flores(model, tokenizer, flores_tests, batch_size=config.eval_batch_size,
                                         max_new_tokens=config.max_new_tokens, progress=progress)
             metrics["flores"], ci95["flores"] = fm, task_intervals("flores", fpred)
             if write:
-                atomic_write_jsonl(run_dir / "predictions" / "flores.jsonl", fpred)
+                atomic_write_jsonl(run.predictions("flores"), fpred)
     return metrics, ci95
 
 
@@ -174,16 +168,14 @@ def _calibration_examples(val: dict[str, list[dict]], cell: Cell, config: StudyC
     return val
 
 
-def _lm_eval(model, tokenizer, config: StudyConfig, run_dir: Path, write: bool) -> dict[str, Any]:
+def _lm_eval(model, tokenizer, config: StudyConfig, run: RunLayout, write: bool) -> dict[str, Any]:
     """lm-evaluation-harness on the adapted model in memory; lm-eval's results go to lm_eval/results.json,
     the per-task metrics (values as lm-eval reports them) into the cell's result."""
-    from govtune.evaluation.lm_eval_harness import evaluate_lm_eval, summarize, task_manager
-
-    manager = task_manager(config.lm_eval_tasks, run_dir / "lm_eval" / "tasks")
+    manager = task_manager(config.lm_eval_tasks, run.lm_eval_tasks)
     results = evaluate_lm_eval(model, tokenizer, config.lm_eval_tasks, manager, limit=config.lm_eval_limit,
                                batch_size=config.eval_batch_size)
     if write:
-        atomic_write_json(run_dir / "lm_eval" / "results.json", results)
+        atomic_write_json(run.lm_eval_results, results)
     return {"task": "lm_eval", "tasks": summarize(results), "limit": config.lm_eval_limit}
 
 

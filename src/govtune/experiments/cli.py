@@ -1,10 +1,15 @@
-"""`govtune run CONFIG [key=value ...] --out DIR [--resume]` and `govtune report DIR`."""
+"""`govtune run CONFIG [key=value ...] --out DIR [--resume]` and `govtune report DIR`.
+
+The runner and the report are imported when their command runs: they pull in torch and matplotlib, and
+`govtune --help` imports this module."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+
+from govtune.experiments.config import load_config
 
 
 def register(subparsers) -> None:
@@ -29,7 +34,6 @@ def register(subparsers) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from govtune.experiments.config import load_config
     from govtune.experiments.grid import run_study
 
     config = load_config(args.config, args.overrides)

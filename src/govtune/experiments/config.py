@@ -2,7 +2,12 @@
 
 A study is the grid methods x seeds x shots x curation; every other key is a setting shared by all of its
 cells. The settings (not the grid axes) define the study's hash, so `--resume` can extend a finished study
-with new seeds or methods while refusing to mix results produced under different settings."""
+with new seeds or methods while refusing to mix results produced under different settings.
+
+A dataclass with its own typing of values, not a pydantic model: pydantic reports an unknown key without
+the closest valid one, does not read `seeds=0,1` or `eval_limit=null` from the command line without
+validators of its own, and its error text would need rewriting to name the key and the expected type;
+the cross-field checks below would stay as they are. (pydantic is no dependency of govtune either.)"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import tempfile
 import types
 import typing
 from dataclasses import dataclass, field
@@ -19,6 +25,8 @@ from typing import Any
 import yaml
 
 from govtune.constants import LR_SCHEDULES, METHODS, MIXED_PRECISION
+from govtune.data import FLORES_EVAL_LINES, FLORES_POOL_LINES, XNLI_EVAL_ROWS, XNLI_POOL_ROWS
+from govtune.tasks.languages import XNLI_LANGUAGES
 
 # The untuned baselines, beside the adapter methods: the base model (shots = 0) and the base model with
 # `incontext_shots` examples in every prompt.
@@ -54,10 +62,10 @@ class StudyConfig:
     data_dir: str | None = None  # None = the XNLI/FLORES samples shipped in govtune.data
     # [start, stop) row ranges: the few-shot pool and the evaluation set never share a row (XNLI and
     # FLORES rows are translations of each other across languages). Defaults: govtune.data's split.
-    xnli_pool_rows: list[int] = field(default_factory=lambda: [0, 1245])
-    xnli_eval_rows: list[int] = field(default_factory=lambda: [1245, 2490])
-    flores_pool_lines: list[int] = field(default_factory=lambda: [0, 500])
-    flores_eval_lines: list[int] = field(default_factory=lambda: [500, 997])
+    xnli_pool_rows: list[int] = field(default_factory=lambda: _bounds(XNLI_POOL_ROWS))
+    xnli_eval_rows: list[int] = field(default_factory=lambda: _bounds(XNLI_EVAL_ROWS))
+    flores_pool_lines: list[int] = field(default_factory=lambda: _bounds(FLORES_POOL_LINES))
+    flores_eval_lines: list[int] = field(default_factory=lambda: _bounds(FLORES_EVAL_LINES))
     # Evaluation budget: XNLI examples per language and FLORES sentences per direction (None = all).
     eval_limit: int | None = None
     flores_eval_limit: int | None = 32
@@ -100,6 +108,11 @@ class StudyConfig:
     keep_checkpoints: bool = True
 
     def __post_init__(self) -> None:
+        self._check_grid()
+        self._check_data()
+        self._check_training()
+
+    def _check_grid(self) -> None:
         if not self.methods:
             raise ValueError("methods is empty: list at least one of " + ", ".join(ADAPTER_METHODS))
         known = set(ADAPTER_METHODS) | set(self.variants)
@@ -132,13 +145,13 @@ class StudyConfig:
             self.curation_config(name)
         if not self.curation:
             raise ValueError("curation is empty: use e.g. curation=c2 (c0 = the raw pool)")
+
+    def _check_data(self) -> None:
         for t in self.tasks:
             if t not in TASKS:
                 raise ValueError(f"unknown task {t!r}{_suggest(t, TASKS)}; tasks are {', '.join(TASKS)}")
         if "xnli" not in self.tasks:
             raise ValueError("tasks must include xnli: the few-shot pool and the main table are XNLI")
-        from govtune.tasks.languages import XNLI_LANGUAGES
-
         for lang in self.languages:
             if lang not in XNLI_LANGUAGES:
                 raise ValueError(f"unknown XNLI language {lang!r}; use some of {', '.join(XNLI_LANGUAGES)}")
@@ -166,6 +179,8 @@ class StudyConfig:
             raise ValueError(f"incontext_shots must be >= 0 (0 = no in-context baseline), got {self.incontext_shots}")
         if self.val_per_language < 0:
             raise ValueError(f"val_per_language must be >= 0, got {self.val_per_language}")
+
+    def _check_training(self) -> None:
         learned = [m for m in self.methods if self.adapter_options(m).get("method") == "hybrid"
                    and self.adapter_options(m).get("lam_schedule") == "learned"]
         if learned and self.val_per_language == 0:
@@ -181,9 +196,7 @@ class StudyConfig:
         if self.mixed_precision not in MIXED_PRECISION:
             raise ValueError(f"mixed_precision {self.mixed_precision!r} is not one of {', '.join(MIXED_PRECISION)}")
         if self.lm_eval_tasks:  # an unknown name fails here, not after the first cell has trained
-            import tempfile
-
-            from govtune.evaluation.lm_eval_harness import task_manager
+            from govtune.evaluation.lm_eval_harness import task_manager  # torch: only when the study asks
 
             with tempfile.TemporaryDirectory() as tmp:
                 task_manager(self.lm_eval_tasks, tmp)
@@ -205,7 +218,7 @@ class StudyConfig:
     def curation_config(self, name: str):
         """The govtune.governance.CurationConfig of a curation name: curation_options, then the variant's
         options over them (a nested section is updated key by key)."""
-        from govtune.governance.config import curation_config
+        from govtune.governance.config import curation_config  # numpy: `import govtune.experiments` stays quick
 
         opts = {k: dict(v) if isinstance(v, dict) else v for k, v in self.curation_options.items()}
         for key, value in self.curation_variants.get(name, {}).items():
@@ -221,6 +234,16 @@ class StudyConfig:
     def lr_for(self, method: str) -> float:
         base = self.variants.get(method, {}).get("method", method)
         return self.lr_per_method.get(method, self.lr_per_method.get(base, self.lr))
+
+    def train_config(self, method: str, seed: int, progress: bool = True):
+        """The govtune.training.TrainConfig of one cell: every study setting of the same name (epochs,
+        batch_size, schedule, ...), the method's learning rate and the cell's seed. It resumes from the
+        cell's last epoch checkpoint, kept when `keep_checkpoints`."""
+        from govtune.training import TrainConfig  # torch: only when a cell trains, the config stays light
+
+        shared = {f.name: getattr(self, f.name) for f in dataclasses.fields(TrainConfig) if f.name in FIELDS}
+        return TrainConfig(**{**shared, "lr": self.lr_for(method), "seed": seed,
+                              "checkpoints": self.keep_checkpoints, "resume": True, "progress": progress})
 
     def settings(self) -> dict[str, Any]:
         """Everything but the grid axes: what every cell shares and the study hash covers."""
@@ -241,6 +264,10 @@ class StudyConfig:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(StudyConfig)}
+
+
+def _bounds(rows: range) -> list[int]:
+    return [rows.start, rows.stop]
 
 
 def _default(name: str) -> Any:

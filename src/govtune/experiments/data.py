@@ -1,17 +1,26 @@
 """The data of one study: the XNLI few-shot pool and its curated versions, the evaluation sets, and each
 run's (prompt, target) training and validation pairs.
 
-Curation runs once per stage per study and is cached in `OUT/curation/` (kept records + report), so every
-cell of a stage, and a resumed study, trains from exactly the same curated pool."""
+Curation is one explicit step, `curate_study`, run once before any cell: it writes each curation stage's
+cache in `OUT/curation/` (kept records, dropped records, report), and `StudyData.curated` only reads that
+cache. So every cell of a stage, and a resumed study, trains from exactly the same curated pool, and C2's
+perplexity cut always scores with the base model."""
 
 from __future__ import annotations
 
 import json
 import random
 from pathlib import Path
+from typing import Callable, Iterable
 
-from govtune.experiments.config import StudyConfig
 from govtune.atomic import atomic_write_json, atomic_write_jsonl
+from govtune.evaluation.incontext import attach, flores_demonstrations
+from govtune.experiments.config import StudyConfig
+from govtune.experiments.layout import StudyLayout
+from govtune.governance import curate, sample_kshot
+from govtune.tasks.flores import load_flores
+from govtune.tasks.prompts import flores_training_pair, xnli_training_pair
+from govtune.tasks.xnli import load_xnli
 
 
 def _split_pair(pair: str) -> tuple[str, str]:
@@ -20,9 +29,9 @@ def _split_pair(pair: str) -> tuple[str, str]:
 
 
 class StudyData:
-    def __init__(self, config: StudyConfig, out_dir: Path, progress: bool = True):
+    def __init__(self, config: StudyConfig, layout: StudyLayout, progress: bool = True):
         self.config = config
-        self.out_dir = out_dir
+        self.layout = layout
         self.progress = progress
         self._pool: list[dict] | None = None
         self._curated: dict[str, list[dict]] = {}
@@ -32,8 +41,6 @@ class StudyData:
     # --- evaluation sets -----------------------------------------------------------------------------
     def xnli_eval(self) -> dict[str, list[dict]]:
         if self._xnli_eval is None:
-            from govtune.tasks.xnli import load_xnli
-
             c = self.config
             self._xnli_eval = {lang: load_xnli(lang, data_dir=c.data_dir, rows=range(*c.xnli_eval_rows),
                                                limit=c.eval_limit) for lang in c.languages}
@@ -41,8 +48,6 @@ class StudyData:
 
     def flores_eval(self) -> dict[str, list[dict]]:
         if self._flores_eval is None:
-            from govtune.tasks.flores import load_flores
-
             c = self.config
             self._flores_eval = {p: load_flores(*_split_pair(p), data_dir=c.data_dir,
                                                 lines=range(*c.flores_eval_lines), limit=c.flores_eval_limit)
@@ -52,50 +57,36 @@ class StudyData:
     # --- the few-shot pool ---------------------------------------------------------------------------
     def pool(self) -> list[dict]:
         if self._pool is None:
-            from govtune.tasks.xnli import load_xnli
-
             c = self.config
             self._pool = [r for lang in c.languages
                           for r in load_xnli(lang, data_dir=c.data_dir, rows=range(*c.xnli_pool_rows))]
         return self._pool
 
-    def curated(self, stage: str, reference_model=None, reference_tokenizer=None) -> list[dict]:
-        """The pool after curation `stage` (c0 = as given; or a curation variant's name). Cached on disk per
-        study: `<name>.jsonl` (kept), `<name>.dropped.jsonl` (with reason and stage), `<name>.report.json`."""
-        if stage in self._curated:
-            return self._curated[stage]
-        cache = self.out_dir / "curation" / f"{stage}.jsonl"
-        if cache.exists():
-            kept = _read_jsonl(cache)
-        else:
-            from govtune.governance import curate
-
-            protected = [r for rows in self.xnli_eval().values() for r in rows]
-            result = curate(self.pool(), list(self.config.languages), stage=self.config.curation_stage(stage),
-                            reference_model=reference_model, reference_tokenizer=reference_tokenizer,
-                            protected=protected, config=self.config.curation_config(stage),
-                            progress=self.progress)
-            kept = list(result.kept)
-            atomic_write_json(cache.with_suffix(".report.json"), result.report)
-            atomic_write_jsonl(cache.with_suffix(".dropped.jsonl"), result.dropped)
-            atomic_write_jsonl(cache, kept)  # last: its presence marks the curation as done
-        self._curated[stage] = kept
-        return kept
+    def curated(self, stage: str) -> list[dict]:
+        """The pool after curation `stage` (c0 = as given; or a curation variant's name), as `curate_study`
+        cached it."""
+        if stage not in self._curated:
+            path = self.layout.curated(stage)
+            if not path.exists():
+                raise FileNotFoundError(
+                    f"curation stage {stage!r} has not been run in this study ({path} is missing): run the "
+                    f"study's curation step first (`govtune run CONFIG --out {self.layout.root} --resume`, or "
+                    f"govtune.experiments.data.curate_study)")
+            self._curated[stage] = _read_jsonl(path)
+        return self._curated[stage]
 
     def curation_report(self, stage: str) -> dict | None:
-        path = self.out_dir / "curation" / f"{stage}.report.json"
+        path = self.layout.curation_report(stage)
         return json.loads(path.read_text()) if path.exists() else None
 
     def curation_dropped(self, stage: str) -> list[dict] | None:
         """The records curation `stage` dropped, each with `reason` and `stage`; None if not stored."""
-        path = self.out_dir / "curation" / f"{stage}.dropped.jsonl"
+        path = self.layout.dropped(stage)
         return _read_jsonl(path) if path.exists() else None
 
     # --- one run's pairs -----------------------------------------------------------------------------
     def training_examples(self, stage: str, shots: int, seed: int) -> tuple[list[dict], list[dict]]:
         """k-shot sample per language (balanced across labels) and a disjoint validation sample."""
-        from govtune.governance import sample_kshot
-
         kept = self.curated(stage)
         langs = list(self.config.languages)
         train = sample_kshot(kept, langs, k=shots, seed=seed, report=self.curation_report(stage))
@@ -126,9 +117,6 @@ class StudyData:
         preceded by `incontext_shots` demonstrations: for XNLI the k-shot sample a fine-tuning run with as
         many shots and the same seed trains on, for FLORES lines drawn from the pool lines. The validation
         examples (the rest of the curated pool, as for that run) carry the same demonstrations."""
-        from govtune.evaluation.incontext import attach, flores_demonstrations
-        from govtune.tasks.flores import load_flores
-
         c = self.config
         shots, val = self.training_examples(stage, c.incontext_shots, seed)
         xnli = attach(self.xnli_eval(), {lang: [r for r in shots if r.get("lang") == lang] for lang in c.languages},
@@ -145,15 +133,11 @@ class StudyData:
 
     def training_pairs(self, stage: str, shots: int, seed: int
                        ) -> tuple[list[tuple[str, str]], list[tuple[str, str]], dict[str, int]]:
-        from govtune.tasks.prompts import flores_training_pair, xnli_training_pair
-
         train, val = self.training_examples(stage, shots, seed)
         pairs = [xnli_training_pair(r) for r in train]
         val_pairs = [xnli_training_pair(r) for r in val]
         counts = {"xnli_train": len(pairs), "xnli_val": len(val_pairs)}
         if "flores" in self.config.tasks:
-            from govtune.tasks.flores import load_flores
-
             c = self.config
             n = c.flores_train_pairs or shots
             rng = random.Random(f"flores-{seed}")
@@ -163,6 +147,28 @@ class StudyData:
                 pairs += [flores_training_pair(r) for r in chosen]
                 counts[f"flores_train.{p}"] = len(chosen)
         return pairs, val_pairs, counts
+
+
+def curate_study(data: StudyData, stages: Iterable[str], model_loader: Callable) -> list[str]:
+    """Curate each of `stages` not cached yet, before any cell runs; returns the stages it curated. The
+    only writer of `OUT/curation/`. When a stage runs C2's perplexity cut, the base model (the model being
+    tuned, from `model_loader`) is loaded once for all of them and freed afterwards."""
+    config, layout = data.config, data.layout
+    missing = sorted(s for s in set(stages) if not layout.curated(s).exists())
+    if not missing:
+        return []
+    needs_ref = any("perplexity" in config.curation_config(s).steps(config.curation_stage(s)) for s in missing)
+    model, tokenizer = model_loader() if needs_ref else (None, None)
+    protected = [r for rows in data.xnli_eval().values() for r in rows]
+    for stage in missing:
+        result = curate(data.pool(), list(config.languages), stage=config.curation_stage(stage),
+                        reference_model=model, reference_tokenizer=tokenizer, protected=protected,
+                        config=config.curation_config(stage), progress=data.progress)
+        atomic_write_json(layout.curation_report(stage), result.report)
+        atomic_write_jsonl(layout.dropped(stage), result.dropped)
+        atomic_write_jsonl(layout.curated(stage), list(result.kept))  # last: its presence marks the stage done
+    del model, tokenizer
+    return missing
 
 
 def record_key(record: dict) -> tuple:

@@ -4,7 +4,8 @@
 checkpoint, a diverged one starts over.
 
 Order of writes per cell: run files, then the database rows (one transaction), then `done`, then
-`results.json` (rebuilt from the finished runs). A crash before `done` leaves the cell to be rerun; its rows are then replaced, not duplicated."""
+`results.json` (rebuilt from the finished runs). A crash before `done` leaves the cell to be rerun; its rows
+are then replaced, not duplicated. Every path comes from govtune.experiments.layout."""
 
 from __future__ import annotations
 
@@ -14,19 +15,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import torch
+from accelerate import PartialState
 from tqdm.auto import tqdm
 
-from govtune.experiments.cell import Cell, grid_cells, run_cell
-from govtune.experiments.config import StudyConfig
-from govtune.experiments.data import StudyData
-from govtune.experiments.ledger import record_curation
-from govtune.experiments.store import read_predictions, record_run, write_results_json
-from govtune.training import TrainingDiverged, make_accelerator
 from govtune.atomic import atomic_write_json, atomic_write_text
-
-STUDY_FILE = "study.json"
-DONE = "done"
-FAILED = "failed"
+from govtune.experiments.cell import Cell, grid_cells, run_cell
+from govtune.experiments.config import GRID_KEYS, StudyConfig
+from govtune.experiments.data import StudyData, curate_study
+from govtune.experiments.layout import RunLayout, StudyLayout
+from govtune.experiments.ledger import record_curation
+from govtune.experiments.report import write_report
+from govtune.experiments.store import read_predictions, record_run, write_results_json
+from govtune.models import load_model
+from govtune.training import TrainingDiverged, make_accelerator
 
 
 @dataclass
@@ -38,35 +40,27 @@ class StudyOutcome:
     report: Path | None = None
 
 
-def _clear_attempt(rdir: Path) -> None:
+def _clear_attempt(run: RunLayout) -> None:
     """Clear an unfinished earlier attempt of a cell. An interrupted one keeps its epoch checkpoint, from
     which training resumes (the cell's data and adapter init are rebuilt identically from its seed); one
     that diverged (`failed`) starts over."""
-    if not rdir.exists():
+    if not run.dir.exists():
         return
-    keep = None if (rdir / FAILED).exists() else rdir / "checkpoint"
-    for child in rdir.iterdir():
+    keep = None if run.failed.exists() else run.checkpoint
+    for child in run.dir.iterdir():
         if child != keep:
             shutil.rmtree(child) if child.is_dir() else child.unlink()
 
 
-def run_dir(out_dir: Path, cell: Cell) -> Path:
-    return out_dir / "runs" / cell.run_id
-
-
-def is_done(out_dir: Path, cell: Cell) -> bool:
-    return (run_dir(out_dir, cell) / DONE).exists() and (run_dir(out_dir, cell) / "result.json").exists()
-
-
-def check_out_dir(config: StudyConfig, out_dir: Path, resume: bool) -> None:
+def check_out_dir(config: StudyConfig, layout: StudyLayout, resume: bool) -> None:
     """Refuse to write where another study's results live; nothing is touched before this passes."""
-    if not out_dir.exists() or not any(out_dir.iterdir()):
+    if layout.is_empty():
         return
-    study = out_dir / STUDY_FILE
-    if not study.exists():
-        raise FileExistsError(f"{out_dir} is not empty and holds no govtune study ({STUDY_FILE} missing); "
+    out_dir = layout.root
+    if not layout.study.exists():
+        raise FileExistsError(f"{out_dir} is not empty and holds no govtune study ({layout.study.name} missing); "
                               f"choose a new or empty --out directory")
-    saved = json.loads(study.read_text())
+    saved = layout.read_study()
     if saved.get("settings_hash") != config.settings_hash():
         old, new = saved.get("settings", {}), config.settings()
         diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
@@ -76,34 +70,29 @@ def check_out_dir(config: StudyConfig, out_dir: Path, resume: bool) -> None:
             f"continues the same study (it may add methods, seeds, shots or curation stages); "
             f"choose a new --out directory, or delete {out_dir} to start over")
     if not resume:
-        finished = len(list(out_dir.glob(f"runs/*/{DONE}")))
+        finished = len(layout.finished_runs())
         raise FileExistsError(f"{out_dir} already holds this study ({finished} finished runs); pass --resume "
                               f"to continue it (finished runs are kept and not rerun), or choose a new --out")
 
 
-def _write_study_file(config: StudyConfig, out_dir: Path) -> None:
-    path = out_dir / STUDY_FILE
-    grids = json.loads(path.read_text()).get("grids", []) if path.exists() else []
-    grid = {k: getattr(config, k) for k in ("methods", "seeds", "shots", "curation")}
+def _write_study_file(config: StudyConfig, layout: StudyLayout) -> None:
+    grids = layout.read_study().get("grids", [])
+    grid = {k: getattr(config, k) for k in GRID_KEYS}
     if grid not in grids:
         grids.append(grid)
-    atomic_write_json(path, {"name": config.name, "model": config.model,
-                             "settings_hash": config.settings_hash(), "settings": config.settings(),
-                             "grids": grids, "config": config.to_dict()})
+    atomic_write_json(layout.study, {"name": config.name, "model": config.model,
+                                     "settings_hash": config.settings_hash(), "settings": config.settings(),
+                                     "grids": grids, "config": config.to_dict()})
 
 
-def _finished_results(out_dir: Path) -> list[dict]:
-    results = []
-    for done in sorted((out_dir / "runs").glob(f"*/{DONE}")):
-        results.append(json.loads((done.parent / "result.json").read_text()))
+def _finished_results(layout: StudyLayout) -> list[dict]:
+    results = [json.loads(run.result.read_text()) for run in layout.finished_runs()]
     order = {"base": 0, "icl": 1}
     return sorted(results, key=lambda r: (r["curation"], r["shots"], order.get(r["method"], 2), r["method"],
                                           r["seed"]))
 
 
 def _model_loader(config: StudyConfig) -> Callable:
-    from govtune.models import load_model
-
     return lambda: load_model(config.model)
 
 
@@ -111,56 +100,53 @@ def run_study(config: StudyConfig, out_dir: str | Path, resume: bool = False, pr
               report: bool = True, after_cell: Callable[[Cell], None] | None = None,
               model_loader: Callable | None = None) -> StudyOutcome:
     """Run every unfinished cell of the study into out_dir, then write the report."""
-    import torch
-
-    from accelerate import PartialState
-
     # Under `accelerate launch` every process runs the grid (training is data-parallel); only the main
     # process checks, curates and writes, the others wait for it at each barrier.
     state = PartialState()
     main = state.is_main_process
     out_dir = Path(out_dir)
+    layout = StudyLayout(out_dir)
     if main:
-        check_out_dir(config, out_dir, resume)
+        check_out_dir(config, layout, resume)
         out_dir.mkdir(parents=True, exist_ok=True)
-        _write_study_file(config, out_dir)
+        _write_study_file(config, layout)
     state.wait_for_everyone()
     loader = model_loader or _model_loader(config)
     outcome = StudyOutcome(out_dir)
-    data = StudyData(config, out_dir, progress=progress and main)
+    data = StudyData(config, layout, progress=progress and main)
     cells = grid_cells(config)
-    todo = [c for c in cells if not is_done(out_dir, c)]
+    todo = [c for c in cells if not layout.run(c.run_id).is_done()]
     outcome.skipped = [c.run_id for c in cells if c not in todo]
     accelerator = make_accelerator(config.mixed_precision, config.grad_accum) if todo else None
     try:
-        if main:
-            _curate_stages(config, data, todo, loader)
-            record_curation(out_dir, config, data)
+        if main:  # every curated pool is written before any cell runs (C2 scores with the base model)
+            curate_study(data, {c.curation for c in todo if c.curation != "none"}, loader)
+            record_curation(data)
         state.wait_for_everyone()
         bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc="grid", unit="run",
                    disable=not (progress and main))
         for cell in todo:
             bar.set_postfix_str(cell.run_id)
-            rdir = run_dir(out_dir, cell)
+            run = layout.run(cell.run_id)
             if main:
-                _clear_attempt(rdir)
-                rdir.mkdir(parents=True, exist_ok=True)
+                _clear_attempt(run)
+                run.dir.mkdir(parents=True, exist_ok=True)
             state.wait_for_everyone()
             try:
-                result, curves = run_cell(cell, config, data, rdir, accelerator, loader,
+                result, curves = run_cell(cell, config, data, run, accelerator, loader,
                                           progress=progress and main, write=main)
             except TrainingDiverged as e:
                 if main:
-                    atomic_write_text(rdir / FAILED, str(e) + "\n")
+                    atomic_write_text(run.failed, str(e) + "\n")
                     tqdm.write(f"{cell.run_id}: {e}")
                 outcome.failed[cell.run_id] = str(e)
                 bar.update(1)
                 continue
             if main:
-                atomic_write_json(rdir / "result.json", result)
-                record_run(out_dir, result, curves, read_predictions(rdir))
-                atomic_write_text(rdir / DONE, result["finished_at"] + "\n")
-                write_results_json(out_dir, _finished_results(out_dir))
+                atomic_write_json(run.result, result)
+                record_run(layout, result, curves, read_predictions(run))
+                atomic_write_text(run.done, result["finished_at"] + "\n")
+                write_results_json(layout, _finished_results(layout))
             state.wait_for_everyone()
             outcome.ran.append(cell.run_id)
             bar.update(1)
@@ -174,21 +160,6 @@ def run_study(config: StudyConfig, out_dir: str | Path, resume: bool = False, pr
             f"set grad_accum, use mixed_precision=bf16 on a GPU, or a smaller model. Finished runs in "
             f"{out_dir} are kept; rerun with --resume.") from None
     if report and main:
-        from govtune.experiments.report import write_report
-
         outcome.report = write_report(out_dir)
     return outcome
 
-
-def _curate_stages(config: StudyConfig, data: StudyData, todo: list[Cell], loader: Callable) -> None:
-    """Curate each needed stage once, before any training; C2's perplexity filter scores with the base
-    model (the model being tuned), loaded here once and freed before the runs start."""
-    stages = sorted({c.curation for c in todo if c.curation != "none"})  # every cell but the base model
-    missing = [s for s in stages if not (data.out_dir / "curation" / f"{s}.jsonl").exists()]
-    if not missing:
-        return
-    needs_ref = any("perplexity" in config.curation_config(s).steps(config.curation_stage(s)) for s in missing)
-    model, tok = loader() if needs_ref else (None, None)
-    for stage in missing:
-        data.curated(stage, reference_model=model, reference_tokenizer=tok)
-    del model, tok

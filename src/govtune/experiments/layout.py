@@ -10,7 +10,8 @@ study; code asks the layout.
       runs/<run_id>/history.json      its training curves
       runs/<run_id>/predictions/<task>.jsonl
       runs/<run_id>/checkpoint/       the last epoch checkpoint (resume continues from it)
-      runs/<run_id>/lm_eval/          lm-evaluation-harness results and generated task YAMLs
+      runs/<run_id>/lm_eval/results.json   lm-evaluation-harness results
+      runs/<run_id>/lm_eval/tasks/    the task YAMLs generated for it
       runs/<run_id>/done | failed     markers: finished, or diverged (start over)
       results.sqlite                  every finished run (the store the report reads)
       results.json                    the same, as JSON
@@ -19,8 +20,12 @@ study; code asks the layout.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+DONE = "done"
 
 
 @dataclass(frozen=True)
@@ -42,12 +47,16 @@ class RunLayout:
         return self.dir / "checkpoint"
 
     @property
-    def lm_eval(self) -> Path:
-        return self.dir / "lm_eval"
+    def lm_eval_results(self) -> Path:
+        return self.dir / "lm_eval" / "results.json"
+
+    @property
+    def lm_eval_tasks(self) -> Path:
+        return self.dir / "lm_eval" / "tasks"
 
     @property
     def done(self) -> Path:
-        return self.dir / "done"
+        return self.dir / DONE
 
     @property
     def failed(self) -> Path:
@@ -69,9 +78,18 @@ class StudyLayout:
     def __post_init__(self):
         object.__setattr__(self, "root", Path(self.root))
 
+    @classmethod
+    def of(cls, where: StudyLayout | str | Path) -> StudyLayout:
+        """The layout of a study directory, given as its layout or its path."""
+        return where if isinstance(where, StudyLayout) else cls(where)
+
     @property
     def study(self) -> Path:
         return self.root / "study.json"
+
+    def read_study(self) -> dict[str, Any]:
+        """The content of study.json; {} before the study has written it."""
+        return json.loads(self.study.read_text()) if self.study.exists() else {}
 
     @property
     def database(self) -> Path:
@@ -123,7 +141,7 @@ class StudyLayout:
 
     def finished_runs(self) -> list[RunLayout]:
         """Runs with a `done` marker, sorted by run id."""
-        return [RunLayout(p.parent) for p in sorted(self.runs_dir.glob("*/done"))]
+        return [RunLayout(p.parent) for p in sorted(self.runs_dir.glob(f"*/{DONE}"))]
 
     def is_empty(self) -> bool:
         return not self.root.exists() or not any(self.root.iterdir())

@@ -9,7 +9,8 @@ difference (with - without, same method and seeds) of every headline metric.
 
 `record_curation` (run by the grid after curating) copies the curation reports into results.sqlite and
 computes the drawn counts from the curated pools in OUT/curation/; `governance_section` writes the report's
-governance section from the store alone."""
+governance section from the store alone. (The report helpers import report.py inside the functions: report.py
+imports this module.)"""
 
 from __future__ import annotations
 
@@ -20,8 +21,11 @@ from typing import TYPE_CHECKING
 
 from govtune.experiments.config import CURATION_STAGES, StudyConfig
 from govtune.experiments.data import StudyData, record_key
+from govtune.experiments.layout import StudyLayout
+from govtune.experiments.significance import MARK, fmt_difference
 from govtune.experiments.store import load_curation
 from govtune.experiments.store import record_curation as store_curation
+from govtune.governance import sample_kshot
 
 if TYPE_CHECKING:
     from govtune.experiments.report import Study
@@ -51,8 +55,6 @@ def drawn_removed(pool: list[dict], kept: list[dict], dropped: list[dict], langs
     drew its shots), counted per (language, stage, reason) for the drawn records that the curation with
     result (`kept`, `dropped`) removes. Every reason it drops records for in a language gets a key, 0
     included; a language with fewer than k records in `pool` (no cell could draw from it) gets none."""
-    from govtune.governance import sample_kshot
-
     kept_keys = {record_key(r) for r in kept}
     why = {record_key(r): (r.get("stage", "?"), r.get("reason", "?")) for r in dropped}
     counts: Counter = Counter()
@@ -71,30 +73,27 @@ def drawn_removed(pool: list[dict], kept: list[dict], dropped: list[dict], langs
     return counts
 
 
-def _curation_names(config: StudyConfig, out_dir: Path) -> list[str]:
+def _curation_names(config: StudyConfig, layout: StudyLayout) -> list[str]:
     """Every curated pool of the study (a resumed study may have curated more than the current grid)."""
     known = set(CURATION_STAGES) | set(config.curation_variants)
-    names = [p.name[:-len(".jsonl")] for p in (out_dir / "curation").glob("*.jsonl")
-             if not p.name.endswith(".dropped.jsonl")]
-    names = [n for n in names if n in known]
+    names = [n for n in layout.curated_stages() if n in known]
     # stages first in stage order, then each stage's variants
     return sorted(names, key=lambda n: (n not in CURATION_STAGES, CURATION_STAGES.index(config.curation_stage(n)), n))
 
 
-def _grid_union(config: StudyConfig, out_dir: Path) -> tuple[list[int], list[int]]:
+def _grid_union(config: StudyConfig, layout: StudyLayout) -> tuple[list[int], list[int]]:
     """Seeds and shots (> 0) of every grid this output directory has run, the current one included."""
-    path = out_dir / "study.json"
-    grids = json.loads(path.read_text()).get("grids", []) if path.exists() else []
+    grids = layout.read_study().get("grids", [])
     seeds = {s for g in grids for s in g.get("seeds", [])} | set(config.seeds)
     shots = {k for g in grids for k in g.get("shots", [])} | set(config.shots)
     return sorted(seeds), sorted(k for k in shots if k > 0)
 
 
-def record_curation(out_dir: str | Path, config: StudyConfig, data: StudyData) -> None:
+def record_curation(data: StudyData) -> None:
     """Copy every curation report of the study into results.sqlite and count, per ledger decision, shots
     and seed, the drawn shots the decision removes. Idempotent: rebuilt on every run of the study."""
-    out_dir = Path(out_dir)
-    names = _curation_names(config, out_dir)
+    config, layout = data.config, data.layout
+    names = _curation_names(config, layout)
     rows: dict[str, list[tuple]] = defaultdict(list)
     for name in names:
         report = data.curation_report(name)
@@ -114,7 +113,7 @@ def record_curation(out_dir: str | Path, config: StudyConfig, data: StudyData) -
         for reason, examples in report.get("examples", {}).items():
             rows["curation_examples"] += [(name, reason, i, ex.get("lang"), None if ex.get("id") is None else
                                            str(ex["id"]), ex.get("text", "")) for i, ex in enumerate(examples)]
-    seeds, shots = _grid_union(config, out_dir)
+    seeds, shots = _grid_union(config, layout)
     langs = list(config.languages)
     for with_, without in ledger_pairs(names, {n: config.curation_stage(n) for n in names}):
         dropped = data.curation_dropped(with_)
@@ -125,7 +124,7 @@ def record_curation(out_dir: str | Path, config: StudyConfig, data: StudyData) -
             for seed in seeds:
                 for (lang, stage, reason), n in drawn_removed(pool, kept, dropped, langs, k, seed).items():
                     rows["curation_shots"].append((with_, without, k, seed, lang, stage, reason, n))
-    store_curation(out_dir, rows)
+    store_curation(layout, rows)
 
 
 # --- the report ----------------------------------------------------------------------------------------------
@@ -259,7 +258,6 @@ def build_ledger(s: "Study", cur: dict) -> list[Decision]:
 
 def ledger_text(s: "Study", decisions: list[Decision], figure: str | None) -> str:
     from govtune.experiments.report import label, table
-    from govtune.experiments.significance import MARK, fmt_difference
 
     langs = s.config.get("languages") or ["en", "zh", "hi"]
     rows = []
@@ -305,7 +303,7 @@ def ledger_text(s: "Study", decisions: list[Decision], figure: str | None) -> st
 
 def ledger_figure(s: "Study", decisions: list[Decision], path: Path) -> bool:
     """Per decision and method, each headline delta with its 95% paired interval."""
-    from govtune.experiments.figures import _save, plt
+    from govtune.experiments.figures import _save, plt  # matplotlib: only when there is a ledger to draw
     from govtune.experiments.report import label
 
     cols = [c for c in metric_columns(s) if not c[1].startswith("languages.")]
@@ -341,8 +339,9 @@ def governance_section(s: "Study") -> str | None:
     parts = [what_curation_did(s, cur)]
     decisions = build_ledger(s, cur)
     if decisions:
-        fig_dir = s.out_dir / "figures"
-        fig_dir.mkdir(exist_ok=True)
-        figure = "figures/ledger.png" if ledger_figure(s, decisions, fig_dir / "ledger.png") else None
+        layout = StudyLayout(s.out_dir)
+        layout.figures.mkdir(exist_ok=True)
+        path = layout.figure("ledger.png")
+        figure = path.relative_to(layout.root).as_posix() if ledger_figure(s, decisions, path) else None
         parts.append(ledger_text(s, decisions, figure))
     return "\n\n".join(parts)

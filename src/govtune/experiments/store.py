@@ -1,6 +1,6 @@
 """The results store: one SQLite file per study (`OUT/results.sqlite`, one row per run and metric with its
 95% interval, the training curves and the per-example test predictions) and `OUT/results.json`, both rebuilt from
-the finished runs.
+the finished runs (paths: govtune.experiments.layout).
 
 SQLite because the report (and anyone with `sqlite3`) can query across runs without loading every run
 directory; each run's own `result.json` stays the source of truth, so a lost database can be rebuilt."""
@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from govtune.atomic import atomic_write_json
+from govtune.experiments.config import TASKS
+from govtune.experiments.layout import RunLayout, StudyLayout
 
-DB_NAME = "results.sqlite"
-RESULTS_JSON = "results.json"
+# Every function takes the study as its StudyLayout or its output directory.
+Where = StudyLayout | str | Path
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -51,7 +53,6 @@ CREATE TABLE IF NOT EXISTS curation_shots (
 # "would have been drawn" counts: of the k-shot draw (shots, seed) from the `reference` pool, how many
 # records `curation` removes, per language, stage and reason (0 rows included for every reason it drops).
 CURATION_TABLES = ("curations", "curation_counts", "curation_examples", "curation_shots")
-PREDICTION_FILES = {"xnli": "xnli.jsonl", "flores": "flores.jsonl"}
 
 
 def flatten(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
@@ -69,14 +70,15 @@ def flatten(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
     return out
 
 
-def connect(out_dir: str | Path) -> sqlite3.Connection:
-    con = sqlite3.connect(Path(out_dir) / DB_NAME, timeout=30)
+def connect(where: Where) -> sqlite3.Connection:
+    path = StudyLayout.of(where).database
+    con = sqlite3.connect(path, timeout=30)
     con.executescript(SCHEMA)
     old = _columns(con)
     differ = sorted(t for t in _SCHEMA_COLUMNS if old.get(t) != _SCHEMA_COLUMNS[t])
     if differ:  # no migrations: the database is created fresh per study
         con.close()
-        raise RuntimeError(f"{Path(out_dir) / DB_NAME} was written by an older govtune (tables {', '.join(differ)} "
+        raise RuntimeError(f"{path} was written by an older govtune (tables {', '.join(differ)} "
                            f"have other columns); run the study into a new --out directory")
     return con
 
@@ -91,11 +93,11 @@ with closing(sqlite3.connect(":memory:")) as _con:
     _SCHEMA_COLUMNS = _columns(_con)
 
 
-def read_predictions(run_dir: str | Path) -> dict[str, list[dict]]:
-    """A run's evaluator records per task, from `run_dir/predictions/*.jsonl` (the tasks it has)."""
+def read_predictions(run: RunLayout) -> dict[str, list[dict]]:
+    """A run's evaluator records per task, from its prediction files (the tasks it has)."""
     out = {}
-    for task, name in PREDICTION_FILES.items():
-        path = Path(run_dir) / "predictions" / name
+    for task in TASKS:
+        path = run.predictions(task)
         if path.exists():
             out[task] = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
     return out
@@ -126,12 +128,12 @@ def _prediction_rows(run_id: str, task: str, records: list[dict]) -> list[tuple]
     return rows
 
 
-def record_run(out_dir: str | Path, result: dict[str, Any], curves: dict[str, list[tuple[float, float]]],
+def record_run(where: Where, result: dict[str, Any], curves: dict[str, list[tuple[float, float]]],
                predictions: dict[str, list[dict]] | None = None) -> None:
     """Insert (or replace) one finished run in one transaction: a run half-recorded is never visible.
     predictions: task -> the evaluator's records (`read_predictions`), for paired comparisons."""
     run_id = result["run_id"]
-    with closing(connect(out_dir)) as con, con:
+    with closing(connect(where)) as con, con:
         con.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
         con.execute("DELETE FROM metrics WHERE run_id = ?", (run_id,))
         con.execute("DELETE FROM curves WHERE run_id = ?", (run_id,))
@@ -155,7 +157,7 @@ def record_run(out_dir: str | Path, result: dict[str, Any], curves: dict[str, li
                          for x, y in pts if y is not None and math.isfinite(y)])
 
 
-def write_results_json(out_dir: str | Path, results: Iterable[dict[str, Any]]) -> Path:
+def write_results_json(where: Where, results: Iterable[dict[str, Any]]) -> Path:
     """`results.json`: one entry per finished run and task, {"method", "seed", "shots", "task", "curation",
     "metrics" (that task's metrics.json dict), "ci95" ({SQLite metric name: [low, high]}), "footprint",
     "lam_final" (hybrid only)}, in grid order."""
@@ -169,17 +171,17 @@ def write_results_json(out_dir: str | Path, results: Iterable[dict[str, Any]]) -
             if r.get("lam_final"):
                 entry["lam_final"] = r["lam_final"]
             entries.append(entry)
-    return atomic_write_json(Path(out_dir) / RESULTS_JSON, entries)
+    return atomic_write_json(StudyLayout.of(where).results_json, entries)
 
 
-def load_runs(out_dir: str | Path) -> list[dict[str, Any]]:
+def load_runs(where: Where) -> list[dict[str, Any]]:
     """Every run in the database with its metrics nested back per task:
     {"run_id", "method", "seed", "shots", "curation", "footprint", "lam_final", "metrics": {task: {flat}},
     "ci95": {task: {metric: (low, high)}}} (ci95 only for metrics that have an interval)."""
-    path = Path(out_dir) / DB_NAME
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found: `govtune run CONFIG --out {out_dir}` writes it")
-    with closing(connect(out_dir)) as con:
+    layout = StudyLayout.of(where)
+    if not layout.database.exists():
+        raise FileNotFoundError(f"{layout.database} not found: `govtune run CONFIG --out {layout.root}` writes it")
+    with closing(connect(layout)) as con:
         con.row_factory = sqlite3.Row
         runs = {}
         for row in con.execute("SELECT * FROM runs ORDER BY method, shots, curation, seed"):
@@ -202,11 +204,11 @@ def load_runs(out_dir: str | Path) -> list[dict[str, Any]]:
     return list(runs.values())
 
 
-def load_predictions(out_dir: str | Path, run_id: str, task: str) -> list[dict]:
+def load_predictions(where: Where, run_id: str, task: str) -> list[dict]:
     """One run's test predictions for a task, as evaluator records (what `bootstrap.xnli_units` and
     `bootstrap.flores_units` read): the clean ones in evaluation order, then a perturbed XNLI record (label
     only, no probabilities) per example its perturbation changed; [] when the store has none."""
-    with closing(connect(out_dir)) as con:
+    with closing(connect(where)) as con:
         con.row_factory = sqlite3.Row
         rows = con.execute("SELECT * FROM predictions WHERE run_id = ? AND task = ? ORDER BY rowid",
                            (run_id, task)).fetchall()
@@ -219,10 +221,10 @@ def load_predictions(out_dir: str | Path, run_id: str, task: str) -> list[dict]:
                      "gold": r["gold"], "prediction": r["perturbed_predicted"]} for r in rows if r["perturbation"]]
 
 
-def record_curation(out_dir: str | Path, rows: dict[str, list[tuple]]) -> None:
+def record_curation(where: Where, rows: dict[str, list[tuple]]) -> None:
     """Replace the curation tables' contents with `rows` (table -> rows), in one transaction: they are
     rebuilt from OUT/curation/ whenever the study runs."""
-    with closing(connect(out_dir)) as con, con:
+    with closing(connect(where)) as con, con:
         for table in CURATION_TABLES:
             con.execute(f"DELETE FROM {table}")
             if rows.get(table):
@@ -230,11 +232,11 @@ def record_curation(out_dir: str | Path, rows: dict[str, list[tuple]]) -> None:
                 con.executemany(f"INSERT INTO {table} VALUES ({marks})", rows[table])
 
 
-def load_curation(out_dir: str | Path) -> dict[str, list[dict]]:
+def load_curation(where: Where) -> dict[str, list[dict]]:
     """The curation tables as lists of row dicts (empty lists for a study that curated nothing)."""
-    path = Path(out_dir) / DB_NAME
-    if not path.exists():
+    layout = StudyLayout.of(where)
+    if not layout.database.exists():
         return {t: [] for t in CURATION_TABLES}
-    with closing(connect(out_dir)) as con:
+    with closing(connect(layout)) as con:
         con.row_factory = sqlite3.Row
         return {t: [dict(r) for r in con.execute(f"SELECT * FROM {t} ORDER BY rowid")] for t in CURATION_TABLES}

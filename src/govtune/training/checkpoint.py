@@ -2,7 +2,12 @@
 
 Each checkpoint is written into a temporary directory and renamed into place (`checkpoint-step{N}`); only
 then does the `latest` pointer (itself written atomically) move to it and the older one get removed. A run
-killed or diverging mid-write therefore always leaves the last good checkpoint intact."""
+killed or diverging mid-write therefore always leaves the last good checkpoint intact.
+
+Not accelerate's `save_state`/`load_state`: they write the whole model's state dict (the frozen base model
+too, every epoch) straight into the target directory, not atomically; keeping only the adapter, refusing
+another run's checkpoint before anything is loaded (`check`, which ResumeMismatch relies on) and carrying
+the log would each need a pre-hook of their own, more code than this module."""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from govtune.adapters import AdapterLayer, load_adapter, save_adapter
@@ -27,8 +33,6 @@ def save_weights(model: nn.Module, path: Path) -> None:
     if any(isinstance(m, AdapterLayer) for m in model.modules()):
         save_adapter(model, path)
         return
-    from safetensors.torch import save_file
-
     path.mkdir(parents=True, exist_ok=True)
     tensors = {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
     save_file(tensors, str(path / "trainable.safetensors"))
@@ -36,8 +40,6 @@ def save_weights(model: nn.Module, path: Path) -> None:
 
 def load_weights(model: nn.Module, path: Path) -> None:
     if (path / "trainable.safetensors").exists():
-        from safetensors.torch import load_file
-
         tensors = load_file(str(path / "trainable.safetensors"))
         params = dict(model.named_parameters())
         with torch.no_grad():
