@@ -20,7 +20,7 @@ from govtune.experiments.cell import Cell, grid_cells, run_cell
 from govtune.experiments.config import StudyConfig
 from govtune.experiments.data import StudyData
 from govtune.experiments.ledger import record_curation
-from govtune.experiments.store import read_predictions, record_run, write_results_json
+from govtune.experiments.store import read_predictions, record_run, record_study, write_results_json
 from govtune.training import TrainingDiverged, make_accelerator
 from govtune.atomic import atomic_write_json, atomic_write_text
 
@@ -124,6 +124,7 @@ def run_study(config: StudyConfig, out_dir: str | Path, resume: bool = False, pr
         check_out_dir(config, out_dir, resume)
         out_dir.mkdir(parents=True, exist_ok=True)
         _write_study_file(config, out_dir)
+        record_study(out_dir, config.name, config.model, config.settings_hash(), config.to_dict())
     state.wait_for_everyone()
     loader = model_loader or _model_loader(config)
     outcome = StudyOutcome(out_dir)
