@@ -9,7 +9,8 @@ import pytest
 from govtune.evaluation import bootstrap as bs
 from govtune.evaluation.metrics import accuracy, corpus_bleu, corpus_chrf, expected_calibration_error, macro, parity_gap
 from govtune.experiments.report import write_report
-from govtune.experiments.store import flatten, load_predictions, load_runs, record_run, write_results_json
+from govtune.experiments.store import (flatten, load_predictions, load_runs, record_run, record_study,
+                                      write_results_json)
 from govtune.tasks.xnli import LABELS
 
 LANGS = ("en", "zh", "hi")
@@ -81,8 +82,8 @@ def _run(method, seed, p_correct, good_mt, shots=32):
 
 @pytest.fixture
 def study_dir(tmp_path):
-    (tmp_path / "study.json").write_text(json.dumps({"name": "t", "model": "tiny-llama", "config": {
-        "languages": list(LANGS), "flores_pairs": ["en-zh", "en-es"], "epochs": 1}}))
+    record_study(tmp_path, "t", "tiny-llama", "0" * 16, {"languages": list(LANGS), "flores_pairs": ["en-zh", "en-es"],
+                                                         "epochs": 1})
     runs = [_run("base", 0, 0.0, False, shots=0)]
     runs += [_run("lora", s, 0.4, False) for s in (0, 1)] + [_run("hybrid", s, 0.95, True) for s in (0, 1)]
     for result, preds in runs:
@@ -160,8 +161,7 @@ def test_report_shows_intervals_differences_and_significance(study_dir):
 
 
 def test_report_says_when_nothing_is_significant(tmp_path):
-    (tmp_path / "study.json").write_text(json.dumps({"name": "t", "model": "tiny-llama",
-                                                     "config": {"languages": list(LANGS)}}))
+    record_study(tmp_path, "t", "tiny-llama", "0" * 16, {"languages": list(LANGS)})
     runs = [_run("lora", 0, 0.5, False), _run("hybrid", 0, 0.5, False)]  # the same predictions
     for result, preds in runs:
         result["metrics"].pop("flores"), result["ci95"].pop("flores"), preds.pop("flores")
@@ -172,8 +172,7 @@ def test_report_says_when_nothing_is_significant(tmp_path):
 
 
 def test_an_ablation_without_lora_compares_its_variants_with_its_first_method(tmp_path):
-    (tmp_path / "study.json").write_text(json.dumps({"name": "t", "model": "tiny-llama",
-                                                     "config": {"languages": list(LANGS)}}))
+    record_study(tmp_path, "t", "tiny-llama", "0" * 16, {"languages": list(LANGS)})
     runs = [_run("hybrid", 0, 0.4, False), _run("hybrid_learned", 0, 0.95, False)]
     for result, preds in runs:
         result["metrics"].pop("flores"), result["ci95"].pop("flores"), preds.pop("flores")
