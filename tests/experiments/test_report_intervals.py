@@ -134,7 +134,7 @@ def test_report_shows_intervals_differences_and_significance(study_dir):
     out, runs = study_dir
     report = write_report(out).read_text()
 
-    assert f"| Base (no tuning) | 0.0 [0.0, 0.0] |" in report  # every base prediction is wrong
+    assert "| Base (no tuning) | 0.0 [0.0, 0.0] |" in report  # every base prediction is wrong
     hybrid_macro = [r["metrics"]["xnli"]["macro"] for r, _ in runs if r["method"] == "hybrid"]
     point, reps = _group(runs, "hybrid", "xnli")
     lo, hi = bs.percentile_interval(reps["macro"])
