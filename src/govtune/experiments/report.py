@@ -115,7 +115,7 @@ def calibration_table(s: Study) -> str:
     header = ["Method", f"{registry.name('xnli', 'avg_ece')} before", registry.name("xnli", "avg_ece_ts"),
               *[f"{registry.name('xnli', f'languages.{lang}.ece')} before → after" for lang in langs],
               f"T ({' / '.join(LANG_LABELS.get(lang, lang) for lang in langs)})"]
-    t_digits = registry.metric("xnli", "languages.{lang}.temperature").digits
+    t_digits = registry.metric("xnli", f"languages.{langs[0]}.temperature").digits
     rows = []
     for method in s.rows():
         runs = s.cell(method)
