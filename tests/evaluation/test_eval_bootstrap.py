@@ -169,3 +169,20 @@ def test_seed_mean_averages_each_resample_and_rejects_other_rows():
     other = _run(_xnli_records({"en": 31, "zh": 30}, 0.4))
     with pytest.raises(ValueError, match="different 'en' test rows"):
         bs.check_same_rows(runs[0][0], other[0])
+
+
+def test_the_intervals_are_exactly_the_registry_s_bootstrapped_metrics():
+    """Every metric the registry says has a bootstrap interval gets one, and no other: per language or
+    direction its unit metrics, and the combinations of them."""
+    from govtune.evaluation import metric_registry as registry
+
+    def expected(task, units):
+        keys = set()
+        for m in registry.METRICS:
+            if m.task == task and m.interval == registry.BOOTSTRAP:
+                keys |= {m.key} if m.aggregation != registry.UNIT else {
+                    m.key.replace("{lang}", u).replace("{pair}", u) for u in units}
+        return keys
+
+    assert set(bs.task_intervals("xnli", _xnli_records({"en": 6, "hi": 5}, 0.5))) == expected("xnli", ["en", "hi"])
+    assert set(bs.task_intervals("flores", _flores_records(4))) == expected("flores", ["en-es", "en-zh"])

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import orjson
 import pytest
 import torch
@@ -10,6 +11,7 @@ from torchmetrics.classification import MulticlassCalibrationError
 
 from govtune import adapters
 from govtune.cli import main
+from govtune.evaluation import bootstrap as bs
 from govtune.tasks import load_flores
 from govtune.tasks.xnli import LABELS
 
@@ -43,7 +45,15 @@ def test_eval_xnli_writes_three_files(tmp_path, capsys):
     assert set(m["ci95"]) == {"macro", "parity_gap", "avg_ece", "robustness.macro_drop",
                               *[f"languages.{lang}.{k}" for lang in ("en", "zh", "hi") for k in ("accuracy", "ece")],
                               *[f"robustness.by_language.{lang}.drop" for lang in ("en", "zh", "hi")]}
-    assert all(-100 <= lo <= hi <= 100 for lo, hi in m["ci95"].values())  # a drop may be negative
+    # Accuracy and Macro intervals recomputed from the predictions file: each language's examples resampled
+    # with the bootstrap's fixed indices, then the 2.5% and 97.5% percentiles (of their mean for Macro).
+    resampled = {}
+    for lang in m["languages"]:
+        correct = np.array([p["prediction"] == p["gold"] for p in clean if p["language"] == lang], dtype=float)
+        resampled[lang] = 100 * correct[bs.unit_indices(lang, len(correct))].mean(axis=1)
+        assert m["ci95"][f"languages.{lang}.accuracy"] == pytest.approx(np.percentile(resampled[lang], [2.5, 97.5]))
+    macro_reps = np.mean(list(resampled.values()), axis=0)
+    assert m["ci95"]["macro"] == pytest.approx(np.percentile(macro_reps, [2.5, 97.5]))
     rob = m["robustness"]
     assert rob["seed"] == 3 and rob["macro_drop"] == pytest.approx(rob["macro_clean"] - rob["macro_perturbed"])
     assert sum(v["n"] for v in rob["by_operation"].values()) == 12
@@ -174,7 +184,6 @@ def test_eval_with_adapter_matches_in_memory_model(tmp_path, capsys):
 
 
 def test_eval_calibrate_on_pool_rows_writes_temperatures(tmp_path, capsys):
-    import numpy as np
     import torch
     from torchmetrics.classification import MulticlassCalibrationError
 

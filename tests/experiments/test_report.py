@@ -1,12 +1,10 @@
 """The report from a hand-made results store: numbers, statistics and which tables appear."""
 
-import json
-
 import pytest
 from scipy.stats import ttest_ind
 
 from govtune.experiments.report import Study, write_report
-from govtune.experiments.store import load_runs, record_run, write_results_json
+from govtune.experiments.store import load_runs, record_run, record_study, write_results_json
 
 MACRO = {("lora", 0): 40.0, ("lora", 1): 42.0, ("lora", 2): 44.0,
          ("hybrid", 0): 45.0, ("hybrid", 1): 46.0, ("hybrid", 2): 50.0}
@@ -32,9 +30,9 @@ def _result(method, seed, stage="c2", shots=32, macro=None):
 
 
 def _store(tmp_path, results):
-    (tmp_path / "study.json").write_text(json.dumps({"name": "t", "model": "smollm2-135m-instruct", "config": {
+    record_study(tmp_path, "t", "smollm2-135m-instruct", "0" * 16, {
         "languages": ["en", "zh", "hi"], "flores_pairs": ["en-zh", "en-es"], "xnli_eval_rows": [1245, 2490],
-        "xnli_pool_rows": [0, 1245], "epochs": 1, "flores_eval_lines": [500, 997], "flores_eval_limit": 8}}))
+        "xnli_pool_rows": [0, 1245], "epochs": 1, "flores_eval_lines": [500, 997], "flores_eval_limit": 8})
     for r in results:
         curves = {"epoch/val_loss": [(1, 2.0)], "epoch/grad_norm": [(1, 0.5)], "step/loss": [(1, 3.0), (2, 2.5)]}
         if r["lam_final"]:

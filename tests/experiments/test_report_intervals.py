@@ -1,6 +1,8 @@
-"""The report's intervals and paired differences, from a hand-made store with per-example predictions."""
+"""The report's intervals and paired differences, from a hand-made store with per-example predictions; the
+report needs that store alone."""
 
 import json
+import shutil
 import sqlite3
 
 import numpy as np
@@ -9,7 +11,8 @@ import pytest
 from govtune.evaluation import bootstrap as bs
 from govtune.evaluation.metrics import accuracy, corpus_bleu, corpus_chrf, expected_calibration_error, macro, parity_gap
 from govtune.experiments.report import write_report
-from govtune.experiments.store import flatten, load_predictions, load_runs, record_run, write_results_json
+from govtune.experiments.store import (flatten, load_predictions, load_runs, load_scaled_predictions, record_curation,
+                                      record_run, record_study, write_results_json)
 from govtune.tasks.xnli import LABELS
 
 LANGS = ("en", "zh", "hi")
@@ -81,8 +84,8 @@ def _run(method, seed, p_correct, good_mt, shots=32):
 
 @pytest.fixture
 def study_dir(tmp_path):
-    (tmp_path / "study.json").write_text(json.dumps({"name": "t", "model": "tiny-llama", "config": {
-        "languages": list(LANGS), "flores_pairs": ["en-zh", "en-es"], "epochs": 1}}))
+    record_study(tmp_path, "t", "tiny-llama", "0" * 16, {"languages": list(LANGS), "flores_pairs": ["en-zh", "en-es"],
+                                                         "epochs": 1})
     runs = [_run("base", 0, 0.0, False, shots=0)]
     runs += [_run("lora", s, 0.4, False) for s in (0, 1)] + [_run("hybrid", s, 0.95, True) for s in (0, 1)]
     for result, preds in runs:
@@ -131,7 +134,7 @@ def test_report_shows_intervals_differences_and_significance(study_dir):
     out, runs = study_dir
     report = write_report(out).read_text()
 
-    assert f"| Base (no tuning) | 0.0 [0.0, 0.0] |" in report  # every base prediction is wrong
+    assert "| Base (no tuning) | 0.0 [0.0, 0.0] |" in report  # every base prediction is wrong
     hybrid_macro = [r["metrics"]["xnli"]["macro"] for r, _ in runs if r["method"] == "hybrid"]
     point, reps = _group(runs, "hybrid", "xnli")
     lo, hi = bs.percentile_interval(reps["macro"])
@@ -146,7 +149,10 @@ def test_report_shows_intervals_differences_and_significance(study_dir):
     row = next(line for line in section.splitlines() if line.startswith("| Hybrid − LoRA |"))
     assert f"{d.estimate:+.1f} [{d.low:+.1f}, {d.high:+.1f}] *" in row
     verdict = next(line for line in section.splitlines() if line.startswith("- Hybrid − LoRA: "))
-    assert f"XNLI Macro {d.estimate:+.1f} [{d.low:+.1f}, {d.high:+.1f}]" in verdict
+    assert f"XNLI Macro {d.estimate:+.1f} [{d.low:+.1f}, {d.high:+.1f}] (better)" in verdict
+    ece = bs.paired_differences(point, reps, pl, rl)["avg_ece"]  # lower is better: a negative one improves
+    assert ece.significant and f"XNLI Avg-ECE {ece.estimate:+.1f} [{ece.low:+.1f}, {ece.high:+.1f}] " \
+        f"({'better' if ece.estimate < 0 else 'worse'})" in verdict
     assert "Significant differences" in section
     assert "| LoRA − Base (no tuning) |" in section and "| Hybrid − Base (no tuning) |" in section
     assert "LoRA − LoRA" not in section
@@ -160,8 +166,7 @@ def test_report_shows_intervals_differences_and_significance(study_dir):
 
 
 def test_report_says_when_nothing_is_significant(tmp_path):
-    (tmp_path / "study.json").write_text(json.dumps({"name": "t", "model": "tiny-llama",
-                                                     "config": {"languages": list(LANGS)}}))
+    record_study(tmp_path, "t", "tiny-llama", "0" * 16, {"languages": list(LANGS)})
     runs = [_run("lora", 0, 0.5, False), _run("hybrid", 0, 0.5, False)]  # the same predictions
     for result, preds in runs:
         result["metrics"].pop("flores"), result["ci95"].pop("flores"), preds.pop("flores")
@@ -172,8 +177,7 @@ def test_report_says_when_nothing_is_significant(tmp_path):
 
 
 def test_an_ablation_without_lora_compares_its_variants_with_its_first_method(tmp_path):
-    (tmp_path / "study.json").write_text(json.dumps({"name": "t", "model": "tiny-llama",
-                                                     "config": {"languages": list(LANGS)}}))
+    record_study(tmp_path, "t", "tiny-llama", "0" * 16, {"languages": list(LANGS)})
     runs = [_run("hybrid", 0, 0.4, False), _run("hybrid_learned", 0, 0.95, False)]
     for result, preds in runs:
         result["metrics"].pop("flores"), result["ci95"].pop("flores"), preds.pop("flores")
@@ -194,3 +198,60 @@ def test_a_store_of_an_older_schema_is_refused_with_the_fix(tmp_path):
     con.close()
     with pytest.raises(RuntimeError, match="older govtune .*metrics.*new --out"):
         load_runs(tmp_path)
+
+
+def _scaled(preds, temperature=2.0):
+    """XNLI records with `probs_ts`, as a calibrated run writes them: softmax(log p / T)."""
+    for r in preds["xnli"]:
+        p = {lab: v ** (1 / temperature) for lab, v in r["probs"].items()}
+        r["probs_ts"] = {lab: v / sum(p.values()) for lab, v in p.items()}
+    return preds
+
+
+def test_scaled_probabilities_round_trip_for_the_reliability_diagrams(tmp_path):
+    result, preds = _run("lora", 0, 0.5, False)
+    record_run(tmp_path, result, {}, _scaled(preds))
+    back = load_scaled_predictions(tmp_path, result["run_id"])
+    clean = [r for r in preds["xnli"] if r["perturbation"] is None]
+    assert [(r["language"], r["id"], r["gold"], r["probs"], r["probs_ts"]) for r in back] == [
+        (r["language"], r["id"], r["gold"], r["probs"], r["probs_ts"]) for r in clean]
+    uncalibrated, preds = _run("hybrid", 0, 0.5, False)
+    record_run(tmp_path, uncalibrated, {}, preds)
+    assert not any("probs_ts" in r for r in load_scaled_predictions(tmp_path, uncalibrated["run_id"]))
+
+
+CURATION = {  # C0 keeps the pool; C2 drops two English records as too short
+    "curations": [("c0", "c0", "", 6, 6, 0, "[]"), ("c2", "c2", "langid,dedup,quality,perplexity", 6, 4, 2, "[]")],
+    "curation_counts": [(name, stage, lang, kind, "", n) for name, stage, lang, kind, n in (
+        ("c0", "c0", "en", "input", 2), ("c0", "c0", "en", "kept", 2), ("c0", "c0", "zh", "input", 2),
+        ("c0", "c0", "zh", "kept", 2), ("c0", "c0", "hi", "input", 2), ("c0", "c0", "hi", "kept", 2),
+        ("c2", "c2", "en", "input", 2), ("c2", "c2", "en", "kept", 0), ("c2", "c2", "zh", "input", 2),
+        ("c2", "c2", "zh", "kept", 2), ("c2", "c2", "hi", "input", 2), ("c2", "c2", "hi", "kept", 2))]
+    + [("c2", "c2", "en", "dropped", "too_short", 2)]}
+
+
+def test_the_report_needs_results_sqlite_alone(tmp_path):
+    out, alone = tmp_path / "study", tmp_path / "alone"
+    out.mkdir()
+    record_study(out, "from the store", "tiny-llama", "0" * 16, {"languages": list(LANGS), "epochs": 1,
+                                                                 "incontext_shots": 2})
+    for method, p in (("icl", 0.3), ("lora", 0.4), ("hybrid", 0.9)):
+        for stage in ("c0", "c2"):
+            result, preds = _run(method, 0, p, False, shots=0 if method == "icl" else 32)
+            result.update(run_id=f"{method}-{stage}", curation=stage)
+            record_run(out, result, {"epoch/val_loss": [(0, 2.0), (1, 1.5)]}, _scaled(preds))
+    record_curation(out, CURATION)
+    # What the report once read beside the database: were it still read, the report would change.
+    (out / "study.json").write_text(json.dumps({"name": "from study.json", "config": {"languages": ["en"]}}))
+    (out / "curation").mkdir()
+    (out / "curation" / "c2.jsonl").write_text('{"lang": "en"}\n' * 5)
+    report = write_report(out).read_text()
+    alone.mkdir()
+    shutil.copy(out / "results.sqlite", alone)
+    assert write_report(alone).read_text() == report
+    assert report.startswith("# govtune report: from the store\n") and "| EN | ZH | HI |" in report
+    assert "| LoRA | C2 | " in report and "| hi: 2, zh: 2 |" in report  # kept per language, from the store
+    assert "2 examples per language (FLORES: per direction)" in report  # the in-context note, from the config
+    figures = sorted(p.name for p in (out / "figures").iterdir())
+    assert {"reliability_lora.png", "reliability_icl.png", "dynamics.png"} <= set(figures)
+    assert sorted(p.name for p in (alone / "figures").iterdir()) == figures

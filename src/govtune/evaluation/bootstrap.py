@@ -10,7 +10,8 @@ test rows sees the same resamples. That makes the paired difference of two runs,
 seeds of one method, a matter of subtracting or averaging their replicate arrays.
 
 Keys are the SQLite metric names of the task (`languages.en.accuracy`, `macro`, `pairs.en-zh.bleu`,
-`robustness.macro_drop`, ...)."""
+`robustness.macro_drop`, ...); how Macro, the gaps and the averages combine the per-language values is the
+metric registry's (`govtune.evaluation.metric_registry`)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from govtune.evaluation import metric_registry as registry
 from govtune.evaluation.metrics import bleu_metric, chrf_metric, expected_calibration_error
 from govtune.tasks.xnli import LABELS
 
@@ -145,25 +147,15 @@ def xnli_replicates(units: Mapping[str, XnliUnit], idx: Mapping[str, np.ndarray]
     the clean - perturbed accuracy drop per language and its mean (paired: the same examples both ways)."""
     idx = resamples(units) if idx is None else idx
     reps: Replicates = {}
-    acc, ece, drop = [], [], []
     for lang, u in units.items():
         correct = (u.probs.argmax(axis=1) == u.gold).astype(np.float64)
         a = 100.0 * correct[idx[lang]].mean(axis=1)
         e = np.array([expected_calibration_error(u.probs[i], u.gold[i]) for i in idx[lang]])
         reps[f"languages.{lang}.accuracy"], reps[f"languages.{lang}.ece"] = a, e
-        acc.append(a)
-        ece.append(e)
         if u.perturbed is not None:
             lost = correct - (u.perturbed == u.gold)
-            drop.append(100.0 * lost[idx[lang]].mean(axis=1))
-            reps[f"robustness.by_language.{lang}.drop"] = drop[-1]
-    acc, ece = np.stack(acc), np.stack(ece)  # (languages, resamples)
-    reps["macro"] = acc.mean(axis=0)
-    reps["parity_gap"] = acc.max(axis=0) - acc.min(axis=0)
-    reps["avg_ece"] = ece.mean(axis=0)
-    if drop and len(drop) == len(units):
-        reps["robustness.macro_drop"] = np.mean(drop, axis=0)
-    return reps
+            reps[f"robustness.by_language.{lang}.drop"] = 100.0 * lost[idx[lang]].mean(axis=1)
+    return _combine("xnli", reps, units)
 
 
 def flores_replicates(units: Mapping[str, FloresUnit], idx: Mapping[str, np.ndarray] | None = None
@@ -172,18 +164,24 @@ def flores_replicates(units: Mapping[str, FloresUnit], idx: Mapping[str, np.ndar
     their averages and the direction gap."""
     idx = resamples(units) if idx is None else idx
     reps: Replicates = {}
-    bleu, chrf = [], []
     for pair, u in units.items():
         b_metric, c_metric = bleu_metric(u.tgt), chrf_metric()
         b = np.array([b_metric._compute_score_from_stats(s).score for s in u.bleu_stats[idx[pair]].sum(axis=1)])
         c = np.array([c_metric._compute_score_from_stats(s).score for s in u.chrf_stats[idx[pair]].sum(axis=1)])
         reps[f"pairs.{pair}.bleu"], reps[f"pairs.{pair}.chrf"] = b, c
-        bleu.append(b)
-        chrf.append(c)
-    bleu, chrf = np.stack(bleu), np.stack(chrf)
-    reps["average_bleu"] = bleu.mean(axis=0)
-    reps["direction_gap"] = bleu.max(axis=0) - bleu.min(axis=0)
-    reps["average_chrf"] = chrf.mean(axis=0)
+    return _combine("flores", reps, units)
+
+
+_AGGREGATE = {registry.MEAN: lambda a: a.mean(axis=0), registry.RANGE: lambda a: a.max(axis=0) - a.min(axis=0)}
+
+
+def _combine(task: str, reps: Replicates, units: Mapping) -> Replicates:
+    """Add the task's combined metrics (Macro, the gaps, the averages), each as the metric registry defines
+    it, on every resample; one that lacks a unit's value (robustness not evaluated) is left out."""
+    for m in registry.combined(task):
+        keys = [registry.unit_key(m, u) for u in units]
+        if m.interval == registry.BOOTSTRAP and all(k in reps for k in keys):
+            reps[m.key] = _AGGREGATE[m.aggregation](np.stack([reps[k] for k in keys]))  # (units, resamples)
     return reps
 
 

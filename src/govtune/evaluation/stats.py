@@ -1,8 +1,8 @@
-"""Across-seed statistics: mean and sample standard deviation, Welch's t-test against a named baseline."""
+"""Across-seed statistics: mean and sample standard deviation, Welch's t-test."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -24,15 +24,3 @@ def welch_p(a: Sequence[float], b: Sequence[float]) -> float:
     if a.size < 2 or b.size < 2:
         return float("nan")
     return float(ttest_ind(a, b, equal_var=False).pvalue)
-
-
-def compare(results: Mapping[str, Sequence[float]], baseline: str = "lora") -> dict[str, dict[str, float]]:
-    """Per method: n, mean, sd, and Welch's p against `baseline` (NaN for the baseline itself)."""
-    if baseline not in results:
-        raise ValueError(f"baseline {baseline!r} is not among the methods {sorted(results)}: pass one of them")
-    out = {}
-    for name, vals in results.items():
-        m, sd = mean_sd(vals)
-        out[name] = {"n": len(vals), "mean": m, "sd": sd,
-                     "p_vs_" + baseline: float("nan") if name == baseline else welch_p(vals, results[baseline])}
-    return out

@@ -3,9 +3,7 @@ and reliability diagrams. Each is drawn only when the study has the runs it need
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -13,9 +11,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from govtune.atomic import atomic_write_with  # noqa: E402
+from govtune.evaluation import metric_registry as registry  # noqa: E402
+from govtune.evaluation.plots import reliability_diagram  # noqa: E402
+from govtune.experiments.layout import StudyLayout  # noqa: E402
+from govtune.experiments.reading import Study, label  # noqa: E402
+from govtune.experiments.store import load_scaled_predictions  # noqa: E402
 
-if TYPE_CHECKING:
-    from govtune.experiments.report import Study
+# The y axis of the frontier and scaling figures: XNLI Macro accuracy
+MACRO = registry.metric("xnli", "macro")
+MACRO_AXIS = f"XNLI {MACRO.name} {MACRO.quantity} (%)"
 
 
 def _mean(xs):
@@ -34,9 +38,7 @@ def _save(fig, path: Path) -> None:
     plt.close(fig)
 
 
-def frontier(s: "Study", path: Path) -> bool:
-    from govtune.experiments.report import label
-
+def frontier(s: Study, path: Path) -> bool:
     points = []
     for m in s.methods:
         runs = s.cell(m)
@@ -54,7 +56,7 @@ def frontier(s: "Study", path: Path) -> bool:
                 ax.errorbar(p[idx], p[3], yerr=p[4], fmt="o", ms=6, capsize=3)
                 ax.annotate(p[0], (p[idx], p[3]), textcoords="offset points", xytext=(4, 4), fontsize=8)
         ax.set_xlabel(xlabel)
-        ax.set_ylabel("XNLI Macro accuracy (%)")
+        ax.set_ylabel(MACRO_AXIS)
         ax.grid(alpha=0.3)
     fig.suptitle(f"Cost-quality frontier ({s.model}, {s.main_shots}-shot; upper-left is better; bars: 95% "
                  f"bootstrap intervals)")
@@ -71,11 +73,9 @@ def _mean_curve(runs: list[dict], curve: str) -> tuple[list[float], list[float]]
     return xs, [_mean(per_x[x]) for x in xs]
 
 
-def dynamics(s: "Study", path: Path) -> bool:
+def dynamics(s: Study, path: Path) -> bool:
     """Gradient norm and training loss per step (thin) with their epoch means (markers), and the
     validation loss per epoch: the papers' Figure 4, plus the per-step view short runs need."""
-    from govtune.experiments.report import label
-
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     drawn = False
     for i, m in enumerate(s.methods):
@@ -114,9 +114,7 @@ def dynamics(s: "Study", path: Path) -> bool:
     return True
 
 
-def scaling(s: "Study", path: Path) -> bool:
-    from govtune.experiments.report import label
-
+def scaling(s: Study, path: Path) -> bool:
     shots = [k for k in s.shots if k > 0]
     base = _mean([r["metrics"]["xnli"].get("macro") for r in s.cell("base")])
     if len(shots) + (base is not None) < 2:
@@ -139,7 +137,7 @@ def scaling(s: "Study", path: Path) -> bool:
     ax.set_xscale("symlog", linthresh=8)
     ax.set_xticks([0, *shots], [str(k) for k in [0, *shots]])
     ax.set_xlabel("examples per language")
-    ax.set_ylabel("XNLI Macro accuracy (%)")
+    ax.set_ylabel(MACRO_AXIS)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(f"Few-shot scaling ({s.model}; bars: 95% bootstrap intervals)", fontsize=10)
@@ -147,9 +145,7 @@ def scaling(s: "Study", path: Path) -> bool:
     return True
 
 
-def lam_trajectories(s: "Study", path: Path) -> bool:
-    from govtune.experiments.report import label
-
+def lam_trajectories(s: Study, path: Path) -> bool:
     hybrid = [(m, s.cell(m)[0]) for m in s.methods if s.cell(m) and any(
         k.startswith("lam/") for k in s.cell(m)[0]["curves"])]
     if not hybrid:
@@ -175,19 +171,15 @@ def lam_trajectories(s: "Study", path: Path) -> bool:
     return True
 
 
-def reliability(s: "Study", fig_dir: Path) -> list[str]:
-    from govtune.evaluation.plots import reliability_diagram
-    from govtune.experiments.report import label
-
+def reliability(s: Study, fig_dir: Path) -> list[str]:
     names = []
     for m in s.rows():
         runs = s.cell(m)
         if not runs:
             continue
-        pred_path = s.out_dir / "runs" / runs[0]["run_id"] / "predictions" / "xnli.jsonl"
-        if not pred_path.exists():
+        preds = load_scaled_predictions(s.out_dir, runs[0]["run_id"])
+        if not preds:
             continue
-        preds = [json.loads(line) for line in pred_path.read_text(encoding="utf-8").splitlines() if line]
         path = fig_dir / f"reliability_{m}.png"
         xnli = runs[0]["metrics"].get("xnli", {})
         temperatures = {k.split(".")[1]: v for k, v in xnli.items()
@@ -198,14 +190,14 @@ def reliability(s: "Study", fig_dir: Path) -> list[str]:
     return names
 
 
-def draw_figures(s: "Study") -> list[str]:
+def draw_figures(s: Study) -> list[str]:
     """Draw every figure the runs support into OUT/figures/; returns paths relative to OUT."""
-    fig_dir = s.out_dir / "figures"
-    fig_dir.mkdir(exist_ok=True)
+    layout = StudyLayout(s.out_dir)
+    layout.figures.mkdir(exist_ok=True)
     names = []
     for name, draw in (("frontier.png", frontier), ("dynamics.png", dynamics), ("scaling.png", scaling),
                        ("lam.png", lam_trajectories)):
-        if draw(s, fig_dir / name):
+        if draw(s, layout.figure(name)):
             names.append(name)
-    names += reliability(s, fig_dir)
-    return [f"figures/{n}" for n in names]
+    names += reliability(s, layout.figures)
+    return [layout.figure(n).relative_to(layout.root).as_posix() for n in names]

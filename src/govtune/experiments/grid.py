@@ -26,7 +26,7 @@ from govtune.experiments.data import StudyData, curate_study
 from govtune.experiments.layout import RunLayout, StudyLayout
 from govtune.experiments.ledger import record_curation
 from govtune.experiments.report import write_report
-from govtune.experiments.store import read_predictions, record_run, write_results_json
+from govtune.experiments.store import read_predictions, record_run, record_study, write_results_json
 from govtune.models import load_model
 from govtune.training import TrainingDiverged, make_accelerator
 
@@ -110,6 +110,7 @@ def run_study(config: StudyConfig, out_dir: str | Path, resume: bool = False, pr
         check_out_dir(config, layout, resume)
         out_dir.mkdir(parents=True, exist_ok=True)
         _write_study_file(config, layout)
+        record_study(layout, config.name, config.model, config.settings_hash(), config.to_dict())
     state.wait_for_everyone()
     loader = model_loader or _model_loader(config)
     outcome = StudyOutcome(out_dir)

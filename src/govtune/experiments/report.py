@@ -5,191 +5,91 @@ Tables appear only for what the study ran (no curation table with one stage, no 
 
 from __future__ import annotations
 
-import json
 import math
-from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
-from govtune.experiments.config import BASELINES
-from govtune.experiments.ledger import curation_label, governance_section
-from govtune.experiments.significance import Intervals, differences_section, interval_note
-from govtune.experiments.store import load_runs
+from markdown_it import MarkdownIt
+
 from govtune.atomic import atomic_write_text
-
-PAPER_METHOD_ORDER = ["base", "icl", "full", "lora", "boft", "lora_ga", "unitary", "unitary_full", "hybrid"]
-METHOD_LABELS = {"base": "Base (no tuning)", "icl": "Base + in-context", "full": "Full FT", "lora": "LoRA",
-                 "boft": "BOFT", "lora_ga": "LoRA-GA", "unitary": "uRNN (unitary)", "unitary_full": "uRNN (dense)",
-                 "hybrid": "Hybrid"}
-LANG_LABELS = {"en": "EN", "zh": "ZH", "hi": "HI", "es": "ES"}
-
-
-def label(method: str) -> str:
-    return METHOD_LABELS.get(method, method)
+from govtune.evaluation import metric_registry as registry
+from govtune.evaluation.metric_registry import LANG_LABELS
+from govtune.experiments.config import BASELINES
+from govtune.experiments.figures import draw_figures
+from govtune.experiments.layout import StudyLayout
+from govtune.experiments.ledger import curation_label, governance_section
+from govtune.experiments.reading import Study, fmt, label, mean, table, welch
+from govtune.experiments.significance import differences_section, interval_note
 
 
-def _stats():
-    from govtune.evaluation import stats
-
-    return stats
-
-
-def fmt(values: list[float], digits: int = 1, ci: tuple[float, float] | None = None) -> str:
-    """mean +- sd over seeds; a single seed has no sd, so none is shown. ci: its 95% interval, after it."""
-    values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
-    if not values:
-        return "-"
-    interval = f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if ci else ""
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}{interval}"
-    mean, sd = _stats().mean_sd(values)
-    return f"{mean:.{digits}f} ± {sd:.{digits}f}{interval}"
+def _names(task: str, keys: list[str]) -> list[str]:
+    """Column titles of metric keys, from the metric registry."""
+    return [registry.name(task, key) for key in keys]
 
 
-def mean(values: list[float]) -> float | None:
-    values = [v for v in values if v is not None]
-    return sum(values) / len(values) if values else None
+# --- the words around every table ------------------------------------------------------------------------
+def caveats(s: Study) -> list[str]:
+    notes = []
+    m = str(s.model).lower()
+    if "smollm2" in m:
+        notes.append("SmolLM2-135M-Instruct was trained mostly on English: ZH and HI accuracies near chance "
+                     "(33.3%) and low FLORES BLEU into ZH say more about the base model than about the "
+                     "tuning methods; the papers use BloomZ-7B1 and Wizard-Vicuna-30B.")
+    if "gemma3-270m" in m or "gemma-3-270m" in m:
+        notes.append("Gemma 3 270M is a small multilingual *base* model (4-bit Q4_K_M weights dequantised to "
+                     "float32; Google's Gemma Terms of Use): untuned it does not follow the prompt's format, "
+                     "so the base row shows the format as much as the knowledge; the papers use BloomZ-7B1 "
+                     "and Wizard-Vicuna-30B.")
+    if s.cell("icl"):
+        k = s.config.get("incontext_shots")
+        notes.append(f"Base + in-context: the untuned model with {k} examples per language (FLORES: per "
+                     f"direction) before every test prompt, the k-shot sample of the same seed and curation "
+                     f"stage (never test rows): a tuned method that does not beat it bought nothing over "
+                     f"showing the model examples.")
+    if m.startswith("tiny-"):
+        notes.append("A tiny random model: these numbers exercise the pipeline and say nothing about "
+                     "the methods.")
+    n = len(s.seeds)
+    if n == 1:
+        notes.append("One seed: no standard deviation and no Welch test (p = n/a); differences between "
+                     "methods of a few points are within seed-to-seed noise at this evaluation size.")
+    elif n < 3:
+        notes.append(f"{n} seeds: standard deviations and Welch p-values are very rough.")
+    kinds = {r["footprint"].get("memory_kind") for r in s.runs if r["footprint"].get("memory_kind")}
+    if any(k and k.startswith("cpu") for k in kinds):
+        notes.append("Trained on the CPU: peak memory is the process's peak RSS (model, data and Python "
+                     "included), not accelerator memory; step times depend on the machine's load.")
+    return notes
 
 
-def welch(a: list[float], b: list[float]) -> str:
-    if len(a) < 2 or len(b) < 2:
-        return "n/a"
-    import warnings
-
-    with warnings.catch_warnings():  # scipy warns on (near-)identical samples; the p-value says enough
-        warnings.simplefilter("ignore", RuntimeWarning)
-        p = _stats().welch_p(a, b)
-    return "n/a" if p is None or (isinstance(p, float) and math.isnan(p)) else f"{p:.3f}"
-
-
-def table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
+def accuracy_interval(s: Study) -> str:
+    """What one accuracy on n examples can resolve: the 95% binomial half-width at 50% accuracy."""
+    n = (s.values(s.runs[:1], "xnli", "languages.en.n") or [None])[0]
+    if not n:
+        return ""
+    half = 196 * math.sqrt(0.25 / n)
+    return (f" With {int(n)} examples per language one accuracy has a 95% interval of about ±{half:.0f} "
+            f"points (±{half / math.sqrt(3):.0f} for Macro over three languages): smaller differences "
+            f"between methods are not evidence. Chance is 33.3%.")
 
 
-class Study:
-    """The finished runs of one output directory, grouped for the tables."""
-
-    def __init__(self, out_dir: Path):
-        self.out_dir = out_dir
-        self.info = json.loads((out_dir / "study.json").read_text()) if (out_dir / "study.json").exists() else {}
-        self.config = self.info.get("config", {})
-        self.runs = load_runs(out_dir)
-        if not self.runs:
-            raise FileNotFoundError(f"{out_dir} has no finished runs yet; run `govtune run CONFIG --out {out_dir}`")
-        self.groups: dict[tuple, list[dict]] = defaultdict(list)
-        for r in self.runs:
-            self.groups[(r["method"], r["shots"], r["curation"])].append(r)
-        trained = [r for r in self.runs if r["shots"] > 0]
-        self.shots = sorted({r["shots"] for r in self.runs})
-        self.stages = sorted({r["curation"] for r in trained})
-        self.main_shots = 32 if any(r["shots"] == 32 for r in trained) else max((r["shots"] for r in trained),
-                                                                                 default=0)
-        # the most curated plain stage (c2 > c1 > c0); a study of variants only: its last one
-        plain = [st for st in ("c2", "c1", "c0") if st in self.stages]
-        self.main_stage = plain[0] if plain else (self.stages[-1] if self.stages else "none")
-        found = {r["method"] for r in trained}
-        self.methods = [m for m in PAPER_METHOD_ORDER if m in found] + sorted(found - set(PAPER_METHOD_ORDER))
-        self.seeds = sorted({r["seed"] for r in trained})
-        self.model = self.info.get("model") or self.runs[0].get("model")
-        self.intervals = Intervals(out_dir)
-
-    def cell(self, method: str, shots: int | None = None, stage: str | None = None) -> list[dict]:
-        if method in BASELINES:  # untuned: one run, whatever the shots and stage asked for
-            return [r for r in self.runs if r["method"] == method]
-        return self.groups.get((method, shots or self.main_shots, stage or self.main_stage), [])
-
-    def rows(self) -> list[str]:
-        """The table rows: the untuned baselines that ran, then the tuned methods."""
-        return [b for b in BASELINES if self.cell(b)] + self.methods
-
-    def values(self, runs: list[dict], task: str, metric: str) -> list[float]:
-        return [r["metrics"].get(task, {}).get(metric) for r in runs if metric in r["metrics"].get(task, {})]
-
-    def show(self, runs: list[dict], task: str, metric: str, digits: int = 1) -> str:
-        """A headline cell: mean (± sd over seeds) and its 95% bootstrap interval when the store has one."""
-        return fmt(self.values(runs, task, metric), digits, self.intervals.ci(runs, task, metric))
-
-    def has(self, task: str) -> bool:
-        return any(task in r["metrics"] for r in self.runs)
-
-    # --- the words around every table ----------------------------------------------------------------
-    def caveats(self) -> list[str]:
-        notes = []
-        m = str(self.model).lower()
-        if "smollm2" in m:
-            notes.append("SmolLM2-135M-Instruct was trained mostly on English: ZH and HI accuracies near chance "
-                         "(33.3%) and low FLORES BLEU into ZH say more about the base model than about the "
-                         "tuning methods; the papers use BloomZ-7B1 and Wizard-Vicuna-30B.")
-        if "gemma3-270m" in m or "gemma-3-270m" in m:
-            notes.append("Gemma 3 270M is a small multilingual *base* model (4-bit Q4_K_M weights dequantised to "
-                         "float32; Google's Gemma Terms of Use): untuned it does not follow the prompt's format, "
-                         "so the base row shows the format as much as the knowledge; the papers use BloomZ-7B1 "
-                         "and Wizard-Vicuna-30B.")
-        if self.cell("icl"):
-            k = self.config.get("incontext_shots")
-            notes.append(f"Base + in-context: the untuned model with {k} examples per language (FLORES: per "
-                         f"direction) before every test prompt, the k-shot sample of the same seed and curation "
-                         f"stage (never test rows): a tuned method that does not beat it bought nothing over "
-                         f"showing the model examples.")
-        if m.startswith("tiny-"):
-            notes.append("A tiny random model: these numbers exercise the pipeline and say nothing about "
-                         "the methods.")
-        n = len(self.seeds)
-        if n == 1:
-            notes.append("One seed: no standard deviation and no Welch test (p = n/a); differences between "
-                         "methods of a few points are within seed-to-seed noise at this evaluation size.")
-        elif n < 3:
-            notes.append(f"{n} seeds: standard deviations and Welch p-values are very rough.")
-        kinds = {r["footprint"].get("memory_kind") for r in self.runs if r["footprint"].get("memory_kind")}
-        if any(k and k.startswith("cpu") for k in kinds):
-            notes.append("Trained on the CPU: peak memory is the process's peak RSS (model, data and Python "
-                         "included), not accelerator memory; step times depend on the machine's load.")
-        return notes
-
-    def scope(self, task: str = "xnli") -> str:
-        """One line under every table: model, data size, seeds."""
-        n_seeds = len(self.seeds)
-        seeds = f"{n_seeds} seed{'s' if n_seeds != 1 else ''}"
-        if task == "flores":
-            n = self.values(self.runs[:1], "flores", next((k for k in self.runs[0]["metrics"].get("flores", {})
-                                                            if k.endswith(".n")), "-")) or [None]
-            data = f"{int(n[0])} FLORES test sentences per direction" if n[0] else "FLORES"
-        else:
-            n = self.values(self.runs[:1], "xnli", "languages.en.n") or [None]
-            data = f"{int(n[0])} XNLI test examples per language" if n[0] else "XNLI"
-        return f"*Model `{self.model}`, {data}, {seeds}.*"
-
-    def accuracy_interval(self) -> str:
-        """What one accuracy on n examples can resolve: the 95% binomial half-width at 50% accuracy."""
-        n = (self.values(self.runs[:1], "xnli", "languages.en.n") or [None])[0]
-        if not n:
-            return ""
-        half = 196 * math.sqrt(0.25 / n)
-        return (f" With {int(n)} examples per language one accuracy has a 95% interval of about ±{half:.0f} "
-                f"points (±{half / math.sqrt(3):.0f} for Macro over three languages): smaller differences "
-                f"between methods are not evidence. Chance is 33.3%.")
-
-    def data_line(self) -> str:
-        c = self.config
-        ns = self.values(self.runs[:1], "xnli", "languages.en.n") or []
-        parts = [f"model `{self.model}`",
-                 f"XNLI dev rows {c.get('xnli_eval_rows')} for evaluation"
-                 + (f" ({int(ns[0])} per language)" if ns else ""),
-                 f"few-shot pool rows {c.get('xnli_pool_rows')} curated at {', '.join(self.stages) or '-'}",
-                 f"{len(self.seeds)} seed(s) {self.seeds}", f"{c.get('epochs')} epoch(s)"]
-        if self.has("flores"):
-            parts.append(f"FLORES dev lines from {c.get('flores_eval_lines', [None])[0]} "
-                         f"({c.get('flores_eval_limit')} per direction)")
-        return "; ".join(parts) + "."
+def data_line(s: Study) -> str:
+    c = s.config
+    ns = s.values(s.runs[:1], "xnli", "languages.en.n") or []
+    parts = [f"model `{s.model}`",
+             f"XNLI dev rows {c.get('xnli_eval_rows')} for evaluation"
+             + (f" ({int(ns[0])} per language)" if ns else ""),
+             f"few-shot pool rows {c.get('xnli_pool_rows')} curated at {', '.join(s.stages) or '-'}",
+             f"{len(s.seeds)} seed(s) {s.seeds}", f"{c.get('epochs')} epoch(s)"]
+    if s.has("flores"):
+        parts.append(f"FLORES dev lines from {c.get('flores_eval_lines', [None])[0]} "
+                     f"({c.get('flores_eval_limit')} per direction)")
+    return "; ".join(parts) + "."
 
 
 # --- tables ------------------------------------------------------------------------------------------
 def xnli_table(s: Study) -> str:
-    langs = s.config.get("languages") or ["en", "zh", "hi"]
-    header = ["Method", *[LANG_LABELS.get(l, l) for l in langs], "Macro", "Δ (parity gap)", "Avg-ECE",
-              "p (Macro vs LoRA)"]
+    keys = [f"languages.{lang}.accuracy" for lang in s.languages] + ["macro", "parity_gap", "avg_ece"]
+    header = ["Method", *_names("xnli", keys), "p (Macro vs LoRA)"]
     lora = s.values(s.cell("lora"), "xnli", "macro")
     rows = []
     for method in s.rows():
@@ -197,34 +97,36 @@ def xnli_table(s: Study) -> str:
         if not runs:
             continue
         macro = s.values(runs, "xnli", "macro")
-        rows.append([label(method), *[s.show(runs, "xnli", f"languages.{l}.accuracy") for l in langs],
-                     s.show(runs, "xnli", "macro"), s.show(runs, "xnli", "parity_gap"),
-                     s.show(runs, "xnli", "avg_ece"),
+        rows.append([label(method), *[s.show(runs, "xnli", key) for key in keys],
                      "-" if method == "lora" or method in BASELINES else welch(macro, lora)])
+    gap = registry.metric("xnli", "parity_gap")
     return (f"### XNLI, {s.main_shots}-shot per language, curation {s.main_stage.upper()}\n\n"
-            f"Accuracy (%), Macro = unweighted mean over languages, Δ = max - min accuracy (lower is better), "
+            f"Accuracy (%), Macro = unweighted mean over languages, Δ = max - min accuracy ({gap.better}), "
             f"Avg-ECE = mean expected calibration error (%, 15 bins). Mean ± sd over seeds."
-            f"{interval_note(s)}{s.accuracy_interval()}\n\n{s.scope()}\n\n" + table(header, rows))
+            f"{interval_note(s)}{accuracy_interval(s)}\n\n{s.scope()}\n\n" + table(header, rows))
 
 
 def calibration_table(s: Study) -> str:
     """ECE before and after per-language temperature scaling, per method, with the temperatures."""
+    # calibration.py imports torch; the report needs only its search bounds, and only here
     from govtune.evaluation.calibration import T_MAX, T_MIN
 
-    langs = s.config.get("languages") or ["en", "zh", "hi"]
-    header = ["Method", "Avg-ECE before", "Avg-ECE after", *[f"{LANG_LABELS.get(l, l)} ECE before → after"
-                                                             for l in langs],
-              f"T ({' / '.join(LANG_LABELS.get(l, l) for l in langs)})"]
+    langs = s.languages
+    header = ["Method", f"{registry.name('xnli', 'avg_ece')} before", registry.name("xnli", "avg_ece_ts"),
+              *[f"{registry.name('xnli', f'languages.{lang}.ece')} before → after" for lang in langs],
+              f"T ({' / '.join(LANG_LABELS.get(lang, lang) for lang in langs)})"]
+    t_digits = registry.metric("xnli", f"languages.{langs[0]}.temperature").digits
     rows = []
     for method in s.rows():
         runs = s.cell(method)
         if not s.values(runs, "xnli", "avg_ece_ts"):
             continue
-        temps = [mean(s.values(runs, "xnli", f"languages.{l}.temperature")) for l in langs]
-        rows.append([label(method), fmt(s.values(runs, "xnli", "avg_ece")), fmt(s.values(runs, "xnli", "avg_ece_ts")),
-                     *[f"{fmt(s.values(runs, 'xnli', f'languages.{l}.ece'))} → "
-                       f"{fmt(s.values(runs, 'xnli', f'languages.{l}.ece_ts'))}" for l in langs],
-                     " / ".join("-" if t is None else f"{t:.2f}" for t in temps)])
+        temps = [mean(s.values(runs, "xnli", f"languages.{lang}.temperature")) for lang in langs]
+        rows.append([label(method), s.show(runs, "xnli", "avg_ece", interval=False),
+                     s.show(runs, "xnli", "avg_ece_ts", interval=False),
+                     *[f"{s.show(runs, 'xnli', f'languages.{lang}.ece', interval=False)} → "
+                       f"{s.show(runs, 'xnli', f'languages.{lang}.ece_ts', interval=False)}" for lang in langs],
+                     " / ".join("-" if t is None else f"{t:.{t_digits}f}" for t in temps)])
     n_val = (s.values(s.runs, "xnli", f"languages.{langs[0]}.calibration_n") or [None])[0]
     val = f"{int(n_val)} validation examples per language" if n_val else "the run's validation examples"
     return (f"### Calibration: temperature scaling ({s.main_shots}-shot, curation {s.main_stage.upper()})\n\n"
@@ -239,20 +141,20 @@ def calibration_table(s: Study) -> str:
 
 
 def flores_table(s: Study) -> str:
-    pairs = s.config.get("flores_pairs") or ["en-zh", "en-es"]
-    header = ["Method", *[f"{p.replace('-', '→').upper()} BLEU" for p in pairs], "Avg BLEU", "Δ (direction gap)",
-              "chrF++ (avg)", "p (Avg vs LoRA)"]
+    keys = [f"pairs.{pair}.bleu" for pair in s.pairs] + ["average_bleu", "direction_gap"]
+    header = ["Method", *_names("flores", keys), registry.name("flores", "average_chrf"), "p (Avg vs LoRA)"]
+    chrf_digits = registry.metric("flores", "average_chrf").digits
     lora = s.values(s.cell("lora"), "flores", "average_bleu")
     rows = []
     for method in s.rows():
         runs = s.cell(method)
         if not runs or not s.values(runs, "flores", "average_bleu"):
             continue
-        chrf = [mean([r["metrics"]["flores"].get(f"pairs.{p}.chrf") for p in pairs]) for r in runs]
+        # the mean over the study's directions, recomputed: stores of older runs have no average_chrf
+        chrf = [mean([r["metrics"]["flores"].get(f"pairs.{pair}.chrf") for pair in s.pairs]) for r in runs]
         avg = s.values(runs, "flores", "average_bleu")
-        rows.append([label(method), *[s.show(runs, "flores", f"pairs.{p}.bleu") for p in pairs],
-                     s.show(runs, "flores", "average_bleu"), s.show(runs, "flores", "direction_gap"),
-                     fmt(chrf, ci=s.intervals.ci(runs, "flores", "average_chrf")),
+        rows.append([label(method), *[s.show(runs, "flores", key) for key in keys],
+                     fmt(chrf, chrf_digits, s.intervals.ci(runs, "flores", "average_chrf")),
                      "-" if method == "lora" or method in BASELINES else welch(avg, lora)])
     n_train = s.config.get("flores_train_pairs") or s.main_shots
     return (f"### FLORES, {n_train} training sentences per direction (with the {s.main_shots}-shot XNLI sample)\n\n"
@@ -272,7 +174,8 @@ def lm_eval_table(s: Study) -> str:
     for method in (["base"] if s.cell("base") else []) + s.methods:
         runs = [r for r in s.cell(method) if "lm_eval" in r["metrics"]]
         if runs:
-            rows.append([label(method), *[fmt(s.values(runs, "lm_eval", f"tasks.{t}.{m}"), 3) for t, m in columns]])
+            rows.append([label(method), *[s.show(runs, "lm_eval", f"tasks.{t}.{m}", interval=False)
+                                          for t, m in columns]])
     limit = s.config.get("lm_eval_limit")
     return ("### General benchmarks (lm-evaluation-harness)\n\n"
             "Each cell's adapted model scored by lm-evaluation-harness itself (the same numbers as `lm_eval "
@@ -282,26 +185,22 @@ def lm_eval_table(s: Study) -> str:
             "divides each label's log-likelihood by its length in characters); lm-eval's stderr per run is in "
             "`runs/*/lm_eval/results.json`.\n\n"
             f"*Model `{s.model}`, {len(s.seeds)} seed(s).*\n\n"
-            + table(["Method", *[f"{t} {m}" for t, m in columns]], rows))
+            + table(["Method", *_names("lm_eval", [f"tasks.{t}.{m}" for t, m in columns])], rows))
 
 
 def robustness_table(s: Study) -> str:
     ops = sorted({k.split(".")[2] for r in s.runs for k in r["metrics"].get("xnli", {})
                   if k.startswith("robustness.by_operation.")} - {"none"})
-    header = ["Method", "Macro drop (pp, lower is better)", *[f"{o}" for o in ops]]
+    drop = registry.metric("xnli", "robustness.macro_drop")
+    op_keys = [f"robustness.by_operation.{op}.drop" for op in ops]
+    header = ["Method", f"{drop.name} (pp, {drop.better})", *_names("xnli", op_keys)]
     rows = []
     for method in s.rows():
         runs = s.cell(method)
-        drop = s.values(runs, "xnli", "robustness.macro_drop")
-        if not drop:
+        if not s.values(runs, "xnli", drop.key):
             continue
-        per_op = []
-        for op in ops:
-            keys = sorted({k for r in runs for k in r["metrics"]["xnli"]
-                           if k.startswith(f"robustness.by_operation.{op}")})
-            key = next((k for k in keys if k.endswith("drop")), keys[0] if keys else None)
-            per_op.append(fmt(s.values(runs, "xnli", key)) if key else "-")
-        rows.append([label(method), s.show(runs, "xnli", "robustness.macro_drop"), *per_op])
+        rows.append([label(method), s.show(runs, "xnli", drop.key),
+                     *[s.show(runs, "xnli", key, interval=False) for key in op_keys]])
     return ("### XNLI robustness to orthographic variants\n\n"
             "Each test example is perturbed by exactly one operation (punctuation normalisation, diacritics "
             "removal, whitespace compaction; chosen with the run's seed). Macro-accuracy drop from clean to "
@@ -311,7 +210,8 @@ def robustness_table(s: Study) -> str:
 
 
 def curation_table(s: Study) -> str:
-    header = ["Method", "Stage", "Macro", "Δ", "Avg-ECE", "Pool kept (per language)"]
+    header = ["Method", "Stage", registry.name("xnli", "macro"), "Δ", registry.name("xnli", "avg_ece"),
+              "Pool kept (per language)"]
     rows = []
     for method in s.methods:
         for stage in s.stages:
@@ -328,14 +228,8 @@ def curation_table(s: Study) -> str:
 
 
 def _kept(s: Study, stage: str) -> str:
-    path = s.out_dir / "curation" / f"{stage}.jsonl"
-    if not path.exists():
-        return "-"
-    counts: dict[str, int] = defaultdict(int)
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line:
-            counts[json.loads(line).get("lang", "?")] += 1
-    return ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
+    counts = {lang: n for lang, n in s.kept(stage).items() if n}
+    return ", ".join(f"{lang}: {n}" for lang, n in sorted(counts.items())) or "-"
 
 
 def scaling_table(s: Study) -> str:
@@ -352,17 +246,18 @@ def scaling_table(s: Study) -> str:
 
 
 def footprint_table(s: Study) -> str:
-    header = ["Method", "Peak memory (MB)", "Step time (s)", "Tunable params (M)", "Step time vs LoRA"]
+    keys = ["peak_memory_mb", "step_time_s", "tunable_params_m"]
+    header = ["Method", *_names("footprint", keys), "Step time vs LoRA"]
     lora_t = mean([r["footprint"].get("step_time_s") for r in s.cell("lora")])
     rows = []
     for method in s.methods:
         runs = s.cell(method)
         if not runs:
             continue
-        t = [r["footprint"].get("step_time_s") for r in runs]
-        rel = f"{(mean(t) / lora_t - 1) * 100:+.0f}%" if lora_t and mean(t) and method != "lora" else "-"
-        rows.append([label(method), fmt([r["footprint"].get("peak_memory_mb") for r in runs], 0),
-                     fmt(t, 3), fmt([r["footprint"].get("tunable_params_m") for r in runs], 3), rel])
+        t = mean([r["footprint"].get("step_time_s") for r in runs])
+        rel = f"{(t / lora_t - 1) * 100:+.0f}%" if lora_t and t and method != "lora" else "-"
+        rows.append([label(method), *[fmt([r["footprint"].get(key) for r in runs],
+                                          registry.metric("footprint", key).digits) for key in keys], rel])
     kinds = sorted({r["footprint"].get("memory_kind") for r in s.runs if r["footprint"].get("memory_kind")})
     return (f"### Training footprint ({s.main_shots}-shot)\n\n"
             f"Peak memory: {'; '.join(kinds)}. Step time: mean optimiser step after the first two "
@@ -408,8 +303,8 @@ def lam_table(s: Study) -> str | None:
 
 
 def build_markdown(s: Study, figures: list[str]) -> str:
-    head = [f"# govtune report: {s.info.get('name', 'study')}", "", s.data_line(), ""]
-    head += [f"- {n}" for n in s.caveats()] + [""]
+    head = [f"# govtune report: {s.info.get('name', 'study')}", "", data_line(s), ""]
+    head += [f"- {n}" for n in caveats(s)] + [""]
     sections = [xnli_table(s)]
     if any("avg_ece_ts" in r["metrics"].get("xnli", {}) for r in s.runs):
         sections.append(calibration_table(s))
@@ -440,8 +335,6 @@ def build_markdown(s: Study, figures: list[str]) -> str:
 
 
 def to_html(markdown_text: str, title: str) -> str:
-    from markdown_it import MarkdownIt
-
     body = MarkdownIt("commonmark").enable("table").render(markdown_text)
     style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;line-height:1.4}"
              "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;padding:4px 8px;"
@@ -451,22 +344,14 @@ def to_html(markdown_text: str, title: str) -> str:
 
 
 def write_report(out_dir: str | Path) -> Path:
-    """Write OUT/report.md, OUT/report.html and OUT/figures/*.png; returns the path of report.md."""
-    from govtune.experiments.figures import draw_figures
-
-    out_dir = Path(out_dir)
-    if not (out_dir / "results.sqlite").exists():
-        raise FileNotFoundError(f"{out_dir} holds no results.sqlite: run a study there first "
-                                f"(`govtune run configs/demo.yaml --out {out_dir}`)")
-    s = Study(out_dir)
-    figures = draw_figures(s)
-    md = build_markdown(s, figures)
-    path = atomic_write_text(out_dir / "report.md", md)
-    atomic_write_text(out_dir / "report.html", to_html(md, f"govtune report: {s.info.get('name', '')}"))
+    """Write OUT/report.md, OUT/report.html and OUT/figures/*.png from OUT/results.sqlite alone; returns the
+    path of report.md."""
+    layout = StudyLayout(out_dir)
+    if not layout.database.exists():
+        raise FileNotFoundError(f"{layout.root} holds no results.sqlite: run a study there first "
+                                f"(`govtune run configs/demo.yaml --out {layout.root}`)")
+    s = Study(layout.root)
+    md = build_markdown(s, draw_figures(s))
+    path = atomic_write_text(layout.report_md, md)
+    atomic_write_text(layout.report_html, to_html(md, f"govtune report: {s.info.get('name', '')}"))
     return path
-
-
-def summary(s: Study) -> dict[str, Any]:
-    """Main-table numbers as a dict (for scripts and tests): method -> {macro, parity_gap, avg_ece}."""
-    return {m: {k: mean(s.values(s.cell(m), "xnli", k)) for k in ("macro", "parity_gap", "avg_ece")}
-            for m in s.methods}

@@ -1,6 +1,7 @@
 """The results store: one SQLite file per study (`OUT/results.sqlite`, one row per run and metric with its
-95% interval, the training curves and the per-example test predictions) and `OUT/results.json`, both rebuilt from
-the finished runs (paths: govtune.experiments.layout).
+95% interval, the training curves and the per-example test predictions, what curation did, and the study's
+config: everything the report reads) and `OUT/results.json`, both rebuilt from the finished runs (paths:
+govtune.experiments.layout).
 
 SQLite because the report (and anyone with `sqlite3`) can query across runs without loading every run
 directory; each run's own `result.json` stays the source of truth, so a lost database can be rebuilt."""
@@ -46,7 +47,14 @@ CREATE TABLE IF NOT EXISTS curation_examples (
 CREATE TABLE IF NOT EXISTS curation_shots (
     curation TEXT, reference TEXT, shots INTEGER, seed INTEGER, language TEXT, stage TEXT, reason TEXT,
     n INTEGER, PRIMARY KEY (curation, reference, shots, seed, language, stage, reason));
+CREATE TABLE IF NOT EXISTS study (name TEXT, model TEXT, settings_hash TEXT, config TEXT);
+CREATE TABLE IF NOT EXISTS scaled_predictions (
+    run_id TEXT, task TEXT, unit TEXT, position INTEGER, probs_ts TEXT, PRIMARY KEY (run_id, task, unit, position));
 """
+# `study`: one row, the study's name, model, settings hash and config (as in study.json, which --resume
+# checks), so the report reads the database alone. `scaled_predictions`: an XNLI example's probabilities
+# after its run's temperature scaling (JSON, per label), keyed like its `predictions` row; runs without
+# calibration have none.
 # The curation tables: `curations` one row per curated pool (name, stage, the steps it ran); `curation_counts`
 # records per curation, stage and language, kind "input" and "kept" (reason "") or "dropped" (per reason);
 # `curation_examples` the curation report's dropped examples; `curation_shots` the governance ledger's
@@ -128,6 +136,19 @@ def _prediction_rows(run_id: str, task: str, records: list[dict]) -> list[tuple]
     return rows
 
 
+def _scaled_rows(run_id: str, records: list[dict]) -> list[tuple]:
+    """`scaled_predictions` rows of the clean XNLI records that carry `probs_ts`, keyed (unit, position) as
+    `_prediction_rows` keys them."""
+    rows, seen = [], defaultdict(int)
+    for r in records:
+        if r.get("perturbation") is not None:
+            continue
+        if "probs_ts" in r:
+            rows.append((run_id, "xnli", r["language"], seen[r["language"]], json.dumps(r["probs_ts"])))
+        seen[r["language"]] += 1
+    return rows
+
+
 def record_run(where: Where, result: dict[str, Any], curves: dict[str, list[tuple[float, float]]],
                predictions: dict[str, list[dict]] | None = None) -> None:
     """Insert (or replace) one finished run in one transaction: a run half-recorded is never visible.
@@ -138,6 +159,7 @@ def record_run(where: Where, result: dict[str, Any], curves: dict[str, list[tupl
         con.execute("DELETE FROM metrics WHERE run_id = ?", (run_id,))
         con.execute("DELETE FROM curves WHERE run_id = ?", (run_id,))
         con.execute("DELETE FROM predictions WHERE run_id = ?", (run_id,))
+        con.execute("DELETE FROM scaled_predictions WHERE run_id = ?", (run_id,))
         con.execute("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?)", (
             run_id, result["method"], result["seed"], result["shots"], result["curation"],
             ",".join(result["metrics"]), result.get("model"), result.get("settings_hash"), result.get("finished_at"),
@@ -152,6 +174,8 @@ def record_run(where: Where, result: dict[str, Any], curves: dict[str, list[tupl
         for task, records in (predictions or {}).items():
             con.executemany("INSERT INTO predictions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                             _prediction_rows(run_id, task, records))
+        con.executemany("INSERT INTO scaled_predictions VALUES (?,?,?,?,?)",
+                        _scaled_rows(run_id, (predictions or {}).get("xnli", [])))
         con.executemany("INSERT INTO curves VALUES (?,?,?,?)",
                         [(run_id, name, float(x), float(y)) for name, pts in curves.items()
                          for x, y in pts if y is not None and math.isfinite(y)])
@@ -240,3 +264,32 @@ def load_curation(where: Where) -> dict[str, list[dict]]:
     with closing(connect(layout)) as con:
         con.row_factory = sqlite3.Row
         return {t: [dict(r) for r in con.execute(f"SELECT * FROM {t} ORDER BY rowid")] for t in CURATION_TABLES}
+
+
+def load_scaled_predictions(where: Where, run_id: str) -> list[dict]:
+    """One run's clean XNLI predictions in evaluation order, each with `probs_ts` (its probabilities after
+    the run's temperature scaling) when the run was calibrated: what a reliability diagram draws."""
+    with closing(connect(where)) as con:
+        con.row_factory = sqlite3.Row
+        rows = con.execute("SELECT p.*, s.probs_ts FROM predictions p LEFT JOIN scaled_predictions s "
+                           "USING (run_id, task, unit, position) WHERE p.run_id = ? AND p.task = 'xnli' "
+                           "ORDER BY p.rowid", (run_id,)).fetchall()
+    return [{"language": r["language"], "id": r["example_id"], "perturbation": None, "gold": r["gold"],
+             "prediction": r["predicted"], "probs": json.loads(r["probs"]),
+             **({"probs_ts": json.loads(r["probs_ts"])} if r["probs_ts"] else {})} for r in rows]
+
+
+def record_study(where: Where, name: str, model: str, settings_hash: str, config: dict[str, Any]) -> None:
+    """The study's identity and config (`StudyConfig.to_dict()`), replacing what an earlier run of the
+    study recorded: the grid records it when the study starts, beside study.json."""
+    with closing(connect(where)) as con, con:
+        con.execute("DELETE FROM study")
+        con.execute("INSERT INTO study VALUES (?,?,?,?)", (name, model, settings_hash, json.dumps(config, default=str)))
+
+
+def load_study(where: Where) -> dict[str, Any]:
+    """{"name", "model", "settings_hash", "config"} as `record_study` stored them; {} when none was."""
+    with closing(connect(where)) as con:
+        con.row_factory = sqlite3.Row
+        row = con.execute("SELECT * FROM study").fetchone()
+    return {} if row is None else {**dict(row), "config": json.loads(row["config"])}
