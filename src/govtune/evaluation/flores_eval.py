@@ -9,9 +9,9 @@ import time
 from functools import lru_cache
 
 from govtune.evaluation.metrics import bleu_with_signature, corpus_chrf, macro, parity_gap
-from govtune.evaluation.scoring import (context_length, count_sentences, generate_lines, require_tokenizer,
-                                        special_prefix)
+from govtune.evaluation.scoring import context_length, count_sentences, generate_lines, require_tokenizer
 from govtune.evaluation.xnli_eval import check_examples
+from govtune.tasks.encoding import special_prefix
 from govtune.tasks.languages import script
 from govtune.tasks.prompts import flores_prompt
 
