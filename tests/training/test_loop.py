@@ -3,9 +3,16 @@ import copy
 import pytest
 import torch
 
+from govtune.adapters import AdapterConfig, inject, mixing, riemannian_modules
+from govtune.adapters.config import METHODS as ADAPTER_METHODS
+from govtune.constants import LR_SCHEDULES, METHODS
+from govtune.experiments.config import ADAPTER_METHODS as STUDY_METHODS
+from govtune.experiments.config import SCHEDULES as STUDY_SCHEDULES
 from govtune.models import tiny_model
 from govtune.tasks.encoding import PairCollator, encode_training_pairs, pad_token_id
 from govtune.training import Callback, TrainConfig, TrainingDiverged, latest_checkpoint, load_checkpoint, train
+from govtune.training.data import LengthGroupedBatches
+from govtune.training.loop import SCHEDULES, TargetLoss
 
 WORDS = ["alpha", "bravo", "charlie", "delta"]
 PAIRS = [(f"Item {i % 4}: the code word is", f" {WORDS[i % 4]}") for i in range(32)]
@@ -30,8 +37,6 @@ def test_trainer_reduces_training_and_validation_loss(tmp_path):
     assert all(e.grad_norm > 0 for e in ep)
     # the validation loss before the first step is the untrained model's, and starts the epoch curve
     fresh, _ = tiny_model()
-    from govtune.training.loop import TargetLoss
-
     batch = PairCollator(pad_token_id(tok))(encode_training_pairs(tok, PAIRS[:8], 512))
     with torch.no_grad():
         before, _ = TargetLoss(fresh)(fresh, batch)
@@ -110,8 +115,6 @@ def test_bad_train_config_values():
 
 @pytest.mark.parametrize("kind", ["tiny-llama", "tiny-bloom"])
 def test_target_loss_with_kept_logits_equals_the_full_right_padded_loss(kind):
-    from govtune.training.loop import TargetLoss
-
     model, tok = tiny_model(kind)
     pairs = [("Short prompt:", " yes"), ("A much longer prompt than the first one:", " a longer target"),
              ("Mid prompt here:", " no")]
@@ -129,8 +132,6 @@ def test_target_loss_with_kept_logits_equals_the_full_right_padded_loss(kind):
 
 
 def test_length_grouped_batches_cover_every_example_once_per_epoch_and_group_lengths():
-    from govtune.training.data import LengthGroupedBatches
-
     lengths = [10, 200, 12, 190, 11, 210, 9, 205] * 4
     sampler = LengthGroupedBatches(lengths, batch_size=4, seed=3, group=8)
     first, second = list(sampler), list(sampler)
@@ -142,8 +143,6 @@ def test_length_grouped_batches_cover_every_example_once_per_epoch_and_group_len
 
 
 def test_unitary_full_is_trained_by_its_riemannian_step_and_stays_unitary(tmp_path):
-    from govtune.adapters import AdapterConfig, inject, riemannian_modules
-
     model, tok = tiny_model()
     inject(model, AdapterConfig(method="unitary_full"))
     mods = riemannian_modules(model)
@@ -159,8 +158,6 @@ def test_unitary_full_is_trained_by_its_riemannian_step_and_stays_unitary(tmp_pa
 
 
 def test_hybrid_lam_is_logged_for_every_layer_at_every_step():
-    from govtune.adapters import AdapterConfig, inject, mixing
-
     model, tok = tiny_model()
     calib = [PairCollator(pad_token_id(tok))(encode_training_pairs(tok, PAIRS[:8], 64))]
     calib = [{k: v for k, v in b.items() if k != "position_ids"} for b in calib]
@@ -189,8 +186,6 @@ class _Interrupt(Callback):
 def _adapted(method: str | None, **options):
     """A tiny model with trainable weights: plain parameters, or a govtune adapter (with calibration);
     "hybrid_learned" is the hybrid with the learned mixer."""
-    from govtune.adapters import AdapterConfig, inject
-
     torch.manual_seed(0)
     model, tok = tiny_model()
     if method is None:
@@ -248,11 +243,6 @@ def test_resume_refuses_a_checkpoint_of_other_settings(tmp_path):
 
 
 def test_every_schedule_name_maps_to_a_transformers_scheduler_and_the_study_config_knows_the_same():
-    from govtune.constants import LR_SCHEDULES, METHODS
-    from govtune.adapters.config import METHODS as ADAPTER_METHODS
-    from govtune.experiments.config import ADAPTER_METHODS as STUDY_METHODS, SCHEDULES as STUDY_SCHEDULES
-    from govtune.training.loop import SCHEDULES
-
     assert tuple(SCHEDULES) == LR_SCHEDULES == STUDY_SCHEDULES
     assert METHODS == ADAPTER_METHODS == STUDY_METHODS
     for name in LR_SCHEDULES:

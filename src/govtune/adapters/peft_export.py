@@ -26,7 +26,7 @@ PEFT_CONFIG = "adapter_config.json"
 
 def export_peft(model: nn.Module, path: str | os.PathLike) -> Path:
     """Write the model's LoRA / LoRA-GA adapter as a PEFT LoRA adapter directory; returns it."""
-    from peft import LoraConfig
+    from peft import LoraConfig  # seconds to import, and only this export needs it
 
     state = adapter_state(model)
     if state is None or state["config"].method not in ("lora", "lora_ga"):
