@@ -43,10 +43,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from govtune.atomic import atomic_write_text  # noqa: E402
 from govtune.data import XNLI_EVAL_ROWS  # noqa: E402
-from govtune.evaluation.scoring import encode_pair, special_prefix  # noqa: E402
 from govtune.evaluation.xnli_eval import score_examples  # noqa: E402
 from govtune.models import load_model  # noqa: E402
 from govtune.tasks import load_xnli  # noqa: E402
+from govtune.tasks.encoding import encode_pair, special_prefix  # noqa: E402
 from govtune.tasks.prompts import xnli_continuations, xnli_prompt  # noqa: E402
 
 from machine_load import MachineLoad, describe  # noqa: E402

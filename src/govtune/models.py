@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (AutoModelForCausalLM, AutoTokenizer, BloomConfig, BloomForCausalLM, ByT5Tokenizer,
+                          LlamaConfig, LlamaForCausalLM, PreTrainedModel, PreTrainedTokenizerBase)
 
 from govtune.atomic import atomic_write_dir
 
@@ -131,8 +132,6 @@ def _plain_copy(gguf: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
 
 def tiny_model(kind: str = TINY_LLAMA, seed: int = 0) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """A tiny random model with a byte-level tokenizer: for tests and dry runs, nothing to download."""
-    from transformers import BloomConfig, BloomForCausalLM, ByT5Tokenizer, LlamaConfig, LlamaForCausalLM
-
     tok = ByT5Tokenizer()
     torch.manual_seed(seed)
     vocab = len(tok)

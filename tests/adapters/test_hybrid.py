@@ -79,7 +79,7 @@ def test_lam_changes_the_forward_and_is_detached():
     y2 = h(x)
     assert (y1 - y2).abs().max() > 1e-3
     y0 = h.base_layer(x)
-    lowrank = x @ h.delta_lowrank().T
+    lowrank = x @ h.delta_from_start().T
     expected = y0 + 0.8 * lowrank + 0.2 * (h.boft_R(y0) - y0)
     torch.testing.assert_close(y2, expected, atol=1e-5, rtol=1e-5)
     assert not h.lam.requires_grad

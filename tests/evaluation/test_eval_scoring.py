@@ -5,11 +5,11 @@ import pytest
 import torch
 from transformers import BertConfig, BertForSequenceClassification, ByT5Tokenizer
 
-from govtune.evaluation.scoring import (StopOnNewline, classify_pairs, encode_pair, generate_lines,
-                                        loglikelihoods, special_prefix)
+from govtune.evaluation.scoring import StopOnNewline, classify_pairs, generate_lines, loglikelihoods
 from govtune.evaluation.xnli_eval import _fit_prompt, score_examples
 from govtune.models import TINY_BLOOM, TINY_LLAMA, tiny_model
 from govtune.tasks import LABELS, load_flores, load_xnli, xnli_prompt
+from govtune.tasks.encoding import encode_pair
 from govtune.tasks.prompts import flores_prompt, xnli_continuations
 
 
@@ -59,14 +59,6 @@ def test_shared_context_single_token_rows_equal_direct(tiny_llama):
             logp = torch.log_softmax(model(torch.tensor([ctx + cont])).logits[0].double(), -1)
         want = sum(logp[len(ctx) + i - 1, t].item() for i, t in enumerate(cont))
         assert ll == pytest.approx(want, abs=1e-4)
-
-
-def test_special_prefix_drops_trailing_eos(tiny_llama):
-    _, tok = tiny_llama
-    assert tok.encode("a") == tok.encode("a", add_special_tokens=False) + [tok.eos_token_id]
-    assert special_prefix(tok) == []
-    ctx, cont = encode_pair(tok, "Answer:", " Yes")
-    assert tok.decode(cont) == " Yes" and tok.eos_token_id not in ctx + cont
 
 
 def test_premise_truncated_to_fit_context(tiny_llama):

@@ -3,11 +3,16 @@ import copy
 import pytest
 import torch
 
-from govtune.evaluation.scoring import encode_pair as eval_encode
+from govtune.adapters import AdapterConfig, inject, mixing, riemannian_modules
+from govtune.adapters.config import METHODS as ADAPTER_METHODS
+from govtune.constants import LR_SCHEDULES, METHODS
+from govtune.experiments.config import ADAPTER_METHODS as STUDY_METHODS
+from govtune.experiments.config import SCHEDULES as STUDY_SCHEDULES
 from govtune.models import tiny_model
-from govtune.tasks.prompts import xnli_training_pair
-from govtune.training import (Callback, TrainConfig, TrainingDiverged, encode_pair, latest_checkpoint,
-                              load_checkpoint, train)
+from govtune.tasks.encoding import PairCollator, encode_training_pairs, pad_token_id
+from govtune.training import Callback, TrainConfig, TrainingDiverged, latest_checkpoint, load_checkpoint, train
+from govtune.training.data import LengthGroupedBatches
+from govtune.training.loop import SCHEDULES, TargetLoss
 
 WORDS = ["alpha", "bravo", "charlie", "delta"]
 PAIRS = [(f"Item {i % 4}: the code word is", f" {WORDS[i % 4]}") for i in range(32)]
@@ -18,26 +23,6 @@ def _tunable(model):
     for name, p in model.named_parameters():
         p.requires_grad = any(k in name for k in ("q_proj", "v_proj", "lm_head"))
     return model
-
-
-def test_labels_cover_target_only_and_match_the_evaluator():
-    _, tok = tiny_model()
-    prompt, target = xnli_training_pair({"premise": "A man sleeps.", "hypothesis": "A man is awake.",
-                                         "label": "contradiction", "lang": "en"})
-    enc = encode_pair(tok, prompt, target, max_length=512)
-    ctx, cont = eval_encode(tok, prompt, target)
-    assert enc.input_ids == ctx + cont  # trained on exactly the sequence the evaluator scores
-    assert enc.labels == [-100] * len(ctx) + cont
-    assert tok.eos_token_id not in enc.input_ids  # no EOS between prompt and answer
-
-
-def test_truncation_keeps_the_target_and_the_end_of_the_prompt():
-    _, tok = tiny_model()
-    enc = encode_pair(tok, "x" * 300 + " question?", " answer", max_length=64)
-    assert len(enc.input_ids) == 64
-    target = tok.encode(" answer", add_special_tokens=False)
-    assert enc.input_ids[-len(target):] == target
-    assert tok.decode(enc.input_ids[: -len(target)]).endswith("question?")
 
 
 def test_trainer_reduces_training_and_validation_loss(tmp_path):
@@ -52,10 +37,7 @@ def test_trainer_reduces_training_and_validation_loss(tmp_path):
     assert all(e.grad_norm > 0 for e in ep)
     # the validation loss before the first step is the untrained model's, and starts the epoch curve
     fresh, _ = tiny_model()
-    from govtune.training.data import PairCollator, encode_pairs
-    from govtune.training.loop import TargetLoss
-
-    batch = PairCollator(tok.pad_token_id)(encode_pairs(tok, PAIRS[:8], 512))
+    batch = PairCollator(pad_token_id(tok))(encode_training_pairs(tok, PAIRS[:8], 512))
     with torch.no_grad():
         before, _ = TargetLoss(fresh)(fresh, batch)
     assert result.history.initial_val_loss == pytest.approx(float(before), rel=1e-5)
@@ -133,15 +115,12 @@ def test_bad_train_config_values():
 
 @pytest.mark.parametrize("kind", ["tiny-llama", "tiny-bloom"])
 def test_target_loss_with_kept_logits_equals_the_full_right_padded_loss(kind):
-    from govtune.training.data import PairCollator, encode_pairs
-    from govtune.training.loop import TargetLoss
-
     model, tok = tiny_model(kind)
     pairs = [("Short prompt:", " yes"), ("A much longer prompt than the first one:", " a longer target"),
              ("Mid prompt here:", " no")]
-    enc = encode_pairs(tok, pairs, 128)
-    left = PairCollator(tok.pad_token_id, "left")(enc)
-    right = PairCollator(tok.pad_token_id, "right")(enc)
+    enc = encode_training_pairs(tok, pairs, 128)
+    left = PairCollator(pad_token_id(tok), "left")(enc)
+    right = PairCollator(pad_token_id(tok), "right")(enc)
     with torch.no_grad():
         ref = model(input_ids=right["input_ids"], attention_mask=right["attention_mask"],
                     labels=right["labels"]).loss  # transformers' own token-mean loss
@@ -153,8 +132,6 @@ def test_target_loss_with_kept_logits_equals_the_full_right_padded_loss(kind):
 
 
 def test_length_grouped_batches_cover_every_example_once_per_epoch_and_group_lengths():
-    from govtune.training.data import LengthGroupedBatches
-
     lengths = [10, 200, 12, 190, 11, 210, 9, 205] * 4
     sampler = LengthGroupedBatches(lengths, batch_size=4, seed=3, group=8)
     first, second = list(sampler), list(sampler)
@@ -166,8 +143,6 @@ def test_length_grouped_batches_cover_every_example_once_per_epoch_and_group_len
 
 
 def test_unitary_full_is_trained_by_its_riemannian_step_and_stays_unitary(tmp_path):
-    from govtune.adapters import AdapterConfig, inject, riemannian_modules
-
     model, tok = tiny_model()
     inject(model, AdapterConfig(method="unitary_full"))
     mods = riemannian_modules(model)
@@ -183,11 +158,8 @@ def test_unitary_full_is_trained_by_its_riemannian_step_and_stays_unitary(tmp_pa
 
 
 def test_hybrid_lam_is_logged_for_every_layer_at_every_step():
-    from govtune.adapters import AdapterConfig, inject, mixing
-    from govtune.training.data import PairCollator, encode_pairs
-
     model, tok = tiny_model()
-    calib = [PairCollator(tok.pad_token_id)(encode_pairs(tok, PAIRS[:8], 64))]
+    calib = [PairCollator(pad_token_id(tok))(encode_training_pairs(tok, PAIRS[:8], 64))]
     calib = [{k: v for k, v in b.items() if k != "position_ids"} for b in calib]
     inject(model, AdapterConfig(method="hybrid", r=4, alpha=8, ga_batches=1), calibration=calib)
     result = train(model, tok, PAIRS, config=TrainConfig(epochs=2, lr=1e-2, progress=False))
@@ -214,17 +186,14 @@ class _Interrupt(Callback):
 def _adapted(method: str | None, **options):
     """A tiny model with trainable weights: plain parameters, or a govtune adapter (with calibration);
     "hybrid_learned" is the hybrid with the learned mixer."""
-    from govtune.adapters import AdapterConfig, inject
-    from govtune.training.data import PairCollator, encode_pairs, pad_id
-
     torch.manual_seed(0)
     model, tok = tiny_model()
     if method is None:
         return _tunable(model), tok
     if method == "hybrid_learned":
         method, options = "hybrid", {"lam_schedule": "learned", "mixer_lr": 0.1, **options}
-    enc = encode_pairs(tok, PAIRS[:16], 256)
-    calibration = [{k: v for k, v in PairCollator(pad_id(tok))(enc[i:i + 8]).items()
+    enc = encode_training_pairs(tok, PAIRS[:16], 256)
+    calibration = [{k: v for k, v in PairCollator(pad_token_id(tok))(enc[i:i + 8]).items()
                     if k in ("input_ids", "attention_mask", "labels")} for i in (0, 8)]
     inject(model, AdapterConfig(method=method, r=4, alpha=8, boft_block_size=4, ga_batches=2, **options),
            calibration=calibration if method in ("lora_ga", "hybrid") else None)
@@ -274,11 +243,6 @@ def test_resume_refuses_a_checkpoint_of_other_settings(tmp_path):
 
 
 def test_every_schedule_name_maps_to_a_transformers_scheduler_and_the_study_config_knows_the_same():
-    from govtune.constants import LR_SCHEDULES, METHODS
-    from govtune.adapters.config import METHODS as ADAPTER_METHODS
-    from govtune.experiments.config import ADAPTER_METHODS as STUDY_METHODS, SCHEDULES as STUDY_SCHEDULES
-    from govtune.training.loop import SCHEDULES
-
     assert tuple(SCHEDULES) == LR_SCHEDULES == STUDY_SCHEDULES
     assert METHODS == ADAPTER_METHODS == STUDY_METHODS
     for name in LR_SCHEDULES:

@@ -7,7 +7,8 @@ import pytest
 import torch
 from test_loop import PAIRS, _adapted
 
-from govtune.adapters import learned_layers, mixing, phi_values
+from govtune.adapters import learned_layers, mixer_parameters, mixing, phi_values
+from govtune.experiments.config import StudyConfig
 from govtune.training import TrainConfig, train
 from govtune.training.mixer import ValidationMixer
 
@@ -63,8 +64,6 @@ def test_learned_schedule_without_validation_data_names_the_fix():
 
 
 def test_study_config_refuses_a_learned_variant_without_validation_rows():
-    from govtune.experiments.config import StudyConfig
-
     variants = {"hybrid_learned": {"method": "hybrid", "lam_schedule": "learned"}}
     with pytest.raises(ValueError, match=r"hybrid_learned.*val_per_language >= 1"):
         StudyConfig(methods=["lora", "hybrid_learned"], variants=variants, val_per_language=0)
@@ -72,8 +71,6 @@ def test_study_config_refuses_a_learned_variant_without_validation_rows():
 
 
 def test_a_non_finite_mixer_step_leaves_phi_unchanged_and_reports_nan():
-    from govtune.adapters import mixer_parameters
-
     model, _ = _adapted("hybrid_learned")
     phi0 = phi_values(model)
 

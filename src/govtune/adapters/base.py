@@ -52,6 +52,7 @@ class AdapterLayer(nn.Module, ABC):
             raise ValueError(f"{name or 'layer'} is a {type(base_layer).__name__}; adapters wrap nn.Linear or "
                              f"transformers Conv1D: choose target_modules that name such layers")
         self.base_layer = base_layer
+        self.config = config
         self.name = name
         self.in_features, self.out_features = layer_features(base_layer)
         self.scaling = config.scaling

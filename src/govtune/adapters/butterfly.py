@@ -10,8 +10,8 @@ evens-first, so block k of factor i mixes half-blocks that factor i-1 kept apart
 The factor order and permutations are PEFT's, and the Cayley sign is the one the spec writes, so that
 with the same skew parameters X, `matrix()` equals the transpose of PEFT's dense `butterfly_oft_mat`
 (PEFT computes (I - Q)(I + Q)^-1 = our block transposed) and `forward(x)` equals PEFT's
-`x @ butterfly_oft_mat`. Unlike PEFT, every factor is applied on every device: a product of m
-permuted block-diagonal maps costs m gathers and m batched b x b products per row, O(m d b) per vector.
+`x @ butterfly_oft_mat`. Unlike PEFT, every factor is applied on every device: R z for a (d, k) matrix z
+costs m gathers and m batched b x b products, O(m d b) per column, with no dense d x d matrix.
 
 Where R is applied: `left_multiply(z)` computes R z for any (d, k) matrix. The BOFT and hybrid layers
 call it on the frozen weight, k = d_in, and run the layer as x (R W0)^T + R b
@@ -25,8 +25,8 @@ O(m d G b), independent of k) and multiplies z by them in ONE batched product: n
 operand, faster on a CPU than m gathers and m products of tiny b x b blocks (measured in
 bench/results/butterfly_kernel.md). For larger G the m butterfly factors are applied to z directly.
 
-PyTorch has no block-diagonal or butterfly operator for activations (torch.block_diag builds a dense
-matrix), so the gathers and block products are written here.
+PyTorch has no block-diagonal or butterfly product (torch.block_diag builds a dense matrix), so the gathers
+and block products are written here.
 """
 
 from __future__ import annotations
@@ -146,7 +146,8 @@ class ButterflyOrthogonal(nn.Module):
         return cayley(x)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
-        """R y along the last dimension of y (any leading shape)."""
+        """R y along the last dimension of y (any leading shape): for `matrix()`, tests and benchmarks. The
+        adapter layers never rotate activations; they rotate the weight (`left_multiply`)."""
         if y.shape[-1] != self.features:
             raise ValueError(
                 f"ButterflyOrthogonal expects last dimension {self.features}, got shape {tuple(y.shape)}: "
@@ -157,14 +158,12 @@ class ButterflyOrthogonal(nn.Module):
         # Work on the transposed (d, n) layout: a feature gather is then a copy of whole rows, and a
         # block product is one bmm (k, b, b) @ (k, b, n) with no transposes between factors.
         z = self.left_multiply(y.reshape(-1, d).transpose(0, 1))  # (d, n)
-        # Back to row-major: one copy of (n, d). A transposed view would be cheaper here but spreads
-        # downstream (elementwise ops keep the layout): attention then gets a query whose last dimension is
-        # not contiguous, and scaled_dot_product_attention falls back to its math path, which stores the
-        # whole attention matrix (about +13% training memory and slower steps on SmolLM2).
+        # Back to row-major (one copy of (n, d)): the caller gets y's layout, not a transposed view.
         return z.transpose(0, 1).contiguous().view(*lead, d)
 
     def left_multiply(self, z: torch.Tensor, groups: torch.Tensor | None = None) -> torch.Tensor:
-        """R z for z of shape (d, k): activations in the (d, tokens) layout, or a weight (d_out, d_in).
+        """R z for z of shape (d, k): in the BOFT and hybrid layers the frozen weight (d_out, d_in) or bias
+        (d_out, 1); from `forward`, activations in the (d, tokens) layout.
 
         groups: R's diagonal blocks from `group_blocks()`, when the caller has them already (to apply the
         same R twice without building it twice)."""

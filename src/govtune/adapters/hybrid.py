@@ -32,7 +32,7 @@ from govtune.adapters.base import AdapterLayer
 from govtune.adapters.boft import make_butterfly, rotated_linear
 from govtune.adapters.config import AdapterConfig
 from govtune.adapters.lora import add_lowrank
-from govtune.adapters.lora_ga import ga_init
+from govtune.adapters.lora_ga import GradientStart
 
 
 def _grad_norm(params) -> tuple[float, bool]:
@@ -43,19 +43,15 @@ def _grad_norm(params) -> tuple[float, bool]:
     return float(torch.linalg.vector_norm(torch.stack([g.float().norm() for g in grads]))), True
 
 
-class HybridLayer(AdapterLayer):
+class HybridLayer(GradientStart, AdapterLayer):
+    """The LoRA-GA branch (`GradientStart`: lora_A, lora_B from (lora_A0, lora_B0), W0 left as it is)
+    mixed by lam with the BOFT rotation `boft_R` of y0."""
+
     method = "hybrid"
 
     def __init__(self, base_layer: nn.Module, config: AdapterConfig, name: str = ""):
         super().__init__(base_layer, config, name)
-        self.r = config.r
-        self.config = config
-        self.lora_A = nn.Parameter(self._param_like(self.r, self.in_features))  # (r, d_in)
-        self.lora_B = nn.Parameter(self._param_like(self.out_features, self.r))  # (d_out, r)
-        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
-        nn.init.zeros_(self.lora_B)
-        self.register_buffer("lora_A0", torch.zeros_like(self.lora_A))
-        self.register_buffer("lora_B0", torch.zeros_like(self.lora_B))
+        self._add_lowrank(config.r)
         self.boft_R = make_butterfly(self.out_features, config, name).to(
             device=base_layer.weight.device, dtype=base_layer.weight.dtype)
         self.checkpoint = config.boft_checkpoint
@@ -144,19 +140,9 @@ class HybridLayer(AdapterLayer):
         self.lam_history.append(self._lam)
         return self._lam
 
-    # -- LoRA-GA init -------------------------------------------------------------------------------
-    @torch.no_grad()
-    def init_from_gradient(self, grad: torch.Tensor) -> None:
-        c = self.config
-        a0, b0 = ga_init(grad, self.r, gamma=c.ga_gamma, direction=c.ga_direction, niter=c.ga_svd_niter)
-        for dst, src in ((self.lora_A, a0), (self.lora_B, b0), (self.lora_A0, a0), (self.lora_B0, b0)):
-            dst.copy_(src)
-
     # -- forward, merge -----------------------------------------------------------------------------
     def adapted_forward(self, x: torch.Tensor) -> torch.Tensor:
-        # (B A - B0 A0) x = [B, -B0] [A; A0] x: one rank-2r product.
-        a = torch.cat([self.lora_A, self.lora_A0], dim=0)  # (2r, d_in)
-        b = torch.cat([self.lora_B, -self.lora_B0], dim=1)  # (d_out, 2r)
+        a, b = self.factors_from_start()  # (B A - B0 A0) x = [B, -B0] [A; A0] x: one rank-2r product
         if self.mixer_grad:  # the mixer's validation forward: the same map, differentiable in phi
             lam_t = self.lam_of_phi().to(self.weight.dtype)  # lerp wants the weight's dtype
             mixed = rotated_linear(self, self.boft_R, x, self.checkpoint, lam_t)
@@ -167,11 +153,6 @@ class HybridLayer(AdapterLayer):
         # the low-rank term added inside the GEMM
         return add_lowrank(mixed, F.linear(x, a), b, lam * self.scaling)
 
-    def delta_lowrank(self) -> torch.Tensor:
-        """s (B A - B0 A0), (d_out, d_in), float32."""
-        return self.scaling * (self.lora_B.float() @ self.lora_A.float()
-                               - self.lora_B0.float() @ self.lora_A0.float())
-
     def _mix_matrix(self) -> torch.Tensor:
         """M = lam I + (1 - lam) R, so that y = M y0 + lam s (BA - B0A0) x."""
         r = self.boft_R.matrix().float()
@@ -179,11 +160,11 @@ class HybridLayer(AdapterLayer):
 
     def _merge(self, w, b):
         m = self._mix_matrix()
-        return m @ w + self._lam * self.delta_lowrank(), None if b is None else m @ b
+        return m @ w + self._lam * self.delta_from_start(), None if b is None else m @ b
 
     def _unmerge(self, w, b):
         m = self._mix_matrix()
-        w0 = torch.linalg.solve(m, w - self._lam * self.delta_lowrank())
+        w0 = torch.linalg.solve(m, w - self._lam * self.delta_from_start())
         return w0, None if b is None else torch.linalg.solve(m, b)
 
     @torch.no_grad()

@@ -21,8 +21,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from govtune.adapters.base import SUPPORTED_LAYERS
-from govtune.adapters.config import AdapterConfig
-from govtune.adapters.lora import LoraLayer
+from govtune.adapters.lora import LoraLayer, LowRankBranch
 
 
 def ga_init(grad: torch.Tensor, r: int, *, gamma: float = 16.0, direction: str = "arb2r", niter: int = 4,
@@ -103,41 +102,61 @@ def estimate_gradients(model: nn.Module, layers: Mapping[str, nn.Module], calibr
             for name, layer in layers.items()}
 
 
-class LoraGALayer(LoraLayer):
-    """LoRA whose A, B start at the gradient-derived (A0, B0), with W0 offset by s B0 A0."""
+class GradientStart(LowRankBranch):
+    """LowRankBranch that starts at the gradient-derived (A0, B0), kept as persistent buffers: a saved
+    adapter carries its start, and B A - B0 A0 (the branch's change since then) is at hand. Used by
+    LoRA-GA, which offsets W0 by s B0 A0, and by the hybrid, which keeps the offset inside the branch."""
+
+    lora_A0: torch.Tensor
+    lora_B0: torch.Tensor
+
+    def _add_lowrank(self, r: int) -> None:
+        super()._add_lowrank(r)
+        # Zero until `init_from_gradient` or a load: s B0 A0 is then zero as well.
+        self.register_buffer("lora_A0", torch.zeros_like(self.lora_A))
+        self.register_buffer("lora_B0", torch.zeros_like(self.lora_B))
+
+    def offset(self) -> torch.Tensor:
+        """s B0 A0, (d_out, d_in), float32."""
+        return self.scaling * (self.lora_B0.float() @ self.lora_A0.float())
+
+    def delta_from_start(self) -> torch.Tensor:
+        """s (B A - B0 A0), (d_out, d_in), float32."""
+        return self.scaling * (self.lora_B.float() @ self.lora_A.float()
+                               - self.lora_B0.float() @ self.lora_A0.float())
+
+    def factors_from_start(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """([A; A0] (2r, d_in), [B, -B0] (d_out, 2r)): B A - B0 A0 as one rank-2r product."""
+        return torch.cat([self.lora_A, self.lora_A0], dim=0), torch.cat([self.lora_B, -self.lora_B0], dim=1)
+
+    @torch.no_grad()
+    def _start_at(self, a0: torch.Tensor, b0: torch.Tensor) -> None:
+        """A0 = A = a0, B0 = B = b0."""
+        for dst, src in ((self.lora_A0, a0), (self.lora_B0, b0), (self.lora_A, a0), (self.lora_B, b0)):
+            dst.copy_(src)
+
+    def init_from_gradient(self, grad: torch.Tensor) -> None:
+        c = self.config
+        a0, b0 = ga_init(grad, self.r, gamma=c.ga_gamma, direction=c.ga_direction, niter=c.ga_svd_niter)
+        self._start_at(a0.to(self.lora_A.device), b0.to(self.lora_B.device))
+
+
+class LoraGALayer(GradientStart, LoraLayer):
+    """LoRA whose A, B start at the gradient-derived (A0, B0), with W0 offset by s B0 A0 (the layer is always
+    "offset by its own (A0, B0)", zero before the init)."""
 
     method = "lora_ga"
 
-    def __init__(self, base_layer: nn.Module, config: AdapterConfig, name: str = ""):
-        super().__init__(base_layer, config, name)
-        # Zero until `init_from_gradient` or a load: the offset s B0 A0 is then zero as well, so the layer
-        # is always "offset by its own (A0, B0)".
-        self.register_buffer("lora_A0", torch.zeros_like(self.lora_A))
-        self.register_buffer("lora_B0", torch.zeros_like(self.lora_B))
-        self._config = config
-
-    def offset(self) -> torch.Tensor:
-        """s B0 A0, (d_out, d_in), float32: what was taken out of W0."""
-        return self.scaling * (self.lora_B0.float() @ self.lora_A0.float())
-
     @torch.no_grad()
-    def _set_init(self, a0: torch.Tensor, b0: torch.Tensor) -> None:
+    def _start_at(self, a0: torch.Tensor, b0: torch.Tensor) -> None:
         if self.merged:
             raise ValueError(f"{self.name}: unmerge the adapter before re-initialising it")
         self._rewrite_base(lambda w, b: (w + self.offset(), b))  # undo the previous offset
-        self.lora_A0.copy_(a0)
-        self.lora_B0.copy_(b0)
-        self.lora_A.copy_(a0)
-        self.lora_B.copy_(b0)
+        super()._start_at(a0, b0)
         self._rewrite_base(lambda w, b: (w - self.offset(), b))
-
-    def init_from_gradient(self, grad: torch.Tensor) -> None:
-        c = self._config
-        a0, b0 = ga_init(grad, self.r, gamma=c.ga_gamma, direction=c.ga_direction, niter=c.ga_svd_niter)
-        self._set_init(a0.to(self.lora_A.device), b0.to(self.lora_B.device))
 
     @torch.no_grad()
     def load_adapter_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         self.check_adapter_state(state)
-        self._set_init(state["lora_A0"], state["lora_B0"])  # swaps the offset to the saved one
+        self._start_at(state["lora_A0"], state["lora_B0"])  # swaps the offset to the saved one
         super().load_adapter_state_dict(state)

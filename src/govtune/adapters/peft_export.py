@@ -26,7 +26,7 @@ PEFT_CONFIG = "adapter_config.json"
 
 def export_peft(model: nn.Module, path: str | os.PathLike) -> Path:
     """Write the model's LoRA / LoRA-GA adapter as a PEFT LoRA adapter directory; returns it."""
-    from peft import LoraConfig
+    from peft import LoraConfig  # seconds to import, and only this export needs it
 
     state = adapter_state(model)
     if state is None or state["config"].method not in ("lora", "lora_ga"):
@@ -40,10 +40,8 @@ def export_peft(model: nn.Module, path: str | os.PathLike) -> Path:
         raise ValueError("unmerge the adapters (unmerge_adapters(model)) before export_peft")
     tensors: dict[str, torch.Tensor] = {}
     for name, layer in layers.items():
-        a, b = layer.lora_A.detach(), layer.lora_B.detach()
-        if isinstance(layer, LoraGALayer):
-            a = torch.cat([a, layer.lora_A0], dim=0)  # (2r, d_in)
-            b = torch.cat([b, -layer.lora_B0], dim=1)  # (d_out, 2r)
+        with torch.no_grad():
+            a, b = layer.factors_from_start() if isinstance(layer, LoraGALayer) else (layer.lora_A, layer.lora_B)
         tensors[f"base_model.model.{name}.lora_A.weight"] = a.cpu().contiguous()
         tensors[f"base_model.model.{name}.lora_B.weight"] = b.cpu().contiguous()
     rank = config.r * (2 if config.method == "lora_ga" else 1)

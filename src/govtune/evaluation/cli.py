@@ -10,6 +10,20 @@ import argparse
 import time
 from pathlib import Path
 
+import torch
+
+from govtune.atomic import atomic_write_json, atomic_write_jsonl, atomic_write_text
+from govtune.data import FLORES_EVAL_LINES, FLORES_POOL_LINES, XNLI_EVAL_ROWS, XNLI_POOL_ROWS
+from govtune.evaluation import evaluate_flores, evaluate_xnli
+from govtune.evaluation.bootstrap import task_intervals
+from govtune.evaluation.calibration import check_calibration_sets
+from govtune.evaluation.incontext import with_context
+from govtune.evaluation.report import flores_figure, report_markdown
+from govtune.evaluation.sharding import process_state
+from govtune.governance.io import read_jsonl
+from govtune.tasks.flores import load_flores
+from govtune.tasks.xnli import load_xnli
+
 TASKS = ("xnli", "flores")
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "spiece.model", "vocab.json",
                     "vocab.txt", "sentencepiece.bpe.model")
@@ -61,6 +75,10 @@ def register(subparsers) -> None:
 def load_for_eval(name: str, adapter: str | None = None):
     """(model, tokenizer): causal LMs through govtune.models.load_model; checkpoints whose architecture
     is a sequence-classification head through AutoModelForSequenceClassification."""
+    # transformers takes seconds to import: it loads with the model, not with `govtune --help`
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    from govtune.adapters import load_adapter
     from govtune.models import load_model
 
     path = Path(name).expanduser()
@@ -68,17 +86,11 @@ def load_for_eval(name: str, adapter: str | None = None):
         if not any((path / f).exists() for f in _TOKENIZER_FILES):
             raise ValueError(f"model directory {path} has no tokenizer files: save the tokenizer next to the "
                              f"weights (tokenizer.save_pretrained('{path}')) or copy them from the base model")
-        from transformers import AutoConfig
-
         archs = AutoConfig.from_pretrained(path).architectures or []
         if any(a.endswith("ForSequenceClassification") for a in archs):
-            from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
             return AutoModelForSequenceClassification.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path)
     model, tok = load_model(name)
     if adapter is not None:
-        from govtune.adapters import load_adapter
-
         model = load_adapter(model, adapter) or model
         model.eval()
     return model, tok
@@ -93,11 +105,6 @@ def _split_list(value: str, what: str) -> list[str]:
 
 def _incontext_pool(args, data: dict[str, list[dict]]) -> dict[str, list[dict]]:
     """Where in-context examples come from: a given JSON-lines pool (XNLI), else the split's pool rows."""
-    from govtune.data import FLORES_POOL_LINES, XNLI_POOL_ROWS
-    from govtune.governance.io import read_jsonl
-    from govtune.tasks.flores import load_flores
-    from govtune.tasks.xnli import load_xnli
-
     if args.shots < 0:
         raise ValueError(f"--shots must be >= 0, got {args.shots}")
     if args.task == "xnli":
@@ -127,9 +134,6 @@ def parse_calibrate_on(spec: str) -> tuple[str, range | None]:
 
 def _calibration_data(args, langs: list[str]) -> dict[str, list[dict]]:
     """The validation rows of --calibrate-on, per language: a bare dev means its few-shot pool rows."""
-    from govtune.data import XNLI_POOL_ROWS
-    from govtune.tasks.xnli import load_xnli
-
     split, rows = parse_calibrate_on(args.calibrate_on)
     if rows is None and split == "dev":
         rows = XNLI_POOL_ROWS
@@ -139,10 +143,6 @@ def _calibration_data(args, langs: list[str]) -> dict[str, list[dict]]:
 def _test_data(args, default_rows: bool) -> dict[str, list[dict]]:
     """The test examples per language (XNLI) or direction (FLORES), loaded before the model so that a wrong
     language or path fails in a second, not after a model load."""
-    from govtune.data import FLORES_EVAL_LINES, XNLI_EVAL_ROWS
-    from govtune.tasks.flores import load_flores
-    from govtune.tasks.xnli import load_xnli
-
     try:
         if args.task == "xnli":
             return {lang: load_xnli(lang, args.split, args.data, rows=XNLI_EVAL_ROWS if default_rows else None,
@@ -166,9 +166,6 @@ def _with_context_and_calibration(args, data: dict[str, list[dict]]
                                   ) -> tuple[dict[str, list[dict]], dict[str, list[dict]] | None]:
     """The test examples with their in-context demonstrations (--shots), and the validation examples of
     --calibrate-on carrying the same demonstrations (None without it). Checked before the model loads."""
-    from govtune.evaluation.calibration import check_calibration_sets
-    from govtune.evaluation.incontext import with_context
-
     calibration = None
     if args.calibrate_on is not None:
         calibration = _calibration_data(args, list(data))
@@ -183,9 +180,7 @@ def _with_context_and_calibration(args, data: dict[str, list[dict]]
 
 def _write_outputs(args, metrics: dict, preds: list[dict]) -> None:
     """metrics.json, predictions.jsonl, report.md and its figure, then a one-line summary."""
-    from govtune.atomic import atomic_write_json, atomic_write_jsonl, atomic_write_text
-    from govtune.evaluation.plots import reliability_diagram
-    from govtune.evaluation.report import flores_figure, report_markdown
+    from govtune.evaluation.plots import reliability_diagram  # matplotlib: slow to import, for figures only
 
     out = Path(args.out)
     if args.task == "xnli":
@@ -210,12 +205,6 @@ def _write_outputs(args, metrics: dict, preds: list[dict]) -> None:
 
 
 def run(args) -> int:
-    import torch
-
-    from govtune.evaluation import evaluate_flores, evaluate_xnli
-    from govtune.evaluation.bootstrap import task_intervals
-    from govtune.evaluation.sharding import process_state
-
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.calibrate_on is not None and args.task != "xnli":

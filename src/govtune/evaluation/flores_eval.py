@@ -8,10 +8,12 @@ import math
 import time
 from functools import lru_cache
 
+from govtune.data import FLORES_POOL_LINES
 from govtune.evaluation.metrics import bleu_with_signature, corpus_chrf, macro, parity_gap
-from govtune.evaluation.scoring import (context_length, count_sentences, generate_lines, require_tokenizer,
-                                        special_prefix)
+from govtune.evaluation.scoring import context_length, count_sentences, generate_lines, require_tokenizer
 from govtune.evaluation.xnli_eval import check_examples
+from govtune.tasks.encoding import special_prefix
+from govtune.tasks.flores import load_flores
 from govtune.tasks.languages import script
 from govtune.tasks.prompts import flores_prompt
 
@@ -28,9 +30,6 @@ def _pool_ratio(tokenizer, src: str, tgt: str) -> float:
     tokens for Chinese and ~5x for Hindi (Devanagari split into byte pieces), so one fixed factor would
     either cut real translations or leave the cap useless. The pool (lines 0..499) is disjoint from the
     evaluation lines, so no evaluation reference informs the budget."""
-    from govtune.data import FLORES_POOL_LINES
-    from govtune.tasks.flores import load_flores
-
     try:
         pool = load_flores(src, tgt, lines=FLORES_POOL_LINES)
     except (ValueError, FileNotFoundError, OSError):

@@ -9,13 +9,18 @@ datasets from a hub (or a filled Hugging Face cache)."""
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import json
 import math
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from govtune.atomic import atomic_write_json, atomic_write_text
+from govtune.evaluation.cli import load_for_eval
+from govtune.tasks.lm_eval_xnli import write_tasks
 
 RESULTS_FILE = "results.json"
 REPORT_FILE = "report.md"
@@ -23,6 +28,7 @@ TASKS_DIR = "tasks"  # the rendered govtune tasks: an lm-eval --include_path
 
 
 def _lm_eval():
+    # lm-evaluation-harness is an optional extra (and slow to import): loaded here, with an install hint.
     try:
         import lm_eval
     except ModuleNotFoundError as e:
@@ -35,7 +41,6 @@ def task_manager(tasks: list[str], tasks_dir: str | Path, include_path: list[str
     """An lm-eval TaskManager that knows `tasks`: govtune's rendered into tasks_dir, then include_path,
     then lm-eval's built-in tasks (indexed only when a name needs them: that takes seconds)."""
     _lm_eval()
-    from govtune.tasks.lm_eval_xnli import write_tasks
     from lm_eval.tasks import TaskManager
 
     if not tasks:
@@ -153,8 +158,6 @@ def _n_shot(results: dict[str, Any]) -> str:
 
 # --- `govtune lm-eval` -------------------------------------------------------------------------------
 def register(subparsers) -> None:
-    import argparse
-
     p = subparsers.add_parser(
         "lm-eval", help="run lm-evaluation-harness tasks on a model (optionally with a govtune adapter)",
         description="Run lm-evaluation-harness on the model as loaded (adapter applied in memory, no export) "
@@ -179,10 +182,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    import torch
-
-    from govtune.evaluation.cli import load_for_eval
-
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     check_options(args.limit, args.num_fewshot, args.batch_size)
     out = Path(args.out)

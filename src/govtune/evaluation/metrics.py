@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from sacrebleu.metrics import BLEU, CHRF
 
 ECE_BINS = 15
 
@@ -78,15 +79,11 @@ def bleu_tokenizer(tgt_lang: str) -> str:
 
 def bleu_metric(tgt_lang: str):
     """sacreBLEU's BLEU as scored here (defaults, the target's tokenizer); the bootstrap reuses it."""
-    from sacrebleu.metrics import BLEU
-
     return BLEU(tokenize=bleu_tokenizer(tgt_lang))
 
 
 def chrf_metric():
     """chrF++ (character 6-grams plus word bigrams)."""
-    from sacrebleu.metrics import CHRF
-
     return CHRF(word_order=2)
 
 

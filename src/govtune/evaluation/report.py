@@ -69,7 +69,7 @@ def report_markdown(metrics: dict, figure: str | None = None) -> str:
 
 
 def flores_figure(metrics: dict, path) -> Path:
-    from govtune.evaluation.plots import plt, save_figure
+    from govtune.evaluation.plots import plt, save_figure  # matplotlib: slow to import, needed for figures only
 
     pairs = list(metrics["pairs"])
     fig, ax = plt.subplots(figsize=(1.6 + 1.2 * len(pairs), 3.2))

@@ -1,11 +1,9 @@
 """Model scoring primitives: log-likelihoods of continuations, sequence-classification probabilities,
 and greedy generation, all batched.
 
-Log-likelihoods follow lm-evaluation-harness: prompt and continuation are tokenised jointly and the
-continuation is whatever the joint encoding adds after the longest prefix shared with the prompt alone,
-so a token that merges across the boundary is scored as part of the continuation. Padding is done here,
-not by the tokenizer, so that the same code serves left and right padding with explicit attention masks
-and position ids (left padding lets us keep only the last logits, the memory-light default)."""
+Requests are token ids encoded by `govtune.tasks.encoding` (prompt and continuation tokenised jointly, as
+lm-evaluation-harness does, and as training encodes them), padded there with explicit attention masks and
+position ids, left or right (left padding lets us keep only the last logits, the memory-light default)."""
 
 from __future__ import annotations
 
@@ -18,6 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from govtune.evaluation.sharding import map_batches
+from govtune.tasks.encoding import pad_batch, pad_token_id
+from govtune.tasks.xnli import LABELS
 
 
 def require_tokenizer(tokenizer, model=None) -> None:
@@ -27,71 +27,12 @@ def require_tokenizer(tokenizer, model=None) -> None:
                          f"tokenizer files, or AutoTokenizer.from_pretrained(<same name>))")
 
 
-def special_prefix(tokenizer) -> list[int]:
-    """Tokens the tokenizer puts before any text (BOS for Llama-style models; none for ByT5/SmolLM2).
-
-    Found by encoding with and without special tokens, since tokenizers add BOS and EOS inconsistently
-    (ByT5 appends EOS, which must never sit between a prompt and its continuation)."""
-    with_sp = tokenizer.encode("a", add_special_tokens=True)
-    without = tokenizer.encode("a", add_special_tokens=False)
-    for i in range(len(with_sp) - len(without) + 1):
-        if with_sp[i:i + len(without)] == without:
-            return list(with_sp[:i])
-    return []
-
-
-def _lcp(a: Sequence[int], b: Sequence[int]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
-
-
-def encode_pair(tokenizer, context: str, continuation: str, prefix: list[int] | None = None
-                ) -> tuple[list[int], list[int]]:
-    """(context ids, continuation ids) of `context + continuation` tokenised jointly."""
-    if not continuation:
-        raise ValueError("empty continuation: every scored label needs at least one character")
-    prefix = special_prefix(tokenizer) if prefix is None else prefix
-    whole = tokenizer.encode(context + continuation, add_special_tokens=False)
-    alone = tokenizer.encode(context, add_special_tokens=False)
-    k = min(_lcp(whole, alone), len(whole) - 1)
-    ctx = prefix + whole[:k]
-    if not ctx:
-        raise ValueError("empty context: the prompt must not be empty (nothing to condition the first token on)")
-    return ctx, whole[k:]
-
-
-def pad_token_id(tokenizer) -> int:
-    for tid in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0):
-        if tid is not None:
-            return int(tid)
-    return 0
-
-
 def _base(model):
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
 def accepts(model, name: str) -> bool:
     return name in inspect.signature(_base(model).forward).parameters
-
-
-def pad_batch(seqs: list[list[int]], pad_id: int, side: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(input_ids, attention_mask, position_ids), padded on `side` ("left" or "right")."""
-    if side not in ("left", "right"):
-        raise ValueError(f"padding side must be 'left' or 'right', got {side!r}")
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for i, s in enumerate(seqs):
-        sl = slice(width - len(s), width) if side == "left" else slice(0, len(s))
-        ids[i, sl] = torch.tensor(s, dtype=torch.long)
-        mask[i, sl] = 1
-    # Real tokens get positions 0..len-1 whatever the padding; pads get 0 (masked anyway).
-    pos = (mask.cumsum(-1) - 1).clamp(min=0)
-    return ids, mask, pos
 
 
 def _forward(model, ids, mask, pos, keep: int = 0, past=None):
@@ -186,8 +127,6 @@ def _score_tails_uncached(model, ctxs, rest, out, pad_id) -> None:
 
 def _class_order(model) -> list[int]:
     """Column of each of LABELS (entailment, neutral, contradiction) in the head's output."""
-    from govtune.tasks.xnli import LABELS
-
     id2label = {int(k): str(v).lower() for k, v in (getattr(model.config, "id2label", None) or {}).items()}
     if len(id2label) != 3:
         raise ValueError(f"the classification head has {len(id2label)} labels: an XNLI head needs 3 "

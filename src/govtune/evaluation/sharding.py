@@ -12,6 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+import torch
+from accelerate import PartialState
+from accelerate.utils import gather_object, parse_flag_from_env
 from tqdm.auto import tqdm
 
 B = TypeVar("B")
@@ -24,10 +27,6 @@ def process_state():
     On a machine without an accelerator (or with ACCELERATE_USE_CPU set, as `accelerate launch --cpu`
     does) the processes are CPU processes joined by gloo: PartialState only forms that group when asked
     for the CPU, and otherwise leaves each launched process on its own."""
-    import torch
-    from accelerate import PartialState
-    from accelerate.utils import parse_flag_from_env
-
     return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.accelerator.is_available())
 
 
@@ -45,8 +44,6 @@ def map_batches(fn: Callable[[B], R], batches: Sequence[B], *, progress: bool = 
     state = process_state()
     if state.num_processes == 1:
         return [fn(b) for b in tqdm(batches, disable=not progress, desc=desc, unit=unit)]
-    from accelerate.utils import gather_object
-
     with state.split_between_processes(round_robin(len(batches), state.num_processes)) as mine:
         bar = tqdm(mine, disable=not (progress and state.is_main_process), desc=f"{desc} [process 0 of "
                    f"{state.num_processes}]", unit=unit)

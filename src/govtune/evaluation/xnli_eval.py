@@ -13,8 +13,9 @@ import numpy as np
 from govtune.evaluation import robustness as rob
 from govtune.evaluation.calibration import TemperatureScaling, check_calibration_sets
 from govtune.evaluation.metrics import accuracy, expected_calibration_error, macro, parity_gap
-from govtune.evaluation.scoring import (classify_pairs, context_length, encode_pair, is_classifier,
-                                        loglikelihoods, pad_token_id, require_tokenizer, special_prefix)
+from govtune.evaluation.scoring import (classify_pairs, context_length, is_classifier, loglikelihoods,
+                                        require_tokenizer)
+from govtune.tasks.encoding import encode_pair, pad_token_id, special_prefix
 from govtune.tasks.prompts import xnli_continuations, xnli_prompt
 from govtune.tasks.xnli import LABELS
 

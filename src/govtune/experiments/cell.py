@@ -21,8 +21,8 @@ from govtune.evaluation.lm_eval_harness import evaluate_lm_eval, summarize, task
 from govtune.experiments.config import BASE, INCONTEXT, StudyConfig
 from govtune.experiments.data import StudyData
 from govtune.experiments.layout import RunLayout
+from govtune.tasks.encoding import PairCollator, encode_training_pairs, pad_token_id
 from govtune.training import ResumeMismatch, train
-from govtune.training.data import PairCollator, encode_pairs, pad_id
 
 
 @dataclass(frozen=True)
@@ -55,8 +55,8 @@ def grid_cells(config: StudyConfig) -> list[Cell]:
 
 def _calibration_batches(model, tokenizer, pairs, config: StudyConfig, device) -> list[dict[str, torch.Tensor]]:
     """A few training batches (with labels) for the LoRA-GA gradient estimate, in a fixed order."""
-    enc = encode_pairs(tokenizer, pairs[: config.batch_size * config.calibration_batches], config.max_length)
-    collate = PairCollator(pad_id(tokenizer))
+    enc = encode_training_pairs(tokenizer, pairs[: config.batch_size * config.calibration_batches], config.max_length)
+    collate = PairCollator(pad_token_id(tokenizer))
     keys = {"input_ids", "attention_mask", "labels"}
     if "position_ids" in inspect.signature(model.forward).parameters:
         keys.add("position_ids")  # left padding: positions must not count the pads

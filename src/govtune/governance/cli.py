@@ -5,6 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from govtune.governance.config import CurationConfig
+from govtune.governance.io import load_pool, read_jsonl, write_json, write_jsonl, write_text
+from govtune.governance.pipeline import check_languages, curate
+from govtune.governance.report import report_markdown
+from govtune.governance.sampling import sample_kshot
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -39,12 +45,6 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from govtune.governance.config import CurationConfig
-    from govtune.governance.io import load_pool, read_jsonl, write_json, write_jsonl, write_text
-    from govtune.governance.pipeline import check_languages, curate
-    from govtune.governance.report import report_markdown
-    from govtune.governance.sampling import sample_kshot
-
     langs = check_languages(args.langs)
     config = CurationConfig(skip_invalid=args.skip_invalid,
                             skip=tuple(x.strip() for x in args.skip.split(",") if x.strip()))
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         protected, _ = read_jsonl(args.protected, None, skip_invalid=False)
     model = tokenizer = None
     if args.ppl_model and args.stage == "c2":
-        from govtune.models import load_model
+        from govtune.models import load_model  # torch and transformers: only for the perplexity model
 
         model, tokenizer = load_model(args.ppl_model)
     result = curate(records, langs, args.stage, reference_model=model, reference_tokenizer=tokenizer,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 
 from govtune.governance.records import KNOWN_LANGUAGES
 
@@ -175,19 +175,18 @@ def curation_config(options: dict | None, where: str = "curation_options") -> Cu
     """A CurationConfig from plain (YAML) options, nested sections included:
     {"perplexity": {"drop_top_percent": 5}, "skip_invalid": true}. A step's section set to false leaves the
     step out ({"perplexity": false} adds it to `skip`); true keeps its defaults."""
-    import dataclasses
-
-    fields = {f.name: f for f in dataclasses.fields(CurationConfig)}
+    by_name = {f.name: f for f in fields(CurationConfig)}
     kwargs: dict = {}
     skip = list(options.get("skip", ())) if options else []
     for key, value in (options or {}).items():
         if key == "skip":
             continue
-        if key not in fields:
-            close = difflib.get_close_matches(key, list(fields), n=1, cutoff=0.5)
+        if key not in by_name:
+            close = difflib.get_close_matches(key, list(by_name), n=1, cutoff=0.5)
             raise ValueError(f"{where}: unknown key {key!r}{f' (did you mean {close[0]!r}?)' if close else ''}; "
-                             f"valid keys: {', '.join(fields)}")
-        section = fields[key].default_factory if fields[key].default_factory is not dataclasses.MISSING else None
+                             f"valid keys: {', '.join(by_name)}")
+        factory = by_name[key].default_factory
+        section = factory if factory is not MISSING else None
         if section is not None and isinstance(value, bool):
             if key not in STEP_NAMES:
                 raise ValueError(f"{where}.{key}: give a mapping of options (only steps can be switched off)")

@@ -69,7 +69,7 @@ def load_pool(source: str | Path, langs: Sequence[str] | None = None, skip_inval
     path = Path(source)
     if path.is_file():
         return read_jsonl(path, langs, skip_invalid)
-    import datasets
+    import datasets  # heavy (pyarrow, pandas): only for a saved or hub dataset, never for JSON lines
 
     if path.is_dir():
         ds = datasets.load_from_disk(str(path))
@@ -102,7 +102,7 @@ def load_pool(source: str | Path, langs: Sequence[str] | None = None, skip_inval
 def class_names(ds) -> list[str] | None:
     """The names of a `datasets` ClassLabel `label` column (its integers mean these names, in this order,
     which need not be XNLI's), or None when the column is absent or plain."""
-    import datasets
+    import datasets  # already loaded: `ds` is a dataset
 
     feature = ds.features.get(LABEL_FIELD)
     return list(feature.names) if isinstance(feature, datasets.ClassLabel) else None

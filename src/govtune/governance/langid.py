@@ -17,7 +17,7 @@ from govtune.governance.records import Record, Step, text_fields
 
 @functools.lru_cache(maxsize=4)
 def lingua_detector(candidates: tuple[str, ...]):
-    from lingua import IsoCode639_1, LanguageDetectorBuilder
+    from lingua import IsoCode639_1, LanguageDetectorBuilder  # slow to import; only the chosen backend loads
 
     codes = [getattr(IsoCode639_1, c.upper()) for c in candidates]
     return LanguageDetectorBuilder.from_iso_codes_639_1(*codes).with_preloaded_language_models().build()
@@ -25,7 +25,7 @@ def lingua_detector(candidates: tuple[str, ...]):
 
 @functools.lru_cache(maxsize=4)
 def langid_identifier(candidates: tuple[str, ...]):
-    from langid.langid import LanguageIdentifier, model
+    from langid.langid import LanguageIdentifier, model  # unpacks its model on import; only when chosen
 
     ident = LanguageIdentifier.from_modelstring(model, norm_probs=True)
     known = set(ident.nb_classes)

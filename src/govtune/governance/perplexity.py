@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from govtune.governance.config import PerplexityConfig
 from govtune.governance.records import Record, Step, full_text
+from govtune.tasks.encoding import pad_batch, pad_token_id
 
 
 @torch.inference_mode()
@@ -24,9 +25,7 @@ def perplexities(model, tokenizer, texts: Sequence[str], batch_size: int = 16, m
     """exp(mean token negative log-likelihood) of each text, batched with right padding."""
     if not texts:
         return np.zeros(0)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    if pad_id is None:
-        raise ValueError("the reference tokenizer has neither a pad nor an eos token: set tokenizer.pad_token")
+    pad_id = pad_token_id(tokenizer)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -36,12 +35,7 @@ def perplexities(model, tokenizer, texts: Sequence[str], batch_size: int = 16, m
     bar = tqdm(total=len(texts), desc="perplexity", unit="rec", disable=not progress)
     for lo in range(0, len(order), batch_size):
         idx = order[lo:lo + batch_size]
-        width = max(len(encoded[i]) for i in idx)
-        ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(idx), width), dtype=torch.long)
-        for row, i in enumerate(idx):
-            ids[row, :len(encoded[i])] = torch.tensor(encoded[i])
-            mask[row, :len(encoded[i])] = 1
+        ids, mask, _ = pad_batch([encoded[i] for i in idx], pad_id, "right")
         ids, mask = ids.to(device), mask.to(device)
         logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()  # (B, T-1, V)
         nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")

@@ -75,7 +75,7 @@ def build_steps(langs: Sequence[str], stage: str, config: CurationConfig, *, ref
         else:
             if reference_tokenizer is None:
                 raise ValueError("reference_model was given without reference_tokenizer: pass both")
-            from govtune.governance.perplexity import PerplexityStep
+            from govtune.governance.perplexity import PerplexityStep  # torch: the rest of curation runs without it
 
             steps.append(PerplexityStep(reference_model, reference_tokenizer, config.perplexity, progress))
     return steps, notes

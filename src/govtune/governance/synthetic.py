@@ -6,9 +6,9 @@ of each step can be computed against the truth."""
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import regex
-from pathlib import Path
 
 from govtune.data import DATA_DIR, FLORES_EVAL_LINES, FLORES_POOL_LINES, XNLI_POOL_ROWS
 from govtune.tasks.languages import flores_code

@@ -1,4 +1,5 @@
-"""Evaluation tasks (XNLI, FLORES-200) and their prompts, shared by evaluation and training."""
+"""Evaluation tasks (XNLI, FLORES-200) and their prompts, shared by evaluation and training; their token
+encoding and padding is `govtune.tasks.encoding` (not imported here: it needs torch, the rest does not)."""
 
 from govtune.tasks.flores import load_flores
 from govtune.tasks.prompts import (XNLI_LABEL_WORDS, flores_prompt, flores_training_pair, xnli_prompt,

@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from govtune.data import DATA_DIR
+
 # Our split names follow the files (`dev`); the hub datasets call the same split `validation` (XNLI) or
 # keep `dev` (FLORES). Tried in order.
 HUB_SPLITS = {"dev": ("validation", "dev"), "validation": ("validation", "dev"), "devtest": ("devtest", "test"),
@@ -17,8 +19,6 @@ HUB_SPLITS = {"dev": ("validation", "dev"), "validation": ("validation", "dev"),
 def resolve(data_dir: str | Path | None) -> Path | str:
     """Local directory (Path) or hub dataset name (str)."""
     if data_dir is None:
-        from govtune.data import DATA_DIR
-
         return DATA_DIR
     path = Path(data_dir).expanduser()
     if path.is_dir():
@@ -32,7 +32,7 @@ def resolve(data_dir: str | Path | None) -> Path | str:
 
 def load_hub(name: str, config: str, split: str):
     """`datasets.load_dataset(name, config, split=...)`, trying our split's hub aliases in order."""
-    import datasets
+    import datasets  # heavy (pyarrow, pandas): loaded only for a hub dataset, never for the shipped data
 
     last: Exception | None = None
     for hub_split in HUB_SPLITS.get(split, (split,)):

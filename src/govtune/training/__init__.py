@@ -2,11 +2,10 @@
 
 from govtune.training.callbacks import Callback, EpochInfo, History, StepInfo
 from govtune.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from govtune.training.data import PairCollator, encode_pair, encode_pairs
 from govtune.training.footprint import Footprint, FootprintMeter
 from govtune.training.loop import (ResumeMismatch, TrainConfig, TrainingDiverged, TrainResult,
                                    evaluate_loss, make_accelerator, train)
 
-__all__ = ["Callback", "EpochInfo", "Footprint", "FootprintMeter", "History", "PairCollator", "ResumeMismatch",
-           "StepInfo", "TrainConfig", "TrainResult", "TrainingDiverged", "encode_pair", "encode_pairs", "evaluate_loss",
-           "latest_checkpoint", "load_checkpoint", "make_accelerator", "save_checkpoint", "train"]
+__all__ = ["Callback", "EpochInfo", "Footprint", "FootprintMeter", "History", "ResumeMismatch", "StepInfo",
+           "TrainConfig", "TrainResult", "TrainingDiverged", "evaluate_loss", "latest_checkpoint", "load_checkpoint",
+           "make_accelerator", "save_checkpoint", "train"]

@@ -27,9 +27,10 @@ from transformers import PreTrainedTokenizerBase, get_scheduler
 from govtune.adapters import (after_backward, learned_layers, mixing, phi_values, riemannian_modules,
                               trainable_parameters)
 from govtune.constants import MIXED_PRECISION
+from govtune.tasks.encoding import IGNORE_INDEX, PairCollator, encode_training_pairs, pad_token_id
 from govtune.training.callbacks import Callback, EpochInfo, History, StepInfo
 from govtune.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from govtune.training.data import LengthGroupedBatches, PairCollator, encode_pairs, pad_id
+from govtune.training.data import LengthGroupedBatches
 from govtune.training.footprint import Footprint, FootprintMeter
 from govtune.training.mixer import ValidationMixer
 
@@ -134,15 +135,15 @@ class TargetLoss:
             kwargs["position_ids"] = batch["position_ids"]
         width = labels.shape[1]
         if self.keep:
-            has = labels != -100
+            has = labels != IGNORE_INDEX
             first = int(has.float().argmax(dim=1)[has.any(dim=1)].min()) if has.any() else width - 1
             kwargs["logits_to_keep"] = max(width - first + 1, 2)  # from the token before the first target
         logits = model(**kwargs).logits  # (B, K, V), K <= T: the last K positions
         k = logits.shape[1]
         target = labels[:, width - k + 1:]  # logits at t predict token t + 1
         loss = F.cross_entropy(logits[:, :-1].float().reshape(-1, logits.shape[-1]), target.reshape(-1),
-                               ignore_index=-100, reduction="sum")
-        n = (target != -100).sum()
+                               ignore_index=IGNORE_INDEX, reduction="sum")
+        n = (target != IGNORE_INDEX).sum()
         return loss / n.clamp(min=1), n
 
 
@@ -208,9 +209,9 @@ class _Run:
 
     def _setup_data(self, tokenizer, train_pairs, val_pairs) -> None:
         config = self.config
-        self.collate = PairCollator(pad_id(tokenizer))
-        self.train_enc = encode_pairs(tokenizer, list(train_pairs), config.max_length)
-        self.val_enc = encode_pairs(tokenizer, list(val_pairs), config.max_length)
+        self.collate = PairCollator(pad_token_id(tokenizer))
+        self.train_enc = encode_training_pairs(tokenizer, list(train_pairs), config.max_length)
+        self.val_enc = encode_training_pairs(tokenizer, list(val_pairs), config.max_length)
         self.batches = LengthGroupedBatches([len(e.input_ids) for e in self.train_enc], config.batch_size,
                                             seed=config.seed)
         self.loader = DataLoader(self.train_enc, collate_fn=self.collate, batch_sampler=self.batches)

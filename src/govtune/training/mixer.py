@@ -16,6 +16,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from govtune.adapters import MixerOptimizer, mixer_gradient, mixer_parameters
+
 
 class ValidationMixer:
     """Steps phi of every learned hybrid layer from validation batches (see module docstring)."""
@@ -23,8 +25,6 @@ class ValidationMixer:
     def __init__(self, model: nn.Module, batches: list[dict[str, torch.Tensor]], every: int, lr: float,
                  seed: int, loss_fn: Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor],
                  accelerator=None):
-        from govtune.adapters import MixerOptimizer  # the training package runs without the adapter pillar
-
         if not batches:
             raise ValueError("lam_schedule 'learned' trains the mixer on the validation loss, but there is no "
                              "validation data: pass val_pairs to train() (in a study: val_per_language >= 1), or "
@@ -49,8 +49,6 @@ class ValidationMixer:
         returns nan (the loop stops the run)."""
         if step % self.every:
             return None
-        from govtune.adapters import mixer_gradient, mixer_parameters
-
         batch = self.batch_for(step // self.every - 1)
         was_training = self.model.training
         self.model.eval()
