@@ -9,26 +9,23 @@ difference (with - without, same method and seeds) of every headline metric.
 
 `record_curation` (run by the grid after curating) copies the curation reports into results.sqlite and
 computes the drawn counts from the curated pools in OUT/curation/; `governance_section` writes the report's
-governance section from the store alone. (The report helpers import report.py inside the functions: report.py
-imports this module.)"""
+governance section from the store alone."""
 
 from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from govtune.evaluation.metric_registry import LANG_LABELS
 from govtune.experiments.config import CURATION_STAGES, StudyConfig
 from govtune.experiments.data import StudyData, record_key
 from govtune.experiments.layout import StudyLayout
+from govtune.experiments.reading import Study, label, table
 from govtune.experiments.significance import MARK, fmt_difference
 from govtune.experiments.store import load_curation
 from govtune.experiments.store import record_curation as store_curation
 from govtune.governance import sample_kshot
-
-if TYPE_CHECKING:
-    from govtune.experiments.report import Study
 
 EXAMPLE_CHARS = 120  # a dropped example's text in the report, shortened
 EXAMPLES_SHOWN = 2  # per reason
@@ -144,7 +141,6 @@ def _dropped(cur: dict) -> dict[str, Counter]:
 
 def what_curation_did(s: "Study", cur: dict) -> str:
     """Records in, kept and dropped per curation, stage and language, with the reasons and a few examples."""
-    from govtune.experiments.report import table
 
     langs = s.config.get("languages") or sorted({r["language"] for r in cur["curation_counts"]})
     counts = {(r["curation"], r["stage"], r["language"], r["kind"]): r["n"] for r in cur["curation_counts"]
@@ -212,7 +208,6 @@ class Decision:
 
 def metric_columns(s: "Study") -> list[tuple[str, str, str]]:
     """(task, SQLite metric name, column title) of the ledger's deltas."""
-    from govtune.experiments.report import LANG_LABELS
 
     langs = s.config.get("languages") or ["en", "zh", "hi"]
     cols = [("xnli", "macro", "Macro"),
@@ -257,7 +252,6 @@ def build_ledger(s: "Study", cur: dict) -> list[Decision]:
 
 
 def ledger_text(s: "Study", decisions: list[Decision], figure: str | None) -> str:
-    from govtune.experiments.report import label, table
 
     langs = s.config.get("languages") or ["en", "zh", "hi"]
     rows = []
@@ -304,7 +298,6 @@ def ledger_text(s: "Study", decisions: list[Decision], figure: str | None) -> st
 def ledger_figure(s: "Study", decisions: list[Decision], path: Path) -> bool:
     """Per decision and method, each headline delta with its 95% paired interval."""
     from govtune.experiments.figures import _save, plt  # matplotlib: only when there is a ledger to draw
-    from govtune.experiments.report import label
 
     cols = [c for c in metric_columns(s) if not c[1].startswith("languages.")]
     rows = [(f"{d.label}\n{label(m)}", diffs) for d in decisions for m, diffs in d.deltas.items()]
