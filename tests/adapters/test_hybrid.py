@@ -140,3 +140,33 @@ def test_recomputing_the_rotated_weight_gives_the_same_gradients_and_stores_no_c
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
     assert stored[0] == 0 < stored[1]  # recomputed: R W0 is rebuilt in backward, not kept
+
+
+@pytest.mark.parametrize("recompute", [True, False])
+def test_forward_and_gradients_equal_the_branch_formula(recompute):
+    """The low-rank term folded into the weight gives the paper's per-token form, values and gradients:
+    y = y0 + lam s (B A - B0 A0) x + (1 - lam)(R y0 - y0)."""
+    torch.manual_seed(0)
+    base = nn.Linear(24, 32)
+    h = HybridLayer(base, AdapterConfig(method="hybrid", r=4, boft_checkpoint=recompute), "p")
+    h.init_from_gradient(torch.randn(32, 24))
+    with torch.no_grad():
+        h.boft_R.skew.normal_(0, 0.3)
+        h.lora_A.add_(0.1 * torch.randn_like(h.lora_A))
+        h.lora_B.add_(0.1 * torch.randn_like(h.lora_B))
+    h.set_lam(0.3)
+    x = torch.randn(5, 7, 24, dtype=torch.float64)
+    h.double()
+    params = [h.lora_A, h.lora_B, *h.boft_parameters()]
+
+    y = h(x)
+    got = torch.autograd.grad(y.pow(2).sum(), params)
+    y0 = base(x)
+    r = h.boft_R.matrix()
+    delta = (x @ h.lora_A.T) @ h.lora_B.T - (x @ h.lora_A0.T) @ h.lora_B0.T
+    want_y = y0 + 0.3 * h.scaling * delta + 0.7 * (y0 @ r.T - y0)
+    want = torch.autograd.grad(want_y.pow(2).sum(), params)
+    torch.testing.assert_close(y, want_y, atol=1e-10, rtol=1e-10)
+    for g, w in zip(got, want):
+        assert g.abs().max() > 0
+        torch.testing.assert_close(g, w, atol=1e-9, rtol=1e-9)

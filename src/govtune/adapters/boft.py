@@ -30,7 +30,8 @@ def make_butterfly(features: int, config: AdapterConfig, name: str) -> Butterfly
 
 
 def rotated_linear(layer: AdapterLayer, rotation: ButterflyOrthogonal, x: torch.Tensor, recompute: bool,
-                   lam: float | torch.Tensor | None = None) -> torch.Tensor:
+                   lam: float | torch.Tensor | None = None,
+                   lowrank: tuple[torch.Tensor, torch.Tensor, float] | None = None) -> torch.Tensor:
     """The layer's output with R applied to its frozen weight: x (R W0)^T + R b, which is R y0. For the
     hybrid (`lam` given: a float, or a 0-d tensor when lam is differentiated) the mix lam y0 + (1 - lam) R y0,
     as x M^T + lerp(R b, b, lam) with M = lerp(R W0, W0, lam).
@@ -41,6 +42,10 @@ def rotated_linear(layer: AdapterLayer, rotation: ButterflyOrthogonal, x: torch.
     copies. Step times against LoRA: bench/results/adapter_step.md (`python bench/adapter_step.py`).
     Backward adds one (d_out x d_in) weight-gradient product per layer, as for any rotation of W0.
 
+    `lowrank` = (a, b, scale) adds scale * b a to the weight (the hybrid's low-rank branch, b a of rank 2r):
+    one addmm on a weight-sized matrix that exists anyway, instead of two token-sized products forward and
+    four backward; its gradients come from the weight gradient backward computes for R anyway.
+
     With `recompute`, autograd keeps a recipe instead of M (a weight-sized tensor per adapted layer) and
     rebuilds M in backward from the same R (no tokens involved), so training stores only x, as LoRA does.
     PEFT's OFT rotates the weight too; PEFT's BOFT builds a dense d x d R to do it."""
@@ -50,8 +55,12 @@ def rotated_linear(layer: AdapterLayer, rotation: ButterflyOrthogonal, x: torch.
         rw = rotation.left_multiply(w, groups)
         return rw if lam is None else torch.lerp(rw, w, lam)
 
+    def build(w: torch.Tensor) -> torch.Tensor:  # the layer's weight: mix(W0) (+ scale b a)
+        m = mix(w)
+        return m if lowrank is None else torch.addmm(m, lowrank[1], lowrank[0], alpha=lowrank[2])
+
     w0, b0 = layer.weight, layer.bias
-    weight = mix(w0)
+    weight = build(w0)
     bias = None if b0 is None else mix(b0.reshape(-1, 1)).view(-1)
     if not (recompute and torch.is_grad_enabled()):
         return F.linear(x, weight, bias)
@@ -66,7 +75,7 @@ def rotated_linear(layer: AdapterLayer, rotation: ButterflyOrthogonal, x: torch.
     def unpack(saved):
         if isinstance(saved, tuple):
             with torch.no_grad():  # same parameters as in forward: the optimiser steps after backward
-                return mix(w0).as_strided(*saved)
+                return build(w0).as_strided(*saved)
         return saved
 
     with torch.autograd.graph.saved_tensors_hooks(pack, unpack):

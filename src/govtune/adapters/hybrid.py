@@ -8,7 +8,8 @@ W0: a fixed offset lam0 s B0 A0 in W0 would make every later change of lam move 
 (lam - lam0) s B0 A0, whose spectral norm is s d_out^(1/2) / gamma per unit of lam (3 for SmolLM2 q_proj),
 so the adaptive rule would perturb the model by itself. Kept in the branch, the output at init is the base
 output for any lam, and W0 and y0 stay those of the pretrained model (R rotates the real pretrained
-output). The extra cost is a rank-2r instead of rank-r product in the LoRA branch.
+output). The extra cost is a rank-2r instead of rank-r term, added to the layer's weight (d_out x d_in) where
+the rotated weight is built anyway, not computed per token (see `boft.rotated_linear`).
 
 lam is a plain float in the forward (detached by construction) and is updated after each backward by
 `update_lam`: adaptive lam = gL / (gL + gB) from branch gradient norms with the mixing factor divided out
@@ -31,7 +32,6 @@ from torch import nn
 from govtune.adapters.base import AdapterLayer
 from govtune.adapters.boft import make_butterfly, rotated_linear
 from govtune.adapters.config import AdapterConfig
-from govtune.adapters.lora import add_lowrank
 from govtune.adapters.lora_ga import GradientStart
 
 
@@ -142,16 +142,14 @@ class HybridLayer(GradientStart, AdapterLayer):
 
     # -- forward, merge -----------------------------------------------------------------------------
     def adapted_forward(self, x: torch.Tensor) -> torch.Tensor:
-        a, b = self.factors_from_start()  # (B A - B0 A0) x = [B, -B0] [A; A0] x: one rank-2r product
+        a, b = self.factors_from_start()  # B A - B0 A0 = [B, -B0] [A; A0]: one rank-2r product
         if self.mixer_grad:  # the mixer's validation forward: the same map, differentiable in phi
             lam_t = self.lam_of_phi().to(self.weight.dtype)  # lerp wants the weight's dtype
             mixed = rotated_linear(self, self.boft_R, x, self.checkpoint, lam_t)
             return mixed + (lam_t * self.scaling) * F.linear(F.linear(x, a), b)
         lam = self._lam
-        # lam y0 + (1 - lam) R y0 = y0 + (1 - lam)(R y0 - y0), as one linear map lerp(R W0, W0, lam).
-        mixed = rotated_linear(self, self.boft_R, x, self.checkpoint, lam)
-        # the low-rank term added inside the GEMM
-        return add_lowrank(mixed, F.linear(x, a), b, lam * self.scaling)
+        # lam y0 + (1 - lam) R y0 + lam s (BA - B0A0) x as one linear map: lerp(R W0, W0, lam) + lam s b a
+        return rotated_linear(self, self.boft_R, x, self.checkpoint, lam, lowrank=(a, b, lam * self.scaling))
 
     def _mix_matrix(self) -> torch.Tensor:
         """M = lam I + (1 - lam) R, so that y = M y0 + lam s (BA - B0A0) x."""
