@@ -97,6 +97,19 @@ def test_grid_runs_end_to_end_resumes_and_never_reruns_a_cell(tmp_path, study):
         assert (out / "figures" / fig).stat().st_size > 1000
     assert "<table>" in (out / "report.html").read_text()
 
+    # a lost database is rebuilt from the runs' own files by resuming; the report is the same
+    def dump():
+        with sqlite3.connect(out / "results.sqlite") as db:
+            tables = [t for (t,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+            return {t: sorted(map(repr, db.execute(f"SELECT * FROM {t}"))) for t in tables}
+
+    con.close()
+    before = dump()
+    assert before["runs"] and before["curves"] and before["predictions"] and before["scaled_predictions"]
+    (out / "results.sqlite").unlink()
+    assert run_study(config, out, resume=True, progress=False).ran == []
+    assert dump() == before and (out / "report.md").read_text() == report
+
 
 def test_diverging_cell_is_recorded_as_failed_with_its_checkpoint_and_the_grid_goes_on(tmp_path, study):
     calls = {"n": 0}

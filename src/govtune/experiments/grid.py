@@ -28,7 +28,7 @@ from govtune.experiments.ledger import record_curation
 from govtune.experiments.report import write_report
 from govtune.experiments.store import read_predictions, record_run, record_study, write_results_json
 from govtune.models import load_model
-from govtune.training import TrainingDiverged, make_accelerator
+from govtune.training import History, TrainingDiverged, make_accelerator
 
 
 @dataclass
@@ -92,6 +92,16 @@ def _finished_results(layout: StudyLayout) -> list[dict]:
                                           r["seed"]))
 
 
+def _record_finished(layout: StudyLayout, run_ids: list[str]) -> None:
+    """Record the finished runs again from their own files (result, history, predictions: the source of
+    truth), so that the store holds every one of them with today's tables, even one a lost database or an
+    older govtune left out. record_run replaces a run's rows, so this is idempotent."""
+    for run_id in run_ids:
+        run = layout.run(run_id)
+        curves = History.from_dict(json.loads(run.history.read_text())).curves() if run.history.exists() else {}
+        record_run(layout, json.loads(run.result.read_text()), curves, read_predictions(run))
+
+
 def _model_loader(config: StudyConfig) -> Callable:
     return lambda: load_model(config.model)
 
@@ -123,6 +133,7 @@ def run_study(config: StudyConfig, out_dir: str | Path, resume: bool = False, pr
         if main:  # every curated pool is written before any cell runs (C2 scores with the base model)
             curate_study(data, {c.curation for c in todo if c.curation != "none"}, loader)
             record_curation(data)
+            _record_finished(layout, outcome.skipped)
         state.wait_for_everyone()
         bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc="grid", unit="run",
                    disable=not (progress and main))
