@@ -1,3 +1,6 @@
+import importlib
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -9,6 +12,13 @@ from govtune.models import TINY_BLOOM, TINY_LLAMA, tiny_model
 def _deterministic():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture
+def bench_script(monkeypatch):
+    """Import a script of bench/ by module name (bench/ is a folder of scripts, not a package)."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "bench"))
+    return importlib.import_module
 
 
 @pytest.fixture

@@ -1,21 +1,15 @@
 """bench/flores_generation_vs_generate.py: govtune's generator and a `model.generate` loop with the same stop
 rule write the same translations (correctness only; the speed is the benchmark's to measure)."""
 
-import importlib
 import json
-from pathlib import Path
 
 import pytest
 
 from govtune.models import tiny_model
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
 @pytest.fixture
-def bench(monkeypatch):
-    monkeypatch.syspath_prepend(str(ROOT / "bench"))
-    return importlib.import_module("flores_generation_vs_generate")
+def bench(bench_script):
+    return bench_script("flores_generation_vs_generate")
 
 
 def test_both_generators_write_the_same_hypotheses(bench, single_thread):

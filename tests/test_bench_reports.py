@@ -1,6 +1,5 @@
 """Benchmarks record the machine's load as measured during the run, never a fixed sentence about it."""
 
-import importlib
 import json
 import os
 from pathlib import Path
@@ -11,9 +10,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def bench(monkeypatch):
-    monkeypatch.syspath_prepend(str(ROOT / "bench"))
-    return importlib.import_module
+def bench(bench_script):
+    return bench_script
 
 
 def test_machine_load_samples_start_and_end(bench, monkeypatch):

@@ -1,9 +1,7 @@
 """bench/xnli_scoring_vs_lm_eval.py: govtune's XNLI class probabilities equal lm-evaluation-harness's on the
 same examples and prompts (correctness only; the speed is the benchmark's to measure)."""
 
-import importlib
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,13 +9,9 @@ import pytest
 from govtune.models import tiny_model
 from govtune.tasks.xnli import LABELS
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
 @pytest.fixture
-def bench(monkeypatch):
-    monkeypatch.syspath_prepend(str(ROOT / "bench"))
-    return importlib.import_module("xnli_scoring_vs_lm_eval")
+def bench(bench_script):
+    return bench_script("xnli_scoring_vs_lm_eval")
 
 
 def test_govtune_and_lm_eval_give_the_same_class_probabilities(bench, single_thread):
