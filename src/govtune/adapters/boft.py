@@ -53,7 +53,11 @@ def rotated_linear(layer: AdapterLayer, rotation: ButterflyOrthogonal, x: torch.
 
     def mix(w: torch.Tensor) -> torch.Tensor:  # R w, or lam w + (1 - lam) R w, for w of shape (d_out, k)
         rw = rotation.left_multiply(w, groups)
-        return rw if lam is None else torch.lerp(rw, w, lam)
+        if lam is None:
+            return rw
+        # Under autocast (bf16 training) R w comes out in the autocast dtype and w does not; lerp is no
+        # autocast op and wants one dtype for all three.
+        return torch.lerp(rw, w.to(rw.dtype), lam.to(rw.dtype) if torch.is_tensor(lam) else lam)
 
     def build(w: torch.Tensor) -> torch.Tensor:  # the layer's weight: mix(W0) (+ scale b a)
         m = mix(w)
@@ -65,6 +69,11 @@ def rotated_linear(layer: AdapterLayer, rotation: ButterflyOrthogonal, x: torch.
     if not (recompute and torch.is_grad_enabled()):
         return F.linear(x, weight, bias)
     storage = weight.untyped_storage().data_ptr()
+    # Backward runs outside the forward's autocast: rebuild M under the same autocast state, so that it
+    # has the dtype and values forward saved (bf16 training would otherwise get a float32 M).
+    device = w0.device.type
+    autocast = dict(device_type=device, enabled=torch.is_autocast_enabled(device),
+                    dtype=torch.get_autocast_dtype(device))
 
     def pack(t: torch.Tensor):
         # The rotated weight or a view of it (linear keeps W^T): remember the view, not the data.
@@ -74,7 +83,7 @@ def rotated_linear(layer: AdapterLayer, rotation: ButterflyOrthogonal, x: torch.
 
     def unpack(saved):
         if isinstance(saved, tuple):
-            with torch.no_grad():  # same parameters as in forward: the optimiser steps after backward
+            with torch.no_grad(), torch.autocast(**autocast):  # same parameters: the optimiser steps later
                 return build(w0).as_strided(*saved)
         return saved
 
