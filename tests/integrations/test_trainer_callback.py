@@ -37,9 +37,9 @@ def test_trainer_with_callback_equals_govtune_training_loop(tmp_path, method):
         # the Trainer's own gradient norm is govtune's: before clipping, over the same parameters
         assert log["grad_norm"] == pytest.approx(step.grad_norm, rel=1e-5)
         assert log["loss"] == pytest.approx(step.loss, rel=1e-5)
-        assert {k[len("lam/"):]: v for k, v in log.items() if k.startswith("lam/") and k != "lam/mean"} == \
-            pytest.approx(step.lam, abs=1e-6)
-        assert {k[len("phi/"):]: v for k, v in log.items() if k.startswith("phi/")} == pytest.approx(step.phi, abs=1e-6)
+        for key, per_layer in (("lam", step.lam), ("phi", step.phi)):
+            logged = {k[len(key) + 1:]: v for k, v in log.items() if k.startswith(f"{key}/") and k != f"{key}/mean"}
+            assert logged == pytest.approx(per_layer, abs=1e-6)
     if method.startswith("hybrid"):
         assert logs[-1]["lam/mean"] == pytest.approx(sum(mixing(reference).values()) / len(mixing(reference)))
         assert logs[0]["grad_norm/lora"] > 0 and logs[0]["grad_norm/boft"] > 0

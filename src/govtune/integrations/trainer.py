@@ -42,9 +42,11 @@ ADAPTER_DIR = "govtune_adapter"  # inside each Trainer checkpoint: the files of 
 STATE_FILE = "govtune_state.pt"  # inside each Trainer checkpoint: the learned mixer's optimiser state
 
 
-def prepare_trainer(trainer: Trainer) -> "GovtuneCallback":
+def prepare_trainer(trainer: Trainer, layer_logs: bool = True) -> "GovtuneCallback":
     """Make `trainer` (transformers' Trainer or a subclass such as TRL's SFTTrainer) train the govtune
-    adapter injected into `trainer.model`; call before `trainer.train()`. Returns the callback it added."""
+    adapter injected into `trainer.model`; call before `trainer.train()`. Returns the callback it added.
+    `layer_logs=False` logs lam and phi as mean, min and max over the layers instead of one value per layer
+    (a console log stays readable; TensorBoard or W&B handle either)."""
     model = trainer.model
     state = adapter_state(model)
     if state is None:
@@ -56,7 +58,7 @@ def prepare_trainer(trainer: Trainer) -> "GovtuneCallback":
         raise ValueError("govtune's callback works on the gradients between backward and the optimiser step, "
                          "which DeepSpeed's engine keeps to itself: train with DDP or FSDP (accelerate launch)")
     _check_optimizer(trainer, model)
-    callback = GovtuneCallback(trainer)
+    callback = GovtuneCallback(trainer, layer_logs)
     # First in the list: its on_log adds lam and phi to the logs before the reporting callbacks see them.
     trainer.callback_handler.callbacks.insert(0, callback)
     _hook_resume(trainer, callback)
@@ -115,8 +117,9 @@ class GovtuneCallback(TrainerCallback):
     """The per-step work of govtune's training loop, as Trainer events (see the module docstring). Built by
     `prepare_trainer`, which also keeps the unitary_full parameters out of the optimiser."""
 
-    def __init__(self, trainer: Trainer):
+    def __init__(self, trainer: Trainer, layer_logs: bool = True):
         self.trainer = trainer
+        self.layer_logs = layer_logs
         self.model = trainer.model
         self.config = adapter_state(self.model)["config"]
         self.riemannian = riemannian_modules(self.model)
@@ -232,10 +235,14 @@ class GovtuneCallback(TrainerCallback):
 
     def _log_values(self) -> dict[str, float]:
         values = dict(self.last)
-        lam = mixing(self.model)
-        if lam:
-            values["lam/mean"] = sum(lam.values()) / len(lam)
-            values.update({f"lam/{name}": v for name, v in lam.items()})
-        values.update({f"phi/{name}": v for name, v in phi_values(self.model).items()})
+        for key, per_layer in (("lam", mixing(self.model)), ("phi", phi_values(self.model))):
+            if not per_layer:
+                continue
+            v = list(per_layer.values())
+            values[f"{key}/mean"] = sum(v) / len(v)
+            if self.layer_logs:
+                values.update({f"{key}/{name}": x for name, x in per_layer.items()})
+            else:
+                values[f"{key}/min"], values[f"{key}/max"] = min(v), max(v)
         return values
 
