@@ -176,6 +176,10 @@ class GovtuneCallback(TrainerCallback):
         if not state.is_world_process_zero:
             return
         checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if not checkpoint.is_dir():  # the Trainer saved elsewhere (a hyperparameter search's run directory)
+            raise FileNotFoundError(f"the Trainer's checkpoint for step {state.global_step} is not {checkpoint}: "
+                                    f"govtune's callback writes its adapter there; train without a "
+                                    f"hyperparameter search, or save the adapter with govtune.save_adapter")
         save_adapter(self.model, checkpoint / ADAPTER_DIR)
         if self.mixer is not None:
             atomic_write_with(checkpoint / STATE_FILE,
@@ -211,6 +215,10 @@ class GovtuneCallback(TrainerCallback):
     # -- helpers ------------------------------------------------------------------------------------
     def _make_mixer(self, args) -> ValidationMixer:
         trainer = self.trainer
+        if getattr(trainer, "is_fsdp_enabled", False):
+            # the phi step runs the unwrapped model, whose parameters FSDP keeps sharded between forwards
+            raise ValueError("lam_schedule 'learned' does not run under FSDP: launch with DDP (accelerate launch "
+                             "without an FSDP config) or use lam_schedule adaptive, fixed or anneal")
         if trainer.eval_dataset is None:
             raise ValueError("lam_schedule 'learned' trains phi on the evaluation loss, but the Trainer has no "
                              "eval_dataset: pass eval_dataset= to the Trainer, or use lam_schedule adaptive, "
