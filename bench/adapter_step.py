@@ -267,7 +267,8 @@ def hybrid_pieces_section(results: dict) -> list[str]:
         return []
     ref, hybrid = results[REFERENCE]["step_s_median"], results["hybrid"]["step_s_median"]
     lines = ["", "The hybrid's pieces (timing only: each row switches one piece off; saved = hybrid - row):", "",
-             "| row | switched off | step (s) | saved (s) | saved, points of PEFT LoRA's step |", "|---|---|---|---|---|"]
+             "| row | switched off | step (s) | saved (s) | saved, points of PEFT LoRA's step |",
+             "|---|---|---|---|---|"]
     for n in rows:
         t = results[n]["step_s_median"]
         lines.append(f"| {n} | {HYBRID_PIECES[n]} | {t:.3f} | {hybrid - t:+.3f} | {100 * (hybrid - t) / ref:+.1f} |")

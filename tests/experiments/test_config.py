@@ -181,7 +181,8 @@ def test_lr_branches_reach_hybrid_methods_only():
 
 
 @pytest.mark.parametrize("branches,message", [
-    ({"lora-ga": 1e-5}, r"unknown hybrid branch 'lora-ga' \(did you mean 'lora_ga'\?\); the branches are lora_ga, boft"),
+    ({"lora-ga": 1e-5},
+     r"unknown hybrid branch 'lora-ga' \(did you mean 'lora_ga'\?\); the branches are lora_ga, boft"),
     ({"bofft": 1e-5}, r"did you mean 'boft'"),
     ({"phi": 0.1}, "its own Adam.*mixer_lr"),
     ({"boft": 0}, r"lr_branches.boft must be a finite learning rate > 0, got 0"),
