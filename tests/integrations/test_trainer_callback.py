@@ -1,16 +1,20 @@
 """transformers' Trainer with govtune's callback trains exactly as govtune's own loop: same weights, lam and
-phi after 20 steps of the same batches, optimiser, schedule, clipping and seed; a resumed run equals an
-uninterrupted one; lam, phi and the branch gradient norms reach the Trainer's log."""
+phi after 20 steps of the same batches, optimiser (parameter groups, branch rates), schedule, clipping and
+seed; a resumed run equals an uninterrupted one; lam, phi and the branch gradient norms reach the log."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
-from trainer_setup import CONFIG, METHODS, PAIRS, STEPS, VAL, adapted, govtune_trainer, tunable_state
+from trainer_setup import (BRANCH_RATES, CONFIG, METHODS, PAIRS, STEPS, VAL, adapted, govtune_trainer,
+                           tunable_state)
 
 from govtune.adapters import load_adapter, mixing, phi_values
 from govtune.integrations.trainer import ADAPTER_DIR, STATE_FILE
 from govtune.training import train
+from govtune.training.optim import param_groups
 
 
 def _assert_same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], tol: float = 1e-5) -> None:
@@ -19,13 +23,17 @@ def _assert_same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], tol: fl
         assert torch.allclose(a[name], b[name], atol=tol, rtol=0), (name, float((a[name] - b[name]).abs().max()))
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", [*METHODS, "hybrid_branch_rates"])
 def test_trainer_with_callback_equals_govtune_training_loop(tmp_path, method):
+    rates = BRANCH_RATES if method == "hybrid_branch_rates" else None
+    method = "hybrid" if rates else method
     reference, tok = adapted(method)
     start = tunable_state(reference)
-    history = train(reference, tok, PAIRS, VAL, CONFIG).history
+    history = train(reference, tok, PAIRS, VAL, replace(CONFIG, lr_branches=rates)).history
 
-    trainer = govtune_trainer(method, tmp_path)
+    trainer = govtune_trainer(method, tmp_path, lr_branches=rates)
+    groups = param_groups(reference, CONFIG.lr, CONFIG.weight_decay, rates)  # none for unitary_full: a placeholder
+    assert [g["lr"] for g in trainer.optimizer.param_groups] == ([g["lr"] for g in groups] or [CONFIG.lr])
     trainer.train()
     ours = tunable_state(trainer.model)
     _assert_same(ours, tunable_state(reference))

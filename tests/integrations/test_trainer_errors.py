@@ -33,6 +33,8 @@ def test_an_optimizer_holding_the_unitary_parameters_is_refused(tmp_path):
         prepare_trainer(_trainer(model, tok, tmp_path, everything))
     # built as the message says, it is accepted
     trainer = _trainer(model, tok, tmp_path, torch.optim.AdamW(optimizer_parameters(model) or [torch.zeros(1)]))
+    with pytest.raises(ValueError, match="already has one: build it from govtune.training.optim.param_groups"):
+        prepare_trainer(trainer, lr_branches={"boft": 1e-3})
     prepare_trainer(trainer)
     with pytest.raises(ValueError, match="already called"):
         prepare_trainer(trainer)

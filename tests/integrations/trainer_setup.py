@@ -24,6 +24,7 @@ CONFIG = TrainConfig(epochs=5, lr=3e-3, batch_size=8, weight_decay=0.1, warmup_r
                      max_grad_norm=0.05, seed=0, progress=False, checkpoints=False)
 STEPS = 20
 METHODS = ["lora", "lora_ga", "boft", "hybrid", "hybrid_learned", "unitary_full"]
+BRANCH_RATES = {"lora_ga": 1e-3, "boft": 1e-2}  # the hybrid's branches at rates of their own
 
 
 def adapted(method: str, **options):
@@ -75,12 +76,12 @@ def trainer_args(out_dir: Path, config: TrainConfig = CONFIG, **overrides) -> Tr
     return TrainingArguments(**{**options, **overrides})
 
 
-def govtune_trainer(method: str, out_dir: Path, **overrides) -> Trainer:
+def govtune_trainer(method: str, out_dir: Path, lr_branches: dict | None = None, **overrides) -> Trainer:
     """A prepared Trainer on a fresh adapted tiny model, fed govtune's batches."""
     model, tok = adapted(method)
     trainer = Trainer(model=model, args=trainer_args(out_dir, **overrides), train_dataset=govtune_order_rows(tok),
                       eval_dataset=val_rows(tok), data_collator=RowCollator(tok))
-    prepare_trainer(trainer)
+    prepare_trainer(trainer, lr_branches=lr_branches)
     return trainer
 
 

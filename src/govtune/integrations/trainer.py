@@ -12,6 +12,9 @@ after the step, every `mixer_every` steps, the learned mixer's phi step on an ev
 (`govtune.training.mixer.ValidationMixer`). lam, phi and the branch gradient norms go into the Trainer's log
 (so TensorBoard, W&B or trackio show them); the adapter (`govtune.save_adapter`) and the mixer's optimiser
 state are written into every Trainer checkpoint and restored by `trainer.train(resume_from_checkpoint=...)`.
+Unless the Trainer was given one, its optimiser (the class and options of `args.optim`) is built over
+govtune's parameter groups (`govtune.training.optim.param_groups`, as in govtune's loop): the unitary_full
+parameters stay out, the hybrid's branches can train at rates of their own (`lr_branches`).
 
 Why the callback clips, not the Trainer: the Trainer clips every parameter's gradient before its
 `on_pre_optimizer_step` event, the first event that sees the gradients of a step. lam must read the
@@ -29,24 +32,29 @@ from typing import Any
 import torch
 from torch import nn
 from transformers import Trainer, TrainerCallback
+from transformers.trainer_optimizer import is_optimizer_factory
 
-from govtune.adapters import (after_backward, hybrid_layers, learned_layers, load_adapter,
-                              mixing, optimizer_parameters, phi_values, riemannian_modules, save_adapter)
+from govtune.adapters import (after_backward, hybrid_layers, learned_layers, load_adapter, mixing,
+                              optimizer_parameters, phi_values, riemannian_modules, save_adapter)
 from govtune.adapters.inject import adapter_state
 from govtune.adapters.io import CONFIG_NAME, read_adapter_config
 from govtune.atomic import atomic_write_with
 from govtune.training.loop import TargetLoss, _grad_norm
 from govtune.training.mixer import ValidationMixer
+from govtune.training.optim import param_groups
 
 ADAPTER_DIR = "govtune_adapter"  # inside each Trainer checkpoint: the files of govtune.save_adapter
 STATE_FILE = "govtune_state.pt"  # inside each Trainer checkpoint: the learned mixer's optimiser state
 
 
-def prepare_trainer(trainer: Trainer, layer_logs: bool = True) -> "GovtuneCallback":
+def prepare_trainer(trainer: Trainer, lr_branches: dict[str, float] | None = None,
+                    layer_logs: bool = True) -> "GovtuneCallback":
     """Make `trainer` (transformers' Trainer or a subclass such as TRL's SFTTrainer) train the govtune
     adapter injected into `trainer.model`; call before `trainer.train()`. Returns the callback it added.
-    `layer_logs=False` logs lam and phi as mean, min and max over the layers instead of one value per layer
-    (a console log stays readable; TensorBoard or W&B handle either)."""
+
+    lr_branches: the hybrid's branches at rates of their own, as `TrainConfig.lr_branches`
+    (govtune.training.optim). layer_logs=False logs lam and phi as mean, min and max over the layers
+    instead of one value per layer (a console log stays readable; TensorBoard or W&B handle either)."""
     model = trainer.model
     state = adapter_state(model)
     if state is None:
@@ -57,7 +65,10 @@ def prepare_trainer(trainer: Trainer, layer_logs: bool = True) -> "GovtuneCallba
     if getattr(trainer, "is_deepspeed_enabled", False):
         raise ValueError("govtune's callback works on the gradients between backward and the optimiser step, "
                          "which DeepSpeed's engine keeps to itself: train with DDP or FSDP (accelerate launch)")
-    _check_optimizer(trainer, model)
+    if trainer.optimizer is None:
+        trainer.optimizer = _optimizer(trainer, model, lr_branches)
+    else:
+        _check_optimizer(trainer.optimizer, model, lr_branches)
     callback = GovtuneCallback(trainer, layer_logs)
     # First in the list: its on_log adds lam and phi to the logs before the reporting callbacks see them.
     trainer.callback_handler.callbacks.insert(0, callback)
@@ -65,38 +76,39 @@ def prepare_trainer(trainer: Trainer, layer_logs: bool = True) -> "GovtuneCallba
     return callback
 
 
-def _check_optimizer(trainer: Trainer, model: nn.Module) -> None:
-    """The Riemannian parameters (unitary_full's U) must not be in the optimiser: it would move U off the
-    unitary group. A given optimiser holding them is refused; otherwise the Trainer's own optimiser is built
-    now, by its own `create_optimizer`, with those parameters hidden from it."""
-    riemannian = [p for m in riemannian_modules(model) for p in m.parameters() if p.requires_grad]
-    if not riemannian:
-        return
+def _optimizer(trainer: Trainer, model: nn.Module, lr_branches: dict[str, float] | None) -> torch.optim.Optimizer:
+    """The Trainer's optimiser class and options (`args.optim`, `optimizer_cls_and_kwargs`) over govtune's
+    parameter groups (govtune.training.optim.param_groups, as in govtune's loop): the unitary_full
+    parameters left out (their Riemannian step keeps U unitary), the hybrid's branches at their own rates."""
+    args = trainer.args
+    cls, kwargs = trainer.optimizer_cls_and_kwargs or Trainer.get_optimizer_cls_and_kwargs(args, model)
+    if is_optimizer_factory(cls) or {"params", "model", "optimizer_dict"} & set(kwargs):
+        raise ValueError(f"optim={args.optim!r} builds its own parameter groups, which would put the unitary_full "
+                         f"parameters in the optimiser and drop the hybrid's branch rates: use an AdamW-family "
+                         f"optim, or pass optimizers=(your_optimizer(govtune.training.optim.param_groups(model, "
+                         f"lr)), None) to the Trainer")
+    groups = param_groups(model, args.learning_rate, args.weight_decay, lr_branches)
+    # Everything trainable is Riemannian (unitary_full): the Trainer still wants an optimiser, and a schedule
+    # whose learning rate the Riemannian step follows, so it gets a placeholder, as in govtune's loop.
+    return cls(groups or [{"params": [torch.zeros(1, requires_grad=True)]}], **kwargs)
+
+
+def _check_optimizer(optimizer: torch.optim.Optimizer, model: nn.Module, lr_branches) -> None:
+    """An optimiser given to the Trainer must not hold the Riemannian parameters (unitary_full's U): its step
+    would move U off the unitary group."""
+    if lr_branches is not None:
+        raise ValueError("lr_branches sets the rates of the optimiser prepare_trainer builds, but the Trainer "
+                         "already has one: build it from govtune.training.optim.param_groups(model, lr, "
+                         "lr_branches=...), or pass no optimizers= to the Trainer")
     names = {id(p): n for n, p in model.named_parameters()}
-    if trainer.optimizer is not None:
-        held = {id(p) for g in trainer.optimizer.param_groups for p in g["params"]}
-        clash = [names.get(id(p), "?") for p in riemannian if id(p) in held]
-        if clash:
-            raise ValueError(
-                f"the Trainer's optimizer holds {len(clash)} unitary_full parameters (e.g. {clash[0]}), which "
-                f"are trained by their own Riemannian step: build the optimizer from "
-                f"govtune.adapters.optimizer_parameters(model), or pass no optimizers= and let prepare_trainer "
-                f"build the Trainer's default one")
-        return
-    for p in riemannian:  # Trainer.create_optimizer takes every parameter that requires grad
-        p.requires_grad_(False)
-    try:
-        if not optimizer_parameters(model):
-            # Everything trainable is Riemannian: the Trainer still wants an optimiser (and a schedule,
-            # whose learning rate the Riemannian step follows), so give it a placeholder, as govtune's loop does.
-            placeholder = torch.zeros(1, requires_grad=True)
-            cls, kwargs = trainer.optimizer_cls_and_kwargs or Trainer.get_optimizer_cls_and_kwargs(trainer.args, model)
-            trainer.optimizer = cls([placeholder], **kwargs)
-        else:
-            trainer.create_optimizer()
-    finally:
-        for p in riemannian:
-            p.requires_grad_(True)
+    held = {id(p) for g in optimizer.param_groups for p in g["params"]}
+    clash = [names[id(p)] for m in riemannian_modules(model) for p in m.parameters() if id(p) in held]
+    if clash:
+        raise ValueError(
+            f"the Trainer's optimizer holds {len(clash)} unitary_full parameters (e.g. {clash[0]}), which are "
+            f"trained by their own Riemannian step: build the optimizer from "
+            f"govtune.training.optim.param_groups(model, lr) (or govtune.adapters.optimizer_parameters(model)), "
+            f"or pass no optimizers= and let prepare_trainer build it")
 
 
 def _hook_resume(trainer: Trainer, callback: "GovtuneCallback") -> None:
