@@ -64,7 +64,11 @@ def prepare_trainer(trainer: Trainer, lr_branches: dict[str, float] | None = Non
         raise ValueError("prepare_trainer was already called on this Trainer: call it once")
     if getattr(trainer, "is_deepspeed_enabled", False):
         raise ValueError("govtune's callback works on the gradients between backward and the optimiser step, "
-                         "which DeepSpeed's engine keeps to itself: train with DDP or FSDP (accelerate launch)")
+                         "which DeepSpeed's engine keeps to itself: train on one device or with DDP "
+                         "(accelerate launch)")
+    if getattr(trainer, "model_init", None) is not None:
+        raise ValueError("the Trainer has a model_init, which builds a new model at train(): inject the adapter "
+                         "into a model, pass it as model=, then prepare_trainer(trainer)")
     if trainer.optimizer is None:
         trainer.optimizer = _optimizer(trainer, model, lr_branches)
     else:
