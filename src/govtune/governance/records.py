@@ -128,6 +128,14 @@ class Step(ABC):
     def judge(self, records: Sequence[Record]) -> list[str | None]:
         """For each record, None to keep it or the reason (a key of REASONS) to drop it."""
 
+    def judge_stream(self, records: Sequence[Record], start: int) -> list[str | None]:
+        """Verdicts for the next batch of a stream whose first record is at position `start`. Per-record
+        steps judge the batch alone; a step comparing records keeps its state across batches, or refuses
+        (a percentile over a whole language cannot be taken batch by batch)."""
+        if not self.per_record:
+            raise NotImplementedError(f"the {self.name} step needs the whole pool: run `curate` for it")
+        return self.judge(records)
+
     def details(self) -> dict[str, Any]:
         """Settings and measurements the stage report shows for this step."""
         return {}
