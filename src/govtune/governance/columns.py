@@ -28,7 +28,8 @@ def parse_columns(spec: str | Mapping[str, str] | None) -> dict[str, str]:
         pairs = [part.split("=", 1) for part in spec.split(",") if part.strip()]
         bad = ["=".join(p) for p in pairs if len(p) != 2 or not p[0].strip() or not p[1].strip()]
         if bad:
-            raise ValueError(f"columns: {bad[0]!r} is not TARGET=FIELD: write e.g. text=body,lang=language,label=intent")
+            raise ValueError(f"columns: {bad[0]!r} is not TARGET=FIELD: write e.g. "
+                             f"text=body,lang=language,label=intent")
         spec = {k.strip(): v.strip() for k, v in pairs}
     columns = dict(spec)
     for target, source in columns.items():

@@ -6,7 +6,7 @@ signatures per task, one task that decides the duplicates in global order (with 
 records), then a filter per task that drops them. The original record rides in `doc.metadata["record"]`,
 so `record_writer_adapter` writes it back unchanged.
 
-    read = JsonlReader(in_dir, adapter=record_reader_adapter)  # own field names: make_record_reader_adapter(columns)
+    read = JsonlReader(in_dir, adapter=record_reader_adapter)  # or make_record_reader_adapter(columns, labels)
     LocalPipelineExecutor([read, LanguageIdFilter(langs), JsonlWriter(mid, adapter=record_writer_adapter)], tasks=N)
     LocalPipelineExecutor([JsonlReader(mid, adapter=record_reader_adapter), DedupSignatures(sig_dir)], tasks=N)
     LocalPipelineExecutor([DedupClusters(sig_dir, drops_dir)], tasks=1)
@@ -229,5 +229,5 @@ class DedupFilter(BaseFilter):
         return False, reason
 
 
-__all__ = ["record_reader_adapter", "make_record_reader_adapter", "record_writer_adapter", "dropped_writer_adapter", "GovtuneFilter",
-           "LanguageIdFilter", "QualityFilter", "DedupSignatures", "DedupClusters", "DedupFilter"]
+__all__ = ["record_reader_adapter", "make_record_reader_adapter", "record_writer_adapter", "dropped_writer_adapter",
+           "GovtuneFilter", "LanguageIdFilter", "QualityFilter", "DedupSignatures", "DedupClusters", "DedupFilter"]
