@@ -144,3 +144,34 @@ def test_readers_agree_across_formats(tmp_path):
         w.writerows(rows)
     for name in ("p.jsonl", "p.parquet", "p.csv"):
         assert list(iter_pool(tmp_path / name, LANGS, labels=None)) == rows, name
+
+
+def test_a_batch_is_judged_as_its_records_one_by_one():
+    """Copies of one record within a batch (and across batches) are found however the batch is cut."""
+    from govtune.governance.dedup import DuplicateIndex
+
+    rng = np.random.default_rng(1)
+    sigs = []
+    for _ in range(60):
+        base = rng.integers(0, 2**32, 128, dtype=np.uint32)
+        sigs.append(base)
+        for _ in range(rng.integers(0, 4)):  # up to three near copies, each 3 values apart from the base
+            copy = base.copy()
+            copy[rng.choice(128, 3, replace=False)] = rng.integers(0, 2**32, 3)
+            sigs.append(copy)
+    order = rng.permutation(len(sigs))
+    sigs = [sigs[i] for i in order]
+    exact = [bytes(rng.integers(0, 256, 16, dtype=np.uint8)) for _ in sigs]
+    groups = [("en", 1)] * len(sigs)
+
+    def verdicts(cut):
+        index = DuplicateIndex()
+        out = []
+        for lo in range(0, len(sigs), cut):
+            out += index.check(groups[lo:lo + cut], exact[lo:lo + cut], sigs[lo:lo + cut], list(range(lo, lo + cut)))
+        return out
+
+    one_by_one = verdicts(1)
+    assert one_by_one.count("near_duplicate") >= 0.95 * (len(sigs) - 60)  # LSH may miss a rare pair
+    assert one_by_one.count(None) >= 60
+    assert verdicts(len(sigs)) == verdicts(7) == one_by_one

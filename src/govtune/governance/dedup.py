@@ -183,12 +183,13 @@ class DuplicateIndex:
               keys: Sequence[object], protected: bool = False, index_kept: bool = True) -> list[str | None]:
         """`add` from precomputed signatures (computed elsewhere, e.g. by parallel datatrove tasks).
 
-        The band keys of the whole batch are computed and looked up in the index at once; records of the
-        batch kept so far wait in `pending` (band key -> entry ids), so later records of the batch see them,
-        and join the index at the end."""
+        The band keys of the whole batch are computed and looked up in the index at once, and the pairs of
+        batch records sharing a band found by one sort; records of the batch kept so far wait in `pending`
+        (later records of the batch see them through those pairs) and join the index at the end."""
         groups = [tuple(g) for g in groups]
-        bands, prior = self._query(groups, sigs)
+        bands, prior, earlier = self._query(groups, sigs)
         pending: dict[tuple[str, int], _Pending] = {}
+        entry_of: dict[int, int] = {}  # batch position -> index entry, for records of this batch indexed
         verdicts: list[str | None] = []
         for i, (group, key, sig) in enumerate(zip(groups, keys, sigs)):
             ex = int.from_bytes(exact[i][:8], "little")
@@ -197,7 +198,9 @@ class DuplicateIndex:
                 match = _POOL
             if match is None and sig is not None:
                 pend = pending.setdefault(group, _Pending(self._index_of(group, len(sig))))
-                seen = prior[i] | {e for k in bands[i].tolist() for e in pend.buckets.get(k, ())}
+                seen = prior[i]
+                if i in earlier:
+                    seen = seen | {entry_of[j] for j in earlier[i] if j in entry_of}
                 reason, match = "near_duplicate", self._near(group, sig, seen, pend)
             if match is not None and not protected:
                 if match is not _POOL:
@@ -213,17 +216,19 @@ class DuplicateIndex:
             else:
                 self.exact.setdefault(group, set()).add(ex)
             if sig is not None and match is None:
-                entry = pending[group].push(sig, bands[i])
+                entry = entry_of[i] = pending[group].push(sig, bands[i])
                 if protected:
                     self.protected_entries.setdefault(group, {})[entry] = key
         for pend in pending.values():
             pend.commit()
         return verdicts
 
-    def _query(self, groups, sigs) -> tuple[list, list[set[int]]]:
-        """Band keys of every record with a signature, and the indexed entries sharing a band with it."""
+    def _query(self, groups, sigs) -> tuple[list, list[set[int]], dict[int, list[int]]]:
+        """Band keys of every record with a signature, the indexed entries sharing a band with it, and for
+        the records sharing a band with earlier records of the same batch, those records' positions."""
         bands: list = [None] * len(groups)
         prior: list[set[int]] = [set() for _ in groups]
+        earlier: dict[int, list[int]] = {}
         by_group: dict[tuple[str, int], list[int]] = {}
         for i, (group, sig) in enumerate(zip(groups, sigs)):
             if sig is not None:
@@ -231,12 +236,14 @@ class DuplicateIndex:
         for group, idx in by_group.items():
             lsh = self._index_of(group, len(sigs[idx[0]]))
             keys = band_keys(np.stack([sigs[i] for i in idx]), lsh.bands, lsh.rows)
-            found = lsh.candidates(keys) if len(lsh) else prior
+            if len(lsh):
+                for row, found in enumerate(lsh.candidates(keys)):
+                    prior[idx[row]] = found
+            for row, rows in _shared_bands(keys).items():
+                earlier[idx[row]] = [idx[r] for r in rows]
             for row, i in enumerate(idx):
                 bands[i] = keys[row]
-                if len(lsh):
-                    prior[i] = found[row]
-        return bands, prior
+        return bands, prior, earlier
 
     def _near(self, group: tuple[str, int], sig: np.ndarray, candidates: set[int], pend: _Pending) -> object | None:
         # LSH returns candidates sharing a band; confirm with the estimated Jaccard of every text field
@@ -267,6 +274,26 @@ class DuplicateIndex:
 _POOL = object()  # a match that is a pool record (not protected): its identity does not matter
 
 
+def _shared_bands(keys: np.ndarray) -> dict[int, list[int]]:
+    """For each row of band keys (n, bands) sharing a band with earlier rows, those rows (one sort of the
+    flat keys; rows sharing a band are rare, so they are collected in Python)."""
+    bands = keys.shape[1]
+    flat = keys.reshape(-1)
+    order = np.argsort(flat, kind="stable")
+    ordered = flat[order]
+    same = np.flatnonzero(ordered[1:] == ordered[:-1])
+    out: dict[int, set[int]] = {}
+    if not len(same):
+        return {}
+    # runs of equal keys: consecutive positions of `same` belong to one run
+    breaks = np.flatnonzero(np.diff(same) != 1) + 1
+    for run in np.split(same, breaks):
+        rows = sorted({int(r) for r in order[run[0]:run[-1] + 2] // bands})
+        for j, row in enumerate(rows[1:], start=1):
+            out.setdefault(row, set()).update(rows[:j])
+    return {row: sorted(rows) for row, rows in out.items()}
+
+
 class _Pending:
     """Records of the current batch kept so far, before they join a group's index."""
 
@@ -274,15 +301,11 @@ class _Pending:
         self.lsh = lsh
         self.sigs: list[np.ndarray] = []
         self.keys: list[np.ndarray] = []
-        self.buckets: dict[int, list[int]] = {}
 
     def push(self, sig: np.ndarray, keys: np.ndarray) -> int:
-        entry = len(self.lsh) + len(self.sigs)
         self.sigs.append(sig)
         self.keys.append(keys)
-        for k in keys.tolist():
-            self.buckets.setdefault(k, []).append(entry)
-        return entry
+        return len(self.lsh) + len(self.sigs) - 1
 
     def signature(self, entry: int) -> np.ndarray:
         return self.lsh.signature(entry) if entry < len(self.lsh) else self.sigs[entry - len(self.lsh)]

@@ -43,6 +43,21 @@ def band_keys(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
     return out
 
 
+def _merge(older: tuple[np.ndarray, np.ndarray], newer: tuple[np.ndarray, np.ndarray]
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Two sorted runs as one, in linear time and without a sort's index array (the merge of the last
+    runs of a large index would otherwise briefly need several times their size)."""
+    (k1, i1), (k2, i2) = older, newer
+    at = np.searchsorted(k1, k2, side="right") + np.arange(len(k2))  # where each newer key lands
+    keys = np.empty(len(k1) + len(k2), dtype=k1.dtype)
+    ids = np.empty(len(keys), dtype=i1.dtype)
+    rest = np.ones(len(keys), dtype=bool)
+    rest[at] = False
+    keys[at], ids[at] = k2, i2
+    keys[rest], ids[rest] = k1, i1
+    return keys, ids
+
+
 class CompactLSH:
     """Signatures of one group of records (same language and number of text fields), with their bands."""
 
@@ -73,20 +88,20 @@ class CompactLSH:
         order = np.argsort(flat_keys, kind="stable")
         self.runs.append((flat_keys[order], flat_ids[order]))
         while len(self.runs) > 1 and 2 * len(self.runs[-1][0]) >= len(self.runs[-2][0]):
-            (k2, i2), (k1, i1) = self.runs.pop(), self.runs.pop()
-            k, i = np.concatenate([k1, k2]), np.concatenate([i1, i2])
-            order = np.argsort(k, kind="stable")
-            self.runs.append((k[order], i[order]))
+            newer, older = self.runs.pop(), self.runs.pop()
+            self.runs.append(_merge(older, newer))
 
     def candidates(self, keys: np.ndarray) -> list[set[int]]:
         """For each row of band keys (n, bands), the stored entries sharing at least one band with it."""
         out: list[set[int]] = [set() for _ in range(len(keys))]
         flat = keys.reshape(-1)
+        order = np.argsort(flat)  # sorted needles: searchsorted walks each run once, cache-friendly
+        needles = flat[order]
         for run_keys, run_ids in self.runs:
-            lo = np.searchsorted(run_keys, flat, side="left")
-            hi = np.searchsorted(run_keys, flat, side="right")
+            lo = np.searchsorted(run_keys, needles, side="left")
+            hi = np.searchsorted(run_keys, needles, side="right")
             for q in np.flatnonzero(hi > lo):  # hits are rare (only duplicates share a band): a Python loop
-                out[q // self.bands].update(run_ids[lo[q]:hi[q]].tolist())
+                out[int(order[q]) // self.bands].update(run_ids[lo[q]:hi[q]].tolist())
         return out
 
     def nbytes(self) -> int:
