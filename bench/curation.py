@@ -191,6 +191,8 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=None,
                    help="streaming mode: `govtune curate` and datatrove on an N-row JSON-lines pool "
                         "(bench/curation_stream.py; writes bench/results/curation_stream.*)")
+    p.add_argument("--no-langid", action="store_true",
+                   help="with --rows: leave out govtune's reference run with language ID")
     p.add_argument("--ppl-records", type=int, default=300)
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "curation"))
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -203,7 +205,7 @@ def main() -> None:
     if args.rows is not None:
         import curation_stream
 
-        curation_stream.run(args.rows, str(ROOT / "bench" / "results" / "curation_stream"))
+        curation_stream.run(args.rows, str(ROOT / "bench" / "results" / "curation_stream"), not args.no_langid)
         return
     with tempfile.TemporaryDirectory() as tmp:
         pool = Path(tmp) / "pool.jsonl"
