@@ -124,6 +124,25 @@ def test_adapter_trained_on_the_quantized_base_loads_on_the_float_checkpoint(tmp
         torch.testing.assert_close(layer.lora_B, adapter_layers(qmodel)[name].lora_B)
 
 
+@pytest.mark.parametrize("method", ["lora_ga", "hybrid", "boft"])
+def test_save_and_load_on_the_quantized_base(method, tmp_path):
+    model, _ = quantized("nf4")
+    inject(model, AdapterConfig(method=method, **CONFIG), calibration=calibration(), progress=False)
+    perturb(model)
+    save_adapter(model, tmp_path)
+    fresh, _ = quantized("nf4")
+    load_adapter(fresh, tmp_path)  # LoRA-GA: the saved (A0, B0) go back into the branch, not into W0
+    torch.testing.assert_close(logits(fresh), logits(model), atol=1e-6, rtol=1e-6)
+
+
+def test_a_study_cell_loads_the_quantized_base():
+    from govtune.experiments.config import StudyConfig
+    from govtune.experiments.grid import _model_loader
+
+    model, _ = _model_loader(StudyConfig(model="tiny-llama", quantize="nf4"))()
+    assert is_quantized(model.model.layers[0].self_attn.q_proj)
+
+
 def test_load_model_quantizes_and_full_is_refused():
     model, _ = load_model("tiny-llama", quantize="int8")
     assert is_quantized(model.model.layers[0].mlp.up_proj)
