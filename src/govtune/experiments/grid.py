@@ -103,7 +103,7 @@ def _record_finished(layout: StudyLayout, run_ids: list[str]) -> None:
 
 
 def _model_loader(config: StudyConfig) -> Callable:
-    return lambda: load_model(config.model)
+    return lambda: load_model(config.model, quantize=config.quantize)
 
 
 def run_study(config: StudyConfig, out_dir: str | Path, resume: bool = False, progress: bool = True,
