@@ -5,20 +5,23 @@ instead of running single-process silently.
 OMPI_COMM_WORLD_SIZE, PMI_SIZE). `accelerate launch --cpu --num_processes N` without MPI starts one plain
 process and puts N nowhere in its environment (it sets ACCELERATE_USE_CPU, ACCELERATE_MIXED_PRECISION,
 MASTER_ADDR, MASTER_PORT and the dynamo settings only), so the request is read from the launcher's own
-command line, the parent process's, with accelerate's argument parser."""
+command line, the parent process's, with accelerate's argument parser.
+
+A launched process also ends with its launcher (`exit_with_launcher`): torchrun's workers outlive a killed
+agent by default and would run the study on, unseen, beside a `--resume` started after the kill."""
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import sys
 from pathlib import Path
-
-import torch
-from accelerate.utils import parse_flag_from_env
 
 SIZE_VARIABLES = ("WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE")
 # set by every `accelerate launch` in the processes it starts
 ACCELERATE_LAUNCHED = "ACCELERATE_MIXED_PRECISION"
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 HOW = ("on CPUs start N processes with `torchrun --nproc_per_node N -m govtune ...` or `accelerate launch "
        "--multi_gpu --num_processes N -m govtune ...` (ACCELERATE_USE_CPU=true keeps them on the CPU on a GPU "
@@ -29,6 +32,9 @@ def cpu_processes() -> bool:
     """Whether launched processes are CPU processes joined by gloo: on a machine without an accelerator, or
     with ACCELERATE_USE_CPU set. accelerate forms that group only when asked for the CPU (PartialState(cpu=
     True)); otherwise it leaves each process that `torchrun` starts on a CPU machine on its own."""
+    import torch  # here, not at the top: `govtune --help` imports this module and should stay fast
+    from accelerate.utils import parse_flag_from_env
+
     return parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.accelerator.is_available()
 
 
@@ -83,3 +89,23 @@ def warn_if_fewer_processes(running: int, environ=os.environ) -> str | None:
                f"{asked}, {HOW}.")
     print(message, file=sys.stderr, flush=True)
     return message
+
+
+def launched(environ=os.environ) -> bool:
+    """Whether this process was started by torchrun, `accelerate launch` or MPI."""
+    return "LOCAL_RANK" in environ or ACCELERATE_LAUNCHED in environ or requested_processes(environ)[0] > 1
+
+
+def exit_with_launcher() -> bool:
+    """Under a launcher, have the kernel kill this process when the launcher dies (Linux prctl
+    PR_SET_PDEATHSIG; SIGKILL, as the launcher got: every file govtune writes is written atomically).
+    Returns whether it is armed."""
+    if not launched() or not sys.platform.startswith("linux"):
+        return False
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        return False
+    if os.getppid() != parent:  # the launcher died before the request took effect
+        os.kill(os.getpid(), signal.SIGKILL)
+    return True

@@ -3,7 +3,6 @@ one-process run's weights, lam, phi and losses; the loss of a step is the mean o
 
 import importlib.util
 import os
-import socket
 import subprocess
 import sys
 from dataclasses import replace
@@ -25,12 +24,6 @@ def _runner():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def free_port() -> int:
-    with socket.socket() as sock:  # other test runs on this machine may hold the default 29500
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_process_shares_concatenate_to_the_global_batch():
@@ -93,7 +86,7 @@ def _assert_same_run(one: dict, two: dict, method: str) -> None:
         assert e2["train_loss"] == pytest.approx(e1["train_loss"], rel=1e-6), method
 
 
-def test_two_processes_train_every_method_as_one_does(tmp_path):
+def test_two_processes_train_every_method_as_one_does(tmp_path, free_port):
     threads = torch.get_num_threads()
     try:
         assert _runner().run(tmp_path / "one") == 0
