@@ -23,9 +23,9 @@ SIZE_VARIABLES = ("WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WO
 ACCELERATE_LAUNCHED = "ACCELERATE_MIXED_PRECISION"
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
-HOW = ("on CPUs start N processes with `torchrun --nproc_per_node N -m govtune ...` or `accelerate launch "
-       "--multi_gpu --num_processes N -m govtune ...` (ACCELERATE_USE_CPU=true keeps them on the CPU on a GPU "
-       "machine); `accelerate launch --cpu` starts N processes only through MPI (--mpirun_hostfile)")
+HOW = ("on CPUs use `torchrun --nproc_per_node {n} -m govtune ...` or `accelerate launch --multi_gpu "
+       "--num_processes {n} -m govtune ...` (ACCELERATE_USE_CPU=true keeps them on the CPU on a GPU machine); "
+       "`accelerate launch --cpu` starts several processes only through MPI (--mpirun_hostfile)")
 
 
 def cpu_processes() -> bool:
@@ -84,9 +84,8 @@ def warn_if_fewer_processes(running: int, environ=os.environ) -> str | None:
     asked, source = requested_processes(environ)
     if asked <= running:
         return None
-    message = (f"govtune: warning: the launcher was asked for {asked} processes ({source}) but this run has "
-               f"{running}: it trains and evaluates as {running} process(es), each on its own. To run "
-               f"{asked}, {HOW}.")
+    message = (f"govtune: warning: the launcher was asked for {asked} processes ({source}) but this is a "
+               f"{running}-process run. To start {asked}, {HOW.format(n=asked)}.")
     print(message, file=sys.stderr, flush=True)
     return message
 
