@@ -1,6 +1,10 @@
 """Run by test_data_parallel, in one process and under a 2-process launch: train every adapter method on the
 tiny Llama, one after the other, and let the main process write OUT/train.pt with each method's final weights
-and log, plus every process's own lam trajectory, phi and weights (gathered) to compare the replicas."""
+and log, plus every process's own lam trajectory, phi and weights (gathered) to compare the replicas.
+
+    python tests/training/dp_train_run.py /tmp/dp-one
+    torchrun --nproc_per_node 2 tests/training/dp_train_run.py /tmp/dp-two
+    python tests/training/dp_train_run.py --compare /tmp/dp-one /tmp/dp-two    # largest differences"""
 
 import sys
 from pathlib import Path
@@ -58,5 +62,36 @@ def run(out: Path) -> int:
     return 0
 
 
+def compare(one: Path, two: Path) -> str:
+    """A markdown table of the largest absolute differences between two runs, per method."""
+    a, b = (torch.load(d / "train.pt", weights_only=False) for d in (one, two))
+    rows = [f"| method ({a['processes']} vs {b['processes']} processes) | weights | step loss | gradient norm | lam "
+            f"| phi | validation loss | lam, phi, weights equal on every process |", "|---" * 8 + "|"]
+    for method, x in a["methods"].items():
+        y = b["methods"][method]
+        steps = list(zip(x["history"]["steps"], y["history"]["steps"]))
+
+        def step_diff(key):
+            return max(abs(s[key] - t[key]) for s, t in steps)
+
+        def map_diff(key):
+            return max([abs(s[key][k] - t[key][k]) for s, t in steps for k in s[key]] or [0.0])
+
+        val = [(e["val_loss"], f["val_loss"]) for e, f in zip(x["history"]["epochs"], y["history"]["epochs"])]
+        val.append((x["history"]["initial_val_loss"], y["history"]["initial_val_loss"]))
+        weights = max(float((x["weights"][k] - y["weights"][k]).abs().max()) for k in x["weights"])
+        procs = y["processes"]
+        equal = all(p["lam"] == procs[0]["lam"] and p["phi"] == procs[0]["phi"]
+                    and all(torch.equal(p["weights"][k], procs[0]["weights"][k]) for k in p["weights"])
+                    for p in procs)
+        rows.append(f"| {method} | {weights:.1e} | {step_diff('loss'):.1e} | {step_diff('grad_norm'):.1e} | "
+                    f"{map_diff('lam'):.1e} | {map_diff('phi'):.1e} | {max(abs(u - v) for u, v in val):.1e} | "
+                    f"{'yes' if equal else 'NO'} |")
+    return "\n".join(rows)
+
+
 if __name__ == "__main__":
+    if sys.argv[1] == "--compare":
+        print(compare(Path(sys.argv[2]), Path(sys.argv[3])))
+        sys.exit(0)
     sys.exit(run(Path(sys.argv[1])))
