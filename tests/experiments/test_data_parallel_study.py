@@ -52,6 +52,7 @@ def test_killed_two_process_launch_resumes_to_the_end(tmp_path, study, free_port
     resumed = subprocess.run(_launch(cfg, out, free_port(), "--resume"), env=env, capture_output=True,
                              text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "warning: the launcher was asked for 2 processes" not in resumed.stderr  # one 2-process group
     assert run.done.exists() and (out / "report.md").is_file()
     history = json.loads(run.history.read_text())
     assert [e["epoch"] for e in history["epochs"]] == [1, 2, 3]
