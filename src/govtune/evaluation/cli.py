@@ -21,6 +21,7 @@ from govtune.evaluation.incontext import with_context
 from govtune.evaluation.report import flores_figure, report_markdown
 from govtune.evaluation.sharding import process_state
 from govtune.governance.io import read_jsonl
+from govtune.launch import warn_if_fewer_processes
 from govtune.tasks.flores import load_flores
 from govtune.tasks.xnli import load_xnli
 
@@ -227,6 +228,7 @@ def run(args) -> int:
     default_rows = args.split == "dev" and not args.all_rows
     data, calibration = _with_context_and_calibration(args, _test_data(args, default_rows))
     state = process_state()
+    warn_if_fewer_processes(state.num_processes)
     with state.main_process_first():  # a first load may build a cache (a GGUF conversion): once, not N times
         model, tok = load_for_eval(args.model, args.adapter, args.quantize)
     if state.num_processes > 1:
