@@ -92,14 +92,16 @@ def xnli_units(records: Sequence[Mapping]) -> dict[str, XnliUnit]:
             perturbed[(r["language"], _key(r))] = r
     if not by_lang:
         raise ValueError("no clean XNLI predictions to bootstrap: pass evaluate_xnli's records")
+    # Classes in the order the evaluator wrote them (XNLI's LABELS for XNLI; a task file's `labels`).
+    labels = list(next(iter(by_lang.values()))[0]["probs"])
     units = {}
     for lang, recs in by_lang.items():
-        probs = np.array([[r["probs"][lab] for lab in LABELS] for r in recs], dtype=np.float64)
+        probs = np.array([[r["probs"][lab] for lab in labels] for r in recs], dtype=np.float64)
         pert = None
         if perturbed:
-            pert = np.array([LABELS.index(perturbed[(lang, _key(r))]["prediction"]) if (lang, _key(r)) in perturbed
+            pert = np.array([labels.index(perturbed[(lang, _key(r))]["prediction"]) if (lang, _key(r)) in perturbed
                              else int(np.argmax(p)) for r, p in zip(recs, probs)])
-        units[lang] = XnliUnit(ids=_ids(recs), probs=probs, gold=np.array([LABELS.index(r["gold"]) for r in recs]),
+        units[lang] = XnliUnit(ids=_ids(recs), probs=probs, gold=np.array([labels.index(r["gold"]) for r in recs]),
                                perturbed=pert)
     return units
 
@@ -186,6 +188,37 @@ def _combine(task: str, reps: Replicates, units: Mapping) -> Replicates:
 
 
 REPLICATES = {"xnli": (xnli_units, xnli_replicates), "flores": (flores_units, flores_replicates)}
+
+
+def classification_intervals(records: Sequence[Mapping], level: float = LEVEL) -> dict[str, list[float]]:
+    """A classification task's ci95: XNLI's replicates over its own labels, combined by the classification
+    entries of the metric registry."""
+    units = xnli_units(records)
+    reps = xnli_replicates(units)
+    return intervals(_combine("classification", reps, units), level)
+
+
+def completion_units(records: Sequence[Mapping]) -> dict[str, tuple[FloresUnit, np.ndarray]]:
+    """Per language: the FLORES unit of its generations (BLEU and chrF++ statistics) and the exact matches."""
+    by_lang: dict[str, list[Mapping]] = {}
+    for r in records:
+        by_lang.setdefault(r["language"], []).append(r)
+    units = flores_units([{**r, "pair": r["language"]} for r in records])
+    return {lang: (units[lang], np.array([bool(r.get("exact")) for r in recs], dtype=np.float64))
+            for lang, recs in by_lang.items()}
+
+
+def completion_intervals(records: Sequence[Mapping], level: float = LEVEL) -> dict[str, list[float]]:
+    """A completion or chat task's ci95: BLEU and chrF++ as FLORES's, exact match as a mean, per language
+    and combined by the completion entries of the metric registry."""
+    units = completion_units(records)
+    flores = {lang: u for lang, (u, _) in units.items()}
+    idx = resamples(flores)
+    reps = {k.replace("pairs.", "languages.", 1): v for k, v in flores_replicates(flores, idx).items()
+            if k.startswith("pairs.")}
+    for lang, (_, exact) in units.items():
+        reps[f"languages.{lang}.exact_match"] = 100.0 * exact[idx[lang]].mean(axis=1)
+    return intervals(_combine("completion", reps, flores), level)
 
 
 def task_intervals(task: str, records: Sequence[Mapping], level: float = LEVEL) -> dict[str, list[float]]:

@@ -10,7 +10,7 @@ across languages, so a pool row equal to any test row (in any language) is leaka
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from govtune.governance.sampling import sample_kshot
 from govtune.tasks.prompts import flores_training_pair, xnli_training_pair
@@ -54,11 +54,13 @@ def flores_demonstrations(pool: Sequence[dict], tests: Sequence[dict], k: int, s
     return random.Random(f"{seed}:flores").sample(list(pool), k)
 
 
-def attach(examples: Mapping[str, list[dict]], demonstrations: Mapping[str, Sequence[dict]], task: str
-           ) -> dict[str, list[dict]]:
+def attach(examples: Mapping[str, list[dict]], demonstrations: Mapping[str, Sequence[dict]],
+           task: str | Callable[[dict], tuple[str, str]]) -> dict[str, list[dict]]:
     """Copies of the test examples, each carrying its language's (direction's) demonstrations, written
-    out, under "context"."""
-    to_pair = xnli_training_pair if task == "xnli" else flores_training_pair
+    out, under "context". `task`: the task's training-pair function (a demonstration is a solved training
+    pair), or the name of a built-in benchmark."""
+    to_pair = task if callable(task) else xnli_training_pair if task == "xnli" else flores_training_pair
+    task = task if isinstance(task, str) else getattr(getattr(task, "__self__", None), "name", "task")
     out = {}
     for key, tests in examples.items():
         _check_disjoint(demonstrations[key], tests, f"{task} {key}")
