@@ -23,7 +23,7 @@ from functools import lru_cache
 import numpy as np
 
 from govtune.evaluation import metric_registry as registry
-from govtune.evaluation.metrics import bleu_metric, chrf_metric, expected_calibration_error
+from govtune.evaluation.metrics import bleu_metric, chrf_metric, exact_match, expected_calibration_error
 from govtune.tasks.xnli import LABELS
 
 N_RESAMPLES = 1000
@@ -190,41 +190,59 @@ def _combine(task: str, reps: Replicates, units: Mapping) -> Replicates:
 REPLICATES = {"xnli": (xnli_units, xnli_replicates), "flores": (flores_units, flores_replicates)}
 
 
-def classification_intervals(records: Sequence[Mapping], level: float = LEVEL) -> dict[str, list[float]]:
-    """A classification task's ci95: XNLI's replicates over its own labels, combined by the classification
+def classification_replicates(units: Mapping[str, XnliUnit], idx: Mapping[str, np.ndarray] | None = None
+                              ) -> Replicates:
+    """A classification task's replicates: XNLI's, over its own labels, combined by the classification
     entries of the metric registry."""
-    units = xnli_units(records)
-    reps = xnli_replicates(units)
-    return intervals(_combine("classification", reps, units), level)
+    return _combine("classification", xnli_replicates(units, idx), units)
 
 
-def completion_units(records: Sequence[Mapping]) -> dict[str, tuple[FloresUnit, np.ndarray]]:
-    """Per language: the FLORES unit of its generations (BLEU and chrF++ statistics) and the exact matches."""
+@dataclass(frozen=True)
+class CompletionUnit:
+    """One language's generations: its BLEU / chrF++ statistics (a FloresUnit) and exact matches (0/1)."""
+    ids: tuple
+    text: FloresUnit
+    exact: np.ndarray
+
+
+def completion_units(records: Sequence[Mapping]) -> dict[str, CompletionUnit]:
     by_lang: dict[str, list[Mapping]] = {}
     for r in records:
         by_lang.setdefault(r["language"], []).append(r)
-    units = flores_units([{**r, "pair": r["language"]} for r in records])
-    return {lang: (units[lang], np.array([bool(r.get("exact")) for r in recs], dtype=np.float64))
+    text = flores_units([{**r, "pair": r["language"]} for r in records])
+    return {lang: CompletionUnit(text[lang].ids, text[lang],
+                                 np.array([exact_match(r["hypothesis"], r["reference"]) for r in recs], dtype=np.float64))
             for lang, recs in by_lang.items()}
 
 
+def completion_replicates(units: Mapping[str, CompletionUnit], idx: Mapping[str, np.ndarray] | None = None
+                          ) -> Replicates:
+    """Per resample: BLEU and chrF++ per language (as FLORES's per direction), exact match, and their
+    combinations by the completion entries of the metric registry."""
+    idx = resamples(units) if idx is None else idx
+    text = flores_replicates({lang: u.text for lang, u in units.items()}, idx)
+    reps = {k.replace("pairs.", "languages.", 1): v for k, v in text.items() if k.startswith("pairs.")}
+    for lang, u in units.items():
+        reps[f"languages.{lang}.exact_match"] = 100.0 * u.exact[idx[lang]].mean(axis=1)
+    return _combine("completion", reps, units)
+
+
+def replicator(task: str, records: Sequence[Mapping]):
+    """(to_units, replicate) of a task's prediction records: the built-in benchmarks by name, a task file's
+    task by what its records hold (class probabilities, or generated text)."""
+    if task in REPLICATES:
+        return REPLICATES[task]
+    if records and "probs" in records[0]:
+        return xnli_units, classification_replicates
+    return completion_units, completion_replicates
+
+
+def classification_intervals(records: Sequence[Mapping], level: float = LEVEL) -> dict[str, list[float]]:
+    return intervals(classification_replicates(xnli_units(records)), level)
+
+
 def completion_intervals(records: Sequence[Mapping], level: float = LEVEL) -> dict[str, list[float]]:
-    """A completion or chat task's ci95: BLEU and chrF++ as FLORES's, exact match as a mean, per language
-    and combined by the completion entries of the metric registry."""
-    units = completion_units(records)
-    flores = {lang: u for lang, (u, _) in units.items()}
-    idx = resamples(flores)
-    reps = {k.replace("pairs.", "languages.", 1): v for k, v in flores_replicates(flores, idx).items()
-            if k.startswith("pairs.")}
-    for lang, (_, exact) in units.items():
-        reps[f"languages.{lang}.exact_match"] = 100.0 * exact[idx[lang]].mean(axis=1)
-    return intervals(_combine("completion", reps, flores), level)
-
-
-def task_intervals(task: str, records: Sequence[Mapping], level: float = LEVEL) -> dict[str, list[float]]:
-    """A run's ci95 for one task, from its evaluator records: {metric key: [low, high]}."""
-    to_units, replicate = REPLICATES[task]
-    return intervals(replicate(to_units(records)), level)
+    return intervals(completion_replicates(completion_units(records)), level)
 
 
 # --- across runs ---------------------------------------------------------------------------------------

@@ -101,10 +101,11 @@ KINDS = ("classification", "completion")
 F1, BRIER = "languages.{lang}.macro_f1", "languages.{lang}.brier"
 LCHRF, LBLEU, LEM = "languages.{lang}.chrf", "languages.{lang}.bleu", "languages.{lang}.exact_match"
 METRICS += tuple(replace(m, task="classification") for m in METRICS if m.task == "xnli") + (
-    Metric(F1, "classification", "{lang} F1", "macro-F1", True),
-    Metric("macro_f1", "classification", "Macro-F1", "macro-F1", True, aggregation=MEAN, of=F1),
-    Metric(BRIER, "classification", "{lang} Brier", "Brier score", False),
-    Metric("avg_brier", "classification", "Avg-Brier", "Brier score", False, aggregation=MEAN, of=BRIER),
+    Metric(F1, "classification", "{lang} F1", "macro-F1", True, interval=SEEDS),
+    Metric("macro_f1", "classification", "Macro-F1", "macro-F1", True, aggregation=MEAN, of=F1, interval=SEEDS),
+    Metric(BRIER, "classification", "{lang} Brier", "Brier score", False, interval=SEEDS),
+    Metric("avg_brier", "classification", "Avg-Brier", "Brier score", False, aggregation=MEAN, of=BRIER,
+           interval=SEEDS),
     Metric(LCHRF, "completion", "{lang} chrF++", "chrF++", True),
     Metric(LBLEU, "completion", "{lang} BLEU", "BLEU", True),
     Metric(LEM, "completion", "{lang} EM", "exact match", True),

@@ -34,6 +34,12 @@ def macro_f1(predictions: Sequence, gold: Sequence, labels: Sequence) -> float:
     return 100.0 * float(np.mean(scores))
 
 
+def exact_match(hypothesis: str, reference: str) -> bool:
+    """Equal after case folding and whitespace collapsing (SQuAD-style normalisation without dropping
+    punctuation or articles, which differ across languages)."""
+    return " ".join(hypothesis.casefold().split()) == " ".join(reference.casefold().split())
+
+
 def _bin_stats(probs, gold, n_bins: int):
     probs = np.asarray(probs, dtype=np.float64)
     gold = np.asarray(gold)

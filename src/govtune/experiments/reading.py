@@ -77,7 +77,7 @@ class Intervals:
         if key not in self._runs:
             records = load_predictions(self.out_dir, run["run_id"], task)
             if records:
-                to_units, replicate = bs.REPLICATES[task]
+                to_units, replicate = bs.replicator(task, records)
                 units = to_units(records)
                 self._runs[key] = (units, replicate(units, bs.identity(units)), replicate(units))
             else:
@@ -167,6 +167,11 @@ class Study:
         for and the store has one."""
         ci = self.intervals.ci(runs, task, metric) if interval else None
         return fmt(self.values(runs, task, metric), registry.metric(task, metric).digits, ci)
+
+    @property
+    def tasks(self) -> list[str]:
+        """The evaluated tasks, in the order the runs list them."""
+        return list(dict.fromkeys(t for r in self.runs for t in r["metrics"] if t != "footprint"))
 
     def has(self, task: str) -> bool:
         return any(task in r["metrics"] for r in self.runs)

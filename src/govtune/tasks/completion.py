@@ -16,12 +16,7 @@ import time
 from govtune.tasks.classification import render
 from govtune.tasks.filetask import FileTask
 
-# Exact match compares stripped, case-folded, whitespace-collapsed strings.
 NO_TEMPLATE_TURN = "{role}: {content}\n"
-
-
-def _norm(text: str) -> str:
-    return " ".join(text.casefold().split())
 
 
 class CompletionTask(FileTask):
@@ -86,7 +81,7 @@ class ChatTask(CompletionTask):
 def evaluate_completions(task: CompletionTask, model, tokenizer, tests: dict[str, list[dict]], *,
                          progress: bool) -> tuple[dict, list[dict]]:
     """Greedy completion of every test prompt; chrF++, BLEU and exact match per language."""
-    from govtune.evaluation.metrics import bleu_with_signature, corpus_chrf, macro, parity_gap
+    from govtune.evaluation.metrics import bleu_with_signature, corpus_chrf, exact_match, macro, parity_gap
     from govtune.evaluation.scoring import generate_lines, require_tokenizer
     from govtune.evaluation.xnli_eval import check_examples
     from govtune.tasks.encoding import special_prefix
@@ -107,7 +102,7 @@ def evaluate_completions(task: CompletionTask, model, tokenizer, tests: dict[str
                           scripts=scripts, sentences=[10_000] * len(flat), progress=progress, desc=task.name)
     seconds = time.perf_counter() - t0
     preds = [{"language": lang, "id": r["id"], "perturbation": None, "source": task.prompt_text(r),
-              "hypothesis": h, "reference": task.reference(r), "exact": _norm(h) == _norm(task.reference(r))}
+              "hypothesis": h, "reference": task.reference(r), "exact": exact_match(h, task.reference(r))}
              for (lang, r), h in zip(flat, hyps)]
     per_lang = {}
     for lang in tests:
