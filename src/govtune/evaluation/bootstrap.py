@@ -245,6 +245,12 @@ def completion_intervals(records: Sequence[Mapping], level: float = LEVEL) -> di
     return intervals(completion_replicates(completion_units(records)), level)
 
 
+def task_intervals(task: str, records: Sequence[Mapping], level: float = LEVEL) -> dict[str, list[float]]:
+    """A run's ci95 for one task, from its evaluator records: {metric key: [low, high]}."""
+    to_units, replicate = replicator(task, records)
+    return intervals(replicate(to_units(records)), level)
+
+
 # --- across runs ---------------------------------------------------------------------------------------
 def check_same_rows(a: Mapping, b: Mapping) -> None:
     """Paired statistics need both runs on the same test rows in the same order."""

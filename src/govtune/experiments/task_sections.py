@@ -31,9 +31,9 @@ def task_section(s: Study, task: str) -> str:
             if any(task in r["metrics"] for r in s.cell(method))]
     n = metrics.get(f"languages.{langs[0]}.n") if langs else None
     what = "accuracy per language (%)" if kind == "classification" else "chrF++ per language"
-    notes = {m.key: f"{registry.name(task, m.key)}: {m.better}" for k in keys if (m := registry.metric(task, k)).better}
+    notes = [f"{registry.name(task, k)}: {m.better}" for k in keys[len(langs):] if (m := registry.metric(task, k)).better]
     return (f"### Task `{task}` ({kind})\n\n"
-            f"{what.capitalize()}, then the task's combined metrics ({'; '.join(list(notes.values())[len(langs):])}). "
+            f"{what[0].upper() + what[1:]}, then the task's combined metrics ({'; '.join(notes)}). "
             f"95% bootstrap intervals over the test examples in brackets.\n\n"
             f"*Model `{s.model}`, {int(n) if n else '?'} test examples per language, {len(s.seeds)} seed(s).*\n\n"
             + table(header, rows))
