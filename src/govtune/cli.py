@@ -11,6 +11,7 @@ import sys
 SUBCOMMANDS = {
     "curate": "govtune.governance.cli",
     "eval": "govtune.evaluation.cli",
+    "export": "govtune.tasks.export",
     "lm-eval": "govtune.evaluation.lm_eval_harness",
     "run": "govtune.experiments.cli",
     "report": "govtune.experiments.cli",

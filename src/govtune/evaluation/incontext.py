@@ -20,7 +20,10 @@ DEMO_SEPARATOR = "\n\n"
 
 
 def _row(ex: dict):
-    return ex.get("row", ex.get("line"))
+    """Where the example sits: its row (aligned across languages) within its split; FLORES lines of
+    different splits (devtest tests, dev demonstrations) are different sentences."""
+    row = ex.get("row", ex.get("line"))
+    return None if row is None else (ex.get("split"), row)
 
 
 def _check_disjoint(pool: Sequence[dict], tests: Sequence[dict], what: str) -> None:
@@ -29,7 +32,7 @@ def _check_disjoint(pool: Sequence[dict], tests: Sequence[dict], what: str) -> N
     leaked = [e for e in pool if (_row(e) is not None and _row(e) in test_rows) or e.get("id") in test_ids]
     if leaked:
         raise ValueError(f"{what}: {len(leaked)} in-context pool rows are also test rows (e.g. row "
-                         f"{_row(leaked[0])}); draw demonstrations from rows disjoint from the evaluation rows "
+                         f"{_row(leaked[0])[1] if _row(leaked[0]) else leaked[0].get('id')}); draw demonstrations from rows disjoint from the evaluation rows "
                          f"(govtune.data.XNLI_POOL_ROWS / FLORES_POOL_LINES or a curated pool)")
 
 

@@ -147,6 +147,19 @@ def curate_study(data: StudyData, stages: Iterable[str], model_loader: Callable)
     return sorted({s for _, s in todo})
 
 
+def export_study(data: StudyData, stages: Iterable[str]) -> None:
+    """Each task's splits, its train split as each curation stage kept it, as TRL JSONL and an lm-eval task
+    YAML: OUT/export/<task>/<stage>/ (a task that does not curate: OUT/export/<task>/)."""
+    from govtune.tasks.export import export_task
+
+    for task in data.tasks.values():
+        if not task.curates:
+            export_task(task, data.layout.export_dir / task.name)
+            continue
+        for stage in sorted(set(stages)):
+            export_task(task, data.layout.export_dir / task.name / stage, data.curated(stage, task))
+
+
 def record_key(record: dict) -> tuple:
     return xnli_record_key(record)
 

@@ -72,6 +72,12 @@ class XnliTask(Task):
     def training_pair(self, row):
         return xnli_training_pair(row)
 
+    def choices(self, row):
+        from govtune.tasks.prompts import xnli_continuations
+        from govtune.tasks.xnli import LABELS
+
+        return list(xnli_continuations(row["lang"])), LABELS.index(row["label"])
+
     def incontext(self, kept, report, k, seed):
         """For each language the k-shot sample a fine-tuning run with as many shots and the same seed
         trains on; the validation rows (the rest of the curated pool) carry the same demonstrations."""

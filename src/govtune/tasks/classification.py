@@ -81,6 +81,9 @@ class ClassificationTask(FileTask):
         cont = dict(zip(v.labels, v.continuations(row["lang"])))
         return v.prompt(row, row["text"]), cont[row["label"]]
 
+    def choices(self, row: dict) -> tuple[list[str], int]:
+        return list(self.verbalizer.continuations(row["lang"])), self.verbalizer.labels.index(row["label"])
+
     def calibration_rows(self, kept, shots, seed):
         if self.splits["validation"]:
             val = self.splits["validation"]

@@ -89,6 +89,10 @@ class Task(ABC):
     def use_tokenizer(self, tokenizer) -> None:
         """Called with the model's tokenizer before pairs are made (a chat template needs it)."""
 
+    def choices(self, row: dict) -> tuple[list[str], int]:
+        """A classification row's scored continuations (delimiter included) and the gold one's index."""
+        raise NotImplementedError(f"task {self.name!r} is not a classification task")
+
     @abstractmethod
     def incontext(self, kept: list[dict] | None, report: dict | None, k: int, seed: int
                   ) -> tuple[dict[str, list[dict]], dict[str, list[dict]] | None]:
