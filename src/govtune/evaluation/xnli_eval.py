@@ -28,6 +28,7 @@ class Verbalizer:
     doc_to_choice with its target_delimiter). XNLI's; a task file's is `govtune.tasks.classification`."""
 
     task = "xnli"
+    title = "XNLI"  # in messages and progress bars
     labels: tuple[str, ...] = LABELS
     cut_field = "premise"  # shortened, from its end, until the prompt fits the model's context
     text_fields: tuple[str, ...] = ("premise", "hypothesis")  # what the robustness perturbations change
@@ -73,7 +74,7 @@ def _fit_prompt(ex: dict, tokenizer, prefix: list[int], max_len: int | None, v: 
         if keep <= 0:
             fix = ("fewer in-context examples" if ex.get("context") else
                    "a model with a longer context or a shorter hypothesis")
-            raise ValueError(f"{v.task} example {ex.get('id')}: the prompt without its {v.cut_field} is still longer than "
+            raise ValueError(f"{v.title} example {ex.get('id')}: the prompt without its {v.cut_field} is still longer than "
                              f"the model's context of {max_len} tokens; use {fix}")
         premise_ids = premise_ids[:keep]
         premise = tokenizer.decode(premise_ids, skip_special_tokens=True)
@@ -89,7 +90,7 @@ def score_examples(model, tokenizer, examples: list[dict], *, batch_size: int = 
     max_len = context_length(model, tokenizer)
     if is_classifier(model):
         if not verbalizer.heads:
-            raise ValueError(f"{verbalizer.task}: a sequence-classification head knows XNLI's classes only; "
+            raise ValueError(f"{verbalizer.title}: a sequence-classification head knows XNLI's classes only; "
                              f"evaluate a causal LM on this task")
         probs = classify_pairs(model, tokenizer, [e["premise"] for e in examples],
                                [e["hypothesis"] for e in examples], batch_size=batch_size, max_length=max_len,
@@ -133,7 +134,7 @@ def evaluate_classification(model, tokenizer, examples: dict[str, list[dict]], *
     language is fit on them and applied to the test probabilities (`temperature`, `ece_ts` per language,
     `avg_ece_ts`; `probs_ts` beside `probs` in every prediction record)."""
     v, labels = verbalizer, verbalizer.labels
-    check_examples(examples, v.task)
+    check_examples(examples, v.title)
     if calibration is not None:
         check_calibration_sets(calibration, examples)  # before any scoring: a leak fails in a second
     langs = list(examples)
@@ -142,7 +143,7 @@ def evaluate_classification(model, tokenizer, examples: dict[str, list[dict]], *
         v.continuations(ex["lang"])  # fails early, naming the language, when it has no prompt
     t0 = time.perf_counter()
     probs, truncated = score_examples(model, tokenizer, flat, batch_size=batch_size, padding_side=padding_side,
-                                      progress=progress, desc=f"{v.task} clean", verbalizer=v)
+                                      progress=progress, desc=f"{v.title} clean", verbalizer=v)
     clean_seconds = time.perf_counter() - t0
     preds = [_record(ex, p, None, labels) for ex, p in zip(flat, probs)]
     gold_idx = np.array([labels.index(ex["label"]) for ex in flat])
@@ -186,7 +187,7 @@ def _fit_temperatures(model, tokenizer, calibration: dict[str, list[dict]], *, b
     """Score the validation examples with the model under test and fit one temperature per language."""
     flat = [dict(ex, lang=ex.get("lang", lang)) for lang, exs in calibration.items() for ex in exs]
     probs, _ = score_examples(model, tokenizer, flat, batch_size=batch_size, padding_side=padding_side,
-                              progress=progress, desc=f"{verbalizer.task} calibration", verbalizer=verbalizer)
+                              progress=progress, desc=f"{verbalizer.title} calibration", verbalizer=verbalizer)
     gold = np.array([verbalizer.labels.index(ex["label"]) for ex in flat])
     lang_arr = np.array([lang for lang, exs in calibration.items() for _ in exs])
     return TemperatureScaling.fit({lang: probs[lang_arr == lang] for lang in calibration},
@@ -201,7 +202,7 @@ def _robustness(model, tokenizer, flat, probs, gold_idx, lang_arr, clean_acc, *,
     if changed:
         p_probs[changed], _ = score_examples(model, tokenizer, [drawn[i][0] for i in changed],
                                              batch_size=batch_size, padding_side=padding_side,
-                                             progress=progress, desc=f"{verbalizer.task} perturbed",
+                                             progress=progress, desc=f"{verbalizer.title} perturbed",
                                              verbalizer=verbalizer)
     clean_ok = probs.argmax(1) == gold_idx
     pert_ok = p_probs.argmax(1) == gold_idx

@@ -42,7 +42,7 @@ class TaskVerbalizer:
     heads = False
 
     def __init__(self, task: "ClassificationTask"):
-        self.task = task.name
+        self.task = self.title = task.name
         self.spec = task.spec
         self.labels = tuple(task.spec.labels)
         self.text_fields = ("text", "text_pair") if task.has_pair else ("text",)
