@@ -35,7 +35,6 @@ INCONTEXT = "icl"
 BASELINES = (BASE, INCONTEXT)
 # The adapter methods (govtune.adapters.AdapterConfig).
 ADAPTER_METHODS = METHODS
-TASKS = ("xnli", "flores")  # the built-in tasks (govtune/tasks/builtin/); any task file's path is a task too
 CURATION_STAGES = ("c0", "c1", "c2")
 SCHEDULES = LR_SCHEDULES
 
@@ -56,6 +55,7 @@ class StudyConfig:
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     shots: list[int] = field(default_factory=lambda: [32])  # per language; 0 = the base model, untuned
     curation: list[str] = field(default_factory=lambda: ["c2"])
+    # built-in tasks (govtune/tasks/builtin/: xnli, flores) and task files (docs/tasks.md), in this order
     tasks: list[str] = field(default_factory=lambda: ["xnli", "flores"])
     languages: list[str] = field(default_factory=lambda: ["en", "zh", "hi"])  # XNLI languages
     flores_pairs: list[str] = field(default_factory=lambda: ["en-zh", "en-es"])

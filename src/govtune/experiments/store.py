@@ -269,14 +269,14 @@ def load_curation(where: Where) -> dict[str, list[dict]]:
         return {t: [dict(r) for r in con.execute(f"SELECT * FROM {t} ORDER BY rowid")] for t in CURATION_TABLES}
 
 
-def load_scaled_predictions(where: Where, run_id: str) -> list[dict]:
+def load_scaled_predictions(where: Where, run_id: str, task: str = "xnli") -> list[dict]:
     """One run's clean XNLI predictions in evaluation order, each with `probs_ts` (its probabilities after
     the run's temperature scaling) when the run was calibrated: what a reliability diagram draws."""
     with closing(connect(where)) as con:
         con.row_factory = sqlite3.Row
         rows = con.execute("SELECT p.*, s.probs_ts FROM predictions p LEFT JOIN scaled_predictions s "
-                           "USING (run_id, task, unit, position) WHERE p.run_id = ? AND p.task = 'xnli' "
-                           "ORDER BY p.rowid", (run_id,)).fetchall()
+                           "USING (run_id, task, unit, position) WHERE p.run_id = ? AND p.task = ? "
+                           "ORDER BY p.rowid", (run_id, task)).fetchall()
     return [{"language": r["language"], "id": r["example_id"], "perturbation": None, "gold": r["gold"],
              "prediction": r["predicted"], "probs": json.loads(r["probs"]),
              **({"probs_ts": json.loads(r["probs_ts"])} if r["probs_ts"] else {})} for r in rows]
