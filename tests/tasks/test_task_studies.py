@@ -48,6 +48,7 @@ def test_classification_task_end_to_end(tmp_path):
     assert lora["ci95"]["macro"][0] <= m["macro"] <= lora["ci95"]["macro"][1]
     report = (out / "report.md").read_text()
     assert "### Task `intents` (classification)" in report and "| LoRA |" in report
+    assert "#### Task `intents` (classification)" in report and "| LoRA − Base (no tuning) |" in report
     # the pool was curated against the task's own test rows, and exported as curated
     kept = [json.loads(line) for line in (out / "curation" / "intents" / "c1.jsonl").read_text().splitlines()]
     trl = [json.loads(line) for line in (out / "export" / "intents" / "c1" / "train.jsonl").read_text().splitlines()]

@@ -8,6 +8,7 @@ and C2's perplexity cut always scores with the base model."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Callable, Iterable
@@ -137,9 +138,12 @@ def curate_study(data: StudyData, stages: Iterable[str], model_loader: Callable)
     model, tokenizer = model_loader() if needs_ref else (None, None)
     for task, stage in todo:
         where = data._dir(task)
+        options = config.curation_config(stage)
+        if not task.spec.langid:  # the task file turns language ID off (a language lingua identifies poorly)
+            options = dataclasses.replace(options, skip=(*options.skip, "langid"))
         result = curate(task.pool(), task.units, stage=config.curation_stage(stage),
                         reference_model=model, reference_tokenizer=tokenizer, protected=task.protected(),
-                        config=config.curation_config(stage), progress=data.progress)
+                        config=options, progress=data.progress)
         atomic_write_json(layout.curation_report(stage, where), result.report)
         atomic_write_jsonl(layout.dropped(stage, where), result.dropped)
         atomic_write_jsonl(layout.curated(stage, where), list(result.kept))  # last: marks the stage done

@@ -323,7 +323,7 @@ def build_markdown(s: Study, figures: list[str]) -> str:
         sections.append(lm_eval_table(s))
     if any("robustness.macro_drop" in r["metrics"].get("xnli", {}) for r in s.runs):
         sections.append(robustness_table(s))
-    differences = differences_section(s) if xnli else None
+    differences = differences_section(s)
     if differences:
         sections.append(differences)
     if len(s.stages) > 1 and xnli:

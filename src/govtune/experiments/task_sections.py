@@ -4,8 +4,6 @@ print them): one table per task, its columns and titles from the metric registry
 
 from __future__ import annotations
 
-import re
-
 from govtune.evaluation import metric_registry as registry
 from govtune.experiments.reading import Study, label, table
 
@@ -16,15 +14,11 @@ COMBINED = {"classification": ("macro", "parity_gap", "macro_f1", "avg_ece", "av
 PER_LANGUAGE = {"classification": "accuracy", "completion": "chrf"}
 
 
-def kind_of(metrics: dict) -> str:
-    return "classification" if "macro" in metrics else "completion"
-
-
 def task_section(s: Study, task: str) -> str:
     metrics = next(r["metrics"][task] for r in s.runs if task in r["metrics"])
-    kind = kind_of(metrics)
+    kind = s.kind(task)
     unit = PER_LANGUAGE[kind]
-    langs = [m.group(1) for k in metrics if (m := re.fullmatch(rf"languages\.([^.]+)\.{unit}", k))]
+    langs = s.task_languages(task)
     keys = [f"languages.{lang}.{unit}" for lang in langs] + [k for k in COMBINED[kind] if k in metrics]
     header = ["Method", *[registry.name(task, k) for k in keys]]
     rows = [[label(method), *[s.show(s.cell(method), task, k) for k in keys]] for method in s.rows()
