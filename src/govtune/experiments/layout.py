@@ -145,9 +145,9 @@ class StudyLayout:
         """Each task's curated splits as TRL JSONL and an lm-eval task YAML."""
         return self.root / "export"
 
-    def curated_stages(self) -> list[str]:
-        """The curation stages cached in this study, sorted."""
-        return sorted(p.name[:-len(".jsonl")] for p in self.curation_dir.glob("*.jsonl")
+    def curated_stages(self, task: str | None = None) -> list[str]:
+        """The curation stages cached in this study (for a task file's task: `task`), sorted."""
+        return sorted(p.name[:-len(".jsonl")] for p in self.task_curation_dir(task).glob("*.jsonl")
                       if not p.name.endswith(".dropped.jsonl"))
 
     @property

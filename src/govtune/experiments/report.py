@@ -328,7 +328,7 @@ def build_markdown(s: Study, figures: list[str]) -> str:
         sections.append(differences)
     if len(s.stages) > 1 and xnli:
         sections.append(curation_table(s))
-    governance = governance_section(s) if xnli else None
+    governance = governance_section(s)
     if governance:
         sections.append(governance)
     if xnli and (len([k for k in s.shots if k > 0]) > 1 or (0 in s.shots and len(s.shots) > 1)):
