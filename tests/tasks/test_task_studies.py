@@ -49,6 +49,7 @@ def test_classification_task_end_to_end(tmp_path):
     report = (out / "report.md").read_text()
     assert "### Task `intents` (classification)" in report and "| LoRA |" in report
     assert "#### Task `intents` (classification)" in report and "| LoRA − Base (no tuning) |" in report
+    assert "| intents:c1 | C1 | en | 18 | " in report  # what curation did to the task's pool (30 - 9 - 3 rows)
     # the pool was curated against the task's own test rows, and exported as curated
     kept = [json.loads(line) for line in (out / "curation" / "intents" / "c1.jsonl").read_text().splitlines()]
     trl = [json.loads(line) for line in (out / "export" / "intents" / "c1" / "train.jsonl").read_text().splitlines()]

@@ -22,7 +22,7 @@ def task_settings(args) -> SimpleNamespace:
 def _shots_pool(task, path: str) -> list[dict]:
     """A pool file's rows, read through the task's columns, as curation records of the task."""
     raw = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [task._record(r) for r in to_rows(task.spec, raw, f"--shots-pool {path}")]
+    return [task.to_record(r) for r in to_rows(task.spec, raw, f"--shots-pool {path}")]
 
 
 def _markdown(task, metrics: dict) -> str:

@@ -50,7 +50,7 @@ class StudyData:
         return self.primary if task is None else self.tasks[task] if isinstance(task, str) else task
 
     def _dir(self, task: Task) -> str | None:
-        return None if getattr(task, "curation_dir", "name") is None else task.name
+        return task.curation_dir
 
     # --- the few-shot pools --------------------------------------------------------------------------
     def pool(self, task: Task | str | None = None) -> list[dict]:

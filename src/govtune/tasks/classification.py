@@ -8,7 +8,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from govtune.tasks.filetask import FileTask
+from govtune.tasks.filetask import ROW, FileTask, row_key
+from govtune.tasks.task import validation_sample
 
 DEFAULT_TEMPLATE = "{{text}}\nAnswer:"
 DEFAULT_PAIR_TEMPLATE = "{{text}}\n{{text_pair}}\nAnswer:"
@@ -90,9 +91,6 @@ class ClassificationTask(FileTask):
         elif shots > 0:
             val = self.sample(kept, None, shots, seed).val
         else:
-            from govtune.tasks.filetask import ROW, row_key
-            from govtune.tasks.task import validation_sample
-
             val = [r[ROW] for r in validation_sample(self.pool(), set(), self.units, self.settings.val_per_language,
                                                      seed, row_key)]
         by_lang = {lang: [r for r in val if r["lang"] == lang] for lang in self.units}

@@ -29,7 +29,7 @@ def load_splits(spec: TaskSpec, workdir: Path | None) -> dict[str, list[dict]]:
         if not splits["train"]:
             raise ValueError(f"{spec.where('splits')}: no train split: give `splits.train` (the few-shot pool)")
     else:
-        source = spec.data_files if spec.data_files else "train"
+        source = "train" if spec.dataset else spec.data_files
         rows = to_rows(spec, read_table(spec, source), str(spec.data_files or spec.dataset))
         path = None if workdir is None else Path(workdir) / f"{spec.name}.splits.json"
         splits = carved_splits(spec, rows, path)
@@ -44,8 +44,6 @@ def load_splits(spec: TaskSpec, workdir: Path | None) -> dict[str, list[dict]]:
 class FileTask(Task):
     """A task file's task: rows from its data, splits fixed once, the few-shot pool = its train split."""
 
-    curation_dir = "name"  # its curation cache is OUT/curation/<task name>/
-
     def _prepare(self, workdir) -> None:
         self.splits = load_splits(self.spec, workdir)
         self._langs = self.spec.languages or sorted({r["lang"] for r in self.splits["train"]})
@@ -57,7 +55,8 @@ class FileTask(Task):
     def curation_text(self, row: dict) -> str:
         return input_key(row)
 
-    def _record(self, row: dict) -> dict:
+    def to_record(self, row: dict) -> dict:
+        """A row as a curation record: its text to judge, its language and id, the row itself carried along."""
         rec = {"text": self._text(row), "lang": row["lang"], "id": row["id"], ROW: row}
         if "label" in row:
             rec[LABEL] = row["label"]
@@ -71,10 +70,10 @@ class FileTask(Task):
         return "\n".join(str(row[f]) for f in ("text", "text_pair") if row.get(f))
 
     def pool(self) -> list[dict]:
-        return [self._record(r) for r in self.splits["train"]]
+        return [self.to_record(r) for r in self.splits["train"]]
 
     def protected(self) -> list[dict]:
-        return [self._record(r) for s in ("validation", "test") for r in self.splits[s]]
+        return [self.to_record(r) for s in ("validation", "test") for r in self.splits[s]]
 
     def test_sets(self) -> dict[str, list[dict]]:
         return {lang: limited(rows, self.settings.eval_limit)

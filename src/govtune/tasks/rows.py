@@ -41,8 +41,7 @@ def read_table(spec: TaskSpec, source) -> list[dict]:
     """Raw rows of one source: file path(s) or a hub split name (with `dataset:`)."""
     import datasets  # pyarrow and pandas: only when a user's task is read
 
-    if spec.dataset and not (isinstance(source, (list, tuple)) or Path(spec.resolve_path(str(source))).suffix
-                             in BUILDERS):
+    if spec.dataset:  # `source` is a split of the hub dataset
         try:
             ds = datasets.load_dataset(spec.dataset, spec.dataset_config, split=source or "train")
         except (ConnectionError, OSError, ValueError) as e:

@@ -124,8 +124,9 @@ def _check(spec: TaskSpec, where: str) -> None:
                              f"map some of {', '.join(allowed)} to your column names")
     if spec.builtin is not None:
         return  # the shipped benchmarks: their own loaders, their own checks
-    sources = [s for s in (spec.data_files, spec.dataset) if s]
-    if len(sources) != 1 and not spec.splits:
+    if spec.data_files and spec.dataset:
+        raise ValueError(f"{where}: give `data_files` (local files) or `dataset` (a hub name), not both")
+    if not (spec.data_files or spec.dataset or spec.splits):
         raise ValueError(f"{where}: give the data as `data_files:` (JSONL, CSV or Parquet), `dataset:` (a hub "
                          f"name) or `splits:` (train/validation/test files)")
     for split in spec.splits:

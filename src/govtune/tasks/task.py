@@ -56,6 +56,11 @@ class Task(ABC):
     def units(self) -> list[str]:
         """What the report's columns are: languages, or FLORES directions."""
 
+    @property
+    def curation_dir(self) -> str | None:
+        """The folder of its curated pools under OUT/curation/ (None: OUT/curation/ itself)."""
+        return self.name
+
     # --- data ----------------------------------------------------------------------------------------
     @abstractmethod
     def pool(self) -> list[dict]:
