@@ -136,9 +136,10 @@ def lookup(task: str, key: str) -> tuple[Metric, dict[str, str]]:
     for m in METRICS:
         if m.task == task and (found := _pattern(m.key).match(key)):
             return m, found.groupdict()
-    for m in METRICS:  # a task file's task: the entries of its kind (their keys do not overlap)
-        if m.task in KINDS and (found := _pattern(m.key).match(key)):
-            return m, found.groupdict()
+    if task not in {m.task for m in METRICS}:  # a task file's task: its kind's entries (their keys do not overlap)
+        for m in METRICS:
+            if m.task in KINDS and (found := _pattern(m.key).match(key)):
+                return m, found.groupdict()
     raise KeyError(f"metric {key!r} of task {task!r} is not in govtune.evaluation.metric_registry.METRICS: "
                    f"add its entry there")
 
