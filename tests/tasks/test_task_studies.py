@@ -123,3 +123,16 @@ def test_lm_eval_on_the_exported_yaml_gives_govtune_accuracy(tmp_path, single_th
     row = summarize(results)[lm_eval_name(task)]
     assert row["n"] == len(preds) == 27
     assert row["acc"] == pytest.approx(ours, abs=1e-9)
+
+
+def test_a_language_outside_govtunes_tables_is_scored_with_robustness(tmp_path, settings):
+    from task_helpers import INTENT_SPEC, intent_rows
+
+    path = write_task(tmp_path, intent_rows(langs=("tl", "en")), **INTENT_SPEC)
+    settings.robustness = True
+    task = load_task(str(path)).prepare(settings, tmp_path)
+    model, tok = tiny_model()
+    with torch.no_grad():
+        m, preds = task.evaluate(model, tok, task.test_sets(), seed=0, progress=False)
+    assert set(m["languages"]) == {"en", "tl"} and set(m["robustness"]["by_language"]) == {"en", "tl"}
+    assert {p["perturbation"] for p in preds if p["language"] == "tl"} <= {None, "punctuation", "whitespace"}
