@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -10,6 +11,7 @@ from govtune.constants import METHODS
 
 GA_DIRECTIONS = ("arb2r", "sigma_sqrt")
 LAM_SCHEDULES = ("adaptive", "fixed", "anneal", "learned")
+BOFT_SIDES = ("output", "input")
 
 # Attention projections per `config.model_type`: the papers adapt attention only.
 DEFAULT_TARGETS: dict[str, list[str]] = {
@@ -39,12 +41,19 @@ class AdapterConfig:
     method: str = "lora"  # one of METHODS
     r: int = 16  # LoRA rank (lora, lora_ga, hybrid)
     alpha: float = 32.0  # LoRA scale s = alpha / r
+    # rsLoRA (Kalajdzievski, 2023): s = alpha / sqrt(r), as PEFT's `use_rslora`; the LoRA-GA authors'
+    # reproduce recipe turns it on. Off by default, as in PEFT (it changes the scale of every LoRA branch).
+    use_rslora: bool = False
     # None = the model type's attention projections (DEFAULT_TARGETS); a list of module names (a module
     # matches when its full name equals the entry or ends with "." + entry, as in PEFT); or a regex string
     # matched against full module names with re.fullmatch.
     target_modules: list[str] | str | None = None
     boft_factors: int = 3  # m: butterfly components in R (boft, hybrid)
-    boft_block_size: int = 8  # b: size of each orthogonal block; must divide d_out
+    boft_block_size: int = 8  # b: size of each orthogonal block; must divide d_out (d_in for side "input")
+    # Which side of W0 the BOFT rotation acts on: "output" (y = R y0, W <- R W0, the bias rotated too) or
+    # "input" (y = W0 R x + b, W <- W0 R: PEFT's BOFT, which `export_peft` can write). The hybrid rotates
+    # y0, so it is "output" only.
+    boft_side: str = "output"
     # Rebuild the rotated weight R W0 (boft, hybrid) in backward instead of storing it: one weight-sized
     # tensor less per adapted layer, for a few small products (no tokens involved) per layer and step.
     boft_checkpoint: bool = True
@@ -77,6 +86,8 @@ class AdapterConfig:
             raise ValueError(f"r must be a positive integer, got {self.r!r}")
         if not self.alpha > 0:
             raise ValueError(f"alpha must be > 0, got {self.alpha!r}")
+        if not isinstance(self.use_rslora, bool):
+            raise ValueError(f"use_rslora must be true or false, got {self.use_rslora!r}")
         if isinstance(self.target_modules, str):
             try:
                 re.compile(self.target_modules)
@@ -92,6 +103,11 @@ class AdapterConfig:
             raise ValueError(f"boft_factors must be an integer >= 1, got {self.boft_factors!r}")
         if not (isinstance(self.boft_block_size, int) and self.boft_block_size >= 2):
             raise ValueError(f"boft_block_size must be an integer >= 2, got {self.boft_block_size!r}")
+        if self.boft_side not in BOFT_SIDES:
+            raise ValueError(f"unknown boft_side {self.boft_side!r}: use one of {', '.join(BOFT_SIDES)}")
+        if self.boft_side != "output" and self.method != "boft":
+            raise ValueError(f"boft_side={self.boft_side!r} is for method 'boft'; {self.method!r} rotates the "
+                             f"layer output: leave boft_side at 'output'")
         if not (isinstance(self.ga_batches, int) and self.ga_batches >= 1):
             raise ValueError(f"ga_batches must be an integer >= 1, got {self.ga_batches!r}")
         if not self.ga_gamma > 0:
@@ -123,7 +139,7 @@ class AdapterConfig:
 
     @property
     def scaling(self) -> float:
-        return self.alpha / self.r
+        return self.alpha / (math.sqrt(self.r) if self.use_rslora else self.r)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

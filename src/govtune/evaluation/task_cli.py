@@ -49,7 +49,7 @@ def run_task_file(args) -> int:
         tests, calibration = task.test_sets(), task.calibration_rows(None, 0, args.seed) if task.calibrates else None
     if args.calibrate_on is None:
         calibration = None  # as for the built-in tasks: temperature scaling when asked for
-    model, tok = load_for_eval(args.model, args.adapter)
+    model, tok = load_for_eval(args.model, args.adapter, args.quantize)
     t0 = time.perf_counter()
     with torch.no_grad():
         metrics, preds = task.evaluate(model, tok, tests, seed=args.seed, progress=not args.no_progress,

@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from govtune.constants import LR_SCHEDULES, METHODS, MIXED_PRECISION
+from govtune.constants import LR_SCHEDULES, METHODS, MIXED_PRECISION, check_lr_branches
 from govtune.data import FLORES_EVAL_LINES, FLORES_POOL_LINES, XNLI_EVAL_ROWS, XNLI_POOL_ROWS
 from govtune.tasks.languages import XNLI_LANGUAGES
 
@@ -42,7 +42,8 @@ SCHEDULES = LR_SCHEDULES
 GRID_KEYS = ("methods", "seeds", "shots", "curation")
 # Settings added after studies existed: left out of the hash while at their defaults, so a study run
 # before they existed still resumes.
-LATER_SETTINGS = ("lm_eval_tasks", "lm_eval_limit")
+LATER_SETTINGS = ("lm_eval_tasks", "lm_eval_limit", "lr_branches", "quantize")
+QUANTIZE_SCHEMES = ("int8", "int4", "nf4")  # govtune.quantization.SCHEMES (torch-free here)
 
 
 @dataclass
@@ -51,6 +52,9 @@ class StudyConfig:
 
     name: str = "study"
     model: str = "gemma3-270m"  # hub name, local path, an offline model (gemma3-270m, smollm2-135m-instruct), tiny-llama
+    # Train over a quantised base: int8 / int4 weight-only (torchao; int4 needs a CUDA GPU) or nf4
+    # (bitsandbytes), applied to the frozen linear layers where each cell loads the model; None = float.
+    quantize: str | None = None
     methods: list[str] = field(default_factory=lambda: ["lora", "boft", "lora_ga", "hybrid"])
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     shots: list[int] = field(default_factory=lambda: [32])  # per language; 0 = the base model, untuned
@@ -97,6 +101,9 @@ class StudyConfig:
     epochs: int = 3
     lr: float = 2e-4
     lr_per_method: dict[str, float] = field(default_factory=dict)
+    # The hybrid's branches at rates of their own, e.g. {lora_ga: 2.0e-5, boft: 5.0e-4}, for every method
+    # whose adapter is the hybrid; a branch left out trains at the method's rate (lr_for).
+    lr_branches: dict[str, float] = field(default_factory=dict)
     batch_size: int = 8
     grad_accum: int = 1
     weight_decay: float = 0.0
@@ -113,6 +120,12 @@ class StudyConfig:
         self._check_training()
 
     def _check_grid(self) -> None:
+        if self.quantize is not None and self.quantize not in QUANTIZE_SCHEMES:
+            raise ValueError(f"quantize: unknown scheme {self.quantize!r}; use one of {', '.join(QUANTIZE_SCHEMES)} "
+                             f"or leave it out for a float base")
+        if self.quantize is not None and "full" in self.methods:
+            raise ValueError(f"methods: 'full' trains every weight and cannot run over a quantised base "
+                             f"(quantize: {self.quantize}); drop 'full' or quantize")
         if not self.methods:
             raise ValueError("methods is empty: list at least one of " + ", ".join(ADAPTER_METHODS))
         known = set(ADAPTER_METHODS) | set(self.variants)
@@ -193,6 +206,7 @@ class StudyConfig:
                              f"(e.g. 8), or drop those methods")
         if not self.lr > 0 or any(not v > 0 for v in self.lr_per_method.values()):
             raise ValueError("learning rates must be > 0")
+        self.lr_branches = check_lr_branches(self.lr_branches)
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.schedule not in SCHEDULES:
@@ -242,11 +256,13 @@ class StudyConfig:
     def train_config(self, method: str, seed: int, progress: bool = True):
         """The govtune.training.TrainConfig of one cell: every study setting of the same name (epochs,
         batch_size, schedule, ...), the method's learning rate and the cell's seed. It resumes from the
-        cell's last epoch checkpoint, kept when `keep_checkpoints`."""
+        cell's last epoch checkpoint, kept when `keep_checkpoints`. A hybrid method also gets `lr_branches`."""
         from govtune.training import TrainConfig  # torch: only when a cell trains, the config stays light
 
         shared = {f.name: getattr(self, f.name) for f in dataclasses.fields(TrainConfig) if f.name in FIELDS}
+        hybrid = self.adapter_options(method).get("method") == "hybrid"
         return TrainConfig(**{**shared, "lr": self.lr_for(method), "seed": seed,
+                              "lr_branches": dict(self.lr_branches) if hybrid and self.lr_branches else None,
                               "checkpoints": self.keep_checkpoints, "resume": True, "progress": progress})
 
     def settings(self) -> dict[str, Any]:

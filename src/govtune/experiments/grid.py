@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from accelerate import PartialState
 from tqdm.auto import tqdm
 
 from govtune.atomic import atomic_write_json, atomic_write_text
+from govtune.evaluation.sharding import process_state
 from govtune.experiments.cell import Cell, grid_cells, run_cell
 from govtune.experiments.config import GRID_KEYS, StudyConfig
 from govtune.experiments.data import StudyData, curate_study, export_study
@@ -103,7 +103,7 @@ def _record_finished(layout: StudyLayout, run_ids: list[str]) -> None:
 
 
 def _model_loader(config: StudyConfig) -> Callable:
-    return lambda: load_model(config.model)
+    return lambda: load_model(config.model, quantize=config.quantize)
 
 
 def run_study(config: StudyConfig, out_dir: str | Path, resume: bool = False, progress: bool = True,
@@ -112,7 +112,7 @@ def run_study(config: StudyConfig, out_dir: str | Path, resume: bool = False, pr
     """Run every unfinished cell of the study into out_dir, then write the report."""
     # Under `accelerate launch` every process runs the grid (training is data-parallel); only the main
     # process checks, curates and writes, the others wait for it at each barrier.
-    state = PartialState()
+    state = process_state()
     main = state.is_main_process
     out_dir = Path(out_dir)
     layout = StudyLayout(out_dir)
