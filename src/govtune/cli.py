@@ -13,6 +13,7 @@ from govtune.launch import exit_with_launcher
 SUBCOMMANDS = {
     "curate": "govtune.governance.cli",
     "eval": "govtune.evaluation.cli",
+    "export": "govtune.tasks.export",
     "lm-eval": "govtune.evaluation.lm_eval_harness",
     "run": "govtune.experiments.cli",
     "report": "govtune.experiments.cli",

@@ -45,3 +45,12 @@ def test_combined_metrics_name_a_registered_unit_metric_of_their_task():
             assert unit.aggregation == registry.UNIT and unit.interval == m.interval
             assert unit.higher_is_better == m.higher_is_better or m.aggregation == registry.RANGE
     assert [m.key for m in registry.combined("flores")] == ["average_bleu", "direction_gap", "average_chrf"]
+
+
+def test_a_task_files_task_has_the_entries_of_its_kind():
+    assert registry.metric("intents", "macro") == registry.metric("classification", "macro")
+    assert registry.name("intents", "languages.hi.macro_f1") == "HI F1"
+    assert registry.metric("capitals", "average_exact_match").higher_is_better is True
+    assert registry.name("capitals", "languages.es.chrf") == "ES chrF++"
+    with pytest.raises(KeyError):
+        registry.metric("intents", "pairs.en-zh.bleu")  # a FLORES metric is no task file's

@@ -211,7 +211,7 @@ def test_incontext_baseline_runs_the_untuned_model_on_the_k_shot_sample_in_its_p
     data = StudyData(config, StudyLayout(out), progress=False)
     kept = data.curated("c0")
     shots = sample_kshot(kept, config.languages, 2, seed=0)
-    tests = attach(data.xnli_eval(), {lang: [r for r in shots if r["lang"] == lang] for lang in config.languages},
+    tests = attach(data.test_sets("xnli"), {lang: [r for r in shots if r["lang"] == lang] for lang in config.languages},
                    "xnli")
     model, tok = long_context_model()
     with torch.no_grad():
@@ -219,7 +219,7 @@ def test_incontext_baseline_runs_the_untuned_model_on_the_k_shot_sample_in_its_p
     for a, b in zip(icl, direct):
         assert a["id"] == b["id"]
         assert a["probs"] == pytest.approx(b["probs"], abs=1e-6)
-    assert not {r["row"] for r in shots} & {r["row"] for exs in data.xnli_eval().values() for r in exs}
+    assert not {r["row"] for r in shots} & {r["row"] for exs in data.test_sets("xnli").values() for r in exs}
 
     report = (out / "report.md").read_text()
     assert "| Base + in-context |" in report and "LoRA − Base + in-context" in report

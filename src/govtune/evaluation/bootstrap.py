@@ -23,7 +23,7 @@ from functools import lru_cache
 import numpy as np
 
 from govtune.evaluation import metric_registry as registry
-from govtune.evaluation.metrics import bleu_metric, chrf_metric, expected_calibration_error
+from govtune.evaluation.metrics import bleu_metric, chrf_metric, exact_match, expected_calibration_error
 from govtune.tasks.xnli import LABELS
 
 N_RESAMPLES = 1000
@@ -92,14 +92,16 @@ def xnli_units(records: Sequence[Mapping]) -> dict[str, XnliUnit]:
             perturbed[(r["language"], _key(r))] = r
     if not by_lang:
         raise ValueError("no clean XNLI predictions to bootstrap: pass evaluate_xnli's records")
+    # Classes in the order the evaluator wrote them (XNLI's LABELS for XNLI; a task file's `labels`).
+    labels = list(next(iter(by_lang.values()))[0]["probs"])
     units = {}
     for lang, recs in by_lang.items():
-        probs = np.array([[r["probs"][lab] for lab in LABELS] for r in recs], dtype=np.float64)
+        probs = np.array([[r["probs"][lab] for lab in labels] for r in recs], dtype=np.float64)
         pert = None
         if perturbed:
-            pert = np.array([LABELS.index(perturbed[(lang, _key(r))]["prediction"]) if (lang, _key(r)) in perturbed
+            pert = np.array([labels.index(perturbed[(lang, _key(r))]["prediction"]) if (lang, _key(r)) in perturbed
                              else int(np.argmax(p)) for r, p in zip(recs, probs)])
-        units[lang] = XnliUnit(ids=_ids(recs), probs=probs, gold=np.array([LABELS.index(r["gold"]) for r in recs]),
+        units[lang] = XnliUnit(ids=_ids(recs), probs=probs, gold=np.array([labels.index(r["gold"]) for r in recs]),
                                perturbed=pert)
     return units
 
@@ -188,9 +190,64 @@ def _combine(task: str, reps: Replicates, units: Mapping) -> Replicates:
 REPLICATES = {"xnli": (xnli_units, xnli_replicates), "flores": (flores_units, flores_replicates)}
 
 
+def classification_replicates(units: Mapping[str, XnliUnit], idx: Mapping[str, np.ndarray] | None = None
+                              ) -> Replicates:
+    """A classification task's replicates: XNLI's, over its own labels, combined by the classification
+    entries of the metric registry."""
+    return _combine("classification", xnli_replicates(units, idx), units)
+
+
+@dataclass(frozen=True)
+class CompletionUnit:
+    """One language's generations: its BLEU / chrF++ statistics (a FloresUnit) and exact matches (0/1)."""
+    ids: tuple
+    text: FloresUnit
+    exact: np.ndarray
+
+
+def completion_units(records: Sequence[Mapping]) -> dict[str, CompletionUnit]:
+    by_lang: dict[str, list[Mapping]] = {}
+    for r in records:
+        by_lang.setdefault(r["language"], []).append(r)
+    text = flores_units([{**r, "pair": r["language"]} for r in records])
+    return {lang: CompletionUnit(text[lang].ids, text[lang],
+                                 np.array([exact_match(r["hypothesis"], r["reference"]) for r in recs], dtype=np.float64))
+            for lang, recs in by_lang.items()}
+
+
+def completion_replicates(units: Mapping[str, CompletionUnit], idx: Mapping[str, np.ndarray] | None = None
+                          ) -> Replicates:
+    """Per resample: BLEU and chrF++ per language (as FLORES's per direction), exact match, and their
+    combinations by the completion entries of the metric registry."""
+    idx = resamples(units) if idx is None else idx
+    text = flores_replicates({lang: u.text for lang, u in units.items()}, idx)
+    reps = {k.replace("pairs.", "languages.", 1): v for k, v in text.items() if k.startswith("pairs.")}
+    for lang, u in units.items():
+        reps[f"languages.{lang}.exact_match"] = 100.0 * u.exact[idx[lang]].mean(axis=1)
+    return _combine("completion", reps, units)
+
+
+def replicator(task: str, records: Sequence[Mapping]):
+    """(to_units, replicate) of a task's prediction records: the built-in benchmarks by name, a task file's
+    task by what its records hold (class probabilities, or generated text)."""
+    if task in REPLICATES:
+        return REPLICATES[task]
+    if records and "probs" in records[0]:
+        return xnli_units, classification_replicates
+    return completion_units, completion_replicates
+
+
+def classification_intervals(records: Sequence[Mapping], level: float = LEVEL) -> dict[str, list[float]]:
+    return intervals(classification_replicates(xnli_units(records)), level)
+
+
+def completion_intervals(records: Sequence[Mapping], level: float = LEVEL) -> dict[str, list[float]]:
+    return intervals(completion_replicates(completion_units(records)), level)
+
+
 def task_intervals(task: str, records: Sequence[Mapping], level: float = LEVEL) -> dict[str, list[float]]:
     """A run's ci95 for one task, from its evaluator records: {metric key: [low, high]}."""
-    to_units, replicate = REPLICATES[task]
+    to_units, replicate = replicator(task, records)
     return intervals(replicate(to_units(records)), level)
 
 

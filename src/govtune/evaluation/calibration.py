@@ -121,7 +121,7 @@ class TemperatureScaling:
 
 def _keys(ex: dict) -> list[tuple]:
     """What identifies an example: its id, and its text (a copy under another id or split is the same row)."""
-    keys = [("text", ex.get("lang"), ex.get("premise"), ex.get("hypothesis"))]
+    keys = [("text", ex.get("lang"), ex.get("premise"), ex.get("hypothesis"), ex.get("text"), ex.get("text_pair"))]
     if ex.get("id") is not None:
         keys.append(("id", ex["id"]))
     return keys

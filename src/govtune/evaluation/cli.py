@@ -1,5 +1,5 @@
-"""`govtune eval`: evaluate a model (optionally with a govtune adapter) on XNLI or FLORES and write
-DIR/metrics.json, DIR/predictions.jsonl and DIR/report.md with its figures.
+"""`govtune eval`: evaluate a model (optionally with a govtune adapter) on XNLI, FLORES or a task file and
+write DIR/metrics.json, DIR/predictions.jsonl and DIR/report.md with its figures.
 
 Under `accelerate launch --num_processes N` the batches are shared among the processes and the main
 process alone writes (see govtune.evaluation.sharding)."""
@@ -7,6 +7,7 @@ process alone writes (see govtune.evaluation.sharding)."""
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -25,20 +26,20 @@ from govtune.launch import warn_if_fewer_processes
 from govtune.tasks.flores import load_flores
 from govtune.tasks.xnli import load_xnli
 
-TASKS = ("xnli", "flores")
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "spiece.model", "vocab.json",
                     "vocab.txt", "sentencepiece.bpe.model")
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("eval", help="evaluate a model on XNLI or FLORES",
+    p = subparsers.add_parser("eval", help="evaluate a model on XNLI, FLORES or a task file",
                               description=__doc__.splitlines()[0],
                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model", required=True, help="model name or path (smollm2-135m-instruct, tiny-llama, a "
                                                    "transformers checkpoint directory or hub name)")
     p.add_argument("--adapter", default=None, help="directory of a govtune adapter to load onto the model")
     add_quantize_argument(p)
-    p.add_argument("--task", required=True, choices=TASKS)
+    p.add_argument("--task", required=True,
+                   help="xnli, flores, or a task file (YAML, see docs/tasks.md): evaluated on its test split")
     p.add_argument("--langs", default="en,zh,hi", help="XNLI languages, comma-separated")
     p.add_argument("--pairs", default="en-zh,en-es", help="FLORES directions src-tgt, comma-separated")
     p.add_argument("--limit", type=int, default=None, help="examples per language / direction (default: all)")
@@ -53,10 +54,13 @@ def register(subparsers) -> None:
                         "few-shot pool)")
     p.add_argument("--shots", type=int, default=0,
                    help="in-context examples per language / direction written before every prompt, drawn with "
-                        "--seed from the few-shot pool rows (never the test rows) or from --shots-pool")
+                        "--seed from the few-shot pool rows (a task file: its train split; never the test rows) "
+                        "or from --shots-pool")
     p.add_argument("--shots-pool", default=None,
-                   help="JSON-lines pool to draw XNLI in-context examples from, e.g. a `govtune curate` output "
-                        "(default: the split's few-shot pool rows)")
+                   help="where in-context examples come from: a JSON-lines pool (XNLI records, e.g. a `govtune "
+                        "curate` output; a task file's rows in its own columns) or, for FLORES, a split name "
+                        "(default: the split's few-shot pool lines; for a FLORES split other than dev, the dev "
+                        "pool lines, the standard protocol)")
     p.add_argument("--no-robustness", action="store_true", help="skip the orthographic robustness pass (XNLI)")
     p.add_argument("--calibrate-on", default=None, metavar="SPLIT[:START-END]",
                    help="XNLI: fit one temperature per language on these rows and report ECE after scaling "
@@ -124,10 +128,14 @@ def _incontext_pool(args, data: dict[str, list[dict]]) -> dict[str, list[dict]]:
             records, _ = read_jsonl(args.shots_pool, langs=list(data))
             return {lang: [r for r in records if r.get("lang") == lang] for lang in data}
         return {lang: load_xnli(lang, args.split, args.data, rows=XNLI_POOL_ROWS) for lang in data}
-    if args.shots_pool:
-        raise ValueError("--shots-pool reads XNLI records; FLORES in-context examples come from the split's pool "
-                         "lines: drop --shots-pool")
-    return {pair: load_flores(*pair.split("-"), args.split, args.data, lines=FLORES_POOL_LINES) for pair in data}
+    # FLORES: demonstrations from another split than the test lines' (devtest tests, dev demonstrations) are
+    # other sentences; from the evaluated split itself, its pool lines only.
+    split = args.shots_pool or ("dev" if args.split != "dev" else args.split)
+    if str(split).endswith((".jsonl", ".json")):
+        records = [json.loads(line) for line in Path(split).read_text(encoding="utf-8").splitlines() if line.strip()]
+        return {pair: [r for r in records if f"{r.get('src_lang')}-{r.get('tgt_lang')}" == pair] for pair in data}
+    lines = FLORES_POOL_LINES if split == args.split or split == "dev" else None
+    return {pair: load_flores(*pair.split("-"), split, args.data, lines=lines) for pair in data}
 
 
 def parse_calibrate_on(spec: str) -> tuple[str, range | None]:
@@ -217,6 +225,16 @@ def _write_outputs(args, metrics: dict, preds: list[dict]) -> None:
 
 
 def run(args) -> int:
+    from govtune.tasks.registry import is_task_file
+
+    if is_task_file(args.task):
+        from govtune.evaluation.task_cli import run_task_file
+
+        return run_task_file(args)
+    if args.task not in ("xnli", "flores"):
+        from govtune.tasks.registry import task_spec
+
+        task_spec(args.task)  # raises naming the built-in tasks and the closest one
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.calibrate_on is not None and args.task != "xnli":

@@ -10,7 +10,7 @@ across languages, so a pool row equal to any test row (in any language) is leaka
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from govtune.governance.sampling import sample_kshot
 from govtune.tasks.prompts import flores_training_pair, xnli_training_pair
@@ -20,7 +20,10 @@ DEMO_SEPARATOR = "\n\n"
 
 
 def _row(ex: dict):
-    return ex.get("row", ex.get("line"))
+    """Where the example sits: its row (aligned across languages) within its split; FLORES lines of
+    different splits (devtest tests, dev demonstrations) are different sentences."""
+    row = ex.get("row", ex.get("line"))
+    return None if row is None else (ex.get("split"), row)
 
 
 def _check_disjoint(pool: Sequence[dict], tests: Sequence[dict], what: str) -> None:
@@ -29,7 +32,7 @@ def _check_disjoint(pool: Sequence[dict], tests: Sequence[dict], what: str) -> N
     leaked = [e for e in pool if (_row(e) is not None and _row(e) in test_rows) or e.get("id") in test_ids]
     if leaked:
         raise ValueError(f"{what}: {len(leaked)} in-context pool rows are also test rows (e.g. row "
-                         f"{_row(leaked[0])}); draw demonstrations from rows disjoint from the evaluation rows "
+                         f"{_row(leaked[0])[1] if _row(leaked[0]) else leaked[0].get('id')}); draw demonstrations from rows disjoint from the evaluation rows "
                          f"(govtune.data.XNLI_POOL_ROWS / FLORES_POOL_LINES or a curated pool)")
 
 
@@ -54,11 +57,13 @@ def flores_demonstrations(pool: Sequence[dict], tests: Sequence[dict], k: int, s
     return random.Random(f"{seed}:flores").sample(list(pool), k)
 
 
-def attach(examples: Mapping[str, list[dict]], demonstrations: Mapping[str, Sequence[dict]], task: str
-           ) -> dict[str, list[dict]]:
+def attach(examples: Mapping[str, list[dict]], demonstrations: Mapping[str, Sequence[dict]],
+           task: str | Callable[[dict], tuple[str, str]]) -> dict[str, list[dict]]:
     """Copies of the test examples, each carrying its language's (direction's) demonstrations, written
-    out, under "context"."""
-    to_pair = xnli_training_pair if task == "xnli" else flores_training_pair
+    out, under "context". `task`: the task's training-pair function (a demonstration is a solved training
+    pair), or the name of a built-in benchmark."""
+    to_pair = task if callable(task) else xnli_training_pair if task == "xnli" else flores_training_pair
+    task = task if isinstance(task, str) else getattr(getattr(task, "__self__", None), "name", "task")
     out = {}
     for key, tests in examples.items():
         _check_disjoint(demonstrations[key], tests, f"{task} {key}")

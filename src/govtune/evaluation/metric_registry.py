@@ -12,7 +12,7 @@ Torch-free and numpy-free: the report and `govtune.evaluation.bootstrap` read it
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 # Aggregation: how a metric is made from the per-unit (language or direction) values of its `of` metric.
@@ -95,6 +95,27 @@ METRICS: tuple[Metric, ...] = (
 )
 
 
+# A task file's task has the entries of its kind: a classification task those of XNLI (same keys) plus
+# macro-F1 and Brier, a completion or chat task chrF++, BLEU and exact match per language.
+KINDS = ("classification", "completion")
+F1, BRIER = "languages.{lang}.macro_f1", "languages.{lang}.brier"
+LCHRF, LBLEU, LEM = "languages.{lang}.chrf", "languages.{lang}.bleu", "languages.{lang}.exact_match"
+METRICS += tuple(replace(m, task="classification") for m in METRICS if m.task == "xnli") + (
+    Metric(F1, "classification", "{lang} F1", "macro-F1", True, interval=SEEDS),
+    Metric("macro_f1", "classification", "Macro-F1", "macro-F1", True, aggregation=MEAN, of=F1, interval=SEEDS),
+    Metric(BRIER, "classification", "{lang} Brier", "Brier score", False, interval=SEEDS),
+    Metric("avg_brier", "classification", "Avg-Brier", "Brier score", False, aggregation=MEAN, of=BRIER,
+           interval=SEEDS),
+    Metric(LCHRF, "completion", "{lang} chrF++", "chrF++", True),
+    Metric(LBLEU, "completion", "{lang} BLEU", "BLEU", True),
+    Metric(LEM, "completion", "{lang} EM", "exact match", True),
+    Metric("average_chrf", "completion", "chrF++ (avg)", "chrF++", True, aggregation=MEAN, of=LCHRF),
+    Metric("average_bleu", "completion", "Avg BLEU", "BLEU", True, aggregation=MEAN, of=LBLEU),
+    Metric("average_exact_match", "completion", "EM (avg)", "exact match", True, aggregation=MEAN, of=LEM),
+    Metric("chrf_gap", "completion", "Δ (chrF++ gap)", "chrF++ gap", False, aggregation=RANGE, of=LCHRF),
+)
+
+
 def _label(placeholder: str, value: str) -> str:
     if placeholder == "lang":
         return LANG_LABELS.get(value, value)
@@ -115,6 +136,10 @@ def lookup(task: str, key: str) -> tuple[Metric, dict[str, str]]:
     for m in METRICS:
         if m.task == task and (found := _pattern(m.key).match(key)):
             return m, found.groupdict()
+    if task not in {m.task for m in METRICS}:  # a task file's task: its kind's entries (their keys do not overlap)
+        for m in METRICS:
+            if m.task in KINDS and (found := _pattern(m.key).match(key)):
+                return m, found.groupdict()
     raise KeyError(f"metric {key!r} of task {task!r} is not in govtune.evaluation.metric_registry.METRICS: "
                    f"add its entry there")
 

@@ -22,6 +22,24 @@ def accuracy(predictions: Sequence, gold: Sequence) -> float:
     return 100.0 * float(np.mean([p == g for p, g in zip(predictions, gold)]))
 
 
+def macro_f1(predictions: Sequence, gold: Sequence, labels: Sequence) -> float:
+    """Macro-averaged F1 over `labels` in percent (a class never predicted nor gold scores 0, as
+    scikit-learn's zero_division=0). Three lines of counting: not worth a dependency."""
+    pred, gold = np.asarray(predictions, dtype=object), np.asarray(gold, dtype=object)
+    scores = []
+    for lab in labels:
+        tp = float(np.sum((pred == lab) & (gold == lab)))
+        denom = float(np.sum(pred == lab) + np.sum(gold == lab))
+        scores.append(2 * tp / denom if denom else 0.0)
+    return 100.0 * float(np.mean(scores))
+
+
+def exact_match(hypothesis: str, reference: str) -> bool:
+    """Equal after case folding and whitespace collapsing (SQuAD-style normalisation without dropping
+    punctuation or articles, which differ across languages)."""
+    return " ".join(hypothesis.casefold().split()) == " ".join(reference.casefold().split())
+
+
 def _bin_stats(probs, gold, n_bins: int):
     probs = np.asarray(probs, dtype=np.float64)
     gold = np.asarray(gold)
@@ -72,9 +90,18 @@ def parity_gap(scores: Mapping[str, float]) -> float:
     return float(max(scores.values()) - min(scores.values()))
 
 
+# Scripts written without spaces between words, scored by characters (sacreBLEU's `char`; `ja-mecab` and
+# `ko-mecab` need MeCab, which govtune does not install).
+CHAR_TOKENIZED = ("ja", "jpn", "th", "tha", "ko", "kor", "my", "mya", "km", "khm", "lo", "lao")
+
+
 def bleu_tokenizer(tgt_lang: str) -> str:
-    """sacreBLEU's tokenizer for a target language: "zh" for Chinese, "13a" otherwise (the paper's setting)."""
-    return "zh" if tgt_lang.split("_")[0] in ("zh", "zho", "cmn") else "13a"
+    """sacreBLEU's tokenizer for a target language: "zh" for Chinese, "char" for Japanese, Thai, Korean and
+    other scripts without word spaces, "13a" otherwise (the paper's setting)."""
+    code = tgt_lang.split("_")[0]
+    if code in ("zh", "zho", "cmn"):
+        return "zh"
+    return "char" if code in CHAR_TOKENIZED else "13a"
 
 
 def bleu_metric(tgt_lang: str):

@@ -129,7 +129,10 @@ _SCRIPT_FAMILY = {"Latn": "latin", "Grek": "greek", "Cyrl": "cyrillic", "Hans": 
 
 
 def family(lang: str) -> str:
-    return _SCRIPT_FAMILY.get(script_of(lang), "other")
+    try:
+        return _SCRIPT_FAMILY.get(script_of(lang), "other")
+    except ValueError:  # a task file's language outside govtune's table: the script-independent operations
+        return "other"
 
 
 def operations_for(lang: str) -> dict[str, Op]:

@@ -15,8 +15,6 @@ import torch
 from govtune.adapters import AdapterConfig, inject
 from govtune.adapters.registry import GRADIENT_INIT
 from govtune.atomic import atomic_write_json, atomic_write_jsonl
-from govtune.evaluation import evaluate_flores, evaluate_xnli
-from govtune.evaluation.bootstrap import task_intervals
 from govtune.evaluation.lm_eval_harness import evaluate_lm_eval, summarize, task_manager
 from govtune.experiments.config import BASE, INCONTEXT, StudyConfig
 from govtune.experiments.data import StudyData
@@ -99,7 +97,7 @@ def _train_cell(cell: Cell, config: StudyConfig, data: StudyData, model, tokeniz
                 progress: bool, write: bool) -> tuple[Any, dict[str, Any]]:
     """Sample the shots, inject the adapter, train (continuing an interrupted attempt); returns the trained
     model and what the result records of training: curves, final lam, data counts, footprint."""
-    pairs, val_pairs, data_counts = data.training_pairs(cell.curation, cell.shots, cell.seed)
+    pairs, val_pairs, data_counts = data.training_pairs(cell.curation, cell.shots, cell.seed, tokenizer)
     options = config.adapter_options(cell.method)
     calibration = None
     if options["method"] in GRADIENT_INIT:
@@ -129,29 +127,20 @@ def _train_cell(cell: Cell, config: StudyConfig, data: StudyData, model, tokeniz
 
 def _evaluate_cell(cell: Cell, config: StudyConfig, data: StudyData, model, tokenizer, run: RunLayout,
                    progress: bool, write: bool) -> tuple[dict[str, dict], dict[str, dict]]:
-    """XNLI (with temperature scaling on the run's validation examples) and FLORES on the cell's test sets;
-    returns (metrics per task, 95% intervals per task) and writes the predictions."""
+    """Every task of the study on the cell's test sets (a classification task with temperature scaling on
+    the run's validation examples); returns (metrics per task, 95% intervals per task) and writes the
+    predictions."""
     metrics: dict[str, dict] = {}
     ci95: dict[str, dict] = {}  # task -> {metric: [low, high]}: percentile bootstrap over the test examples
-    if cell.method == INCONTEXT:
-        xnli_tests, flores_tests, val = data.incontext_sets(cell.curation, cell.seed)
-    else:
-        xnli_tests = data.xnli_eval()
-        flores_tests = data.flores_eval() if "flores" in config.tasks else {}
-        val = data.validation_examples(cell.curation, cell.shots, cell.seed)
     with torch.no_grad():
-        xm, xpred = evaluate_xnli(model, tokenizer, xnli_tests, batch_size=config.eval_batch_size,
-                                  robustness=config.robustness, seed=cell.seed, progress=progress,
-                                  calibration=_calibration_examples(val, cell, config))
-        metrics["xnli"], ci95["xnli"] = xm, task_intervals("xnli", xpred)
-        if write:
-            atomic_write_jsonl(run.predictions("xnli"), xpred)
-        if "flores" in config.tasks:
-            fm, fpred = evaluate_flores(model, tokenizer, flores_tests, batch_size=config.eval_batch_size,
-                                        max_new_tokens=config.max_new_tokens, progress=progress)
-            metrics["flores"], ci95["flores"] = fm, task_intervals("flores", fpred)
+        for task in data.tasks.values():
+            tests, val = data.evaluation_sets(task, cell.method == INCONTEXT, cell.curation, cell.shots, cell.seed)
+            calibration = _calibration_examples(val, cell, config) if task.calibrates and val is not None else None
+            m, pred = task.evaluate(model, tokenizer, tests, seed=cell.seed, progress=progress,
+                                    calibration=calibration)
+            metrics[task.name], ci95[task.name] = m, task.intervals(pred)
             if write:
-                atomic_write_jsonl(run.predictions("flores"), fpred)
+                atomic_write_jsonl(run.predictions(task.name), pred)
     return metrics, ci95
 
 

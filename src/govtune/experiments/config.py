@@ -35,7 +35,6 @@ INCONTEXT = "icl"
 BASELINES = (BASE, INCONTEXT)
 # The adapter methods (govtune.adapters.AdapterConfig).
 ADAPTER_METHODS = METHODS
-TASKS = ("xnli", "flores")
 CURATION_STAGES = ("c0", "c1", "c2")
 SCHEDULES = LR_SCHEDULES
 
@@ -60,6 +59,7 @@ class StudyConfig:
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     shots: list[int] = field(default_factory=lambda: [32])  # per language; 0 = the base model, untuned
     curation: list[str] = field(default_factory=lambda: ["c2"])
+    # built-in tasks (govtune/tasks/builtin/: xnli, flores) and task files (docs/tasks.md), in this order
     tasks: list[str] = field(default_factory=lambda: ["xnli", "flores"])
     languages: list[str] = field(default_factory=lambda: ["en", "zh", "hi"])  # XNLI languages
     flores_pairs: list[str] = field(default_factory=lambda: ["en-zh", "en-es"])
@@ -160,11 +160,15 @@ class StudyConfig:
             raise ValueError("curation is empty: use e.g. curation=c2 (c0 = the raw pool)")
 
     def _check_data(self) -> None:
-        for t in self.tasks:
-            if t not in TASKS:
-                raise ValueError(f"unknown task {t!r}{_suggest(t, TASKS)}; tasks are {', '.join(TASKS)}")
-        if "xnli" not in self.tasks:
-            raise ValueError("tasks must include xnli: the few-shot pool and the main table are XNLI")
+        if not self.tasks:
+            raise ValueError("tasks is empty: list built-in tasks (xnli, flores) and/or task files, e.g. "
+                             "tasks=xnli,examples/intents/intents.yaml")
+        from govtune.tasks.registry import task_spec  # reads each task file now: a bad one fails before any run
+
+        names = [task_spec(t).name for t in self.tasks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"tasks {self.tasks} name the same task twice ({names}): give each task file its own "
+                             f"`name:`")
         for lang in self.languages:
             if lang not in XNLI_LANGUAGES:
                 raise ValueError(f"unknown XNLI language {lang!r}; use some of {', '.join(XNLI_LANGUAGES)}")
@@ -269,7 +273,17 @@ class StudyConfig:
         for k in LATER_SETTINGS:
             if d[k] == _default(k):
                 d.pop(k)
+        if self.task_files():  # only with task files: a study of the built-in tasks keeps its hash
+            d["task_files"] = self.task_files()
         return d
+
+    def task_files(self) -> dict[str, str]:
+        """sha256 of each task file the study names (built-in names excluded): part of the settings, so a
+        changed task file is a different study."""
+        from govtune.tasks.registry import is_task_file
+
+        return {t: hashlib.sha256(Path(t).expanduser().read_bytes()).hexdigest()[:16]
+                for t in self.tasks if is_task_file(t)}
 
     def settings_hash(self) -> str:
         blob = json.dumps(self.settings(), sort_keys=True, default=str).encode()
@@ -396,4 +410,19 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> StudyCo
         raise ValueError(f"{path} is not valid YAML: {e}") from None
     if not isinstance(raw, dict):
         raise ValueError(f"{path} must hold a mapping of config keys, got {type(raw).__name__}")
-    return build_config(raw, parse_overrides(overrides or []), where=str(path))
+    overrides = parse_overrides(overrides or [])
+    _task_paths_from(path.parent, raw, overrides)
+    return build_config(raw, overrides, where=str(path))
+
+
+def _task_paths_from(config_dir: Path, raw: dict, overrides: dict) -> None:
+    """A task file named relative to the config file (and not to the working directory) is read from there."""
+    from govtune.tasks.registry import is_task_file
+
+    for where in (raw, overrides):
+        tasks = where.get("tasks")
+        if isinstance(tasks, str):
+            tasks = [t.strip() for t in tasks.split(",") if t.strip()]
+        if isinstance(tasks, list):
+            where["tasks"] = [str(config_dir / t) if is_task_file(t) and not Path(t).expanduser().exists()
+                              and (config_dir / t).exists() else t for t in tasks]

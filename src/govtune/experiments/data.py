@@ -1,31 +1,36 @@
-"""The data of one study: the XNLI few-shot pool and its curated versions, the evaluation sets, and each
-run's (prompt, target) training and validation pairs.
+"""The data of one study: its tasks, prepared once (`govtune.tasks.Task`), their few-shot pools and curated
+versions, and each run's (prompt, target) training and validation pairs.
 
 Curation is one explicit step, `curate_study`, run once before any cell: it writes each curation stage's
-cache in `OUT/curation/` (kept records, dropped records, report), and `StudyData.curated` only reads that
-cache. So every cell of a stage, and a resumed study, trains from exactly the same curated pool, and C2's
-perplexity cut always scores with the base model."""
+cache per task in `OUT/curation/` (kept records, dropped records, report), and `StudyData.curated` only
+reads that cache. So every cell of a stage, and a resumed study, trains from exactly the same curated pool,
+and C2's perplexity cut always scores with the base model."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import random
 from pathlib import Path
 from typing import Callable, Iterable
 
 from govtune.atomic import atomic_write_json, atomic_write_jsonl
-from govtune.evaluation.incontext import attach, flores_demonstrations
 from govtune.experiments.config import StudyConfig
 from govtune.experiments.layout import StudyLayout
-from govtune.governance import curate, sample_kshot
-from govtune.tasks.flores import load_flores
-from govtune.tasks.prompts import flores_training_pair, xnli_training_pair
-from govtune.tasks.xnli import load_xnli
+from govtune.governance import curate
+from govtune.tasks.builtin_tasks import xnli_record_key
+from govtune.tasks.registry import load_task
+from govtune.tasks.task import Task
 
 
-def _split_pair(pair: str) -> tuple[str, str]:
-    src, tgt = pair.split("-")
-    return src, tgt
+def prepare_tasks(config: StudyConfig, layout: StudyLayout) -> dict[str, Task]:
+    """Every task of the study, loaded and split once, by name, in the config's order."""
+    tasks: dict[str, Task] = {}
+    for entry in config.tasks:
+        task = load_task(entry)
+        if task.name in tasks:
+            raise ValueError(f"two tasks of the study are named {task.name!r}: give one of them another `name:`")
+        tasks[task.name] = task.prepare(config, layout.tasks_dir)
+    return tasks
 
 
 class StudyData:
@@ -33,149 +38,135 @@ class StudyData:
         self.config = config
         self.layout = layout
         self.progress = progress
-        self._pool: list[dict] | None = None
-        self._curated: dict[str, list[dict]] = {}
-        self._xnli_eval: dict[str, list[dict]] | None = None
-        self._flores_eval: dict[str, list[dict]] | None = None
+        self.tasks = prepare_tasks(config, layout)
+        self._curated: dict[tuple[str, str], list[dict]] = {}
 
-    # --- evaluation sets -----------------------------------------------------------------------------
-    def xnli_eval(self) -> dict[str, list[dict]]:
-        if self._xnli_eval is None:
-            c = self.config
-            self._xnli_eval = {lang: load_xnli(lang, data_dir=c.data_dir, rows=range(*c.xnli_eval_rows),
-                                               limit=c.eval_limit) for lang in c.languages}
-        return self._xnli_eval
+    @property
+    def primary(self) -> Task:
+        """The first task whose pool is curated: the one the curation ledger follows."""
+        return next(t for t in self.tasks.values() if t.curates)
 
-    def flores_eval(self) -> dict[str, list[dict]]:
-        if self._flores_eval is None:
-            c = self.config
-            self._flores_eval = {p: load_flores(*_split_pair(p), data_dir=c.data_dir,
-                                                lines=range(*c.flores_eval_lines), limit=c.flores_eval_limit)
-                                 for p in c.flores_pairs}
-        return self._flores_eval
+    def _task(self, task: Task | str | None) -> Task:
+        return self.primary if task is None else self.tasks[task] if isinstance(task, str) else task
 
-    # --- the few-shot pool ---------------------------------------------------------------------------
-    def pool(self) -> list[dict]:
-        if self._pool is None:
-            c = self.config
-            self._pool = [r for lang in c.languages
-                          for r in load_xnli(lang, data_dir=c.data_dir, rows=range(*c.xnli_pool_rows))]
-        return self._pool
+    def _dir(self, task: Task) -> str | None:
+        return task.curation_dir
 
-    def curated(self, stage: str) -> list[dict]:
-        """The pool after curation `stage` (c0 = as given; or a curation variant's name), as `curate_study`
-        cached it."""
-        if stage not in self._curated:
-            path = self.layout.curated(stage)
+    # --- the few-shot pools --------------------------------------------------------------------------
+    def pool(self, task: Task | str | None = None) -> list[dict]:
+        return self._task(task).pool()
+
+    def curated(self, stage: str, task: Task | str | None = None) -> list[dict]:
+        """A task's pool after curation `stage` (c0 = as given; or a curation variant's name), as
+        `curate_study` cached it."""
+        task = self._task(task)
+        if (task.name, stage) not in self._curated:
+            path = self.layout.curated(stage, self._dir(task))
             if not path.exists():
                 raise FileNotFoundError(
                     f"curation stage {stage!r} has not been run in this study ({path} is missing): run the "
                     f"study's curation step first (`govtune run CONFIG --out {self.layout.root} --resume`, or "
                     f"govtune.experiments.data.curate_study)")
-            self._curated[stage] = _read_jsonl(path)
-        return self._curated[stage]
+            self._curated[(task.name, stage)] = _read_jsonl(path)
+        return self._curated[(task.name, stage)]
 
-    def curation_report(self, stage: str) -> dict | None:
-        path = self.layout.curation_report(stage)
+    def curation_report(self, stage: str, task: Task | str | None = None) -> dict | None:
+        path = self.layout.curation_report(stage, self._dir(self._task(task)))
         return json.loads(path.read_text()) if path.exists() else None
 
-    def curation_dropped(self, stage: str) -> list[dict] | None:
+    def curation_dropped(self, stage: str, task: Task | str | None = None) -> list[dict] | None:
         """The records curation `stage` dropped, each with `reason` and `stage`; None if not stored."""
-        path = self.layout.dropped(stage)
+        path = self.layout.dropped(stage, self._dir(self._task(task)))
         return _read_jsonl(path) if path.exists() else None
 
-    # --- one run's pairs -----------------------------------------------------------------------------
-    def training_examples(self, stage: str, shots: int, seed: int) -> tuple[list[dict], list[dict]]:
-        """k-shot sample per language (balanced across labels) and a disjoint validation sample."""
-        kept = self.curated(stage)
-        langs = list(self.config.languages)
-        train = sample_kshot(kept, langs, k=shots, seed=seed, report=self.curation_report(stage))
-        return train, self._validation_sample(kept, {record_key(r) for r in train}, seed)
+    def _kept(self, task: Task, stage: str) -> tuple[list[dict] | None, dict | None]:
+        if not task.curates or stage == "none":
+            return None, None
+        return self.curated(stage, task), self.curation_report(stage, task)
 
-    def _validation_sample(self, records: list[dict], taken: set[tuple], seed: int) -> list[dict]:
-        """`val_per_language` records per language not in `taken`, seeded."""
-        rng = random.Random(f"val-{seed}")
-        val: list[dict] = []
-        for lang in self.config.languages:
-            rest = [r for r in records if r.get("lang") == lang and record_key(r) not in taken]
-            val += rng.sample(rest, min(self.config.val_per_language, len(rest)))
-        return val
+    # --- one run's rows and pairs --------------------------------------------------------------------
+    def training_examples(self, stage: str, shots: int, seed: int, task: Task | str | None = None
+                          ) -> tuple[list[dict], list[dict]]:
+        """A task's k-shot sample per language and its disjoint validation sample."""
+        task = self._task(task)
+        s = task.sample(*self._kept(task, stage), shots, seed)
+        return s.train, s.val
 
-    def validation_examples(self, stage: str, shots: int, seed: int) -> dict[str, list[dict]]:
-        """The run's validation examples per language (for temperature scaling): those of
-        `training_examples`, or for the base model (shots 0, no curation) the same number drawn from the
-        raw pool. Pool rows only, so never a test row."""
-        if shots > 0:
-            _, val = self.training_examples(stage, shots, seed)
-        else:
-            val = self._validation_sample(self.pool(), set(), seed)
-        return {lang: [r for r in val if r.get("lang") == lang] for lang in self.config.languages}
+    def validation_examples(self, stage: str, shots: int, seed: int, task: Task | str | None = None
+                            ) -> dict[str, list[dict]] | None:
+        """A task's validation examples per language for temperature scaling (see Task.calibration_rows)."""
+        task = self._task(task)
+        return task.calibration_rows(self._kept(task, stage)[0], shots, seed)
 
-    def incontext_sets(self, stage: str, seed: int
-                       ) -> tuple[dict[str, list[dict]], dict[str, list[dict]], dict[str, list[dict]]]:
-        """XNLI and FLORES test sets and validation examples of the in-context baseline, each prompt
-        preceded by `incontext_shots` demonstrations: for XNLI the k-shot sample a fine-tuning run with as
-        many shots and the same seed trains on, for FLORES lines drawn from the pool lines. The validation
-        examples (the rest of the curated pool, as for that run) carry the same demonstrations."""
-        c = self.config
-        shots, val = self.training_examples(stage, c.incontext_shots, seed)
-        xnli = attach(self.xnli_eval(), {lang: [r for r in shots if r.get("lang") == lang] for lang in c.languages},
-                      "xnli")
-        val_by_lang = {lang: [{**r, "context": xnli[lang][0]["context"]} for r in val if r.get("lang") == lang]
-                       for lang in c.languages}
-        flores = self.flores_eval() if "flores" in c.tasks else {}
-        if flores:
-            demos = {p: flores_demonstrations(load_flores(*_split_pair(p), data_dir=c.data_dir,
-                                                          lines=range(*c.flores_pool_lines)),
-                                              tests, c.incontext_shots, seed) for p, tests in flores.items()}
-            flores = attach(flores, demos, "flores")
-        return xnli, flores, val_by_lang
+    def test_sets(self, task: Task | str | None = None) -> dict[str, list[dict]]:
+        return self._task(task).test_sets()
 
-    def training_pairs(self, stage: str, shots: int, seed: int
+    def evaluation_sets(self, task: Task, method_is_incontext: bool, stage: str, shots: int, seed: int
+                        ) -> tuple[dict[str, list[dict]], dict[str, list[dict]] | None]:
+        """A cell's test rows of a task and its calibration rows: with `incontext_shots` demonstrations in
+        every prompt for the in-context baseline."""
+        if method_is_incontext:
+            return task.incontext(*self._kept(task, stage), self.config.incontext_shots, seed)
+        return task.test_sets(), (task.calibration_rows(self._kept(task, stage)[0], shots, seed)
+                                  if task.calibrates else None)
+
+    def training_pairs(self, stage: str, shots: int, seed: int, tokenizer=None
                        ) -> tuple[list[tuple[str, str]], list[tuple[str, str]], dict[str, int]]:
-        train, val = self.training_examples(stage, shots, seed)
-        pairs = [xnli_training_pair(r) for r in train]
-        val_pairs = [xnli_training_pair(r) for r in val]
-        counts = {"xnli_train": len(pairs), "xnli_val": len(val_pairs)}
-        if "flores" in self.config.tasks:
-            c = self.config
-            n = c.flores_train_pairs or shots
-            rng = random.Random(f"flores-{seed}")
-            for p in c.flores_pairs:
-                lines = load_flores(*_split_pair(p), data_dir=c.data_dir, lines=range(*c.flores_pool_lines))
-                chosen = rng.sample(lines, min(n, len(lines)))
-                pairs += [flores_training_pair(r) for r in chosen]
-                counts[f"flores_train.{p}"] = len(chosen)
+        """Every task's training and validation pairs, mixed in the config's task order."""
+        pairs, val_pairs, counts = [], [], {}
+        for task in self.tasks.values():
+            if tokenizer is not None:
+                task.use_tokenizer(tokenizer)
+            s = task.sample(*self._kept(task, stage), shots, seed)
+            pairs += [p for r in s.train for p in task.training_pairs(r)]
+            val_pairs += [p for r in s.val for p in task.training_pairs(r)]
+            counts.update(s.counts)
         return pairs, val_pairs, counts
 
 
 def curate_study(data: StudyData, stages: Iterable[str], model_loader: Callable) -> list[str]:
-    """Curate each of `stages` not cached yet, before any cell runs; returns the stages it curated. The
-    only writer of `OUT/curation/`. When a stage runs C2's perplexity cut, the base model (the model being
-    tuned, from `model_loader`) is loaded once for all of them and freed afterwards."""
+    """Curate each of `stages` not cached yet for every task that curates, before any cell runs; returns
+    the stages it curated (of any task). The only writer of `OUT/curation/`. When a stage runs C2's
+    perplexity cut, the base model (the model being tuned, from `model_loader`) is loaded once for all of
+    them and freed afterwards."""
     config, layout = data.config, data.layout
-    missing = sorted(s for s in set(stages) if not layout.curated(s).exists())
-    if not missing:
+    todo = [(task, s) for task in data.tasks.values() if task.curates
+            for s in sorted(set(stages)) if not layout.curated(s, data._dir(task)).exists()]
+    if not todo:
         return []
-    needs_ref = any("perplexity" in config.curation_config(s).steps(config.curation_stage(s)) for s in missing)
+    needs_ref = any("perplexity" in config.curation_config(s).steps(config.curation_stage(s)) for _, s in todo)
     model, tokenizer = model_loader() if needs_ref else (None, None)
-    protected = [r for rows in data.xnli_eval().values() for r in rows]
-    for stage in missing:
-        result = curate(data.pool(), list(config.languages), stage=config.curation_stage(stage),
-                        reference_model=model, reference_tokenizer=tokenizer, protected=protected,
-                        config=config.curation_config(stage), progress=data.progress)
-        atomic_write_json(layout.curation_report(stage), result.report)
-        atomic_write_jsonl(layout.dropped(stage), result.dropped)
-        atomic_write_jsonl(layout.curated(stage), list(result.kept))  # last: its presence marks the stage done
+    for task, stage in todo:
+        where = data._dir(task)
+        options = config.curation_config(stage)
+        if not task.spec.langid:  # the task file turns language ID off (a language lingua identifies poorly)
+            options = dataclasses.replace(options, skip=(*options.skip, "langid"))
+        result = curate(task.pool(), task.units, stage=config.curation_stage(stage),
+                        reference_model=model, reference_tokenizer=tokenizer, protected=task.protected(),
+                        config=options, progress=data.progress)
+        atomic_write_json(layout.curation_report(stage, where), result.report)
+        atomic_write_jsonl(layout.dropped(stage, where), result.dropped)
+        atomic_write_jsonl(layout.curated(stage, where), list(result.kept))  # last: marks the stage done
     del model, tokenizer
-    return missing
+    return sorted({s for _, s in todo})
+
+
+def export_study(data: StudyData, stages: Iterable[str]) -> None:
+    """Each task's splits, its train split as each curation stage kept it, as TRL JSONL and an lm-eval task
+    YAML: OUT/export/<task>/<stage>/ (a task that does not curate: OUT/export/<task>/)."""
+    from govtune.tasks.export import export_task
+
+    for task in data.tasks.values():
+        if not task.curates:
+            export_task(task, data.layout.export_dir / task.name)
+            continue
+        for stage in sorted(set(stages)):
+            export_task(task, data.layout.export_dir / task.name / stage, data.curated(stage, task))
 
 
 def record_key(record: dict) -> tuple:
-    return (record.get("lang"), record.get("id"), record.get("premise"), record.get("hypothesis"))
+    return xnli_record_key(record)
 
 
 def _read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
-
-

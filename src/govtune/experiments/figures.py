@@ -195,8 +195,11 @@ def draw_figures(s: Study) -> list[str]:
     layout = StudyLayout(s.out_dir)
     layout.figures.mkdir(exist_ok=True)
     names = []
-    for name, draw in (("frontier.png", frontier), ("dynamics.png", dynamics), ("scaling.png", scaling),
-                       ("lam.png", lam_trajectories)):
+    xnli = s.has("xnli")  # the frontier and scaling figures plot the XNLI Macro of the papers
+    for name, draw in (("frontier.png", frontier if xnli else None), ("dynamics.png", dynamics),
+                       ("scaling.png", scaling if xnli else None), ("lam.png", lam_trajectories)):
+        if draw is None:
+            continue
         if draw(s, layout.figure(name)):
             names.append(name)
     names += reliability(s, layout.figures)

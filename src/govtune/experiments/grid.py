@@ -22,7 +22,7 @@ from govtune.atomic import atomic_write_json, atomic_write_text
 from govtune.evaluation.sharding import process_state
 from govtune.experiments.cell import Cell, grid_cells, run_cell
 from govtune.experiments.config import GRID_KEYS, StudyConfig
-from govtune.experiments.data import StudyData, curate_study
+from govtune.experiments.data import StudyData, curate_study, export_study
 from govtune.experiments.layout import RunLayout, StudyLayout
 from govtune.experiments.ledger import record_curation
 from govtune.experiments.report import write_report
@@ -132,6 +132,7 @@ def run_study(config: StudyConfig, out_dir: str | Path, resume: bool = False, pr
     try:
         if main:  # every curated pool is written before any cell runs (C2 scores with the base model)
             curate_study(data, {c.curation for c in todo if c.curation != "none"}, loader)
+            export_study(data, {c.curation for c in todo if c.curation != "none"})
             record_curation(data)
             _record_finished(layout, outcome.skipped)
         state.wait_for_everyone()

@@ -6,6 +6,9 @@ study; code asks the layout.
       curation/<stage>.jsonl          kept records of a curation stage (its presence marks the stage done)
       curation/<stage>.dropped.jsonl  dropped records, each with reason and stage
       curation/<stage>.report.json    the stage's counts per step and language
+      curation/<task>/<stage>.*       the same for a task file's task
+      tasks/<task>.splits.json        a task file's carved train / validation / test row ids
+      export/<task>/                  its curated splits as TRL JSONL and an lm-eval task YAML
       runs/<run_id>/result.json       one run's metrics, intervals and footprint
       runs/<run_id>/history.json      its training curves
       runs/<run_id>/predictions/<task>.jsonl
@@ -118,18 +121,33 @@ class StudyLayout:
     def curation_dir(self) -> Path:
         return self.root / "curation"
 
-    def curated(self, stage: str) -> Path:
-        return self.curation_dir / f"{stage}.jsonl"
+    def task_curation_dir(self, task: str | None = None) -> Path:
+        """Where a task's curated pools go: curation/<task>/ (None: curation/ itself, the XNLI pool's place
+        since before studies had other tasks)."""
+        return self.curation_dir if task is None else self.curation_dir / task
 
-    def dropped(self, stage: str) -> Path:
-        return self.curation_dir / f"{stage}.dropped.jsonl"
+    def curated(self, stage: str, task: str | None = None) -> Path:
+        return self.task_curation_dir(task) / f"{stage}.jsonl"
 
-    def curation_report(self, stage: str) -> Path:
-        return self.curation_dir / f"{stage}.report.json"
+    def dropped(self, stage: str, task: str | None = None) -> Path:
+        return self.task_curation_dir(task) / f"{stage}.dropped.jsonl"
 
-    def curated_stages(self) -> list[str]:
-        """The curation stages cached in this study, sorted."""
-        return sorted(p.name[:-len(".jsonl")] for p in self.curation_dir.glob("*.jsonl")
+    def curation_report(self, stage: str, task: str | None = None) -> Path:
+        return self.task_curation_dir(task) / f"{stage}.report.json"
+
+    @property
+    def tasks_dir(self) -> Path:
+        """Each carved task split, written down (<task>.splits.json) so a resumed study uses the same rows."""
+        return self.root / "tasks"
+
+    @property
+    def export_dir(self) -> Path:
+        """Each task's curated splits as TRL JSONL and an lm-eval task YAML."""
+        return self.root / "export"
+
+    def curated_stages(self, task: str | None = None) -> list[str]:
+        """The curation stages cached in this study (for a task file's task: `task`), sorted."""
+        return sorted(p.name[:-len(".jsonl")] for p in self.task_curation_dir(task).glob("*.jsonl")
                       if not p.name.endswith(".dropped.jsonl"))
 
     @property

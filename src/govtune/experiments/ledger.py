@@ -70,10 +70,11 @@ def drawn_removed(pool: list[dict], kept: list[dict], dropped: list[dict], langs
     return counts
 
 
-def _curation_names(config: StudyConfig, layout: StudyLayout) -> list[str]:
-    """Every curated pool of the study (a resumed study may have curated more than the current grid)."""
+def _curation_names(config: StudyConfig, layout: StudyLayout, task: str | None = None) -> list[str]:
+    """Every curated pool of the study (of a task file's task: `task`), a resumed study may have curated more
+    than the current grid."""
     known = set(CURATION_STAGES) | set(config.curation_variants)
-    names = [n for n in layout.curated_stages() if n in known]
+    names = [n for n in layout.curated_stages(task) if n in known]
     # stages first in stage order, then each stage's variants
     return sorted(names, key=lambda n: (n not in CURATION_STAGES, CURATION_STAGES.index(config.curation_stage(n)), n))
 
@@ -87,29 +88,17 @@ def _grid_union(config: StudyConfig, layout: StudyLayout) -> tuple[list[int], li
 
 
 def record_curation(data: StudyData) -> None:
-    """Copy every curation report of the study into results.sqlite and count, per ledger decision, shots
-    and seed, the drawn shots the decision removes. Idempotent: rebuilt on every run of the study."""
+    """Copy every curation report of the study into results.sqlite (a task file's task under the curation
+    name `<task>:<name>`) and count, per ledger decision, shots and seed, the drawn shots the decision
+    removes (the pool kept at OUT/curation/: XNLI's). Idempotent: rebuilt on every run of the study."""
     config, layout = data.config, data.layout
-    names = _curation_names(config, layout)
     rows: dict[str, list[tuple]] = defaultdict(list)
-    for name in names:
-        report = data.curation_report(name)
-        if report is None:
-            continue
-        stage = config.curation_stage(name)
-        steps = config.curation_config(name).steps(stage)
-        rows["curations"].append((name, stage, ",".join(steps), report["input"], report["kept"],
-                                  report["dropped"], json.dumps(report.get("notes", []), ensure_ascii=False)))
-        for s, block in report["stages"].items():
-            for lang, n in block["input_by_language"].items():
-                rows["curation_counts"].append((name, s, lang, "input", "", n))
-            for lang, n in block["kept_by_language"].items():
-                rows["curation_counts"].append((name, s, lang, "kept", "", n))
-            for lang, reasons in block["dropped_by_language"].items():
-                rows["curation_counts"] += [(name, s, lang, "dropped", reason, n) for reason, n in reasons.items()]
-        for reason, examples in report.get("examples", {}).items():
-            rows["curation_examples"] += [(name, reason, i, ex.get("lang"), None if ex.get("id") is None else
-                                           str(ex["id"]), ex.get("text", "")) for i, ex in enumerate(examples)]
+    for task in data.tasks.values():
+        if task.curates:
+            where = data._dir(task)
+            _curation_rows(data, task, _curation_names(config, layout, where), "" if where is None else f"{task.name}:",
+                           rows)
+    names = _curation_names(config, layout)
     seeds, shots = _grid_union(config, layout)
     langs = list(config.languages)
     for with_, without in ledger_pairs(names, {n: config.curation_stage(n) for n in names}):
@@ -122,6 +111,30 @@ def record_curation(data: StudyData) -> None:
                 for (lang, stage, reason), n in drawn_removed(pool, kept, dropped, langs, k, seed).items():
                     rows["curation_shots"].append((with_, without, k, seed, lang, stage, reason, n))
     store_curation(layout, rows)
+
+
+def _curation_rows(data: StudyData, task, names: list[str], prefix: str, rows: dict[str, list[tuple]]) -> None:
+    """The curation tables' rows of one task's curation reports."""
+    config = data.config
+    for name in names:
+        report = data.curation_report(name, task)
+        if report is None:
+            continue
+        stage = config.curation_stage(name)
+        steps = config.curation_config(name).steps(stage)
+        label = prefix + name
+        rows["curations"].append((label, stage, ",".join(steps), report["input"], report["kept"],
+                                  report["dropped"], json.dumps(report.get("notes", []), ensure_ascii=False)))
+        for s, block in report["stages"].items():
+            for lang, n in block["input_by_language"].items():
+                rows["curation_counts"].append((label, s, lang, "input", "", n))
+            for lang, n in block["kept_by_language"].items():
+                rows["curation_counts"].append((label, s, lang, "kept", "", n))
+            for lang, reasons in block["dropped_by_language"].items():
+                rows["curation_counts"] += [(label, s, lang, "dropped", reason, n) for reason, n in reasons.items()]
+        for reason, examples in report.get("examples", {}).items():
+            rows["curation_examples"] += [(label, reason, i, ex.get("lang"), None if ex.get("id") is None else
+                                           str(ex["id"]), ex.get("text", "")) for i, ex in enumerate(examples)]
 
 
 # --- the report ----------------------------------------------------------------------------------------------
@@ -142,12 +155,14 @@ def _dropped(cur: dict) -> dict[str, Counter]:
 def what_curation_did(s: "Study", cur: dict) -> str:
     """Records in, kept and dropped per curation, stage and language, with the reasons and a few examples."""
 
-    langs = s.config.get("languages") or sorted({r["language"] for r in cur["curation_counts"]})
+    study_langs = s.config.get("languages") or sorted({r["language"] for r in cur["curation_counts"]})
     counts = {(r["curation"], r["stage"], r["language"], r["kind"]): r["n"] for r in cur["curation_counts"]
               if r["kind"] != "dropped"}
     dropped = _dropped(cur)
     rows = []
     for c in cur["curations"]:
+        langs = study_langs if ":" not in c["curation"] else list(dict.fromkeys(  # a task file's own languages
+            r["language"] for r in cur["curation_counts"] if r["curation"] == c["curation"]))
         for stage in CURATION_STAGES[:CURATION_STAGES.index(c["stage"]) + 1]:
             stage_drops = {key: n for key, n in dropped[c["curation"]].items() if key[0] == stage}
             if stage == "c0" and c["stage"] != "c0" and not stage_drops:
@@ -164,8 +179,11 @@ def what_curation_did(s: "Study", cur: dict) -> str:
     steps = "; ".join(f"{curation_label(c['curation'])}: {c['steps'].replace(',', ', ') or 'no filter'}"
                       for c in cur["curations"])
     text = ("### Governance: what curation did\n\n"
-            f"The few-shot pool (XNLI rows {s.config.get('xnli_pool_rows')}) through each curation the study ran, "
-            f"before any shot was drawn: records in, kept and dropped per stage and language, with the reason "
+            + (f"The few-shot pool (XNLI rows {s.config.get('xnli_pool_rows')})" if s.has("xnli") else
+               "Each task's few-shot pool (its train split)")
+            + " through each curation the study ran"
+            + (" (a task file's pool as TASK:STAGE)" if any(":" in c["curation"] for c in cur["curations"]) else "")
+            + f", before any shot was drawn: records in, kept and dropped per stage and language, with the reason "
             f"of every drop (a record is dropped by the first step that rejects it). Steps run: {steps}.\n\n"
             + table(["Curation", "Stage", "Language", "In", "Kept", "Dropped", "Dropped by reason"], rows))
     notes = sorted({note for c in cur["curations"] for note in json.loads(c["notes"] or "[]")})

@@ -77,7 +77,7 @@ class Intervals:
         if key not in self._runs:
             records = load_predictions(self.out_dir, run["run_id"], task)
             if records:
-                to_units, replicate = bs.REPLICATES[task]
+                to_units, replicate = bs.replicator(task, records)
                 units = to_units(records)
                 self._runs[key] = (units, replicate(units, bs.identity(units)), replicate(units))
             else:
@@ -168,6 +168,22 @@ class Study:
         ci = self.intervals.ci(runs, task, metric) if interval else None
         return fmt(self.values(runs, task, metric), registry.metric(task, metric).digits, ci)
 
+    @property
+    def tasks(self) -> list[str]:
+        """The evaluated tasks, in the order the runs list them."""
+        return list(dict.fromkeys(t for r in self.runs for t in r["metrics"] if t != "footprint"))
+
+    def kind(self, task: str) -> str:
+        """A task file's task: classification (class probabilities) or completion (generated text)."""
+        metrics = next(r["metrics"][task] for r in self.runs if task in r["metrics"])
+        return "classification" if "macro" in metrics else "completion"
+
+    def task_languages(self, task: str) -> list[str]:
+        """The languages a task's runs report, in their order."""
+        metrics = next(r["metrics"][task] for r in self.runs if task in r["metrics"])
+        return list(dict.fromkeys(k.split(".")[1] for k in metrics if k.startswith("languages.")
+                                  and k.endswith(".n")))
+
     def has(self, task: str) -> bool:
         return any(task in r["metrics"] for r in self.runs)
 
@@ -177,11 +193,16 @@ class Study:
         return {r["language"]: r["n"] for r in self.curation["curation_counts"]
                 if (r["curation"], r["stage"], r["kind"]) == (curation, stage, "kept")}
 
-    def scope(self, task: str = "xnli") -> str:
-        """One line under every table: model, data size, seeds."""
+    def scope(self, task: str | None = None) -> str:
+        """One line under every table: model, data size, seeds (task: the study's first by default)."""
         n_seeds = len(self.seeds)
         seeds = f"{n_seeds} seed{'s' if n_seeds != 1 else ''}"
-        if task == "flores":
+        task = task or ("xnli" if self.has("xnli") else next(iter(self.tasks), "xnli"))
+        if task not in ("xnli", "flores"):
+            langs = self.task_languages(task)
+            n = self.values(self.runs[:1], task, f"languages.{langs[0]}.n") if langs else []
+            data = f"{int(n[0])} {task} test examples per language" if n else task
+        elif task == "flores":
             n = self.values(self.runs[:1], "flores", next((k for k in self.runs[0]["metrics"].get("flores", {})
                                                             if k.endswith(".n")), "-")) or [None]
             data = f"{int(n[0])} FLORES test sentences per direction" if n[0] else "FLORES"

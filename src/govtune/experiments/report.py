@@ -19,6 +19,10 @@ from govtune.experiments.layout import StudyLayout
 from govtune.experiments.ledger import curation_label, governance_section
 from govtune.experiments.reading import Study, fmt, label, mean, table, welch
 from govtune.experiments.significance import differences_section, interval_note
+from govtune.experiments.task_sections import task_section
+
+# Tasks whose tables are the papers' (above); every other task of a study gets `task_section`.
+PAPER_TABLES = ("xnli", "flores", "footprint", "lm_eval")
 
 
 def _names(task: str, keys: list[str]) -> list[str]:
@@ -75,6 +79,9 @@ def accuracy_interval(s: Study) -> str:
 def data_line(s: Study) -> str:
     c = s.config
     ns = s.values(s.runs[:1], "xnli", "languages.en.n") or []
+    if not s.has("xnli"):
+        return (f"model `{s.model}`; tasks {', '.join(s.tasks)}; curated at {', '.join(s.stages) or '-'}; "
+                f"{len(s.seeds)} seed(s) {s.seeds}; {c.get('epochs')} epoch(s).")
     parts = [f"model `{s.model}`",
              f"XNLI dev rows {c.get('xnli_eval_rows')} for evaluation"
              + (f" ({int(ns[0])} per language)" if ns else ""),
@@ -305,11 +312,13 @@ def lam_table(s: Study) -> str | None:
 def build_markdown(s: Study, figures: list[str]) -> str:
     head = [f"# govtune report: {s.info.get('name', 'study')}", "", data_line(s), ""]
     head += [f"- {n}" for n in caveats(s)] + [""]
-    sections = [xnli_table(s)]
+    xnli = s.has("xnli")  # the papers' tables, their significance, ledger and scaling follow XNLI
+    sections = [xnli_table(s)] if xnli else []
     if any("avg_ece_ts" in r["metrics"].get("xnli", {}) for r in s.runs):
         sections.append(calibration_table(s))
     if s.has("flores"):
         sections.append(flores_table(s))
+    sections += [task_section(s, t) for t in s.tasks if t not in PAPER_TABLES]
     if s.has("lm_eval"):
         sections.append(lm_eval_table(s))
     if any("robustness.macro_drop" in r["metrics"].get("xnli", {}) for r in s.runs):
@@ -317,12 +326,12 @@ def build_markdown(s: Study, figures: list[str]) -> str:
     differences = differences_section(s)
     if differences:
         sections.append(differences)
-    if len(s.stages) > 1:
+    if len(s.stages) > 1 and xnli:
         sections.append(curation_table(s))
     governance = governance_section(s)
     if governance:
         sections.append(governance)
-    if len([k for k in s.shots if k > 0]) > 1 or (0 in s.shots and len(s.shots) > 1):
+    if xnli and (len([k for k in s.shots if k > 0]) > 1 or (0 in s.shots and len(s.shots) > 1)):
         sections.append(scaling_table(s))
     if s.methods:
         sections.append(footprint_table(s))

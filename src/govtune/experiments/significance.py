@@ -31,12 +31,21 @@ def fmt_difference(d: bs.Difference | None, digits: int = 1, mark: bool = True) 
     return text + f" {MARK}" if mark and d.significant else text
 
 
+# The papers' two tasks, with their table titles; any other task is compared on its kind's main metrics.
+PAPER_TITLES = {"xnli": "XNLI (accuracy and ECE, points)", "flores": "FLORES (BLEU and chrF++)"}
+TASK_KEYS = {"classification": ("accuracy", ("macro", "avg_ece")),
+             "completion": ("chrf", ("average_chrf", "average_exact_match"))}
+
+
 def _keys(s: Study, task: str) -> list[str]:
     """The metrics compared: XNLI accuracy per language, Macro, Avg-ECE; FLORES BLEU and chrF++ per direction,
-    average BLEU."""
+    average BLEU; a task file's task: accuracy (chrF++) per language and its combined metrics."""
     if task == "xnli":
         return [f"languages.{lang}.accuracy" for lang in s.languages] + ["macro", "avg_ece"]
-    return [key for pair in s.pairs for key in (f"pairs.{pair}.bleu", f"pairs.{pair}.chrf")] + ["average_bleu"]
+    if task == "flores":
+        return [key for pair in s.pairs for key in (f"pairs.{pair}.bleu", f"pairs.{pair}.chrf")] + ["average_bleu"]
+    unit, combined = TASK_KEYS[s.kind(task)]
+    return [f"languages.{lang}.{unit}" for lang in s.task_languages(task)] + list(combined)
 
 
 def comparisons(s: Study) -> list[tuple[str, str]]:
@@ -51,6 +60,8 @@ def comparisons(s: Study) -> list[tuple[str, str]]:
 def chance_text(s: Study) -> str:
     """Which XNLI accuracies (per language and Macro) cannot be told from chance: their 95% interval covers
     33.3%."""
+    if not s.has("xnli"):
+        return ""
     accuracies = [key for key in _keys(s, "xnli") if registry.metric("xnli", key).quantity == "accuracy"]
     at_chance = []
     for method in s.rows():
@@ -99,9 +110,10 @@ def differences_section(s: Study) -> str | None:
     predictions to pair, no interval covering chance)."""
     parts, compared = [], []
     significant: dict[str, list[str]] = {}  # comparison -> its significant metrics, in words
-    for task, title in (("xnli", "XNLI (accuracy and ECE, points)"), ("flores", "FLORES (BLEU and chrF++)")):
-        if not s.has(task):
+    for task in s.tasks:
+        if task == "lm_eval":
             continue
+        title = PAPER_TITLES.get(task) or f"Task `{task}` ({s.kind(task)})"
         keys = _keys(s, task)
         rows = []
         for method, ref in comparisons(s):

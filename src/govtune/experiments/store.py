@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from govtune.atomic import atomic_write_json
-from govtune.experiments.config import TASKS
 from govtune.experiments.layout import RunLayout, StudyLayout
 
 # Every function takes the study as its StudyLayout or its output directory.
@@ -102,9 +101,12 @@ with closing(sqlite3.connect(":memory:")) as _con:
 
 
 def read_predictions(run: RunLayout) -> dict[str, list[dict]]:
-    """A run's evaluator records per task, from its prediction files (the tasks it has)."""
+    """A run's evaluator records per task, from its prediction files (the tasks it has, in the order its
+    result lists them)."""
     out = {}
-    for task in TASKS:
+    tasks = list(json.loads(run.result.read_text())["metrics"]) if run.result.exists() else []
+    tasks += sorted(p.stem for p in run.predictions("_").parent.glob("*.jsonl") if p.stem not in tasks)
+    for task in tasks:
         path = run.predictions(task)
         if path.exists():
             out[task] = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
@@ -123,9 +125,9 @@ def _prediction_rows(run_id: str, task: str, records: list[dict]) -> list[tuple]
     for r in records:
         if r.get("perturbation") is not None:
             continue
-        unit = r["pair"] if task == "flores" else r["language"]
+        unit = r.get("pair", r["language"])  # a FLORES direction, else the language
         ex_id = key(r)
-        if task == "flores":
+        if "hypothesis" in r:  # generated text (FLORES, completion and chat tasks)
             row = (None, None, None, None, None, r["hypothesis"], r["reference"])
         else:
             p = perturbed.get((r["language"], ex_id), {})
@@ -136,15 +138,15 @@ def _prediction_rows(run_id: str, task: str, records: list[dict]) -> list[tuple]
     return rows
 
 
-def _scaled_rows(run_id: str, records: list[dict]) -> list[tuple]:
-    """`scaled_predictions` rows of the clean XNLI records that carry `probs_ts`, keyed (unit, position) as
+def _scaled_rows(run_id: str, task: str, records: list[dict]) -> list[tuple]:
+    """`scaled_predictions` rows of the clean classification records that carry `probs_ts`, keyed (unit, position) as
     `_prediction_rows` keys them."""
     rows, seen = [], defaultdict(int)
     for r in records:
         if r.get("perturbation") is not None:
             continue
         if "probs_ts" in r:
-            rows.append((run_id, "xnli", r["language"], seen[r["language"]], json.dumps(r["probs_ts"])))
+            rows.append((run_id, task, r["language"], seen[r["language"]], json.dumps(r["probs_ts"])))
         seen[r["language"]] += 1
     return rows
 
@@ -174,8 +176,8 @@ def record_run(where: Where, result: dict[str, Any], curves: dict[str, list[tupl
         for task, records in (predictions or {}).items():
             con.executemany("INSERT INTO predictions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                             _prediction_rows(run_id, task, records))
-        con.executemany("INSERT INTO scaled_predictions VALUES (?,?,?,?,?)",
-                        _scaled_rows(run_id, (predictions or {}).get("xnli", [])))
+        for task, records in (predictions or {}).items():
+            con.executemany("INSERT INTO scaled_predictions VALUES (?,?,?,?,?)", _scaled_rows(run_id, task, records))
         con.executemany("INSERT INTO curves VALUES (?,?,?,?)",
                         [(run_id, name, float(x), float(y)) for name, pts in curves.items()
                          for x, y in pts if y is not None and math.isfinite(y)])
@@ -236,9 +238,10 @@ def load_predictions(where: Where, run_id: str, task: str) -> list[dict]:
         con.row_factory = sqlite3.Row
         rows = con.execute("SELECT * FROM predictions WHERE run_id = ? AND task = ? ORDER BY rowid",
                            (run_id, task)).fetchall()
-    if task == "flores":
-        return [{"pair": r["unit"], "language": r["language"], "id": r["example_id"], "perturbation": None,
-                 "hypothesis": r["hypothesis"], "reference": r["reference"]} for r in rows]
+    if rows and rows[0]["hypothesis"] is not None:  # generated text: FLORES directions or a task's languages
+        return [{**({"pair": r["unit"]} if r["unit"] != r["language"] else {}), "language": r["language"],
+                 "id": r["example_id"], "perturbation": None, "hypothesis": r["hypothesis"],
+                 "reference": r["reference"]} for r in rows]
     clean = [{"language": r["language"], "id": r["example_id"], "perturbation": None, "gold": r["gold"],
               "prediction": r["predicted"], "probs": json.loads(r["probs"])} for r in rows]
     return clean + [{"language": r["language"], "id": r["example_id"], "perturbation": r["perturbation"],
@@ -266,14 +269,14 @@ def load_curation(where: Where) -> dict[str, list[dict]]:
         return {t: [dict(r) for r in con.execute(f"SELECT * FROM {t} ORDER BY rowid")] for t in CURATION_TABLES}
 
 
-def load_scaled_predictions(where: Where, run_id: str) -> list[dict]:
+def load_scaled_predictions(where: Where, run_id: str, task: str = "xnli") -> list[dict]:
     """One run's clean XNLI predictions in evaluation order, each with `probs_ts` (its probabilities after
     the run's temperature scaling) when the run was calibrated: what a reliability diagram draws."""
     with closing(connect(where)) as con:
         con.row_factory = sqlite3.Row
         rows = con.execute("SELECT p.*, s.probs_ts FROM predictions p LEFT JOIN scaled_predictions s "
-                           "USING (run_id, task, unit, position) WHERE p.run_id = ? AND p.task = 'xnli' "
-                           "ORDER BY p.rowid", (run_id,)).fetchall()
+                           "USING (run_id, task, unit, position) WHERE p.run_id = ? AND p.task = ? "
+                           "ORDER BY p.rowid", (run_id, task)).fetchall()
     return [{"language": r["language"], "id": r["example_id"], "perturbation": None, "gold": r["gold"],
              "prediction": r["predicted"], "probs": json.loads(r["probs"]),
              **({"probs_ts": json.loads(r["probs_ts"])} if r["probs_ts"] else {})} for r in rows]

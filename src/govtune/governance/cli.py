@@ -24,9 +24,12 @@ def register(subparsers) -> None:
                     "dropped.jsonl, report.json, report.md (and shots.jsonl with --shots) to --out. The pool is "
                     "streamed in batches (memory does not grow with it beyond the deduplication index), except "
                     "with --ppl-model, whose per-language perplexity cut needs the whole pool in memory.")
-    p.add_argument("--input", required=True,
+    p.add_argument("--input", default=None,
                    help="JSON-lines, CSV or Parquet file, a directory saved by datasets' save_to_disk, or a hub "
                         "dataset name (streamed)")
+    p.add_argument("--task", default=None,
+                   help="a task file (docs/tasks.md) instead of --input/--langs: its train split, read through "
+                        "its columns, curated against its validation and test rows")
     p.add_argument("--columns", default="",
                    help="your field names for govtune's: TARGET=FIELD,... with targets text, text_pair, label, "
                         "lang, id, e.g. text=body,lang=language,label=intent")
@@ -35,7 +38,8 @@ def register(subparsers) -> None:
                         "(entailment, neutral, contradiction or 0/1/2). Default: xnli, or any when --columns "
                         "maps label")
     p.add_argument("--split", default="train", help="split to read when --input is a dataset (default train)")
-    p.add_argument("--langs", required=True, help="comma-separated ISO 639-1 codes, e.g. en,zh,hi")
+    p.add_argument("--langs", default=None, help="comma-separated ISO 639-1 codes, e.g. en,zh,hi (required with "
+                                                  "--input)")
     p.add_argument("--stage", default="c2", choices=["c0", "c1", "c2"], help="last stage to run (default c2)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--shots", type=int, default=None, help="draw this many examples per language")
@@ -60,7 +64,9 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    langs = check_languages(args.langs)
+    if not args.task and not (args.input and args.langs):
+        raise ValueError("give --input and --langs (or a task file with --task)")
+    langs = check_languages(args.langs) if args.langs else None
     config = CurationConfig(skip_invalid=args.skip_invalid,
                             skip=tuple(x.strip() for x in args.skip.split(",") if x.strip()))
     if args.ppl_drop_percent is not None:
@@ -76,6 +82,10 @@ def run(args: argparse.Namespace) -> int:
         config.langid.backend = args.langid_backend
     if args.shots is not None and args.shots < 1:
         raise ValueError(f"--shots {args.shots}: give a positive number of examples per language")
+    if args.task:
+        from govtune.tasks.curation import curate_task_cli  # the pool read through the task's columns
+
+        return curate_task_cli(args, config)
 
     columns = parse_columns(args.columns)
     labels = check_labels(args.labels if args.labels is not None else "any" if "label" in columns else "xnli")

@@ -1,5 +1,7 @@
-"""Evaluation tasks (XNLI, FLORES-200) and their prompts, shared by evaluation and training; their token
-encoding and padding is `govtune.tasks.encoding` (not imported here: it needs torch, the rest does not)."""
+"""Tasks: the one interface a study talks to (`govtune.tasks.task.Task`), task files (`spec`, `rows`,
+`splits`, `registry`), the built-in XNLI and FLORES-200 tasks and their prompts, shared by evaluation and
+training; the token encoding and padding is `govtune.tasks.encoding` (not imported here: it needs torch, the
+rest does not)."""
 
 from govtune.tasks.flores import load_flores
 from govtune.tasks.prompts import (XNLI_LABEL_WORDS, flores_prompt, flores_training_pair, xnli_prompt,

@@ -29,7 +29,7 @@ def _sentences(source: Path | str, code: str, split: str) -> list[str]:
 
 def load_flores(src: str, tgt: str, split: str = "dev", data_dir: str | Path | None = None,
                 lines: Iterable[int] | None = None, limit: int | None = None) -> list[dict]:
-    """Aligned sentence pairs src -> tgt: dicts with src, ref, src_lang, tgt_lang (ISO codes), id and line."""
+    """Aligned sentence pairs src -> tgt: dicts with src, ref, src_lang, tgt_lang (ISO codes), id, line and split."""
     if flores_code(src) == flores_code(tgt):
         raise ValueError(f"source and target language are both {src!r}: pass a pair such as en-zh")
     source = resolve(data_dir)
@@ -41,7 +41,7 @@ def load_flores(src: str, tgt: str, split: str = "dev", data_dir: str | Path | N
     keep = select(len(srcs), lines, limit, f"FLORES {s_code}-{t_code} {split}")
     s_iso, t_iso = _iso_or_code(src), _iso_or_code(tgt)
     return [{"src": srcs[i], "ref": refs[i], "src_lang": s_iso, "tgt_lang": t_iso,
-             "id": f"flores-{s_iso}-{t_iso}-{split}-{i}", "line": i} for i in keep]
+             "id": f"flores-{s_iso}-{t_iso}-{split}-{i}", "line": i, "split": split} for i in keep]
 
 
 def _iso_or_code(lang: str) -> str:

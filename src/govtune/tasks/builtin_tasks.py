@@ -1,0 +1,172 @@
+"""The papers' two benchmarks as tasks: XNLI (classification) and FLORES-200 (translation), each behind the
+`Task` interface with the data, prompts and evaluation they always had (their task files are
+`govtune/tasks/builtin/*.yaml`). Their rows come from the shipped samples (or `data_dir`) by the study's row
+ranges; everything else a study does with them goes through the same calls as a task file's task.
+
+Torch, the evaluators and the curation pipeline are imported inside the methods: a study config names its
+tasks before any of them is needed."""
+
+from __future__ import annotations
+
+import random
+
+from govtune.tasks.flores import load_flores
+from govtune.tasks.prompts import flores_training_pair, xnli_training_pair
+from govtune.tasks.task import Sample, Task, validation_sample
+from govtune.tasks.xnli import load_xnli
+
+
+def xnli_record_key(record: dict) -> tuple:
+    return (record.get("lang"), record.get("id"), record.get("premise"), record.get("hypothesis"))
+
+
+class XnliTask(Task):
+    """XNLI: premise/hypothesis pairs in the study's `languages`; pool rows `xnli_pool_rows`, test rows
+    `xnli_eval_rows` (the first `eval_limit` per language)."""
+
+    kind = "classification"
+    calibrates = True
+    curation_dir = None  # its curation cache predates tasks: OUT/curation/<stage>.jsonl
+
+    def _prepare(self, workdir) -> None:
+        self._pool: list[dict] | None = None
+        self._tests: dict[str, list[dict]] | None = None
+
+    @property
+    def units(self) -> list[str]:
+        return list(self.settings.languages)
+
+    def pool(self) -> list[dict]:
+        if self._pool is None:
+            c = self.settings
+            self._pool = [r for lang in c.languages
+                          for r in load_xnli(lang, data_dir=c.data_dir, rows=range(*c.xnli_pool_rows))]
+        return self._pool
+
+    def test_sets(self) -> dict[str, list[dict]]:
+        if self._tests is None:
+            c = self.settings
+            self._tests = {lang: load_xnli(lang, data_dir=c.data_dir, rows=range(*c.xnli_eval_rows),
+                                           limit=c.eval_limit) for lang in c.languages}
+        return self._tests
+
+    def sample(self, kept, report, shots, seed) -> Sample:
+        """k-shot sample per language (balanced across labels) and a disjoint validation sample."""
+        from govtune.governance import sample_kshot
+
+        train = sample_kshot(kept, self.units, k=shots, seed=seed, report=report)
+        val = validation_sample(kept, {xnli_record_key(r) for r in train}, self.units,
+                                self.settings.val_per_language, seed, xnli_record_key)
+        return Sample(train, val, {f"{self.name}_train": len(train), f"{self.name}_val": len(val)})
+
+    def calibration_rows(self, kept, shots, seed):
+        """The run's validation rows, or for the base model (shots 0, no curation) as many from the raw
+        pool. Pool rows only, so never a test row."""
+        if shots > 0:
+            val = self.sample(kept, None, shots, seed).val
+        else:
+            val = validation_sample(self.pool(), set(), self.units, self.settings.val_per_language, seed,
+                                    xnli_record_key)
+        return {lang: [r for r in val if r.get("lang") == lang] for lang in self.units}
+
+    def training_pair(self, row):
+        return xnli_training_pair(row)
+
+    def choices(self, row):
+        from govtune.tasks.prompts import xnli_continuations
+        from govtune.tasks.xnli import LABELS
+
+        return list(xnli_continuations(row["lang"])), LABELS.index(row["label"])
+
+    def incontext(self, kept, report, k, seed):
+        """For each language the k-shot sample a fine-tuning run with as many shots and the same seed
+        trains on; the validation rows (the rest of the curated pool) carry the same demonstrations."""
+        from govtune.evaluation.incontext import attach
+
+        s = self.sample(kept, report, k, seed)
+        tests = attach(self.test_sets(), {lang: [r for r in s.train if r.get("lang") == lang]
+                                          for lang in self.units}, self.name)
+        val = {lang: [{**r, "context": tests[lang][0]["context"]} for r in s.val if r.get("lang") == lang]
+               for lang in self.units}
+        return tests, val
+
+    def evaluate(self, model, tokenizer, tests, *, seed, progress, calibration=None):
+        from govtune.evaluation import evaluate_xnli
+
+        c = self.settings
+        return evaluate_xnli(model, tokenizer, tests, batch_size=c.eval_batch_size, robustness=c.robustness,
+                             seed=seed, progress=progress, calibration=calibration)
+
+    def intervals(self, predictions):
+        from govtune.evaluation.bootstrap import task_intervals
+
+        return task_intervals(self.name, predictions)
+
+
+def _split_pair(pair: str) -> tuple[str, str]:
+    src, tgt = pair.split("-")
+    return src, tgt
+
+
+class FloresTask(Task):
+    """FLORES-200 translation in the study's `flores_pairs`: training and demonstration lines from
+    `flores_pool_lines`, test lines `flores_eval_lines` (the first `flores_eval_limit` per direction). Its
+    pool is not curated (aligned human translations)."""
+
+    kind = "translation"
+    curates = False
+
+    def _prepare(self, workdir) -> None:
+        self._tests: dict[str, list[dict]] | None = None
+
+    @property
+    def units(self) -> list[str]:
+        return list(self.settings.flores_pairs)
+
+    def _lines(self, pair: str) -> list[dict]:
+        c = self.settings
+        return load_flores(*_split_pair(pair), data_dir=c.data_dir, lines=range(*c.flores_pool_lines))
+
+    def pool(self) -> list[dict]:
+        return [r for p in self.units for r in self._lines(p)]
+
+    def test_sets(self) -> dict[str, list[dict]]:
+        if self._tests is None:
+            c = self.settings
+            self._tests = {p: load_flores(*_split_pair(p), data_dir=c.data_dir, lines=range(*c.flores_eval_lines),
+                                          limit=c.flores_eval_limit) for p in self.units}
+        return self._tests
+
+    def sample(self, kept, report, shots, seed) -> Sample:
+        """`flores_train_pairs` (default: shots) pool lines per direction, seeded; no validation rows."""
+        n = self.settings.flores_train_pairs or shots
+        rng = random.Random(f"flores-{seed}")
+        train, counts = [], {}
+        for p in self.units:
+            lines = self._lines(p)
+            chosen = rng.sample(lines, min(n, len(lines)))
+            train += chosen
+            counts[f"{self.name}_train.{p}"] = len(chosen)
+        return Sample(train, [], counts)
+
+    def training_pair(self, row):
+        return flores_training_pair(row)
+
+    def incontext(self, kept, report, k, seed):
+        from govtune.evaluation.incontext import attach, flores_demonstrations
+
+        tests = self.test_sets()
+        demos = {p: flores_demonstrations(self._lines(p), rows, k, seed) for p, rows in tests.items()}
+        return attach(tests, demos, self.name), None
+
+    def evaluate(self, model, tokenizer, tests, *, seed, progress, calibration=None):
+        from govtune.evaluation import evaluate_flores
+
+        c = self.settings
+        return evaluate_flores(model, tokenizer, tests, batch_size=c.eval_batch_size,
+                               max_new_tokens=c.max_new_tokens, progress=progress)
+
+    def intervals(self, predictions):
+        from govtune.evaluation.bootstrap import task_intervals
+
+        return task_intervals(self.name, predictions)

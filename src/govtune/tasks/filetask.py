@@ -1,0 +1,112 @@
+"""What every task read from a task file shares: its rows and splits, the curation records of its pool, and
+the k-shot draw. The types differ only in prompts and evaluation (classification.py, completion.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from govtune.tasks.rows import read_table, to_rows
+from govtune.tasks.spec import SPLITS, TaskSpec
+from govtune.tasks.splits import carved_splits, check_languages, check_leakage, input_key
+from govtune.tasks.task import Sample, Task, limited, per_language, validation_sample
+
+# Curation judges texts; a task's label is the task's business (curation's own `label` means an XNLI
+# class), so the row travels under this key and comes back unchanged.
+ROW = "task_row"
+LABEL = "task_label"
+
+
+def row_key(record: dict) -> str:
+    return record.get("id") or record[ROW]["id"]
+
+
+def load_splits(spec: TaskSpec, workdir: Path | None) -> dict[str, list[dict]]:
+    """The rows of each split: from `splits:` files, or carved from the data (written to
+    `workdir/<name>.splits.json`), then checked for empty languages and leakage."""
+    if spec.splits:
+        splits = {s: to_rows(spec, read_table(spec, spec.splits[s]), f"split {s!r}") if s in spec.splits else []
+                  for s in SPLITS}
+        if not splits["train"]:
+            raise ValueError(f"{spec.where('splits')}: no train split: give `splits.train` (the few-shot pool)")
+    else:
+        source = "train" if spec.dataset else spec.data_files
+        rows = to_rows(spec, read_table(spec, source), str(spec.data_files or spec.dataset))
+        path = None if workdir is None else Path(workdir) / f"{spec.name}.splits.json"
+        splits = carved_splits(spec, rows, path)
+    if spec.languages:
+        splits = {s: [r for r in rows if r["lang"] in spec.languages] for s, rows in splits.items()}
+    langs = spec.languages or sorted({r["lang"] for r in splits["train"]} | {r["lang"] for r in splits["test"]})
+    check_languages(spec.name, splits, langs, "after splitting")
+    check_leakage(spec.name, splits)
+    return splits
+
+
+class FileTask(Task):
+    """A task file's task: rows from its data, splits fixed once, the few-shot pool = its train split."""
+
+    def _prepare(self, workdir) -> None:
+        self.splits = load_splits(self.spec, workdir)
+        self._langs = self.spec.languages or sorted({r["lang"] for r in self.splits["train"]})
+
+    @property
+    def units(self) -> list[str]:
+        return list(self._langs)
+
+    def curation_text(self, row: dict) -> str:
+        return input_key(row)
+
+    def to_record(self, row: dict) -> dict:
+        """A row as a curation record: its text to judge, its language and id, the row itself carried along."""
+        rec = {"text": self._text(row), "lang": row["lang"], "id": row["id"], ROW: row}
+        if "label" in row:
+            rec[LABEL] = row["label"]
+        return rec
+
+    def _text(self, row: dict) -> str:
+        if "messages" in row:
+            return "\n".join(m["content"] for m in row["messages"])
+        if "prompt" in row:
+            return f"{row['prompt']}\n{row['completion']}"
+        return "\n".join(str(row[f]) for f in ("text", "text_pair") if row.get(f))
+
+    def pool(self) -> list[dict]:
+        return [self.to_record(r) for r in self.splits["train"]]
+
+    def protected(self) -> list[dict]:
+        return [self.to_record(r) for s in ("validation", "test") for r in self.splits[s]]
+
+    def test_sets(self) -> dict[str, list[dict]]:
+        return {lang: limited(rows, self.settings.eval_limit)
+                for lang, rows in per_language(self.splits["test"], self.units).items()}
+
+    def sample(self, kept, report, shots, seed) -> Sample:
+        """k rows per language (label-balanced for classification); validation rows: the task's validation
+        split, else `val_per_language` per language from the rest of the curated pool."""
+        from govtune.governance import sample_kshot
+
+        kept = self.pool() if kept is None else kept
+        train = [r[ROW] for r in sample_kshot(kept, self.units, k=shots, seed=seed, report=report, label_field=LABEL)]
+        if self.splits["validation"]:
+            val = list(self.splits["validation"])
+        else:
+            taken = {r["id"] for r in train}
+            val = [r[ROW] for r in validation_sample(kept, taken, self.units, self.settings.val_per_language, seed,
+                                                     row_key)]
+        return Sample(train, val, {f"{self.name}_train": len(train), f"{self.name}_val": len(val)})
+
+    def _demos(self, kept, report, k, seed) -> dict[str, list[dict]]:
+        from govtune.governance import sample_kshot
+
+        kept = self.pool() if kept is None else kept
+        drawn = [r[ROW] for r in sample_kshot(kept, self.units, k=k, seed=seed, report=report, label_field=LABEL)]
+        return per_language(drawn, self.units)
+
+    def incontext(self, kept, report, k, seed):
+        from govtune.evaluation.incontext import attach
+
+        tests = attach(self.test_sets(), self._demos(kept, report, k, seed), self.training_pair)
+        val = None
+        if self.calibrates:
+            cal = self.calibration_rows(kept, k, seed) or {}
+            val = {lang: [{**r, "context": tests[lang][0]["context"]} for r in rows] for lang, rows in cal.items()}
+        return tests, val

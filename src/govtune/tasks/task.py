@@ -1,0 +1,132 @@
+"""The one task interface a study talks to (as lm-evaluation-harness's `Task`: training / validation / test
+docs, doc_to_text, doc_to_target, metrics; prepared once per study, as torchtune's recipe sets up its data
+before the loop). The runner, the store and the report reach a task's data, prompts, training pairs,
+evaluation and metric entries only through it, so a new task type is a new subclass here and an entry in
+`TYPES` (govtune.tasks.registry), nothing else.
+
+Settings a task reads from the study (duck-typed, so `govtune.tasks` does not import the runner):
+`eval_limit`, `val_per_language`, `robustness`, `eval_batch_size`, `max_new_tokens`, `data_dir`, the XNLI and
+FLORES row ranges for the built-in benchmarks."""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+from govtune.tasks.spec import TaskSpec
+
+
+@dataclass
+class Sample:
+    """One run's data from a task: the rows it trains on, its validation rows (validation loss and
+    temperature scaling), and the counts the run's result records."""
+
+    train: list[dict]
+    val: list[dict]
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+class Task(ABC):
+    """A task of a study. `kind` picks its metric-registry entries (`classification`, `completion`, or
+    FLORES's `translation`); `curates` whether the study's curation stages apply to its pool."""
+
+    kind: str = "classification"
+    curates: bool = True
+    calibrates: bool = False  # class probabilities: temperature scaling on validation rows
+
+    def __init__(self, spec: TaskSpec):
+        self.spec = spec
+        self.name = spec.name
+        self.settings: Any = None
+
+    # --- set up once per study -----------------------------------------------------------------------
+    def prepare(self, settings: Any, workdir=None) -> "Task":
+        """Load the rows and fix the splits (written under `workdir` when the task carves them)."""
+        self.settings = settings
+        self._prepare(workdir)
+        return self
+
+    @abstractmethod
+    def _prepare(self, workdir) -> None: ...
+
+    @property
+    @abstractmethod
+    def units(self) -> list[str]:
+        """What the report's columns are: languages, or FLORES directions."""
+
+    @property
+    def curation_dir(self) -> str | None:
+        """The folder of its curated pools under OUT/curation/ (None: OUT/curation/ itself)."""
+        return self.name
+
+    # --- data ----------------------------------------------------------------------------------------
+    @abstractmethod
+    def pool(self) -> list[dict]:
+        """The few-shot pool (the train split) as curation records."""
+
+    def protected(self) -> list[dict]:
+        """Rows curation drops pool duplicates of (leakage): the evaluation rows."""
+        return [r for rows in self.test_sets().values() for r in rows]
+
+    @abstractmethod
+    def test_sets(self) -> dict[str, list[dict]]:
+        """Test rows per unit."""
+
+    @abstractmethod
+    def sample(self, kept: list[dict] | None, report: dict | None, shots: int, seed: int) -> Sample:
+        """A run's training and validation rows, from the curated pool `kept` (None: the task does not curate)."""
+
+    def calibration_rows(self, kept: list[dict] | None, shots: int, seed: int) -> dict[str, list[dict]] | None:
+        """Validation rows per language for temperature scaling (classification tasks only)."""
+        return None
+
+    # --- prompts -------------------------------------------------------------------------------------
+    @abstractmethod
+    def training_pair(self, row: dict) -> tuple[str, str]:
+        """(prompt, target); the loss is on the target only."""
+
+    def training_pairs(self, row: dict) -> list[tuple[str, str]]:
+        """Every training pair of a row (a chat row gives one per assistant turn)."""
+        return [self.training_pair(row)]
+
+    def use_tokenizer(self, tokenizer) -> None:
+        """Called with the model's tokenizer before pairs are made (a chat template needs it)."""
+
+    def choices(self, row: dict) -> tuple[list[str], int]:
+        """A classification row's scored continuations (delimiter included) and the gold one's index."""
+        raise NotImplementedError(f"task {self.name!r} is not a classification task")
+
+    @abstractmethod
+    def incontext(self, kept: list[dict] | None, report: dict | None, k: int, seed: int
+                  ) -> tuple[dict[str, list[dict]], dict[str, list[dict]] | None]:
+        """Test rows (and calibration rows) with k demonstrations each written before the prompt."""
+
+    # --- evaluation ----------------------------------------------------------------------------------
+    @abstractmethod
+    def evaluate(self, model, tokenizer, tests: dict[str, list[dict]], *, seed: int, progress: bool,
+                 calibration: dict[str, list[dict]] | None = None) -> tuple[dict, list[dict]]:
+        """(metrics, prediction records); metric keys are this kind's metric-registry entries."""
+
+    @abstractmethod
+    def intervals(self, predictions: list[dict]) -> dict[str, list[float]]:
+        """95% bootstrap intervals of the metrics, from the prediction records."""
+
+
+def limited(rows: list[dict], limit: int | None) -> list[dict]:
+    return rows if limit is None else rows[:limit]
+
+
+def per_language(rows: list[dict], langs: list[str]) -> dict[str, list[dict]]:
+    return {lang: [r for r in rows if r["lang"] == lang] for lang in langs}
+
+
+def validation_sample(records: list[dict], taken: set, langs: list[str], n: int, seed: int, key) -> list[dict]:
+    """`n` records per language not in `taken` (by `key`), seeded (the study's validation draw)."""
+    rng = random.Random(f"val-{seed}")
+    val: list[dict] = []
+    for lang in langs:
+        rest = [r for r in records if r.get("lang") == lang and key(r) not in taken]
+        val += rng.sample(rest, min(n, len(rest)))
+    return val
