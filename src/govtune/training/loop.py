@@ -29,7 +29,7 @@ from govtune.adapters import (after_backward, learned_layers, mixing, phi_values
 from govtune.constants import MIXED_PRECISION
 from govtune.tasks.encoding import IGNORE_INDEX, PairCollator, encode_training_pairs, pad_token_id
 from govtune.training.callbacks import Callback, EpochInfo, History, StepInfo
-from govtune.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from govtune.training.checkpoint import CorruptCheckpoint, latest_checkpoint, load_checkpoint, save_checkpoint
 from govtune.training.data import LengthGroupedBatches
 from govtune.training.footprint import Footprint, FootprintMeter
 from govtune.training.mixer import ValidationMixer
@@ -359,7 +359,8 @@ def _learned_mixer(model: nn.Module, val_enc: list, collate: PairCollator, confi
 
 
 class ResumeMismatch(ValueError):
-    """The checkpoint to resume from was written by a run with other settings; nothing was loaded."""
+    """The checkpoint to resume from was written by a run with other settings, or cannot be read; nothing was
+    loaded."""
 
 
 def _resume(path: Path, model: nn.Module, optimizer, scheduler, run_key: dict,
@@ -381,7 +382,10 @@ def _resume(path: Path, model: nn.Module, optimizer, scheduler, run_key: dict,
                 f"mixer (lam_schedule 'learned') and this run is the other way round; use the same adapter "
                 f"config, or remove {path.parent} to start over")
 
-    state = load_checkpoint(path, model, optimizer, scheduler, check=same_run)
+    try:
+        state = load_checkpoint(path, model, optimizer, scheduler, check=same_run)
+    except CorruptCheckpoint as e:  # a file cut short: nothing was loaded
+        raise ResumeMismatch(f"cannot resume from {path}: {e}") from None
     if mixer is not None:
         mixer.load_state_dict(state["mixer"])
     restored = History.from_dict(state["history"])
