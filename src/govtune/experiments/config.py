@@ -161,7 +161,8 @@ class StudyConfig:
             raise ValueError("tasks must include xnli: the few-shot pool and the main table are XNLI")
         for lang in self.languages:
             if lang not in XNLI_LANGUAGES:
-                raise ValueError(f"unknown XNLI language {lang!r}; use some of {', '.join(XNLI_LANGUAGES)}")
+                raise ValueError(f"unknown XNLI language {lang!r}{_suggest(lang, XNLI_LANGUAGES)}; use some of "
+                                 f"{', '.join(XNLI_LANGUAGES)}")
         for pair in self.flores_pairs:
             if pair.count("-") != 1:
                 raise ValueError(f"flores pair {pair!r} must look like src-tgt, e.g. en-zh")
@@ -202,9 +203,11 @@ class StudyConfig:
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule {self.schedule!r} is not one of {', '.join(SCHEDULES)}")
+            raise ValueError(f"schedule {self.schedule!r}{_suggest(self.schedule, SCHEDULES)} is not one of "
+                             f"{', '.join(SCHEDULES)}")
         if self.mixed_precision not in MIXED_PRECISION:
-            raise ValueError(f"mixed_precision {self.mixed_precision!r} is not one of {', '.join(MIXED_PRECISION)}")
+            raise ValueError(f"mixed_precision {self.mixed_precision!r}{_suggest(self.mixed_precision, MIXED_PRECISION)} "
+                             f"is not one of {', '.join(MIXED_PRECISION)}")
         if self.lm_eval_tasks:  # an unknown name fails here, not after the first cell has trained
             from govtune.evaluation.lm_eval_harness import task_manager  # torch: only when the study asks
 
@@ -357,6 +360,8 @@ def _coerce(name: str, value: Any) -> Any:
                 value = yaml.safe_load(value)
             if not isinstance(value, dict):
                 raise TypeError
+            if args and args[1] in (int, float):  # lr_per_method: {lora: 1e-4} (YAML reads 1e-4 as a string)
+                return {k: _coerce_scalar(args[1], v) for k, v in value.items()}
             return dict(value)
         if hint is bool:
             if isinstance(value, str):
