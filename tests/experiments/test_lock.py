@@ -1,0 +1,97 @@
+"""One writer per study directory: a second `govtune run` on a directory whose lock another process holds
+is refused at once, told the holder's pid and host, and touches nothing; a holder killed with SIGKILL leaves
+the lock free. Under a multi-process launch the main process alone takes it, and a refusal reaches every
+process (none waits at a barrier for ever)."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from govtune.cli import main
+from govtune.experiments.layout import StudyLayout
+from govtune.experiments.lock import StudyLock, StudyLocked
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+HOLD = textwrap.dedent("""
+    import sys, time
+    from govtune.experiments.lock import StudyLock
+    lock = StudyLock(sys.argv[1])
+    lock.acquire()
+    print("held", flush=True)
+    time.sleep(120)
+""")
+
+
+@pytest.fixture
+def holder(tmp_path):
+    """A process that takes the lock of tmp_path/out and keeps it until killed."""
+    lock_path = StudyLayout(tmp_path / "out").lock
+    env = {**os.environ, "PYTHONPATH": SRC}
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(lock_path)], stdout=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout.readline().strip() == "held"
+    yield proc
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+
+
+def test_second_run_is_refused_while_the_first_holds_the_lock(tmp_path, capsys, holder, study):
+    out = tmp_path / "out"
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(study(methods=["lora"], seeds=[0]).to_dict()))
+    assert main(["run", str(cfg), "--out", str(out), "--resume", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"pid {holder.pid} on host {socket.gethostname()}" in err
+    assert f"{out} is in use by another govtune run" in err and "rerun with --resume" in err
+    assert [p.name for p in out.iterdir()] == [".govtune.lock"]  # no study.json, curation/ or runs/
+
+    holder.send_signal(signal.SIGKILL)  # the holder dies without cleaning up: the kernel frees the lock
+    holder.wait()
+    with StudyLock(StudyLayout(out).lock) as lock:
+        assert f"pid {os.getpid()} " in lock.path.read_text()
+
+
+def test_lock_is_exclusive_within_one_process_and_released_on_exit(tmp_path):
+    path = tmp_path / "out" / ".govtune.lock"
+    with StudyLock(path):
+        with pytest.raises(StudyLocked, match=f"pid {os.getpid()} on host"):
+            StudyLock(path).acquire()
+    StudyLock(path).acquire()  # released by the with block
+
+
+RANKS = textwrap.dedent("""
+    import sys
+    from govtune.experiments.config import build_config
+    from govtune.experiments.grid import run_study
+    from govtune.experiments.lock import StudyLocked
+    config = build_config(dict(model="tiny-llama", methods=["lora"], seeds=[0], shots=[8], curation=["c0"],
+                               tasks=["xnli"], xnli_pool_rows=[0, 60], eval_limit=4, val_per_language=2))
+    try:
+        run_study(config, sys.argv[1], resume=True, progress=False)
+    except StudyLocked as e:
+        print("refused", e, flush=True)
+""")
+
+
+def test_every_process_of_a_launch_is_refused_not_left_waiting(tmp_path, holder):
+    """torchrun with 2 CPU processes (gloo): rank 0 finds the lock held; rank 1, which never touches the lock,
+    gets the same refusal through the broadcast instead of waiting at the next barrier."""
+    script = tmp_path / "ranks.py"
+    script.write_text(RANKS)
+    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
+    with socket.socket() as s:  # a free port for the rendezvous
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                           "--master_addr", "127.0.0.1", "--master_port", str(port), str(script), str(tmp_path / "out")],
+                          capture_output=True, text=True, env=env, timeout=300)
+    refusals = [line for line in proc.stdout.splitlines() if line.startswith("refused")]
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert len(refusals) == 2 and all(f"pid {holder.pid}" in line for line in refusals)
