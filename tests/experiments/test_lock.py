@@ -68,21 +68,21 @@ def test_lock_is_exclusive_within_one_process_and_released_on_exit(tmp_path):
 
 RANKS = textwrap.dedent("""
     import sys
-    from govtune.experiments.config import build_config
-    from govtune.experiments.grid import run_study
-    from govtune.experiments.lock import StudyLocked
-    config = build_config(dict(model="tiny-llama", methods=["lora"], seeds=[0], shots=[8], curation=["c0"],
-                               tasks=["xnli"], xnli_pool_rows=[0, 60], eval_limit=4, val_per_language=2))
-    try:
-        run_study(config, sys.argv[1], resume=True, progress=False)
+    from accelerate import PartialState
+    from govtune.experiments.lock import StudyLock, StudyLocked, on_main
+    state = PartialState()
+    try:  # as run_study takes the study's lock
+        on_main(state, lambda: StudyLock(sys.argv[1]).acquire())
+        state.wait_for_everyone()
     except StudyLocked as e:
         print("refused", e, flush=True)
 """)
 
 
 def test_every_process_of_a_launch_is_refused_not_left_waiting(tmp_path, holder):
-    """torchrun with 2 CPU processes (gloo): rank 0 finds the lock held; rank 1, which never touches the lock,
-    gets the same refusal through the broadcast instead of waiting at the next barrier."""
+    """torchrun with 2 CPU processes (gloo), taking the lock as run_study does: rank 0 finds it held; rank 1,
+    which never touches the lock, gets the same refusal through the broadcast instead of waiting at the next
+    barrier for ever."""
     script = tmp_path / "ranks.py"
     script.write_text(RANKS)
     env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
@@ -90,7 +90,7 @@ def test_every_process_of_a_launch_is_refused_not_left_waiting(tmp_path, holder)
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                           "--master_addr", "127.0.0.1", "--master_port", str(port), str(script), str(tmp_path / "out")],
+                           "--master_addr", "127.0.0.1", "--master_port", str(port), str(script), str(StudyLayout(tmp_path / "out").lock)],
                           capture_output=True, text=True, env=env, timeout=300)
     refusals = [line for line in proc.stdout.splitlines() if line.startswith("refused")]
     assert proc.returncode == 0, proc.stderr[-2000:]

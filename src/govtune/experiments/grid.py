@@ -17,7 +17,6 @@ from typing import Callable
 
 import torch
 from accelerate import PartialState
-from accelerate.utils import broadcast_object_list
 from tqdm.auto import tqdm
 
 from govtune.atomic import atomic_write_json, atomic_write_text
@@ -27,7 +26,7 @@ from govtune.experiments.data import StudyData, curate_study
 from govtune.experiments.integrity import check_study_file, repair_study
 from govtune.experiments.layout import RunLayout, StudyLayout
 from govtune.experiments.ledger import record_curation
-from govtune.experiments.lock import StudyLock
+from govtune.experiments.lock import StudyLock, on_main
 from govtune.experiments.report import write_report
 from govtune.experiments.store import read_predictions, record_run, record_study, write_results_json
 from govtune.models import load_model
@@ -121,21 +120,6 @@ def _open_study(config: StudyConfig, layout: StudyLayout, resume: bool, lock: St
     record_study(layout, config.name, config.model, config.settings_hash(), config.to_dict())
 
 
-def _on_main(state: PartialState, fn: Callable[[], None]) -> None:
-    """Run fn on the main process; an error there is raised on every process, since one left waiting at
-    the next barrier for a main process that gave up would wait for ever."""
-    error = None
-    if state.is_main_process:
-        try:
-            fn()
-        except (ValueError, FileExistsError, FileNotFoundError) as e:
-            error = e
-    if state.num_processes > 1:
-        error = broadcast_object_list([error])[0]
-    if error is not None:
-        raise error
-
-
 def run_study(config: StudyConfig, out_dir: str | Path, resume: bool = False, progress: bool = True,
               report: bool = True, after_cell: Callable[[Cell], None] | None = None,
               model_loader: Callable | None = None) -> StudyOutcome:
@@ -148,7 +132,7 @@ def run_study(config: StudyConfig, out_dir: str | Path, resume: bool = False, pr
     layout = StudyLayout(out_dir)
     lock = StudyLock(layout.lock, out_dir)
     try:
-        _on_main(state, lambda: _open_study(config, layout, resume, lock))
+        on_main(state, lambda: _open_study(config, layout, resume, lock))
         state.wait_for_everyone()
         return _run_grid(config, layout, state, progress, report, after_cell, model_loader)
     finally:

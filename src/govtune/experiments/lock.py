@@ -15,6 +15,7 @@ import os
 import socket
 import time
 from pathlib import Path
+from typing import Callable
 
 
 class StudyLocked(FileExistsError):
@@ -57,3 +58,21 @@ class StudyLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def on_main(state, fn: Callable[[], None]) -> None:
+    """Run fn on the main process of an accelerate launch (`state`: its PartialState); an error there is
+    raised on every process, since one left waiting at the next barrier for a main process that gave up
+    would wait for ever. The study's lock and its checks run through this."""
+    error = None
+    if state.is_main_process:
+        try:
+            fn()
+        except (ValueError, FileExistsError, FileNotFoundError) as e:
+            error = e
+    if state.num_processes > 1:
+        from accelerate.utils import broadcast_object_list  # torch: only under a multi-process launch
+
+        error = broadcast_object_list([error])[0]
+    if error is not None:
+        raise error
