@@ -75,7 +75,7 @@ def _metrics(out):
     """Every stored number but the training cost (wall-clock times and memory differ between two runs)."""
     with closing(sqlite3.connect(out / "results.sqlite")) as con:
         return sorted(con.execute("SELECT run_id, task, metric, value, ci_low, ci_high FROM metrics "
-                                  "WHERE task != 'footprint' AND metric NOT LIKE '%time%'"))
+                                  "WHERE task != 'footprint' AND metric NOT LIKE 'timing.%'"))
 
 
 def test_resume_redoes_only_the_damaged_runs_and_rebuilds_the_store(finished, copy, capsys):
