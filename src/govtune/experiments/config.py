@@ -350,6 +350,8 @@ def _coerce(name: str, value: Any) -> Any:
         origin, args = typing.get_origin(hint), typing.get_args(hint)
     try:
         if origin is list:
+            if isinstance(value, str) and value.strip().startswith("["):  # methods=[lora, boft], as in YAML
+                value = yaml.safe_load(value)
             if isinstance(value, str):
                 value = [v.strip() for v in value.split(",") if v.strip()]
             elif not isinstance(value, (list, tuple)):
