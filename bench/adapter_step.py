@@ -18,6 +18,15 @@ tensor sizes), i.e. the memory training adds on top of the loaded frozen model. 
 trainable weights are the model itself and are not added.
 
     python bench/adapter_step.py [--steps 10] [--warmup 2] [--only lora,boft] [--setting bench|demo]
+    python bench/adapter_step.py --setting demo --hybrid-pieces   # the hybrid's cost, one piece at a time
+
+The hybrid's cost over BOFT, piece by piece (`--hybrid-pieces`, or name the rows in --only): each row below
+switches off ONE piece of the hybrid's step, for timing only (some rows no longer compute the hybrid's maths),
+and runs round robin with hybrid, boft and PEFT LoRA, so the difference to the `hybrid` row is that piece's
+cost: `hybrid_fixedlam` (no gradient-norm pass for lam), `hybrid_nolamupdate` (no lam update at all: minus
+`hybrid_fixedlam` = the lam bookkeeping), `hybrid_rank_r` (the weight-sized low-rank product at rank r instead
+of 2r), `hybrid_nolowrank` (no low-rank product in the weight), `hybrid_branch_lr` (the branches in their own
+optimiser groups, as `lr_branches` trains them: should cost nothing).
 
 Writes bench/results/adapter_step.json and .md (setting demo: adapter_step_demo.json and .md), atomically.
 """
@@ -39,10 +48,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from govtune.adapters import (AdapterConfig, after_backward, inject, optimizer_parameters,  # noqa: E402
-                              riemannian_modules, trainable_parameters)
+from govtune.adapters import (AdapterConfig, after_backward, hybrid_layers, inject,  # noqa: E402
+                              optimizer_parameters, riemannian_modules, trainable_parameters)
+from govtune.adapters.boft import rotated_linear  # noqa: E402
 from govtune.atomic import atomic_write_text  # noqa: E402
 from govtune.models import SMOLLM2, load_model  # noqa: E402
+from govtune.training.optim import param_groups  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 from machine_load import MachineLoad, describe  # noqa: E402
@@ -64,7 +75,15 @@ GOVTUNE = ["lora", "lora_ga", "boft", "unitary", "hybrid", "full"]
 # Not run by default (the machine is shared): the dense unitary with its Riemannian step, boft / hybrid
 # storing the rotated weight R W0 for backward instead of rebuilding it (boft_checkpoint=False), and the
 # structured unitary storing its FFT intermediates instead of recomputing U x (unitary_checkpoint=False).
-OPTIONAL = ["unitary_full", "boft_nockpt", "hybrid_nockpt", "unitary_nockpt"]
+# The hybrid's pieces, each switched off alone (timing only; see the module docstring).
+HYBRID_PIECES = {
+    "hybrid_fixedlam": "no gradient-norm pass: lam from lam_fixed (the update's bookkeeping stays)",
+    "hybrid_nolamupdate": "no lam update at all (no after_backward: no gradient-norm pass, no bookkeeping)",
+    "hybrid_rank_r": "the low-rank product in the weight at rank r (B A) instead of 2r ([B, -B0] [A; A0])",
+    "hybrid_nolowrank": "no low-rank product in the weight (the LoRA-GA branch gets no gradient)",
+    "hybrid_branch_lr": "LoRA-GA and BOFT branches in their own optimiser groups (lr_branches), 10x apart",
+}
+OPTIONAL = ["unitary_full", "boft_nockpt", "hybrid_nockpt", "unitary_nockpt", *HYBRID_PIECES]
 PEFT = ["peft_lora", "peft_boft", "peft_oft"]
 REFERENCE = "peft_lora"
 GOALS = {"lora": (1.05, None), "boft": (1.05, 1.10), "hybrid": (1.10, 1.10)}  # (time ratio, memory ratio)
@@ -98,6 +117,8 @@ def variant(name: str) -> tuple[str, dict]:
     """(method, extra AdapterConfig fields) of a benchmark row: `boft_nockpt` is boft without recomputation."""
     if name.endswith("_nockpt"):  # each method reads only its own flag
         return name[: -len("_nockpt")], {"boft_checkpoint": False, "unitary_checkpoint": False}
+    if name in HYBRID_PIECES:
+        return "hybrid", {"lam_schedule": "fixed"} if name == "hybrid_fixedlam" else {}
     return name, {}
 
 
@@ -135,22 +156,37 @@ def build(name: str, base, batch) -> Run:
     config = AdapterConfig(method=method, r=R, alpha=ALPHA, target_modules=TARGETS, boft_factors=M,
                            boft_block_size=B, ga_batches=2, **extra)
     inject(model, config, calibration=[batch, batch] if method in ("lora_ga", "hybrid") else None, progress=False)
+    switch_off_piece(name, model)
     riemannian = riemannian_modules(model)
 
     def hook(progress: float) -> None:
-        after_backward(model, progress)
+        if name != "hybrid_nolamupdate":
+            after_backward(model, progress)
         for module in riemannian:
             module.riemannian_step(1e-3)
 
-    return Run(name, model, optimizer_parameters(model), hook, info)
+    groups = (param_groups(model, 1e-5, lr_branches={"lora_ga": 1e-6, "boft": 1e-5})
+              if name == "hybrid_branch_lr" else None)
+    return Run(name, model, optimizer_parameters(model), hook, info, groups)
+
+
+def switch_off_piece(name: str, model) -> None:
+    """For the rows that replace a piece of the hybrid's forward (timing only): instance attributes over the
+    layer's methods, so the layer class itself is untouched."""
+    for layer in hybrid_layers(model).values():
+        if name == "hybrid_rank_r":
+            layer.factors_from_start = lambda layer=layer: (layer.lora_A, layer.lora_B)
+        elif name == "hybrid_nolowrank":
+            layer.adapted_forward = lambda x, layer=layer: rotated_linear(layer, layer.boft_R, x, layer.checkpoint,
+                                                                          layer.lam_value)
 
 
 class Run:
     """One method's model and optimiser, stepped in turn with the others."""
 
-    def __init__(self, name, model, params, hook, info):
+    def __init__(self, name, model, params, hook, info, groups=None):
         self.name, self.model, self.params, self.hook, self.info = name, model.train(), params, hook, info
-        self.opt = torch.optim.AdamW(params, lr=1e-5)
+        self.opt = torch.optim.AdamW(groups or params, lr=1e-5)
         self.times: list[float] = []
         self.transient: list[int] = []
         self.loss = float("nan")
@@ -199,6 +235,7 @@ def report(results: dict, meta: dict) -> str:
         lines.append(f"| {name} | {r['step_s_median']:.3f} | {r['step_s_median'] / ref['step_s_median']:.2f} | "
                      f"{r['train_mem_mb']:.0f} | {r['train_mem_mb'] / ref['train_mem_mb']:.2f} | "
                      f"{r['tunable_params']:,} | {r['tunable_params'] / ref['tunable_params']:.2f} |")
+    lines += hybrid_pieces_section(results)
     lines += ["", "Goals (ratios to PEFT LoRA):", ""]
     for name, (t_goal, m_goal) in GOALS.items():
         if name not in results:
@@ -223,11 +260,36 @@ def report(results: dict, meta: dict) -> str:
     return "\n".join(lines)
 
 
+def hybrid_pieces_section(results: dict) -> list[str]:
+    """What each switched-off piece saves against the full hybrid, in points of PEFT LoRA's step."""
+    rows = [n for n in HYBRID_PIECES if n in results]
+    if not rows or "hybrid" not in results:
+        return []
+    ref, hybrid = results[REFERENCE]["step_s_median"], results["hybrid"]["step_s_median"]
+    lines = ["", "The hybrid's pieces (timing only: each row switches one piece off; saved = hybrid - row):", "",
+             "| row | switched off | step (s) | saved (s) | saved, points of PEFT LoRA's step |",
+             "|---|---|---|---|---|"]
+    for n in rows:
+        t = results[n]["step_s_median"]
+        lines.append(f"| {n} | {HYBRID_PIECES[n]} | {t:.3f} | {hybrid - t:+.3f} | {100 * (hybrid - t) / ref:+.1f} |")
+    if "hybrid_fixedlam" in results and "hybrid_nolamupdate" in results:
+        book = results["hybrid_fixedlam"]["step_s_median"] - results["hybrid_nolamupdate"]["step_s_median"]
+        lines += ["", f"lam bookkeeping alone (hybrid_fixedlam - hybrid_nolamupdate): {book:+.3f} s "
+                      f"({100 * book / ref:+.1f} points)."]
+    if "boft" in results:
+        over = hybrid - results["boft"]["step_s_median"]
+        lines += ["", f"The hybrid over BOFT: {over:+.3f} s ({100 * over / ref:+.1f} points of PEFT LoRA's step)."]
+    return lines
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--only", default="", help="comma-separated subset of methods (peft_lora always runs)")
+    ap.add_argument("--hybrid-pieces", action="store_true",
+                    help="run hybrid, boft and every hybrid row with one piece switched off (" +
+                         ", ".join(HYBRID_PIECES) + "); writes adapter_step[_demo]_hybrid_pieces.{json,md}")
     ap.add_argument("--setting", choices=sorted(SETTINGS), default="bench",
                     help="bench: SmolLM2, q/v, loss on all tokens; demo: Gemma 3 270M, q/k/v/o, batch 8, loss on targets")
     args = ap.parse_args(argv)
@@ -235,8 +297,10 @@ def main(argv: list[str] | None = None) -> None:
     setting = SETTINGS[args.setting]
     TARGETS = setting["targets"]
     order = [REFERENCE] + [m for m in GOVTUNE + PEFT if m != REFERENCE]
-    if args.only:
-        wanted = set(args.only.split(","))
+    wanted = set(filter(None, args.only.split(",")))
+    if args.hybrid_pieces:
+        wanted |= {"hybrid", "boft", *HYBRID_PIECES}
+    if wanted:
         unknown = wanted - set(order + OPTIONAL)
         if unknown:
             raise SystemExit(f"unknown methods {sorted(unknown)}: choose from {order + OPTIONAL}")
@@ -280,6 +344,8 @@ def main(argv: list[str] | None = None) -> None:
         r["params_ratio"] = r["tunable_params"] / ref["tunable_params"]
     RESULTS.mkdir(parents=True, exist_ok=True)
     stem = "adapter_step" if args.setting == "bench" else f"adapter_step_{args.setting}"
+    if args.hybrid_pieces:  # its own files: the main table keeps the full comparison
+        stem += "_hybrid_pieces"
     atomic_write_text(RESULTS / f"{stem}.json", json.dumps({"meta": meta, "results": results}, indent=2))
     atomic_write_text(RESULTS / f"{stem}.md", report(results, meta))
     print(report(results, meta))

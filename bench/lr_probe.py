@@ -1,105 +1,235 @@
-"""Validation loss after training, per (method, learning rate): how the demo's per-method rates were chosen.
+"""Validation loss after training, per method and learning rate, over seeds: how the configs' rates are chosen.
 
-Trains each `method@lr` on a study's k-shot sample (the demo's by default: Gemma 3 270M, 32 XNLI examples
-per language plus its FLORES pairs, one epoch) and reports the validation loss before and after, on
-validation rows drawn from the curated pool minus the shots: never the test rows, so a rate chosen here
-does not leak into the study's results. One seed: a probe for the order of magnitude, not a result.
+Trains each point on a study's k-shot sample (the demo's by default: Gemma 3 270M, 32 XNLI examples per
+language plus its FLORES pairs, one epoch, the study's schedule and settings) and records the validation
+loss before and after, on validation rows drawn from the curated pool minus the shots: never the test
+rows, so a rate chosen here does not leak into a study's results. The parts (--part, default all three):
 
-    python bench/lr_probe.py lora@5e-4 lora_ga@1e-4 lora_ga@5e-4 hybrid@2e-4 hybrid@5e-4 \
-        --config configs/demo.yaml --val-per-language 24
+    grid          lora, boft, lora_ga and hybrid each at 1e-5 .. 2e-3 (8 rates, log spaced; the hybrid's two
+                  branches at the one rate)
+    hybrid2d      the hybrid with its LoRA-GA and BOFT branches at rates of their own (lr_branches), 3 x 3
+    lora_ga_init  LoRA-GA with gamma 16 or 64 and a gradient estimate over 32 or 128 examples, at 4 rates
+
+every point for each of --seeds (0, 1, 2: the seed draws the shots and initialises the adapter).
+
+Resumable and runnable in chunks: each finished point is appended to --out-dir/lr_probe.json at once
+(atomically) and a rerun skips the points it holds, so stop it at any time, or run a part, a method or a
+number of points per session (--part, --methods, --seeds, --limit). --plan prints what is left and how long
+it should take (from the points measured so far); --report rewrites the table (lr_probe.md) and the plot
+(lr_probe.png) from the JSON without training. Every run rewrites both at its end.
+
+    python bench/lr_probe.py --plan
+    python bench/lr_probe.py --part grid --methods lora,boft       # one chunk
+    python bench/lr_probe.py --limit 10                            # the next ten points, whatever they are
+    python bench/lr_probe.py --set schedule=cosine warmup_ratio=0.03 --out-dir runs/lr_probe_recipe
 
 Run it alone on the machine (two CPU-heavy jobs on 2 cores slow each other several-fold). It curates the
-pool into --work (once) and writes bench/results/lr_probe.{json,md}.
+pool into --work once. A JSON written under other settings (config, overrides, validation size) is refused.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
+import math
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine_load import MachineLoad, describe  # noqa: E402
-
-import govtune.adapters as adapters  # noqa: E402
-from govtune.atomic import atomic_write_json, atomic_write_text  # noqa: E402
-from govtune.experiments.cell import _calibration_batches  # noqa: E402
-from govtune.experiments.config import load_config  # noqa: E402
-from govtune.experiments.data import StudyData, curate_study  # noqa: E402
-from govtune.experiments.grid import _model_loader  # noqa: E402
-from govtune.experiments.layout import StudyLayout  # noqa: E402
-from govtune.training import TrainConfig, train  # noqa: E402
-from govtune.training.loop import make_accelerator  # noqa: E402
+from lr_probe_report import write_report  # noqa: E402
+from machine_load import MachineLoad  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
+GRID = (1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3)
+GRID_METHODS = ("lora", "boft", "lora_ga", "hybrid")
+HYBRID_LORA_GA = (2e-5, 5e-5, 1e-4)  # around LoRA-GA's best single rates in the one-seed probe
+HYBRID_BOFT = (2e-4, 5e-4, 1e-3)  # around BOFT's
+GA_GAMMAS = (16.0, 64.0)  # the official default; the authors' reproduce command
+GA_EXAMPLES = (32, 128)  # the gradient estimate's size; 128 = the official LoRA-GA example's
+GA_RATES = (1e-5, 2e-5, 5e-5, 1e-4)
+PARTS = ("grid", "hybrid2d", "lora_ga_init")
 
 
-def probe(config, data: StudyData, stage: str, shots: int, method: str, lr: float, seed: int) -> dict:
-    pairs, val_pairs, _ = data.training_pairs(stage, shots, seed)
-    loader = _model_loader(config)
-    torch.manual_seed(seed)
-    model, tok = loader()
+@dataclass(frozen=True)
+class Point:
+    """One training run of the probe. `lr` is the method's rate (for a hybrid with branch rates: BOFT's)."""
+
+    part: str
+    method: str
+    lr: float
+    seed: int
+    lr_lora_ga: float | None = None  # hybrid2d: the LoRA-GA branch's rate
+    ga_gamma: float | None = None  # lora_ga_init: AdapterConfig.ga_gamma
+    ga_examples: int | None = None  # lora_ga_init: examples in the gradient estimate (None = the study's)
+
+    @property
+    def key(self) -> str:
+        return "|".join(f"{f.name}={getattr(self, f.name)}" for f in dataclasses.fields(self))
+
+    @property
+    def lr_branches(self) -> dict[str, float] | None:
+        return {"lora_ga": self.lr_lora_ga, "boft": self.lr} if self.lr_lora_ga is not None else None
+
+
+def plan(parts, methods, seeds) -> list[Point]:
+    """Every point of the chosen parts, seed by seed (seed 0 of everything first: an early, even picture)."""
+    points = []
+    for seed in seeds:
+        if "grid" in parts:
+            points += [Point("grid", m, lr, seed) for m in methods for lr in GRID]
+        if "hybrid2d" in parts:
+            points += [Point("hybrid2d", "hybrid", b, seed, lr_lora_ga=g) for g in HYBRID_LORA_GA for b in HYBRID_BOFT]
+        if "lora_ga_init" in parts:
+            points += [Point("lora_ga_init", "lora_ga", lr, seed, ga_gamma=g, ga_examples=n)
+                       for g in GA_GAMMAS for n in GA_EXAMPLES for lr in GA_RATES]
+    return points
+
+
+def probe(point: Point, config, data, stage: str, shots: int) -> dict:
+    """Train one point; its validation loss before and after, and what it cost."""
+    import govtune.adapters as adapters
+    from govtune.experiments.cell import _calibration_batches
+    from govtune.experiments.grid import _model_loader
+    from govtune.training import train
+    from govtune.training.loop import make_accelerator
+
+    t0 = time.perf_counter()
+    pairs, val_pairs, _ = data.training_pairs(stage, shots, point.seed)
+    torch.manual_seed(point.seed)
+    model, tok = _model_loader(config)()
     acc = make_accelerator("no", 1)
-    options = config.adapter_options(method)
+    options = config.adapter_options(point.method)
     calibration = None
     if options["method"] in ("lora_ga", "hybrid"):
-        calibration = _calibration_batches(model, tok, pairs, config, acc.device)
+        study = config if point.ga_examples is None else dataclasses.replace(
+            config, calibration_batches=math.ceil(point.ga_examples / config.batch_size))
+        calibration = _calibration_batches(model, tok, pairs, study, acc.device)
         options.setdefault("ga_batches", len(calibration))
-    torch.manual_seed(seed)
-    adapters.inject(model, adapters.AdapterConfig(**options), calibration=calibration)
-    t0 = time.perf_counter()
-    result = train(model, tok, pairs, val_pairs,
-                   TrainConfig(epochs=config.epochs, lr=lr, batch_size=config.batch_size,
-                               max_length=config.max_length, seed=seed, warmup_ratio=config.warmup_ratio,
-                               schedule=config.schedule, max_grad_norm=config.max_grad_norm, progress=False,
-                               checkpoints=False), accelerator=acc)
+    if point.ga_gamma is not None:
+        options["ga_gamma"] = point.ga_gamma
+    torch.manual_seed(point.seed)
+    adapters.inject(model, adapters.AdapterConfig(**options), calibration=calibration, progress=False)
+    tc = dataclasses.replace(config.train_config(point.method, point.seed, progress=False), lr=point.lr,
+                             lr_branches=point.lr_branches, checkpoints=False, resume=False)
+    result = train(model, tok, pairs, val_pairs, tc, accelerator=acc)
     h = result.history
-    return {"method": method, "lr": lr, "val_before": h.initial_val_loss, "val_after": h.epochs[-1].val_loss,
-            "train_loss_mean": sum(e.train_loss for e in h.epochs) / len(h.epochs),
-            "steps": result.steps, "step_s": result.footprint.step_time_s,
-            "wall_s": round(time.perf_counter() - t0, 1), "val_examples": len(val_pairs)}
+    return {**dataclasses.asdict(point), "key": point.key, "val_before": h.initial_val_loss,
+            "val_after": h.epochs[-1].val_loss, "train_loss_mean": sum(e.train_loss for e in h.epochs) / len(h.epochs),
+            "calibration_examples": sum(len(b["input_ids"]) for b in calibration) if calibration else 0,
+            "steps": result.steps, "step_s": result.footprint.step_time_s, "val_examples": len(val_pairs),
+            "point_s": round(time.perf_counter() - t0, 1)}
 
 
-def main() -> None:
+def settings(config, args) -> dict:
+    """What every point of one JSON must share; a JSON with other settings is refused, not extended."""
+    return {"config": args.config, "overrides": args.set, "settings_hash": config.settings_hash(),
+            "model": config.model, "shots": max(config.shots), "stage": config.curation[-1], "epochs": config.epochs,
+            "val_per_language": args.val_per_language}
+
+
+def load_results(path: Path, expected: dict) -> dict:
+    if not path.exists():
+        return {"meta": {"settings": expected, "sessions": []}, "points": []}
+    data = json.loads(path.read_text())
+    if "points" not in data:
+        raise SystemExit(f"{path} is not a resumable probe file (no 'points'); move it away or pass another "
+                         f"--out-dir")
+    if data["meta"]["settings"] != expected:
+        differ = sorted(k for k in expected if data["meta"]["settings"].get(k) != expected[k])
+        raise SystemExit(f"{path} was written with other settings ({', '.join(differ)}); its points cannot be "
+                         f"mixed with these. Pass another --out-dir, or the same --config / --set / "
+                         f"--val-per-language")
+    return data
+
+
+def estimate(pending: list[Point], done: list[dict]) -> str:
+    """Pending points and time, from the mean measured cost of the finished points of the same part."""
+    if not pending:
+        return "nothing left to run"
+    lines, total = [], 0.0
+    for part in PARTS:
+        todo = [p for p in pending if p.part == part]
+        if not todo:
+            continue
+        seen = [d["point_s"] for d in done if d["part"] == part] or [d["point_s"] for d in done]
+        each = sum(seen) / len(seen) if seen else None
+        total += (each or 0) * len(todo)
+        lines.append(f"  {part}: {len(todo)} points" + (f", ~{each:.0f} s each (mean of {len(seen)} measured) = "
+                                                        f"{each * len(todo) / 60:.0f} min" if each else
+                                                        ", no point measured yet"))
+    return "\n".join([f"{len(pending)} points left:", *lines, f"  total ~{total / 3600:.1f} h (alone on the machine)"])
+
+
+def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("specs", nargs="+", help="method@lr, e.g. lora@5e-4 hybrid@2e-4")
     ap.add_argument("--config", default="configs/demo.yaml")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="study config overrides")
+    ap.add_argument("--part", default=",".join(PARTS), help=f"comma-separated subset of {', '.join(PARTS)}")
+    ap.add_argument("--methods", default=",".join(GRID_METHODS), help="the grid part's methods")
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--limit", type=int, default=None, help="run at most this many new points, then stop")
+    ap.add_argument("--plan", action="store_true", help="print the points left and their expected time; no run")
+    ap.add_argument("--report", action="store_true", help="rewrite lr_probe.md and .png from the JSON; no run")
     ap.add_argument("--val-per-language", type=int, default=24)
-    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work", default="runs/lr_probe", help="where the curated pool is cached")
     ap.add_argument("--out-dir", default=str(RESULTS))
-    args = ap.parse_args()
-    config = load_config(args.config, [f"val_per_language={args.val_per_language}"])
-    stage, shots = config.curation[-1], max(config.shots)
-    work = Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
-    data = StudyData(config, StudyLayout(work), progress=True)
-    curate_study(data, [stage], _model_loader(config))
-    rows = []
-    load = MachineLoad()
-    for spec in args.specs:
-        method, _, lr = spec.partition("@")
-        if not lr:
-            raise SystemExit(f"{spec!r} is not method@lr (e.g. hybrid@2e-4)")
-        rows.append(probe(config, data, stage, shots, method, float(lr), args.seed))
-        print(rows[-1], flush=True)
-    meta = {"config": args.config, "model": config.model, "shots": shots, "stage": stage, "epochs": config.epochs,
-            "seed": args.seed, "val_per_language": args.val_per_language, "torch": torch.__version__,
-            "threads": torch.get_num_threads(), "machine_load": load.result()}
+    args = ap.parse_args(argv)
+    args.parts = [p for p in args.part.split(",") if p]
+    args.methods_list = [m for m in args.methods.split(",") if m]
+    bad = sorted(set(args.parts) - set(PARTS)) + sorted(set(args.methods_list) - set(GRID_METHODS))
+    if bad:
+        ap.error(f"unknown part or method {bad}: parts are {', '.join(PARTS)}, methods {', '.join(GRID_METHODS)}")
+    args.seed_list = [int(s) for s in args.seeds.split(",") if s]
+    return args
+
+
+def main(argv=None) -> None:
+    from govtune.atomic import atomic_write_json
+    from govtune.experiments.config import load_config
+
+    args = parse_args(argv)
+    config = load_config(args.config, [f"val_per_language={args.val_per_language}", *args.set])
     out = Path(args.out_dir)
-    atomic_write_json(out / "lr_probe.json", {"meta": meta, "rows": rows})
-    lines = [f"# Learning-rate probe: validation loss after {config.epochs} epoch(s)", "",
-             f"{config.model}, {shots} examples per language ({args.config}), curation {stage}, seed {args.seed}, "
-             f"{rows[0]['val_examples']} validation examples from the curated pool minus the shots (never test "
-             f"rows). One seed: an order of magnitude, not a result.", "", describe(meta["machine_load"]), "",
-             "| method | lr | val loss before | val loss after | mean train loss | step (s) |", "|---|---|---|---|---|---|"]
-    lines += [f"| {r['method']} | {r['lr']:g} | {r['val_before']:.3f} | {r['val_after']:.3f} | "
-              f"{r['train_loss_mean']:.3f} | {r['step_s']:.2f} |" for r in rows]
-    atomic_write_text(out / "lr_probe.md", "\n".join(lines) + "\n")
-    print(f"wrote {out / 'lr_probe.md'}")
+    path = out / "lr_probe.json"
+    data = load_results(path, settings(config, args))
+    if args.report:
+        write_report(data, out)
+        return
+    done = {d["key"] for d in data["points"]}
+    pending = [p for p in plan(args.parts, args.methods_list, args.seed_list) if p.key not in done]
+    print(estimate(pending, data["points"]), flush=True)
+    if args.plan or not pending:
+        return
+    from govtune.experiments.data import StudyData, curate_study
+    from govtune.experiments.grid import _model_loader
+    from govtune.experiments.layout import StudyLayout
+
+    stage, shots = config.curation[-1], max(config.shots)
+    Path(args.work).mkdir(parents=True, exist_ok=True)
+    study_data = StudyData(config, StudyLayout(Path(args.work)), progress=True)
+    curate_study(study_data, [stage], _model_loader(config))
+    session = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "points": 0,
+               "torch": torch.__version__, "threads": torch.get_num_threads()}
+    data["meta"]["sessions"].append(session)
+    start = MachineLoad().result()
+    bar = tqdm(pending[: args.limit], desc="lr probe", unit="point")
+    for point in bar:
+        bar.set_postfix_str(f"{point.part} {point.method} {point.lr:g} seed {point.seed}")
+        data["points"].append(probe(point, config, study_data, stage, shots))
+        # the session's load: at its start and after its latest point
+        end = MachineLoad().result()["load_average_start"]
+        session.update(points=session["points"] + 1, machine_load={**start, "load_average_end": end},
+                       finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        atomic_write_json(path, data)  # a killed run keeps every finished point
+    bar.close()
+    write_report(data, out)
+    print(f"wrote {path} and {out / 'lr_probe.md'}, {out / 'lr_probe.png'}")
 
 
 if __name__ == "__main__":

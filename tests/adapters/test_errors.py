@@ -26,6 +26,7 @@ def test_unknown_method_lists_valid_ones():
     ({"lam_schedule": "cosine"}, "adaptive, fixed, anneal"),
     ({"ga_direction": "ArBr"}, "arb2r, sigma_sqrt"),
     ({"lam_anneal": (1.5, 0.2)}, "lam_anneal"),
+    ({"use_rslora": "yes"}, "use_rslora must be true or false"),
 ])
 def test_config_validation(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -87,12 +87,14 @@ def test_hooks_free_each_gradient_at_once():
     assert all(p.requires_grad for p in model.parameters())  # the model's own flags are restored
 
 
-def test_offset_is_applied_to_the_frozen_weight():
-    model, config = adapted("tiny-llama", "lora_ga")
+@pytest.mark.parametrize("rslora,scale", [(False, 8 / 4), (True, 8 / 2)])  # alpha 8, r 4: alpha / r, alpha / sqrt(r)
+def test_offset_is_applied_to_the_frozen_weight(rslora, scale):
+    model, config = adapted("tiny-llama", "lora_ga", alpha=8, use_rslora=rslora)
+    assert config.scaling == scale and all(layer.scaling == scale for layer in adapter_layers(model).values())
     base, _ = tiny_model("tiny-llama")
     base_weights = dict(base.named_modules())
     for name, layer in adapter_layers(model).items():
-        offset = config.scaling * layer.lora_B0 @ layer.lora_A0
+        offset = scale * layer.lora_B0 @ layer.lora_A0
         assert offset.abs().max() > 1e-3
         torch.testing.assert_close(layer.weight, base_weights[name].weight - offset, atol=1e-6, rtol=0)
         torch.testing.assert_close(layer.lora_A, layer.lora_A0)

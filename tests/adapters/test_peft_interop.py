@@ -11,14 +11,14 @@ from govtune.adapters import adapter_layers, export_peft
 from govtune.models import tiny_model
 
 
-@pytest.mark.parametrize("kind", MODELS)
-def test_lora_equals_peft_lora_with_the_same_weights(kind):
-    ours, config = adapted(kind, "lora")
+@pytest.mark.parametrize("kind,rslora", [(k, False) for k in MODELS] + [("tiny-llama", True)])
+def test_lora_equals_peft_lora_with_the_same_weights(kind, rslora):
+    ours, config = adapted(kind, "lora", use_rslora=rslora)
     perturb(ours)
     layers = adapter_layers(ours)
     base, _ = tiny_model(kind)
     peft_model = get_peft_model(base, LoraConfig(r=config.r, lora_alpha=config.alpha, target_modules=sorted(layers),
-                                                 lora_dropout=0.0)).eval()
+                                                 lora_dropout=0.0, use_rslora=rslora)).eval()
     modules = dict(peft_model.base_model.model.named_modules())
     with torch.no_grad():
         for name, layer in layers.items():
@@ -30,9 +30,10 @@ def test_lora_equals_peft_lora_with_the_same_weights(kind):
         sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
 
 
-@pytest.mark.parametrize("kind,method", [(k, m) for k in MODELS for m in ("lora", "lora_ga")])
-def test_export_loads_in_peft_with_equal_outputs(kind, method, tmp_path):
-    ours, config = adapted(kind, method)
+@pytest.mark.parametrize("kind,method,rslora", [(k, m, False) for k in MODELS for m in ("lora", "lora_ga")]
+                         + [("tiny-llama", "lora_ga", True)])
+def test_export_loads_in_peft_with_equal_outputs(kind, method, rslora, tmp_path):
+    ours, config = adapted(kind, method, use_rslora=rslora)
     perturb(ours)
     out = logits(ours)
     export_peft(ours, tmp_path / "peft")

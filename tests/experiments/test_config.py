@@ -160,8 +160,36 @@ def test_train_config_carries_every_study_setting_of_the_same_name():
     tc = c.train_config("hybrid", seed=7, progress=False)
     shared = [f.name for f in dataclasses.fields(TrainConfig) if hasattr(c, f.name)]
     assert sorted(shared) == sorted(["epochs", "lr", "batch_size", "grad_accum", "weight_decay", "warmup_ratio",
-                                     "schedule", "max_grad_norm", "max_length", "mixed_precision"])
-    assert {k: getattr(tc, k) for k in shared if k != "lr"} == {k: getattr(c, k) for k in shared if k != "lr"}
+                                     "schedule", "max_grad_norm", "max_length", "mixed_precision", "lr_branches"])
+    per_method = ("lr", "lr_branches")  # the method's own (below and in test_lr_branches_reach_hybrid_methods_only)
+    assert {k: getattr(tc, k) for k in shared if k not in per_method} == \
+        {k: getattr(c, k) for k in shared if k not in per_method}
     assert tc.lr == 5e-4 and c.train_config("lora", 7).lr == 1e-3  # the method's rate
     assert (tc.seed, tc.checkpoints, tc.resume, tc.progress) == (7, False, True, False)
     assert tc.timing_warmup_steps == TrainConfig().timing_warmup_steps
+
+
+def test_lr_branches_reach_hybrid_methods_only():
+    c = build_config({"methods": ["lora", "hybrid", "hybrid_fixed"], "lr": 5e-4,
+                      "variants": {"hybrid_fixed": {"method": "hybrid", "lam_schedule": "fixed"}}},
+                     parse_overrides(["lr_branches.lora_ga=2e-5", "lr_branches.boft=1e-3"]))
+    assert c.lr_branches == {"lora_ga": 2e-5, "boft": 1e-3}  # YAML reads 2e-5 as a string: typed here
+    assert c.train_config("hybrid", 0).lr_branches == {"lora_ga": 2e-5, "boft": 1e-3}
+    assert c.train_config("hybrid_fixed", 0).lr_branches == {"lora_ga": 2e-5, "boft": 1e-3}
+    assert c.train_config("lora", 0).lr_branches is None
+    # added after studies existed: at its default it leaves the settings (and the hash) as they were
+    assert "lr_branches" not in StudyConfig().settings() and "lr_branches" in c.settings()
+
+
+@pytest.mark.parametrize("branches,message", [
+    ({"lora-ga": 1e-5},
+     r"unknown hybrid branch 'lora-ga' \(did you mean 'lora_ga'\?\); the branches are lora_ga, boft"),
+    ({"bofft": 1e-5}, r"did you mean 'boft'"),
+    ({"phi": 0.1}, "its own Adam.*mixer_lr"),
+    ({"boft": 0}, r"lr_branches.boft must be a finite learning rate > 0, got 0"),
+    ({"lora_ga": -1e-5}, r"lr_branches.lora_ga must be .* > 0, got -1e-05"),
+    ({"lora_ga": "fast"}, r"lr_branches.lora_ga must be a learning rate > 0, got 'fast'"),
+])
+def test_bad_lr_branches_name_the_key_and_value(branches, message):
+    with pytest.raises(ValueError, match=message):
+        build_config({"lr_branches": branches})

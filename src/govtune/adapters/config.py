@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -47,6 +48,9 @@ class AdapterConfig:
     method: str = "lora"  # one of METHODS
     r: int = 16  # LoRA rank (lora, lora_ga, hybrid)
     alpha: float = 32.0  # LoRA scale s = alpha / r
+    # rsLoRA (Kalajdzievski, 2023): s = alpha / sqrt(r), as PEFT's `use_rslora`; the LoRA-GA authors'
+    # reproduce recipe turns it on. Off by default, as in PEFT (it changes the scale of every LoRA branch).
+    use_rslora: bool = False
     # None = the model type's attention projections (DEFAULT_TARGETS); a list of module names (a module
     # matches when its full name equals the entry or ends with "." + entry, as in PEFT); or a regex string
     # matched against full module names with re.fullmatch.
@@ -84,6 +88,8 @@ class AdapterConfig:
             raise ValueError(f"r must be a positive integer, got {self.r!r}")
         if not self.alpha > 0:
             raise ValueError(f"alpha must be > 0, got {self.alpha!r}")
+        if not isinstance(self.use_rslora, bool):
+            raise ValueError(f"use_rslora must be true or false, got {self.use_rslora!r}")
         if isinstance(self.target_modules, str):
             try:
                 re.compile(self.target_modules)
@@ -128,7 +134,7 @@ class AdapterConfig:
 
     @property
     def scaling(self) -> float:
-        return self.alpha / self.r
+        return self.alpha / (math.sqrt(self.r) if self.use_rslora else self.r)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -76,7 +76,8 @@ class MixerOptimizer:
         self.layers = list(learned_layers(model).values())
         if not self.layers:
             raise ValueError("the model has no hybrid layer with lam_schedule='learned': nothing to optimise")
-        self.optimizer = torch.optim.Adam([m.mixer_phi for m in self.layers], lr=lr)
+        # its own optimiser, one group named like the adapter's (govtune.training.optim.param_groups)
+        self.optimizer = torch.optim.Adam([{"name": "phi", "params": [m.mixer_phi for m in self.layers], "lr": lr}])
 
     def step(self) -> None:
         self.optimizer.step()

@@ -2,8 +2,9 @@
 
 A LoRA-GA model's frozen weights are offset (W0 - s B0 A0), but a PEFT user has the ORIGINAL base. The
 export is therefore a LoRA relative to the original weights, as PEFT itself does when it converts PiSSA or
-OLoRA adapters: delta = s B A - s B0 A0 = s [B, -B0] [A; A0], a rank-2r LoRA with alpha' = 2 alpha so that
-alpha' / 2r = s. The base fingerprint (of the original weights) is kept in the safetensors metadata."""
+OLoRA adapters: delta = s B A - s B0 A0 = s [B, -B0] [A; A0], a rank-2r LoRA with alpha' = 2r s so that
+alpha' / 2r = s (s = alpha / r, or alpha / sqrt(r) with rsLoRA: PEFT's plain scaling reproduces either).
+The base fingerprint (of the original weights) is kept in the safetensors metadata."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ def export_peft(model: nn.Module, path: str | os.PathLike) -> Path:
     rank = config.r * (2 if config.method == "lora_ga" else 1)
     peft_config = LoraConfig(
         r=rank,
-        lora_alpha=config.alpha * rank / config.r,  # keeps alpha / r = s
+        lora_alpha=config.scaling * rank,  # PEFT's s = lora_alpha / r: the same s, rsLoRA or not
         target_modules=sorted(layers),  # full names: exactly the adapted layers
         fan_in_fan_out=any(isinstance(layer.base_layer, Conv1D) for layer in layers.values()),
         lora_dropout=0.0,

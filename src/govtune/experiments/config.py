@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from govtune.constants import LR_SCHEDULES, METHODS, MIXED_PRECISION
+from govtune.constants import LR_SCHEDULES, METHODS, MIXED_PRECISION, check_lr_branches
 from govtune.data import FLORES_EVAL_LINES, FLORES_POOL_LINES, XNLI_EVAL_ROWS, XNLI_POOL_ROWS
 from govtune.tasks.languages import XNLI_LANGUAGES
 
@@ -44,7 +44,7 @@ SCHEDULES = LR_SCHEDULES
 GRID_KEYS = ("methods", "seeds", "shots", "curation")
 # Settings added after studies existed: left out of the hash while at their defaults, so a study run
 # before they existed still resumes.
-LATER_SETTINGS = ("lm_eval_tasks", "lm_eval_limit")
+LATER_SETTINGS = ("lm_eval_tasks", "lm_eval_limit", "lr_branches")
 
 
 @dataclass
@@ -98,6 +98,9 @@ class StudyConfig:
     epochs: int = 3
     lr: float = 2e-4
     lr_per_method: dict[str, float] = field(default_factory=dict)
+    # The hybrid's branches at rates of their own, e.g. {lora_ga: 2.0e-5, boft: 5.0e-4}, for every method
+    # whose adapter is the hybrid; a branch left out trains at the method's rate (lr_for).
+    lr_branches: dict[str, float] = field(default_factory=dict)
     batch_size: int = 8
     grad_accum: int = 1
     weight_decay: float = 0.0
@@ -200,6 +203,7 @@ class StudyConfig:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if self.max_grad_norm is not None and not self.max_grad_norm > 0:
             raise ValueError(f"max_grad_norm must be > 0, or null for no clipping, got {self.max_grad_norm}")
+        self.lr_branches = check_lr_branches(self.lr_branches)
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.schedule not in SCHEDULES:
@@ -265,11 +269,13 @@ class StudyConfig:
     def train_config(self, method: str, seed: int, progress: bool = True):
         """The govtune.training.TrainConfig of one cell: every study setting of the same name (epochs,
         batch_size, schedule, ...), the method's learning rate and the cell's seed. It resumes from the
-        cell's last epoch checkpoint, kept when `keep_checkpoints`."""
+        cell's last epoch checkpoint, kept when `keep_checkpoints`. A hybrid method also gets `lr_branches`."""
         from govtune.training import TrainConfig  # torch: only when a cell trains, the config stays light
 
         shared = {f.name: getattr(self, f.name) for f in dataclasses.fields(TrainConfig) if f.name in FIELDS}
+        hybrid = self.adapter_options(method).get("method") == "hybrid"
         return TrainConfig(**{**shared, "lr": self.lr_for(method), "seed": seed,
+                              "lr_branches": dict(self.lr_branches) if hybrid and self.lr_branches else None,
                               "checkpoints": self.keep_checkpoints, "resume": True, "progress": progress})
 
     def settings(self) -> dict[str, Any]:

@@ -26,13 +26,14 @@ from transformers import PreTrainedTokenizerBase, get_scheduler
 
 from govtune.adapters import (after_backward, learned_layers, mixing, phi_values, riemannian_modules,
                               trainable_parameters)
-from govtune.constants import MIXED_PRECISION
+from govtune.constants import MIXED_PRECISION, check_lr_branches
 from govtune.tasks.encoding import IGNORE_INDEX, PairCollator, encode_training_pairs, pad_token_id
 from govtune.training.callbacks import Callback, EpochInfo, History, StepInfo
 from govtune.training.checkpoint import CorruptCheckpoint, latest_checkpoint, load_checkpoint, save_checkpoint
 from govtune.training.data import LengthGroupedBatches
 from govtune.training.footprint import Footprint, FootprintMeter
 from govtune.training.mixer import ValidationMixer
+from govtune.training.optim import param_groups
 
 # transformers' scheduler name for each of govtune's schedule names (govtune.constants.LR_SCHEDULES)
 SCHEDULES = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
@@ -66,6 +67,9 @@ class TrainConfig:
     # again); the run must have the same data, seed, epochs and batch settings, or it is refused.
     resume: bool = False
     progress: bool = True
+    # The hybrid's branches at rates of their own, e.g. {"lora_ga": 2e-5, "boft": 5e-4}; a branch left out
+    # trains at lr (govtune.training.optim).
+    lr_branches: dict[str, float] | None = None
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.grad_accum < 1:
@@ -80,6 +84,8 @@ class TrainConfig:
             raise ValueError("max_grad_norm must be > 0, or None for no clipping")
         if self.mixed_precision not in MIXED_PRECISION:
             raise ValueError(f"mixed_precision must be auto, no, bf16 or fp16, got {self.mixed_precision!r}")
+        if self.lr_branches is not None:
+            self.lr_branches = check_lr_branches(self.lr_branches, "TrainConfig.lr_branches")
 
 
 @dataclass
@@ -102,14 +108,6 @@ def resolve_mixed_precision(choice: str) -> str:
 def make_accelerator(mixed_precision: str = "auto", grad_accum: int = 1) -> Accelerator:
     return Accelerator(mixed_precision=resolve_mixed_precision(mixed_precision),
                        gradient_accumulation_steps=grad_accum)
-
-
-def _param_groups(params: Sequence[nn.Parameter], weight_decay: float) -> list[dict]:
-    # No decay on vectors (biases, norms, lam-free scalars): decaying them only shrinks the identity init.
-    decay = [p for p in params if p.ndim >= 2]
-    no_decay = [p for p in params if p.ndim < 2]
-    return [g for g in ({"params": decay, "weight_decay": weight_decay},
-                        {"params": no_decay, "weight_decay": 0.0}) if g["params"]]
 
 
 def _grad_norm(params: Iterable[nn.Parameter]) -> float:
@@ -204,7 +202,8 @@ class _Run:
         # What a checkpoint must agree on to be continued: the same sequence of batches and schedule.
         self.run_key = {"seed": config.seed, "epochs": config.epochs, "total_steps": self.total_steps,
                         "train_examples": len(self.train_enc), "batch_size": config.batch_size,
-                        "grad_accum": config.grad_accum}
+                        "grad_accum": config.grad_accum,
+                        "param_groups": [g["name"] for g in self.optimizer.param_groups]}
         self.step, self.checkpoint, self.first_epoch = 0, None, 1
 
     def _setup_data(self, tokenizer, train_pairs, val_pairs) -> None:
@@ -228,8 +227,9 @@ class _Run:
         if not self.params and not self.riem_params:
             raise ValueError("the model has no trainable parameters: inject an adapter first "
                              "(govtune.inject(model, AdapterConfig(method=...))) or use method 'full'")
-        self.optimizer = torch.optim.AdamW(_param_groups(self.params, config.weight_decay) if self.params
-                                           else [{"params": [torch.zeros(1, requires_grad=True)]}], lr=config.lr)
+        groups = param_groups(model, config.lr, config.weight_decay, config.lr_branches)
+        placeholder = [{"name": "none", "params": [torch.zeros(1, requires_grad=True)]}]  # Riemannian only
+        self.optimizer = torch.optim.AdamW(groups or placeholder, lr=config.lr)
         self.total_steps = math.ceil(len(self.loader) / config.grad_accum) * config.epochs
         self.scheduler = get_scheduler(SCHEDULES[config.schedule], self.optimizer,
                                        num_warmup_steps=round(config.warmup_ratio * self.total_steps),
