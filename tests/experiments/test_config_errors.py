@@ -27,6 +27,7 @@ BAD = [
     (["lr_per_method.lora=nan"], r"lr_per_method.lora must be a finite number > 0, got nan"),
     (["lr_per_method.lora=-1e-4"], r"lr_per_method.lora must be a finite number > 0, got -0.0001"),
     (["lr_per_method.lora=fast"], r"config key 'lr_per_method' expects dict\[str, float\], got \{.*'lora': 'fast'\}"),
+    (["lr_branches.lora_gaa=1e-5"], r"lr_branches: unknown hybrid branch 'lora_gaa' \(did you mean 'lora_ga'\?\)"),
     (["lr=nan"], r"config key 'lr' must be a finite number, got 'nan'; e.g. lr=0.0002"),
     (["lr=inf"], r"config key 'lr' must be a finite number, got 'inf'"),
     (["lr=0"], r"lr must be a finite number > 0, got 0.0; e.g. lr=0.0002"),

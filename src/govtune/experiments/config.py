@@ -368,7 +368,7 @@ def _coerce(name: str, value: Any) -> Any:
                 value = yaml.safe_load(value)
             if not isinstance(value, dict):
                 raise TypeError
-            if args and args[1] in (int, float):  # lr_per_method: {lora: 1e-4} (YAML reads 1e-4 as a string)
+            if name in PER_METHOD_KEYS:  # lr_per_method: {lora: 1e-4} (YAML reads 1e-4 as a string)
                 return {k: _coerce_scalar(args[1], v) for k, v in value.items()}
             return dict(value)
         if hint is bool:
