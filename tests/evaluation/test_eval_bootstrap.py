@@ -94,7 +94,7 @@ def test_xnli_intervals_equal_a_hand_computation_with_the_metrics_module():
         lo, hi = np.percentile(values, [2.5, 97.5])
         if key in point:  # ECE, centred: the spread around the replicates' median, placed around the estimate
             med = np.median(values)
-            lo, hi = point[key] - (med - lo), point[key] + (hi - med)
+            lo, hi = max(0.0, point[key] - (med - lo)), point[key] + (hi - med)
         elif key == "parity_gap":  # the largest of the pairwise |differences|' Bonferroni bounds
             accs = [np.array(expected[f"languages.{lang}.accuracy"]) for lang in ("en", "zh", "hi")]
             bounds = [np.percentile(a - b, [100 * 0.05 / 6, 100 * (1 - 0.05 / 6)])

@@ -56,14 +56,16 @@ def percentile_interval(values: np.ndarray, level: float = LEVEL) -> tuple[float
     return float(lo), float(hi)
 
 
-def centred_interval(values: np.ndarray, estimate: float, level: float = LEVEL) -> tuple[float, float]:
+def centred_interval(values: np.ndarray, estimate: float, level: float = LEVEL, floor: float | None = None
+                     ) -> tuple[float, float]:
     """The replicates' spread around their median, placed around the estimate: [estimate - (median - q_low),
-    estimate + (q_high - median)]. For a statistic that resampling inflates (ECE sums absolute gaps, so a
+    estimate + (q_high - median)], the low end no lower than `floor` (ECE: 0). For a statistic that resampling inflates (ECE sums absolute gaps, so a
     resample's ECE is on average larger than the sample's), whose percentile interval sits above the estimate
     and can exclude it. Contains the estimate by construction; the estimate's own bias is not corrected."""
     lo, hi = percentile_interval(values, level)
     median = float(np.median(values))
-    return estimate - (median - lo), estimate + (hi - median)
+    low = estimate - (median - lo)
+    return (low if floor is None else max(low, floor)), estimate + (hi - median)
 
 
 def pairwise_range_interval(unit_reps: Sequence[np.ndarray], level: float = LEVEL) -> tuple[float, float]:
@@ -97,7 +99,7 @@ def metric_interval(task: str, key: str, point: Replicates, reps: Replicates, le
         units = sorted(k for k in reps if registry.lookup(task, k)[0].key == m.of)
         return pairwise_range_interval([reps[u] for u in units], level)
     if m.method == registry.CENTRED:
-        return centred_interval(reps[key], float(point[key][0]), level)
+        return centred_interval(reps[key], float(point[key][0]), level, floor=0.0)  # ECE >= 0
     return percentile_interval(reps[key], level)
 
 

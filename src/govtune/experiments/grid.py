@@ -112,8 +112,7 @@ def _open_study(config: StudyConfig, layout: StudyLayout, resume: bool, lock: St
     """Take the directory's lock (one writer per study), check that it holds this study or nothing, repair
     what --resume can rebuild, and record the study. Main process only."""
     lock.acquire()
-    if layout.study.exists():
-        check_study_file(layout)
+    check_study_file(layout)  # check_out_dir reads it
     check_out_dir(config, layout, resume)
     repair_study(layout)
     _write_study_file(config, layout)
