@@ -67,15 +67,16 @@ def test_lock_is_exclusive_within_one_process_and_released_on_exit(tmp_path):
 
 
 RANKS = textwrap.dedent("""
-    import sys
+    import os, sys
     from accelerate import PartialState
     from govtune.experiments.lock import StudyLock, StudyLocked, on_main
     state = PartialState()
     try:  # as run_study takes the study's lock
         on_main(state, lambda: StudyLock(sys.argv[1]).acquire())
         state.wait_for_everyone()
-    except StudyLocked as e:
-        print("refused", e, flush=True)
+    except StudyLocked as e:  # one file per rank: their shared stdout may interleave
+        with open(f"{sys.argv[2]}/rank{os.environ['RANK']}.txt", "w") as f:
+            f.write(f"refused {e}")
 """)
 
 
@@ -90,8 +91,8 @@ def test_every_process_of_a_launch_is_refused_not_left_waiting(tmp_path, holder)
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                           "--master_addr", "127.0.0.1", "--master_port", str(port), str(script), str(StudyLayout(tmp_path / "out").lock)],
+                           "--master_addr", "127.0.0.1", "--master_port", str(port), str(script), str(StudyLayout(tmp_path / "out").lock), str(tmp_path)],
                           capture_output=True, text=True, env=env, timeout=300)
-    refusals = [line for line in proc.stdout.splitlines() if line.startswith("refused")]
     assert proc.returncode == 0, proc.stderr[-2000:]
+    refusals = [(tmp_path / f"rank{rank}.txt").read_text() for rank in (0, 1)]
     assert len(refusals) == 2 and all(f"pid {holder.pid}" in line for line in refusals)
