@@ -1,6 +1,7 @@
 """Curation throughput and memory: govtune against datatrove's own pipeline on the same synthetic pool.
 
     python bench/curation.py [--n 100000] [--ppl-records 300]
+    python bench/curation.py --rows 1000000      (the streaming run: bench/curation_stream.py)
 
 The pool (real XNLI/FLORES sentences, joined in pairs for size, with injected exact/near duplicates,
 wrong-language lines and junk) is written once; each engine then runs in its own subprocess, so peak
@@ -187,6 +188,11 @@ def spawn(engine: str, pool: Path, mode: str = "", ppl_records: int = 0) -> dict
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=100_000)
+    p.add_argument("--rows", type=int, default=None,
+                   help="streaming mode: `govtune curate` and datatrove on an N-row JSON-lines pool "
+                        "(bench/curation_stream.py; writes bench/results/curation_stream.*)")
+    p.add_argument("--no-langid", action="store_true",
+                   help="with --rows: leave out govtune's reference run with language ID")
     p.add_argument("--ppl-records", type=int, default=300)
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "curation"))
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -196,6 +202,11 @@ def main() -> None:
     args = p.parse_args()
     if args.child:
         return child(args)
+    if args.rows is not None:
+        import curation_stream
+
+        curation_stream.run(args.rows, str(ROOT / "bench" / "results" / "curation_stream"), not args.no_langid)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         pool = Path(tmp) / "pool.jsonl"
         kinds = make_pool(args.n, pool)

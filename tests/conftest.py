@@ -1,4 +1,5 @@
 import importlib
+import socket
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,19 @@ def bench_script(monkeypatch):
     """Import a script of bench/ by module name (bench/ is a folder of scripts, not a package)."""
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "bench"))
     return importlib.import_module
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def free_port():
+    """free_port() -> a free TCP port for a multi-process launch (other test runs on this machine may hold
+    the default 29500)."""
+    return _free_port
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
@@ -23,14 +24,17 @@ def _ordinary_mode(path: str | os.PathLike, directory: bool = False) -> None:
     os.chmod(path, (0o777 if directory else 0o666) & ~umask)
 
 
-def atomic_write_stream(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> Path:
-    """`write(f)` into a binary file object, fsync, then rename over `path`."""
+@contextmanager
+def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """A binary file to write incrementally (a streamed curation's kept rows): its content replaces `path`
+    (fsync, then rename) when the block ends; an exception leaves `path` as it was and removes the
+    temporary file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
+        with os.fdopen(fd, "wb", buffering=1 << 20) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         _ordinary_mode(tmp)
@@ -38,7 +42,13 @@ def atomic_write_stream(path: str | os.PathLike, write: Callable[[BinaryIO], Non
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
+
+
+def atomic_write_stream(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> Path:
+    """`write(f)` into a binary file object, fsync, then rename over `path`."""
+    with atomic_open(path) as f:
+        write(f)
+    return Path(path)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -60,11 +70,16 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_bytes(path, orjson.dumps(obj, option=_JSON | orjson.OPT_INDENT_2, default=str))
 
 
+def jsonl_line(row: Any) -> bytes:
+    """One JSON-lines line (newline included), with the options every JSON file here uses."""
+    return orjson.dumps(row, option=_JSON, default=str)
+
+
 def atomic_write_jsonl(path: str | os.PathLike, rows: Iterable[Any]) -> Path:
     """One JSON value per line."""
     def write(f: BinaryIO) -> None:
         for row in rows:
-            f.write(orjson.dumps(row, option=_JSON, default=str))
+            f.write(jsonl_line(row))
     return atomic_write_stream(path, write)
 
 

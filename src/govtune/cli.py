@@ -7,6 +7,8 @@ import argparse
 import importlib
 import sys
 
+from govtune.launch import exit_with_launcher
+
 # subcommand -> module that registers it. Imported only when needed, so `govtune --help` stays fast.
 SUBCOMMANDS = {
     "curate": "govtune.governance.cli",
@@ -35,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     first = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(first if first in SUBCOMMANDS else None)
     args = parser.parse_args(argv)
+    exit_with_launcher()  # a process of a killed launch must not run on alone
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, FileExistsError, KeyError, MemoryError) as e:

@@ -150,12 +150,20 @@ def tiny_model(kind: str = TINY_LLAMA, seed: int = 0) -> tuple[PreTrainedModel, 
     return model.eval(), tok
 
 
-def load_model(name_or_path: str, dtype: torch.dtype = torch.float32
+def load_model(name_or_path: str, dtype: torch.dtype = torch.float32, quantize: str | None = None
                ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Model and tokenizer by hub name, local path, or one of the offline names above.
 
     Hub names go through the ordinary `from_pretrained`, so a machine with a hub (or a filled HF cache)
-    loads BloomZ, Llama or Qwen unchanged; without one, the error says what to do instead."""
+    loads BloomZ, Llama or Qwen unchanged; without one, the error says what to do instead.
+
+    quantize: "int8", "int4" or "nf4" replaces the frozen linear layers (all but the output head) by
+    quantised ones (`govtune.quantization`); the scheme is checked to run here before the model loads."""
+    if quantize is not None:
+        from govtune.quantization import check_scheme, quantize_model
+        check_scheme(quantize)
+        model, tok = load_model(name_or_path, dtype)
+        return quantize_model(model, quantize), tok
     if name_or_path in (TINY_LLAMA, TINY_BLOOM):
         return tiny_model(name_or_path)
     path = offline_path(name_or_path) if offline_model(name_or_path) else name_or_path

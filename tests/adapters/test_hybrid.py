@@ -170,3 +170,40 @@ def test_forward_and_gradients_equal_the_branch_formula(recompute):
     for g, w in zip(got, want):
         assert g.abs().max() > 0
         torch.testing.assert_close(g, w, atol=1e-9, rtol=1e-9)
+
+
+@pytest.mark.parametrize("cls", ["boft", "hybrid", "hybrid_learned"])
+def test_bf16_autocast_trains_and_recomputing_matches_the_stored_weight(cls):
+    """Under autocast (bf16 training, TRL's default) the rotated weight is built in bf16; backward rebuilds it
+    under the same autocast, so recomputing gives the gradients of storing it, and both are close to float32."""
+    from govtune.adapters.boft import BoftLayer
+    from govtune.adapters.mixer import mixer_forward
+
+    grads = {}
+    for recompute, autocast in ((True, True), (False, True), (True, False)):
+        torch.manual_seed(0)
+        schedule = {"lam_schedule": "learned"} if cls == "hybrid_learned" else {}
+        config = AdapterConfig(method=cls.split("_")[0], r=4, boft_checkpoint=recompute, **schedule)
+        base = nn.Linear(20, 32)
+        h = BoftLayer(base, config, "p") if cls == "boft" else HybridLayer(base, config, "p")
+        if cls != "boft":
+            h.init_from_gradient(torch.randn(32, 20))
+        with torch.no_grad():
+            h.boft_R.skew.normal_(0, 0.3)
+        x, probe = torch.randn(7, 20), torch.randn(7, 32)  # not ||y||^2: a rotation leaves that unchanged
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            if cls == "hybrid_learned":  # lam a bf16-castable function of phi: the mixer's forward
+                with mixer_forward(h) as phis:
+                    y = h(x)
+                    loss = (y.float() * probe).sum()
+                    params = [*phis, *(p for p in h.parameters() if p.requires_grad)]
+                    grads[recompute, autocast] = torch.autograd.grad(loss, params)
+                continue
+            y = h(x)
+        assert y.dtype == (torch.bfloat16 if autocast else torch.float32)
+        params = [p for p in h.parameters() if p.requires_grad]
+        grads[recompute, autocast] = torch.autograd.grad((y.float() * probe).sum(), params)
+    for a, b, c in zip(grads[True, True], grads[False, True], grads[True, False]):
+        torch.testing.assert_close(a, b, atol=0, rtol=0)  # the same bf16 weight, rebuilt
+        assert a.abs().max() > 0
+        torch.testing.assert_close(a.float(), c, atol=0.05 * c.abs().max().item(), rtol=0.05)

@@ -183,6 +183,32 @@ def test_eval_with_adapter_matches_in_memory_model(tmp_path, capsys):
     assert got["languages"]["en"]["ece"] != pytest.approx(base["languages"]["en"]["ece"], abs=1e-6)
 
 
+def test_eval_quantize_scores_the_adapter_over_the_quantized_base(tmp_path, capsys):
+    from govtune.evaluation import evaluate_xnli
+    from govtune.models import load_model
+    from govtune.tasks import load_xnli
+
+    model, tok = load_model("tiny-llama", quantize="int8")
+    adapters.inject(model, adapters.AdapterConfig(method="lora", r=4, alpha=8))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)
+    adapters.save_adapter(model, tmp_path / "adapter")
+    data = {"en": load_xnli("en", rows=range(1245, 1248))}
+    want, _ = evaluate_xnli(model, tok, data, robustness=False, progress=False)
+    code, _ = _run(capsys, "--model", "tiny-llama", "--adapter", str(tmp_path / "adapter"), "--quantize", "int8",
+                   "--task", "xnli", "--langs", "en", "--limit", "3", "--no-robustness", "--out", str(tmp_path / "o"))
+    assert code == 0
+    got = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert got["run"]["quantize"] == "int8"
+    assert got["languages"]["en"]["ece"] == pytest.approx(want["languages"]["en"]["ece"], abs=1e-6)
+    code, out = _run(capsys, "--model", "tiny-llama", "--quantize", "int4", "--task", "xnli", "--langs", "en",
+                     "--limit", "3", "--out", str(tmp_path / "o4"))
+    if not torch.cuda.is_available():
+        assert code != 0 and "int4" in out.err and "'int8' or 'nf4'" in out.err
+
+
 def test_eval_calibrate_on_pool_rows_writes_temperatures(tmp_path, capsys):
     import torch
     from torchmetrics.classification import MulticlassCalibrationError

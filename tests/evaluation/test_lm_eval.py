@@ -169,3 +169,12 @@ def test_hub_task_offline_says_what_to_do(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert code == 2 and "cannot download" in err and "facebook/xnli" in err and "govtune-xnli" in err
     assert not (tmp_path / "results.json").exists()
+
+
+def test_lm_eval_quantize_records_the_scheme_and_refuses_one_this_machine_cannot_run(tmp_path, capsys):
+    got = _govtune(tmp_path / "q", "--model", "tiny-llama", "--quantize", "nf4")
+    assert got["config"]["quantize"] == "nf4"
+    if not torch.cuda.is_available():
+        assert main(["lm-eval", "--tasks", "govtune-xnli", "--model", "tiny-llama", "--quantize", "int4",
+                     "--out", str(tmp_path / "q4")]) != 0
+        assert "'int8' or 'nf4'" in capsys.readouterr().err

@@ -34,6 +34,8 @@ def test_nested_override_updates_one_option_and_keeps_the_rest():
     (["lr.x=1"], "'lr' has no sub-keys"),
     (["xnli_pool_rows=0,1300"], "overlaps xnli_eval_rows"),
     (["shots=-1"], "shots must be"),
+    (["quantize=int3"], "quantize: unknown scheme 'int3'; use one of int8, int4, nf4"),
+    (["quantize=nf4", "methods=lora,full"], "'full' trains every weight.*quantize: nf4"),
 ])
 def test_bad_input_names_the_problem(items, message):
     with pytest.raises(ValueError, match=message):
@@ -56,6 +58,13 @@ def test_settings_hash_covers_settings_not_grid_axes():
     a = StudyConfig(methods=["lora"], seeds=[0])
     assert a.settings_hash() == StudyConfig(methods=["lora", "hybrid"], seeds=[0, 1, 2]).settings_hash()
     assert a.settings_hash() != StudyConfig(methods=["lora"], seeds=[0], epochs=5).settings_hash()
+
+
+def test_quantize_is_typed_and_hashed_only_when_set():
+    c = build_config({}, parse_overrides(["quantize=int8"]))
+    assert c.quantize == "int8"
+    assert "quantize" not in StudyConfig().settings()  # studies run before the key existed still resume
+    assert c.settings_hash() != StudyConfig().settings_hash()
 
 
 def test_variants_and_per_method_learning_rates():

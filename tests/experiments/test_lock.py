@@ -68,15 +68,15 @@ def test_lock_is_exclusive_within_one_process_and_released_on_exit(tmp_path):
 
 RANKS = textwrap.dedent("""
     import os, sys
-    from accelerate import PartialState
+    from govtune.evaluation.sharding import process_state
     from govtune.experiments.lock import StudyLock, StudyLocked, on_main
-    state = PartialState()
+    state = process_state()  # as run_study: one gloo group of the launched CPU processes
     try:  # as run_study takes the study's lock
         on_main(state, lambda: StudyLock(sys.argv[1]).acquire())
         state.wait_for_everyone()
     except StudyLocked as e:  # one file per rank: their shared stdout may interleave
         with open(f"{sys.argv[2]}/rank{os.environ['RANK']}.txt", "w") as f:
-            f.write(f"refused {e}")
+            f.write(f"refused ({state.num_processes} processes) {e}")
 """)
 
 
@@ -95,4 +95,4 @@ def test_every_process_of_a_launch_is_refused_not_left_waiting(tmp_path, holder)
                           capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     refusals = [(tmp_path / f"rank{rank}.txt").read_text() for rank in (0, 1)]
-    assert len(refusals) == 2 and all(f"pid {holder.pid}" in line for line in refusals)
+    assert all(r.startswith("refused (2 processes)") and f"pid {holder.pid}" in r for r in refusals)

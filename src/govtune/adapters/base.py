@@ -13,6 +13,8 @@ from torch import nn
 from transformers.pytorch_utils import Conv1D  # GPT-2 style projections: weight is d_in x d_out
 
 from govtune.adapters.config import AdapterConfig
+from govtune.quantization import (compute_dtype, dequantize_layer, dequantized_weight, float_fingerprint,
+                                  is_quantized, warn_dequantized_merge)
 
 SUPPORTED_LAYERS = (nn.Linear, Conv1D)
 
@@ -41,6 +43,12 @@ def tensor_fingerprint(w: torch.Tensor) -> str:
     return h.hexdigest()[:16]
 
 
+def layer_fingerprint(layer: nn.Module) -> str:
+    """Fingerprint of a layer's weight; for a quantised layer, of the float weight it was made from, so an
+    adapter trained on a quantised base loads onto the float checkpoint (and back)."""
+    return float_fingerprint(layer) or tensor_fingerprint(layer.weight)
+
+
 class AdapterLayer(nn.Module, ABC):
     """Base for every adapter layer. Subclasses implement `adapted_forward`, `_merge` and `_unmerge`."""
 
@@ -58,21 +66,33 @@ class AdapterLayer(nn.Module, ABC):
         self.scaling = config.scaling
         self.merged = False
         # Taken before any method changes the base (LoRA-GA offsets it): saved adapters name this base.
-        self.base_fingerprint = tensor_fingerprint(base_layer.weight)
+        self.base_fingerprint = layer_fingerprint(base_layer)
 
     # -- views of the frozen base -------------------------------------------------------------------
     @property
+    def quantized(self) -> bool:
+        """Whether the frozen base is a quantised layer (govtune.quantization); a merge dequantises it."""
+        return is_quantized(self.base_layer)
+
+    @property
     def weight(self) -> torch.Tensor:
-        """Base weight as (d_out, d_in)."""
+        """Base weight as (d_out, d_in): a writable view of a float base, the dequantised weight (a new
+        tensor, rebuilt on each call) of a quantised one."""
+        if self.quantized:
+            return dequantized_weight(self.base_layer)
         return weight_out_in(self.base_layer)
 
     @property
     def bias(self) -> torch.Tensor | None:
         return self.base_layer.bias
 
+    @property
+    def compute_dtype(self) -> torch.dtype:
+        """The float dtype of the base's computation (a quantised weight's storage dtype is an integer)."""
+        return compute_dtype(self.base_layer)
+
     def _param_like(self, *shape: int) -> torch.Tensor:
-        w = self.base_layer.weight
-        return torch.empty(*shape, device=w.device, dtype=w.dtype)
+        return torch.empty(*shape, device=self.base_layer.weight.device, dtype=self.compute_dtype)
 
     # -- forward, merge -----------------------------------------------------------------------------
     def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
@@ -94,6 +114,9 @@ class AdapterLayer(nn.Module, ABC):
 
     @torch.no_grad()
     def _rewrite_base(self, fn) -> None:
+        if self.quantized:  # a quantised weight cannot take W + dW: the layer becomes float, and says so
+            warn_dequantized_merge()
+            self.base_layer = dequantize_layer(self.base_layer)
         w = self.weight
         b = self.bias
         new_w, new_b = fn(w.float(), None if b is None else b.float())

@@ -12,6 +12,7 @@ from govtune.constants import METHODS
 
 GA_DIRECTIONS = ("arb2r", "sigma_sqrt")
 LAM_SCHEDULES = ("adaptive", "fixed", "anneal", "learned")
+BOFT_SIDES = ("output", "input")
 
 # Attention projections per `config.model_type`: the papers adapt attention only.
 DEFAULT_TARGETS: dict[str, list[str]] = {
@@ -56,7 +57,11 @@ class AdapterConfig:
     # matched against full module names with re.fullmatch.
     target_modules: list[str] | str | None = None
     boft_factors: int = 3  # m: butterfly components in R (boft, hybrid)
-    boft_block_size: int = 8  # b: size of each orthogonal block; must divide d_out
+    boft_block_size: int = 8  # b: size of each orthogonal block; must divide d_out (d_in for side "input")
+    # Which side of W0 the BOFT rotation acts on: "output" (y = R y0, W <- R W0, the bias rotated too) or
+    # "input" (y = W0 R x + b, W <- W0 R: PEFT's BOFT, which `export_peft` can write). The hybrid rotates
+    # y0, so it is "output" only.
+    boft_side: str = "output"
     # Rebuild the rotated weight R W0 (boft, hybrid) in backward instead of storing it: one weight-sized
     # tensor less per adapted layer, for a few small products (no tokens involved) per layer and step.
     boft_checkpoint: bool = True
@@ -105,6 +110,11 @@ class AdapterConfig:
             raise ValueError(f"boft_factors must be an integer >= 1, got {self.boft_factors!r}")
         if not (isinstance(self.boft_block_size, int) and self.boft_block_size >= 2):
             raise ValueError(f"boft_block_size must be an integer >= 2, got {self.boft_block_size!r}")
+        if self.boft_side not in BOFT_SIDES:
+            raise ValueError(f"unknown boft_side {self.boft_side!r}: use one of {', '.join(BOFT_SIDES)}")
+        if self.boft_side != "output" and self.method != "boft":
+            raise ValueError(f"boft_side={self.boft_side!r} is for method 'boft'; {self.method!r} rotates the "
+                             f"layer output: leave boft_side at 'output'")
         if not (isinstance(self.ga_batches, int) and self.ga_batches >= 1):
             raise ValueError(f"ga_batches must be an integer >= 1, got {self.ga_batches!r}")
         if not self.ga_gamma > 0:

@@ -53,7 +53,7 @@ class HybridLayer(GradientStart, AdapterLayer):
         super().__init__(base_layer, config, name)
         self._add_lowrank(config.r)
         self.boft_R = make_butterfly(self.out_features, config, name).to(
-            device=base_layer.weight.device, dtype=base_layer.weight.dtype)
+            device=base_layer.weight.device, dtype=self.compute_dtype)
         self.checkpoint = config.boft_checkpoint
         start = {"adaptive": config.lam_init, "fixed": config.lam_fixed, "anneal": config.lam_anneal[0],
                  "learned": config.lam_init}
@@ -144,7 +144,7 @@ class HybridLayer(GradientStart, AdapterLayer):
     def adapted_forward(self, x: torch.Tensor) -> torch.Tensor:
         a, b = self.factors_from_start()  # B A - B0 A0 = [B, -B0] [A; A0]: one rank-2r product
         if self.mixer_grad:  # the mixer's validation forward: the same map, differentiable in phi
-            lam_t = self.lam_of_phi().to(self.weight.dtype)  # lerp wants the weight's dtype
+            lam_t = self.lam_of_phi().to(self.compute_dtype)  # lerp wants the weight's dtype
             mixed = rotated_linear(self, self.boft_R, x, self.checkpoint, lam_t)
             return mixed + (lam_t * self.scaling) * F.linear(F.linear(x, a), b)
         lam = self._lam

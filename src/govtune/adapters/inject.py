@@ -9,10 +9,11 @@ from typing import Any
 
 from torch import nn
 
-from govtune.adapters.base import SUPPORTED_LAYERS, AdapterLayer, tensor_fingerprint
+from govtune.adapters.base import SUPPORTED_LAYERS, AdapterLayer, layer_fingerprint, tensor_fingerprint
 from govtune.adapters.config import DEFAULT_TARGETS, AdapterConfig
 from govtune.adapters.lora_ga import estimate_gradients
 from govtune.adapters.registry import GRADIENT_INIT, layer_class
+from govtune.quantization import model_scheme
 
 # Set on the model by inject(): {"config": AdapterConfig, "fingerprint": str}.
 STATE_ATTR = "_govtune_adapter"
@@ -85,7 +86,7 @@ def fingerprint(layers: Mapping[str, nn.Module]) -> str:
     h = hashlib.sha256()
     for name in sorted(layers):
         m = layers[name]
-        fp = m.base_fingerprint if isinstance(m, AdapterLayer) else tensor_fingerprint(m.weight)
+        fp = m.base_fingerprint if isinstance(m, AdapterLayer) else layer_fingerprint(m)
         h.update(f"{name}={fp};".encode())
     return h.hexdigest()[:24]
 
@@ -119,6 +120,9 @@ def _inject(model: nn.Module, config: AdapterConfig, calibration: Iterable[Mappi
         raise ValueError("this model already has adapters: call merge_and_unload(model) first, or start from a "
                          "fresh model")
     if config.method == "full":
+        if model_scheme(model) is not None:
+            raise ValueError(f"method 'full' trains every weight, and this base is quantised "
+                             f"({model_scheme(model)}): load it without quantize, or use an adapter method")
         for p in model.parameters():
             p.requires_grad_(True)
         setattr(model, STATE_ATTR, {"config": config, "fingerprint": full_fingerprint(model)})

@@ -17,11 +17,13 @@ from collections.abc import Iterable, Mapping
 from itertools import islice
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
 from govtune.adapters.base import SUPPORTED_LAYERS
-from govtune.adapters.lora import LoraLayer, LowRankBranch
+from govtune.adapters.lora import LoraLayer, LowRankBranch, add_lowrank
+from govtune.quantization import is_quantized
 
 
 def ga_init(grad: torch.Tensor, r: int, *, gamma: float = 16.0, direction: str = "arb2r", niter: int = 4,
@@ -62,7 +64,7 @@ def estimate_gradients(model: nn.Module, layers: Mapping[str, nn.Module], calibr
             raise ValueError(f"{name}: LoRA-GA needs nn.Linear or Conv1D targets, got {type(layer).__name__}")
     saved_flags = {p: p.requires_grad for p in model.parameters()}
     was_training = model.training
-    acc = {name: torch.zeros(layer.weight.shape, dtype=torch.float32) for name, layer in layers.items()}
+    acc = {name: torch.zeros(_stored_shape(layer), dtype=torch.float32) for name, layer in layers.items()}
     handles = []
 
     def make_hook(name: str):
@@ -77,8 +79,15 @@ def estimate_gradients(model: nn.Module, layers: Mapping[str, nn.Module], calibr
         for p in model.parameters():
             p.requires_grad_(False)
         for name, layer in layers.items():
-            layer.weight.requires_grad_(True)
-            handles.append(layer.weight.register_post_accumulate_grad_hook(make_hook(name)))
+            if is_quantized(layer):
+                handles.append(_output_gradient_hook(name, layer, acc))
+            else:
+                layer.weight.requires_grad_(True)
+                handles.append(layer.weight.register_post_accumulate_grad_hook(make_hook(name)))
+        if any(is_quantized(layer) for layer in layers.values()):
+            # Nothing upstream requires grad: make the hidden states do, so the backward reaches every layer
+            handles.append(model.get_input_embeddings().register_forward_hook(
+                lambda module, args, out: out.requires_grad_(True)))
         model.eval()
         total = min(max_batches, len(calibration)) if hasattr(calibration, "__len__") else max_batches
         batches = islice(iter(calibration), max_batches)
@@ -100,6 +109,29 @@ def estimate_gradients(model: nn.Module, layers: Mapping[str, nn.Module], calibr
     # Conv1D stores its weight as (d_in, d_out): return every gradient as (d_out, d_in).
     return {name: (acc[name] / n if isinstance(layer, nn.Linear) else (acc[name] / n).T.contiguous())
             for name, layer in layers.items()}
+
+
+def _stored_shape(layer: nn.Module) -> tuple[int, ...]:
+    return (layer.out_features, layer.in_features) if is_quantized(layer) else tuple(layer.weight.shape)
+
+
+def _output_gradient_hook(name: str, layer: nn.Module, acc: dict[str, torch.Tensor]):
+    """For a quantised layer, whose integer weight takes no gradient: dL/dW = g^T x summed over tokens, from
+    the layer's input x and the gradient g of its output, added to acc[name] when g arrives in backward.
+    The forward multiplied x by the dequantised weight, so this is the gradient at the dequantised weight,
+    the one a float model holding those weights gives (what autograd's weight gradient computes too)."""
+
+    def forward_hook(module, args, output):
+        x = args[0].detach()
+
+        def grad_hook(g: torch.Tensor) -> None:
+            gw = g.reshape(-1, g.shape[-1]).float().T @ x.reshape(-1, x.shape[-1]).float()
+            acc[name].add_(gw.cpu())
+
+        if output.requires_grad:
+            output.register_hook(grad_hook)
+
+    return layer.register_forward_hook(forward_hook)
 
 
 class GradientStart(LowRankBranch):
@@ -143,14 +175,37 @@ class GradientStart(LowRankBranch):
 
 class LoraGALayer(GradientStart, LoraLayer):
     """LoRA whose A, B start at the gradient-derived (A0, B0), with W0 offset by s B0 A0 (the layer is always
-    "offset by its own (A0, B0)", zero before the init)."""
+    "offset by its own (A0, B0)", zero before the init).
+
+    On a quantised base W0 - s B0 A0 would be a float weight (or a re-quantised one, which moves the output
+    at init by the quantisation error): there the offset stays in the branch, as in the hybrid, and the
+    forward adds s (B A - B0 A0) x, one rank-2r product instead of rank r."""
 
     method = "lora_ga"
+
+    def __init__(self, base_layer: nn.Module, config, name: str = ""):
+        super().__init__(base_layer, config, name)
+        self.offset_in_branch = self.quantized  # fixed at construction: a merge makes the base float
+
+    def adapted_forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.offset_in_branch:
+            return super().adapted_forward(x)
+        a, b = self.factors_from_start()
+        return add_lowrank(self.base_layer(x), F.linear(x, a), b, self.scaling)
+
+    def _merge(self, w, b):
+        return (w + self.delta_from_start(), b) if self.offset_in_branch else super()._merge(w, b)
+
+    def _unmerge(self, w, b):
+        return (w - self.delta_from_start(), b) if self.offset_in_branch else super()._unmerge(w, b)
 
     @torch.no_grad()
     def _start_at(self, a0: torch.Tensor, b0: torch.Tensor) -> None:
         if self.merged:
             raise ValueError(f"{self.name}: unmerge the adapter before re-initialising it")
+        if self.offset_in_branch:
+            super()._start_at(a0, b0)
+            return
         self._rewrite_base(lambda w, b: (w + self.offset(), b))  # undo the previous offset
         super()._start_at(a0, b0)
         self._rewrite_base(lambda w, b: (w - self.offset(), b))

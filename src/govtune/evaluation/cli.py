@@ -21,6 +21,7 @@ from govtune.evaluation.incontext import with_context
 from govtune.evaluation.report import flores_figure, report_markdown
 from govtune.evaluation.sharding import process_state
 from govtune.governance.io import read_jsonl
+from govtune.launch import warn_if_fewer_processes
 from govtune.tasks.flores import load_flores
 from govtune.tasks.xnli import load_xnli
 
@@ -36,6 +37,7 @@ def register(subparsers) -> None:
     p.add_argument("--model", required=True, help="model name or path (smollm2-135m-instruct, tiny-llama, a "
                                                    "transformers checkpoint directory or hub name)")
     p.add_argument("--adapter", default=None, help="directory of a govtune adapter to load onto the model")
+    add_quantize_argument(p)
     p.add_argument("--task", required=True, choices=TASKS)
     p.add_argument("--langs", default="en,zh,hi", help="XNLI languages, comma-separated")
     p.add_argument("--pairs", default="en-zh,en-es", help="FLORES directions src-tgt, comma-separated")
@@ -72,9 +74,16 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def load_for_eval(name: str, adapter: str | None = None):
-    """(model, tokenizer): causal LMs through govtune.models.load_model; checkpoints whose architecture
-    is a sequence-classification head through AutoModelForSequenceClassification."""
+def add_quantize_argument(p) -> None:
+    p.add_argument("--quantize", choices=("int8", "int4", "nf4"), default=None,
+                   help="evaluate over a quantised base: the frozen linear layers become int8 / int4 weight-only "
+                        "(torchao; int4 needs a CUDA GPU) or NF4 (bitsandbytes); an --adapter loads on top")
+
+
+def load_for_eval(name: str, adapter: str | None = None, quantize: str | None = None):
+    """(model, tokenizer): causal LMs through govtune.models.load_model (quantised with `quantize`);
+    checkpoints whose architecture is a sequence-classification head through
+    AutoModelForSequenceClassification."""
     # transformers takes seconds to import: it loads with the model, not with `govtune --help`
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
@@ -88,8 +97,11 @@ def load_for_eval(name: str, adapter: str | None = None):
                              f"weights (tokenizer.save_pretrained('{path}')) or copy them from the base model")
         archs = AutoConfig.from_pretrained(path).architectures or []
         if any(a.endswith("ForSequenceClassification") for a in archs):
+            if quantize is not None:
+                raise ValueError(f"--quantize applies to causal LMs; {path} is a sequence classifier: drop "
+                                 f"--quantize")
             return AutoModelForSequenceClassification.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path)
-    model, tok = load_model(name)
+    model, tok = load_model(name, quantize=quantize)
     if adapter is not None:
         model = load_adapter(model, adapter) or model
         model.eval()
@@ -216,8 +228,9 @@ def run(args) -> int:
     default_rows = args.split == "dev" and not args.all_rows
     data, calibration = _with_context_and_calibration(args, _test_data(args, default_rows))
     state = process_state()
+    warn_if_fewer_processes(state.num_processes)
     with state.main_process_first():  # a first load may build a cache (a GGUF conversion): once, not N times
-        model, tok = load_for_eval(args.model, args.adapter)
+        model, tok = load_for_eval(args.model, args.adapter, args.quantize)
     if state.num_processes > 1:
         model.to(state.device)  # each process on its own device (its GPU under a multi-GPU launch)
     progress = not args.no_progress
@@ -231,7 +244,7 @@ def run(args) -> int:
                                          max_new_tokens=args.max_new_tokens, length_ratio=args.length_ratio,
                                          progress=progress)
     metrics["ci95"] = task_intervals(args.task, preds)  # {metric key: [low, high]}, as in a study's results.json
-    metrics["run"] = {"model": args.model, "adapter": args.adapter, "data": str(args.data or "govtune.data"),
+    metrics["run"] = {"model": args.model, "adapter": args.adapter, "quantize": args.quantize, "data": str(args.data or "govtune.data"),
                       "split": args.split, "rows": "evaluation rows" if default_rows else "all",
                       "limit": args.limit, "batch_size": args.batch_size, "seed": args.seed,
                       "calibrate_on": args.calibrate_on, "padding_side": args.padding_side, "shots": args.shots,

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from govtune.atomic import atomic_write_json, atomic_write_text
-from govtune.evaluation.cli import load_for_eval
+from govtune.evaluation.cli import add_quantize_argument, load_for_eval
 from govtune.tasks.lm_eval_xnli import write_tasks
 
 RESULTS_FILE = "results.json"
@@ -167,6 +167,7 @@ def register(subparsers) -> None:
     p.add_argument("--model", required=True, help="model name or path (smollm2-135m-instruct, tiny-llama, a "
                                                    "transformers checkpoint directory or hub name)")
     p.add_argument("--adapter", default=None, help="directory of a govtune adapter to load onto the model")
+    add_quantize_argument(p)
     p.add_argument("--tasks", required=True, help="lm-eval task or group names, comma-separated "
                                                    "(offline: govtune-xnli, govtune-xnli-en, ...)")
     p.add_argument("--include-path", action="append", default=None,
@@ -193,12 +194,13 @@ def run(args) -> int:
         if "pretrained" in model_args or "tokenizer" in model_args:
             raise ValueError("--model-args must not set pretrained or tokenizer: pass the model with --model")
     manager = task_manager(tasks, out / TASKS_DIR, args.include_path)  # a wrong name fails before the model loads
-    model, tok = load_for_eval(args.model, args.adapter)
+    model, tok = load_for_eval(args.model, args.adapter, args.quantize)
     model.to(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     results = evaluate_lm_eval(model, tok, tasks, manager, limit=args.limit,
                                num_fewshot=args.num_fewshot, batch_size=args.batch_size, model_args=model_args)
     results["config"]["model"] = args.model
     results["config"]["adapter"] = args.adapter
+    results["config"]["quantize"] = args.quantize
     atomic_write_json(out / RESULTS_FILE, results)
     title = f"lm-evaluation-harness: {args.model}" + (f" + adapter {args.adapter}" if args.adapter else "")
     include = " ".join(f"--include_path {p}" for p in [out / TASKS_DIR, *(args.include_path or [])])

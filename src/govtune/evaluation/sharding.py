@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-import torch
 from accelerate import PartialState
-from accelerate.utils import gather_object, parse_flag_from_env
+from accelerate.utils import gather_object
 from tqdm.auto import tqdm
+
+from govtune.launch import cpu_processes
 
 B = TypeVar("B")
 R = TypeVar("R")
@@ -27,7 +28,7 @@ def process_state():
     On a machine without an accelerator (or with ACCELERATE_USE_CPU set, as `accelerate launch --cpu`
     does) the processes are CPU processes joined by gloo: PartialState only forms that group when asked
     for the CPU, and otherwise leaves each launched process on its own."""
-    return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.accelerator.is_available())
+    return PartialState(cpu=cpu_processes())
 
 
 def round_robin(n_items: int, n_procs: int) -> list[int]:

@@ -34,9 +34,12 @@ def register(subparsers) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from govtune.evaluation.sharding import process_state
     from govtune.experiments.grid import run_study
+    from govtune.launch import warn_if_fewer_processes
 
     config = load_config(args.config, args.overrides)
+    warn_if_fewer_processes(process_state().num_processes)
     outcome = run_study(config, Path(args.out), resume=args.resume, progress=not args.quiet,
                         report=not args.no_report)
     print(f"{len(outcome.ran)} run(s) finished, {len(outcome.skipped)} already done, "

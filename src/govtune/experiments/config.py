@@ -44,7 +44,8 @@ SCHEDULES = LR_SCHEDULES
 GRID_KEYS = ("methods", "seeds", "shots", "curation")
 # Settings added after studies existed: left out of the hash while at their defaults, so a study run
 # before they existed still resumes.
-LATER_SETTINGS = ("lm_eval_tasks", "lm_eval_limit", "lr_branches")
+LATER_SETTINGS = ("lm_eval_tasks", "lm_eval_limit", "lr_branches", "quantize")
+QUANTIZE_SCHEMES = ("int8", "int4", "nf4")  # govtune.quantization.SCHEMES (torch-free here)
 
 
 @dataclass
@@ -53,6 +54,9 @@ class StudyConfig:
 
     name: str = "study"
     model: str = "gemma3-270m"  # hub name, local path, an offline model (gemma3-270m, smollm2-135m-instruct), tiny-llama
+    # Train over a quantised base: int8 / int4 weight-only (torchao; int4 needs a CUDA GPU) or nf4
+    # (bitsandbytes), applied to the frozen linear layers where each cell loads the model; None = float.
+    quantize: str | None = None
     methods: list[str] = field(default_factory=lambda: ["lora", "boft", "lora_ga", "hybrid"])
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     shots: list[int] = field(default_factory=lambda: [32])  # per language; 0 = the base model, untuned
@@ -120,6 +124,12 @@ class StudyConfig:
         self._check_options()
 
     def _check_grid(self) -> None:
+        if self.quantize is not None and self.quantize not in QUANTIZE_SCHEMES:
+            raise ValueError(f"quantize: unknown scheme {self.quantize!r}; use one of {', '.join(QUANTIZE_SCHEMES)} "
+                             f"or leave it out for a float base")
+        if self.quantize is not None and "full" in self.methods:
+            raise ValueError(f"methods: 'full' trains every weight and cannot run over a quantised base "
+                             f"(quantize: {self.quantize}); drop 'full' or quantize")
         if not self.methods:
             raise ValueError("methods is empty: list at least one of " + ", ".join(ADAPTER_METHODS))
         known = set(ADAPTER_METHODS) | set(self.variants)

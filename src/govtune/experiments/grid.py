@@ -20,6 +20,7 @@ from accelerate import PartialState
 from tqdm.auto import tqdm
 
 from govtune.atomic import atomic_write_json, atomic_write_text
+from govtune.evaluation.sharding import process_state
 from govtune.experiments.cell import Cell, grid_cells, run_cell
 from govtune.experiments.config import GRID_KEYS, StudyConfig
 from govtune.experiments.data import StudyData, curate_study
@@ -105,7 +106,7 @@ def _record_finished(layout: StudyLayout, run_ids: list[str]) -> None:
 
 
 def _model_loader(config: StudyConfig) -> Callable:
-    return lambda: load_model(config.model)
+    return lambda: load_model(config.model, quantize=config.quantize)
 
 
 def _open_study(config: StudyConfig, layout: StudyLayout, resume: bool, lock: StudyLock) -> None:
@@ -126,7 +127,7 @@ def run_study(config: StudyConfig, out_dir: str | Path, resume: bool = False, pr
     the directory's lock throughout: a second run on it is refused (StudyLocked)."""
     # Under `accelerate launch` every process runs the grid (training is data-parallel); only the main
     # process locks, checks, curates and writes, the others wait for it at each barrier.
-    state = PartialState()
+    state = process_state()
     out_dir = Path(out_dir)
     layout = StudyLayout(out_dir)
     lock = StudyLock(layout.lock, out_dir)

@@ -5,21 +5,35 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from govtune.governance.columns import parse_columns
 from govtune.governance.config import CurationConfig
 from govtune.governance.io import load_pool, read_jsonl, write_json, write_jsonl, write_text
 from govtune.governance.pipeline import check_languages, curate
+from govtune.governance.records import check_labels
 from govtune.governance.report import report_markdown
-from govtune.governance.sampling import sample_kshot
+from govtune.governance.sampling import sample_kshot_file
+from govtune.governance.sources import iter_pool
+from govtune.governance.stream import BATCH, curate_to_files
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "curate", help="label-free data governance: language ID, deduplication, quality filters, k-shot",
-        description="Curate a pool of records (JSON lines with text or premise+hypothesis, lang, optional "
-                    "label (entailment, neutral, contradiction or 0/1/2) and id) and write kept.jsonl, "
-                    "dropped.jsonl, report.json, report.md (and shots.jsonl with --shots) to --out.")
+        description="Curate a pool of records (JSON lines, CSV or Parquet with text or premise+hypothesis, lang, "
+                    "optional label and id; other field names through --columns) and write kept.jsonl, "
+                    "dropped.jsonl, report.json, report.md (and shots.jsonl with --shots) to --out. The pool is "
+                    "streamed in batches (memory does not grow with it beyond the deduplication index), except "
+                    "with --ppl-model, whose per-language perplexity cut needs the whole pool in memory.")
     p.add_argument("--input", required=True,
-                   help="JSON-lines file, a directory saved by datasets' save_to_disk, or a hub dataset name")
+                   help="JSON-lines, CSV or Parquet file, a directory saved by datasets' save_to_disk, or a hub "
+                        "dataset name (streamed)")
+    p.add_argument("--columns", default="",
+                   help="your field names for govtune's: TARGET=FIELD,... with targets text, text_pair, label, "
+                        "lang, id, e.g. text=body,lang=language,label=intent")
+    p.add_argument("--labels", default=None,
+                   help="valid labels: a comma-separated list (billing,refund,...), 'any' (not checked) or 'xnli' "
+                        "(entailment, neutral, contradiction or 0/1/2). Default: xnli, or any when --columns "
+                        "maps label")
     p.add_argument("--split", default="train", help="split to read when --input is a dataset (default train)")
     p.add_argument("--langs", required=True, help="comma-separated ISO 639-1 codes, e.g. en,zh,hi")
     p.add_argument("--stage", default="c2", choices=["c0", "c1", "c2"], help="last stage to run (default c2)")
@@ -40,6 +54,7 @@ def register(subparsers) -> None:
     p.add_argument("--langid-backend", default=None, choices=["lingua", "langid"])
     p.add_argument("--skip", default="", help="comma-separated steps to leave out of their stage: langid, dedup "
                    "(evaluation leakage is still removed), quality, perplexity")
+    p.add_argument("--batch-size", type=int, default=BATCH, help=f"records per streamed batch (default {BATCH})")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -62,29 +77,41 @@ def run(args: argparse.Namespace) -> int:
     if args.shots is not None and args.shots < 1:
         raise ValueError(f"--shots {args.shots}: give a positive number of examples per language")
 
-    records, rejected = load_pool(args.input, langs, args.skip_invalid, args.split)
+    columns = parse_columns(args.columns)
+    labels = check_labels(args.labels if args.labels is not None else "any" if "label" in columns else "xnli")
     protected = None
     if args.protected:
-        protected, _ = read_jsonl(args.protected, None, skip_invalid=False)
-    model = tokenizer = None
-    if args.ppl_model and args.stage == "c2":
-        from govtune.models import load_model  # torch and transformers: only for the perplexity model
-
-        model, tokenizer = load_model(args.ppl_model)
-    result = curate(records, langs, args.stage, reference_model=model, reference_tokenizer=tokenizer,
-                    protected=protected, config=config, progress=not args.no_progress, invalid=rejected)
+        protected, _ = read_jsonl(args.protected, None, skip_invalid=False, labels=labels, columns=columns)
     out = Path(args.out)
-    write_jsonl(out / "kept.jsonl", result.kept)
-    write_jsonl(out / "dropped.jsonl", result.dropped)
-    write_json(out / "report.json", result.report)
-    write_text(out / "report.md", report_markdown(result.report))
-    r = result.report
-    print(f"{r['input']} records: kept {r['kept']}, dropped {r['dropped']} "
-          f"({', '.join(f'{k} {v}' for k, v in r['by_reason'].items()) or 'none'}) -> {out}")
-    for note in r["notes"]:
+    if args.ppl_model and args.stage == "c2":
+        report = _curate_in_memory(args, langs, config, protected, labels, columns, out)
+    else:
+        rows = iter_pool(args.input, langs, labels=labels, columns=columns, skip_invalid=args.skip_invalid,
+                         split=args.split)
+        report = curate_to_files(rows, langs, args.stage, out, protected=protected, config=config, labels=labels,
+                                 batch_size=args.batch_size, progress=not args.no_progress)
+    write_json(out / "report.json", report)
+    write_text(out / "report.md", report_markdown(report))
+    print(f"{report['input']} records: kept {report['kept']}, dropped {report['dropped']} "
+          f"({', '.join(f'{k} {v}' for k, v in report['by_reason'].items()) or 'none'}) -> {out}")
+    for note in report["notes"]:
         print(f"note: {note}")
     if args.shots:
-        shots = sample_kshot(result, langs, args.shots, args.seed)
+        shots = sample_kshot_file(out / "kept.jsonl", langs, args.shots, args.seed, report=report)
         write_jsonl(out / "shots.jsonl", shots)
         print(f"{len(shots)} shots ({args.shots} per language, seed {args.seed}) -> {out / 'shots.jsonl'}")
     return 0
+
+
+def _curate_in_memory(args, langs, config, protected, labels, columns, out: Path) -> dict:
+    """The whole pool in memory: the perplexity cut is a percentile over each language."""
+    from govtune.models import load_model  # torch and transformers: only for the perplexity model
+
+    records, rejected = load_pool(args.input, langs, args.skip_invalid, args.split, labels=labels, columns=columns)
+    model, tokenizer = load_model(args.ppl_model)
+    result = curate(records, langs, args.stage, reference_model=model, reference_tokenizer=tokenizer,
+                    protected=protected, config=config, progress=not args.no_progress, invalid=rejected,
+                    labels=labels)
+    write_jsonl(out / "kept.jsonl", result.kept)
+    write_jsonl(out / "dropped.jsonl", result.dropped)
+    return result.report

@@ -6,7 +6,7 @@ signatures per task, one task that decides the duplicates in global order (with 
 records), then a filter per task that drops them. The original record rides in `doc.metadata["record"]`,
 so `record_writer_adapter` writes it back unchanged.
 
-    read = JsonlReader(in_dir, adapter=record_reader_adapter)
+    read = JsonlReader(in_dir, adapter=record_reader_adapter)  # or make_record_reader_adapter(columns, labels)
     LocalPipelineExecutor([read, LanguageIdFilter(langs), JsonlWriter(mid, adapter=record_writer_adapter)], tasks=N)
     LocalPipelineExecutor([JsonlReader(mid, adapter=record_reader_adapter), DedupSignatures(sig_dir)], tasks=N)
     LocalPipelineExecutor([DedupClusters(sig_dir, drops_dir)], tasks=1)
@@ -18,31 +18,49 @@ run `curate` (or `curate_dataset`) on the deduplicated output for it.
 
 from __future__ import annotations
 
+import functools
 import json
-from abc import abstractmethod
 import pickle
-from collections.abc import Sequence
+from abc import abstractmethod
+from collections.abc import Mapping, Sequence
 
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.io import DataFolderLike, get_datafolder
 from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.filters.base_filter import BaseFilter
 
+from govtune.governance.columns import map_columns, parse_columns
 from govtune.governance.config import DedupConfig, LangIdConfig, QualityConfig
 from govtune.governance.dedup import DuplicateIndex
 from govtune.governance.langid import LanguageIdStep
 from govtune.governance.quality import QualityStep
-from govtune.governance.records import Record, Step, full_text, invalid_reason, with_label_name
+from govtune.governance.records import Labels, Record, Step, check_labels, full_text, invalid_reason, with_label_name
 
 
 def record_reader_adapter(self, data: dict, path: str, id_in_file: int | str) -> dict:
     """JsonlReader adapter: a govtune record (text or premise+hypothesis) -> Document fields (labels 0/1/2
     become class names, as in `curate`)."""
-    problem = invalid_reason(data)
+    return _to_document(data, path, id_in_file, {}, "xnli")
+
+
+def make_record_reader_adapter(columns: Mapping[str, str] | None = None, labels: Labels | str | Sequence = "xnli"):
+    """A reader adapter for data in its own schema: `columns` maps its field names onto govtune's (as
+    `govtune curate --columns` does), `labels` lists the valid labels ("any": not checked)."""
+    columns, labels = parse_columns(columns), check_labels(labels)
+    return functools.partial(_adapter, columns=columns, labels=labels)
+
+
+def _adapter(self, data: dict, path: str, id_in_file: int | str, *, columns, labels) -> dict:
+    return _to_document(data, path, id_in_file, columns, labels)
+
+
+def _to_document(data: dict, path: str, id_in_file: int | str, columns, labels) -> dict:
+    record = map_columns(data, columns, f"{path}, record {id_in_file}")
+    problem = invalid_reason(record, None, labels)
     if problem is not None:
         raise ValueError(f"{path}, record {id_in_file}: {problem[1]}")
-    return {"text": full_text(data), "id": str(data.get("id", f"{path}/{id_in_file}")),
-            "metadata": {"record": with_label_name(data)}}
+    return {"text": full_text(record), "id": str(record.get("id", f"{path}/{id_in_file}")),
+            "metadata": {"record": with_label_name(record, labels)}}
 
 
 def record_writer_adapter(self, document: Document) -> dict:
@@ -211,5 +229,5 @@ class DedupFilter(BaseFilter):
         return False, reason
 
 
-__all__ = ["record_reader_adapter", "record_writer_adapter", "dropped_writer_adapter", "GovtuneFilter",
-           "LanguageIdFilter", "QualityFilter", "DedupSignatures", "DedupClusters", "DedupFilter"]
+__all__ = ["record_reader_adapter", "make_record_reader_adapter", "record_writer_adapter", "dropped_writer_adapter",
+           "GovtuneFilter", "LanguageIdFilter", "QualityFilter", "DedupSignatures", "DedupClusters", "DedupFilter"]

@@ -7,8 +7,9 @@ side gets its own signature block and the smaller similarity counts), never for 
 
 Signatures follow datasketch's `affine32` scheme exactly (the test checks it against `MinHash.update_batch`),
 but are computed for thousands of records in a few numpy calls: datasketch hashes each shingle with a
-Python-level function call, which dominates its run time at 100k records. The LSH index itself is
-datasketch's `MinHashLSH` over `LeanMinHash` objects.
+Python-level function call, which dominates its run time at 100k records. The LSH index uses datasketch's
+optimal banding for the threshold, stored compactly (`govtune.governance.lsh`: about a fifth of
+datasketch's memory per entry).
 
 The first occurrence is kept; later copies are dropped as `exact_duplicate` (identical text), or
 `near_duplicate` (estimated Jaccard >= threshold), or `leakage` when the earlier copy is a protected
@@ -19,14 +20,16 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import sys
 import unicodedata
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 import regex
-from datasketch import LeanMinHash, MinHash, MinHashLSH
+from datasketch import MinHash, MinHashLSH
 
 from govtune.governance.config import DedupConfig
+from govtune.governance.lsh import CompactLSH, band_keys
 from govtune.governance.records import Record, Step, text_fields, texts_of
 
 _PUNCT_OR_SYMBOL = regex.compile(r"[\p{P}\p{S}]+")
@@ -98,9 +101,6 @@ class MinHasher:
             out[lo:hi] = np.minimum.reduceat(phv, starts, axis=1).T
         return out
 
-    def lean(self, signature: np.ndarray) -> LeanMinHash:
-        return LeanMinHash(seed=self.seed, hashvalues=signature, scheme="affine32")
-
 
 @functools.lru_cache(maxsize=16)
 def _lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
@@ -122,14 +122,22 @@ def _chunks(texts: Sequence[str]) -> Iterator[tuple[int, int]]:
 
 
 class DuplicateIndex:
-    """An LSH index per language over records seen so far (protected records first)."""
+    """Exact keys and a compact LSH index per group (language and number of text fields) over the records
+    seen so far (protected records first).
+
+    Memory per indexed record: its exact key, an 8-byte hash in a Python set of ints (about 70 bytes with
+    the set's slot), and its LSH entry (about 0.62 KB at 128 permutations, see `govtune.governance.lsh`):
+    about 0.7 KB, so a million kept records take about 0.7 GB. Nothing else grows with the pool: records
+    themselves are never held. An 8-byte exact hash makes a false exact match among a million records a
+    chance of about 3e-8."""
 
     def __init__(self, config: DedupConfig | None = None):
         self.config = config or DedupConfig()
         self.hasher = MinHasher(self.config.num_perm, self.config.seed)
-        self.lsh: dict[str, MinHashLSH] = {}
-        self.exact: dict[tuple[str, bytes], object] = {}
-        self.sigs: dict[object, np.ndarray] = {}
+        self.lsh: dict[tuple[str, int], CompactLSH] = {}
+        self.exact: dict[tuple[str, int], set[int]] = {}
+        self.protected_exact: dict[tuple[tuple[str, int], int], object] = {}
+        self.protected_entries: dict[tuple[str, int], dict[int, object]] = {}
         self.leakage_pairs: list[tuple[object, object]] = []
 
     def _group(self, record: Record) -> tuple[str, int]:
@@ -165,45 +173,146 @@ class DuplicateIndex:
         exact, sigs = self.signatures(records)
         return self.check([self._group(r) for r in records], exact, sigs, keys, protected, index_kept)
 
+    def _index_of(self, group: tuple[str, int], length: int) -> CompactLSH:
+        lsh = self.lsh.get(group)
+        if lsh is None:
+            lsh = self.lsh[group] = CompactLSH(length, *_lsh_params(self.config.threshold, length))
+        return lsh
+
     def check(self, groups: Sequence[tuple[str, int]], exact: Sequence[bytes], sigs: Sequence[np.ndarray | None],
               keys: Sequence[object], protected: bool = False, index_kept: bool = True) -> list[str | None]:
-        """`add` from precomputed signatures (computed elsewhere, e.g. by parallel datatrove tasks)."""
+        """`add` from precomputed signatures (computed elsewhere, e.g. by parallel datatrove tasks).
+
+        The band keys of the whole batch are computed and looked up in the index at once, and the pairs of
+        batch records sharing a band found by one sort; records of the batch kept so far wait in `pending`
+        (later records of the batch see them through those pairs) and join the index at the end."""
+        groups = [tuple(g) for g in groups]
+        bands, prior, earlier = self._query(groups, sigs)
+        pending: dict[tuple[str, int], _Pending] = {}
+        entry_of: dict[int, int] = {}  # batch position -> index entry, for records of this batch indexed
         verdicts: list[str | None] = []
-        for group, key, ex, sig in zip(groups, keys, exact, sigs):
-            group = tuple(group)
-            match, reason = self.exact.get((group, ex)), "exact_duplicate"
-            if match is None and sig is not None and group in self.lsh:
-                match, reason = self._near(group, sig), "near_duplicate"
+        for i, (group, key, sig) in enumerate(zip(groups, keys, sigs)):
+            ex = int.from_bytes(exact[i][:8], "little")
+            reason, match = "exact_duplicate", self.protected_exact.get((group, ex))
+            if match is None and ex in self.exact.get(group, ()):
+                match = _POOL
+            if match is None and sig is not None:
+                pend = pending.setdefault(group, _Pending(self._index_of(group, len(sig))))
+                seen = prior[i]
+                if i in earlier:
+                    seen = seen | {entry_of[j] for j in earlier[i] if j in entry_of}
+                reason, match = "near_duplicate", self._near(group, sig, seen, pend)
             if match is not None and not protected:
-                if isinstance(match, tuple) and match[0] == "protected":
+                if match is not _POOL:
                     reason = "leakage"
-                    self.leakage_pairs.append((key, match[1]))
+                    self.leakage_pairs.append((key, match))
                 verdicts.append(reason)
                 continue
             verdicts.append(None)
             if not index_kept:
                 continue
-            self.exact.setdefault((group, ex), key)
+            if protected:
+                self.protected_exact.setdefault((group, ex), key)
+            else:
+                self.exact.setdefault(group, set()).add(ex)
             if sig is not None and match is None:
-                lsh = self.lsh.get(group)
-                if lsh is None:
-                    lsh = self.lsh[group] = MinHashLSH(num_perm=len(sig),
-                                                       params=_lsh_params(self.config.threshold, len(sig)))
-                lsh.insert(key, self.hasher.lean(sig), check_duplication=False)
-                self.sigs[key] = sig
+                entry = entry_of[i] = pending[group].push(sig, bands[i])
+                if protected:
+                    self.protected_entries.setdefault(group, {})[entry] = key
+        for pend in pending.values():
+            pend.commit()
         return verdicts
 
-    def _near(self, group: tuple[str, int], sig: np.ndarray) -> object | None:
+    def _query(self, groups, sigs) -> tuple[list, list[set[int]], dict[int, list[int]]]:
+        """Band keys of every record with a signature, the indexed entries sharing a band with it, and for
+        the records sharing a band with earlier records of the same batch, those records' positions."""
+        bands: list = [None] * len(groups)
+        prior: list[set[int]] = [set() for _ in groups]
+        earlier: dict[int, list[int]] = {}
+        by_group: dict[tuple[str, int], list[int]] = {}
+        for i, (group, sig) in enumerate(zip(groups, sigs)):
+            if sig is not None:
+                by_group.setdefault(group, []).append(i)
+        for group, idx in by_group.items():
+            lsh = self._index_of(group, len(sigs[idx[0]]))
+            keys = band_keys(np.stack([sigs[i] for i in idx]), lsh.bands, lsh.rows)
+            if len(lsh):
+                for row, found in enumerate(lsh.candidates(keys)):
+                    prior[idx[row]] = found
+            for row, rows in _shared_bands(keys).items():
+                earlier[idx[row]] = [idx[r] for r in rows]
+            for row, i in enumerate(idx):
+                bands[i] = keys[row]
+        return bands, prior, earlier
+
+    def _near(self, group: tuple[str, int], sig: np.ndarray, candidates: set[int], pend: _Pending) -> object | None:
         # LSH returns candidates sharing a band; confirm with the estimated Jaccard of every text field
-        # (the smallest one counts: a pair is a duplicate only if both sides are).
-        best, best_sim = None, self.config.threshold
+        # (the smallest one counts: a pair is a duplicate only if both sides are). The most similar wins;
+        # on a tie a protected record (leakage is the finding that matters), then the earliest.
+        best, best_rank = None, None
         fields = len(sig) // self.config.num_perm
-        for key in self.lsh[group].query(self.hasher.lean(sig)):
-            equal = (self.sigs[key] == sig).reshape(fields, self.config.num_perm)
+        protected = self.protected_entries.get(group, {})
+        for entry in candidates:
+            equal = (pend.signature(entry) == sig).reshape(fields, self.config.num_perm)
             sim = float(equal.mean(axis=1).min())
-            if sim >= best_sim:
-                best, best_sim = key, sim
-        return best
+            rank = (sim, entry in protected, -entry)
+            if sim >= self.config.threshold and (best_rank is None or rank > best_rank):
+                best, best_rank = entry, rank
+        if best is None:
+            return None
+        return protected.get(best, _POOL)
+
+    def nbytes(self) -> int:
+        """Approximate bytes held by the index (LSH arrays and exact-key sets)."""
+        return (sum(lsh.nbytes() for lsh in self.lsh.values())
+                + sum(sys.getsizeof(s) + 36 * len(s) for s in self.exact.values()))
+
+    def __len__(self) -> int:
+        return sum(len(s) for s in self.exact.values())
+
+
+_POOL = object()  # a match that is a pool record (not protected): its identity does not matter
+
+
+def _shared_bands(keys: np.ndarray) -> dict[int, list[int]]:
+    """For each row of band keys (n, bands) sharing a band with earlier rows, those rows (one sort of the
+    flat keys; rows sharing a band are rare, so they are collected in Python)."""
+    bands = keys.shape[1]
+    flat = keys.reshape(-1)
+    order = np.argsort(flat, kind="stable")
+    ordered = flat[order]
+    same = np.flatnonzero(ordered[1:] == ordered[:-1])
+    out: dict[int, set[int]] = {}
+    if not len(same):
+        return {}
+    # runs of equal keys: consecutive positions of `same` belong to one run
+    breaks = np.flatnonzero(np.diff(same) != 1) + 1
+    for run in np.split(same, breaks):
+        rows = sorted({int(r) for r in order[run[0]:run[-1] + 2] // bands})
+        for j, row in enumerate(rows[1:], start=1):
+            out.setdefault(row, set()).update(rows[:j])
+    return {row: sorted(rows) for row, rows in out.items()}
+
+
+class _Pending:
+    """Records of the current batch kept so far, before they join a group's index."""
+
+    def __init__(self, lsh: CompactLSH):
+        self.lsh = lsh
+        self.sigs: list[np.ndarray] = []
+        self.keys: list[np.ndarray] = []
+
+    def push(self, sig: np.ndarray, keys: np.ndarray) -> int:
+        self.sigs.append(sig)
+        self.keys.append(keys)
+        return len(self.lsh) + len(self.sigs) - 1
+
+    def signature(self, entry: int) -> np.ndarray:
+        return self.lsh.signature(entry) if entry < len(self.lsh) else self.sigs[entry - len(self.lsh)]
+
+    def commit(self) -> None:
+        if self.sigs:
+            self.lsh.add(np.stack(self.sigs), np.stack(self.keys))
 
 
 class DeduplicationStep(Step):
@@ -219,14 +328,23 @@ class DeduplicationStep(Step):
         self.protected = list(protected or [])
         self.within_pool = within_pool
         self.leakage_pairs: list[tuple[object, object]] = []
+        self.index: DuplicateIndex | None = None
 
     def judge(self, records: Sequence[Record]) -> list[str | None]:
-        index = DuplicateIndex(self.config)
-        if self.protected:
-            index.add(self.protected, [("protected", p.get("id", j)) for j, p in enumerate(self.protected)],
-                      protected=True)
-        verdicts = index.add(records, list(range(len(records))), index_kept=self.within_pool)
-        self.leakage_pairs = [(records[i].get("id", i), pid) for i, pid in index.leakage_pairs]
+        self.index = None  # a whole pool: a fresh index
+        return self.judge_stream(records, 0)
+
+    def judge_stream(self, records: Sequence[Record], start: int) -> list[str | None]:
+        """The next batch of a stream (`start`: position of its first record): each record is compared
+        with every earlier one kept, across batches, exactly as if the pool came in one piece."""
+        if self.index is None:
+            self.index = DuplicateIndex(self.config)
+            if self.protected:
+                self.index.add(self.protected, [("protected", p.get("id", j)) for j, p in enumerate(self.protected)],
+                               protected=True)
+        keys = [r.get("id", start + i) for i, r in enumerate(records)]  # named in leakage pairs only
+        verdicts = self.index.add(records, keys, index_kept=self.within_pool)
+        self.leakage_pairs = [(key, pid[1]) for key, pid in self.index.leakage_pairs]
         return verdicts
 
     def details(self) -> dict:
@@ -234,4 +352,6 @@ class DeduplicationStep(Step):
                 "ngram": dict(self.config.ngram), "protected_records": len(self.protected),
                 "within_pool": self.within_pool,
                 "leakage": len(self.leakage_pairs),
-                "leakage_examples": [{"id": a, "protected_id": b} for a, b in self.leakage_pairs[:5]]}
+                "leakage_examples": [{"id": a, "protected_id": b} for a, b in self.leakage_pairs[:5]],
+                "index_records": len(self.index) if self.index else 0,
+                "index_mb": round(self.index.nbytes() / 2**20, 1) if self.index else 0.0}

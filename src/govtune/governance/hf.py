@@ -14,7 +14,7 @@ from typing import Any
 from govtune.governance.config import CurationConfig
 from govtune.governance.io import class_names, with_class_name
 from govtune.governance.pipeline import build_steps, check_languages, check_stage
-from govtune.governance.records import Record, invalid_reason
+from govtune.governance.records import Labels, Record, check_labels, invalid_reason
 from govtune.governance.report import build_report
 
 REASON_COLUMN = "reason"
@@ -31,7 +31,7 @@ class DatasetCurationResult:
 
 
 def _judge_batch(batch: dict[str, list], langs: list[str], stage: str, config: CurationConfig,
-                 label_names: list[str] | None = None) -> dict:
+                 label_names: list[str] | None = None, labels: Labels = "xnli") -> dict:
     columns = list(batch)
     rows = [dict(zip(columns, values)) for values in zip(*batch.values())]
     if label_names is not None:  # a ClassLabel column: judge the class each integer names
@@ -40,7 +40,7 @@ def _judge_batch(batch: dict[str, list], langs: list[str], stage: str, config: C
     stages: list[str | None] = [None] * len(rows)
     alive = []
     for i, row in enumerate(rows):
-        problem = invalid_reason(row, langs)
+        problem = invalid_reason(row, langs, labels)
         if problem is None:
             alive.append(i)
         elif not config.skip_invalid:
@@ -68,14 +68,14 @@ def _apply(step, rows: list[Record], alive: list[int], reasons: list, stages: li
 def curate_dataset(ds, langs: Sequence[str] | str, stage: str = "c2", *, num_proc: int | None = None,
                    batch_size: int = 1000, reference_model=None, reference_tokenizer=None,
                    protected: Sequence[Record] | None = None, config: CurationConfig | None = None,
-                   progress: bool = True) -> DatasetCurationResult:
+                   progress: bool = True, labels: Labels = "xnli") -> DatasetCurationResult:
     """`curate` for a `datasets.Dataset`: per-record steps run with `num_proc` processes.
 
     Per-record steps run in pipeline order first, then deduplication and perplexity over their
     survivors. (`curate` runs deduplication before quality; the difference only shows when the first copy
     of a duplicate is itself junk: here the clean later copy survives.)
 
-    Labels are checked as `curate` checks them (a ClassLabel column by the names of its classes), but the
+    Labels are checked as `curate` checks them (`labels`; a ClassLabel column by the names of its classes), but the
     kept dataset keeps its columns and their types: 0/1/2 are not rewritten as names here."""
     config = config or CurationConfig()
     langs = check_languages(langs)
@@ -85,7 +85,8 @@ def curate_dataset(ds, langs: Sequence[str] | str, stage: str = "c2", *, num_pro
     if len(ds) == 0:
         raise ValueError("the dataset has no rows: give a pool with records")
     judged = ds.map(_judge_batch, batched=True, batch_size=batch_size, num_proc=num_proc,
-                    fn_kwargs={"langs": langs, "stage": stage, "config": config, "label_names": class_names(ds)},
+                    fn_kwargs={"langs": langs, "stage": stage, "config": config, "label_names": class_names(ds),
+                               "labels": check_labels(labels)},
                     desc="govtune per-record filters")
     reasons = list(judged[REASON_COLUMN])
     stages = list(judged[STAGE_COLUMN])

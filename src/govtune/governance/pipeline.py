@@ -19,7 +19,8 @@ from govtune.governance.config import STEPS_OF_STAGE, CurationConfig
 from govtune.governance.dedup import DeduplicationStep
 from govtune.governance.langid import LanguageIdStep
 from govtune.governance.quality import QualityStep
-from govtune.governance.records import KNOWN_LANGUAGES, STAGES, Record, Step, invalid_reason, with_label_name
+from govtune.governance.records import (KNOWN_LANGUAGES, STAGES, Labels, Record, Step, invalid_reason,
+                                        with_label_name)
 from govtune.governance.report import build_report
 
 _BATCH = 4096
@@ -93,35 +94,48 @@ def run_step(step: Step, records: Sequence[Record], progress: bool = False) -> l
     return out
 
 
-def validate(records: Iterable[Record], langs: Sequence[str], skip_invalid: bool
+def validate(records: Iterable[Record], langs: Sequence[str] | None, skip_invalid: bool, labels: Labels = "xnli"
              ) -> tuple[list[Record], list[Record]]:
     valid, invalid = [], []
     for i, record in enumerate(records):
-        problem = invalid_reason(record, langs)
-        if problem is None:
-            valid.append(with_label_name(record))
-            continue
-        reason, message = problem
-        if not skip_invalid:
-            rid = record.get("id", "") if isinstance(record, dict) else ""
-            raise ValueError(f"record {i}{f' (id={rid})' if rid != '' else ''}: {message}. "
-                             f"Fix the record, or pass skip_invalid (--skip-invalid) to drop such records "
-                             f"with reason {reason!r}")
-        base = record if isinstance(record, dict) else {"raw": record}
-        invalid.append({**base, "reason": reason, "stage": "c0"})
+        checked, ok = validate_one(record, i, langs, skip_invalid, labels)
+        (valid if ok else invalid).append(checked)
     return valid, invalid
+
+
+def validate_one(record: Record, position: int, langs: Sequence[str] | None, skip_invalid: bool,
+                 labels: Labels = "xnli") -> tuple[Record, bool]:
+    """(the record ready for the steps (XNLI labels named), True), or, with skip_invalid, (a copy with
+    `reason` and `stage` c0, False) when it is unusable; without skip_invalid that raises ValueError."""
+    problem = invalid_reason(record, langs, labels)
+    if problem is None:
+        return with_label_name(record, labels), True
+    reason, message = problem
+    if not skip_invalid:
+        rid = record.get("id", "") if isinstance(record, dict) else ""
+        raise ValueError(f"record {position}{f' (id={rid})' if rid != '' else ''}: {message}. "
+                         f"Fix the record, or pass skip_invalid (--skip-invalid) to drop such records "
+                         f"with reason {reason!r}")
+    base = record if isinstance(record, dict) else {"raw": record}
+    return {**base, "reason": reason, "stage": "c0"}, False
+
+
+def empty_language_notes(langs: Sequence[str], left) -> list[str]:
+    return [f"language {lang!r} has no records left after curation: see the dropped counts for {lang} "
+            f"below; a k-shot draw for it will fail" for lang in langs if lang not in left]
 
 
 def curate(records: Iterable[Record], langs: Sequence[str] | str, stage: str = "c2", *,
            reference_model=None, reference_tokenizer=None, protected: Sequence[Record] | None = None,
            config: CurationConfig | None = None, progress: bool = True,
-           invalid: Sequence[Record] = ()) -> CurationResult:
+           invalid: Sequence[Record] = (), labels: Labels = "xnli") -> CurationResult:
     """Curate `records` up to `stage` ("c0", "c1" or "c2") for the languages `langs`.
 
     protected: evaluation records; a pool record that duplicates one is dropped with reason `leakage`.
     reference_model/reference_tokenizer: any transformers causal LM for the C2 perplexity cut (by default
     pass the model being tuned); without them C2 skips that filter and the report says so.
     invalid: records already rejected while reading (with `reason` and `stage`), counted in the report.
+    labels: the valid label values: "xnli" (default), a list of the task's labels, or None for any.
     Returns kept records (unchanged but for labels 0/1/2, given as class names), dropped records (plus
     `reason`, `stage`) and the report. An empty pool raises ValueError."""
     config = config or CurationConfig()
@@ -132,8 +146,8 @@ def curate(records: Iterable[Record], langs: Sequence[str] | str, stage: str = "
         raise ValueError("the pool is empty: give at least one record (a dict with `text` or `premise` and "
                          "`hypothesis`, and `lang`)")
     if protected is not None:
-        protected, _ = validate(protected, None, skip_invalid=False)
-    valid, rejected = validate(records, langs, config.skip_invalid)
+        protected, _ = validate(protected, None, skip_invalid=False, labels=labels)
+    valid, rejected = validate(records, langs, config.skip_invalid, labels)
     dropped: list[Record] = list(invalid) + rejected
     steps, notes = build_steps(langs, stage, config, reference_model=reference_model,
                                reference_tokenizer=reference_tokenizer, protected=protected, progress=progress)
@@ -155,11 +169,7 @@ def curate(records: Iterable[Record], langs: Sequence[str] | str, stage: str = "
     n_input = len(records) + len(invalid)
     if len(alive) + len(dropped) != n_input:  # the accounting invariant; a failure here is a bug
         raise RuntimeError(f"curation lost records: {len(alive)} kept + {len(dropped)} dropped != {n_input}")
-    left = {r["lang"] for r in alive}
-    for lang in langs:
-        if lang not in left:
-            notes.append(f"language {lang!r} has no records left after curation: "
-                         f"see the dropped counts for {lang} below; a k-shot draw for it will fail")
+    notes += empty_language_notes(langs, {r["lang"] for r in alive})
     report = build_report(n_input, alive, dropped, langs, stage, step_log, notes,
                           config.examples_per_reason)
     return CurationResult(kept=alive, dropped=dropped, report=report)

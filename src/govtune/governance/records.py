@@ -1,8 +1,7 @@
 """The record and step contract shared by every curation step.
 
-A record is a plain dict: `text` (or `premise` and `hypothesis` for an NLI pair), `lang` (ISO 639-1),
-optional `label` (an XNLI class: entailment, neutral, contradiction, or 0/1/2, read as those names) and
-`id`, plus any other fields, which every step carries through unchanged. A step reads a batch of records
+A record is a plain dict: `text` (or `premise` and `hypothesis` for a pair), `lang` (ISO 639-1), optional
+`label` and `id`, plus any other fields, which every step carries through unchanged. A step reads a batch of records
 and returns, for each, `None` (keep) or the name of the reason it drops it, in the manner of datatrove's
 filters; the pipeline counts the verdicts per stage, language and reason.
 """
@@ -11,7 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Union
 
 from lingua import Language
 
@@ -28,6 +27,24 @@ KNOWN_LANGUAGES = frozenset(language.iso_code_639_1.name.lower() for language in
 
 STAGES = ("c0", "c1", "c2")
 
+# Which labels a pool may carry: "xnli" (entailment, neutral, contradiction, or 0/1/2 read as those names),
+# None (any value: the label is not checked) or a tuple of the task's label values.
+Labels = Union[str, tuple, None]
+
+
+def check_labels(labels: str | Sequence | None) -> Labels:
+    """`labels` in its canonical form; a string is "xnli", "any" or a comma-separated list of labels."""
+    if labels is None or labels == "any":
+        return None
+    if labels == "xnli":
+        return "xnli"
+    if isinstance(labels, str):
+        labels = [x.strip() for x in labels.split(",") if x.strip()]
+    labels = tuple(dict.fromkeys(labels))
+    if not labels:
+        raise ValueError("labels: give the task's labels (e.g. billing,refund,shipping), 'xnli' or 'any'")
+    return labels
+
 # Every reason a record can be dropped for, with the stage that owns it.
 REASONS: dict[str, str] = {
     # c0: the record itself is unusable (only with skip_invalid; otherwise these raise)
@@ -38,6 +55,8 @@ REASONS: dict[str, str] = {
     "unknown_language": "c0",
     "language_not_selected": "c0",
     "invalid_label": "c0",
+    "missing_field": "c0",
+    "ragged_row": "c0",
     # c1: language identification and deduplication
     "wrong_language": "c1",
     "low_language_confidence": "c1",
@@ -75,8 +94,10 @@ def full_text(record: Record) -> str:
     return "\n".join(texts_of(record))
 
 
-def invalid_reason(record: Any, langs: Sequence[str] | None = None) -> tuple[str, str] | None:
-    """Why a record cannot be curated, as (reason, message saying what to fix), or None if it is usable."""
+def invalid_reason(record: Any, langs: Sequence[str] | None = None, labels: Labels = "xnli"
+                   ) -> tuple[str, str] | None:
+    """Why a record cannot be curated, as (reason, message saying what to fix), or None if it is usable.
+    `labels`: which label values are valid (see `check_labels`; XNLI's by default)."""
     if not isinstance(record, dict):
         return "missing_text", f"a record must be a JSON object, got {type(record).__name__}"
     if record.get(TEXT_FIELD) is None and not is_pair(record):
@@ -96,19 +117,35 @@ def invalid_reason(record: Any, langs: Sequence[str] | None = None) -> tuple[str
     if langs is not None and lang not in langs:
         return "language_not_selected", f"language {lang!r} is not among the selected languages {list(langs)}"
     if record.get(LABEL_FIELD) is not None:
-        try:
-            label_name(record[LABEL_FIELD])
-        except ValueError as e:
+        problem = label_problem(record[LABEL_FIELD], labels)
+        if problem:
             # The k-shot sampler balances over label values: an unknown one would become a class of its own.
-            return "invalid_label", f"{e}, or leave `label` out"
+            return "invalid_label", problem
     return None
 
 
-def with_label_name(record: Record) -> Record:
-    """The record with its label as a class name (0/1/2 -> entailment/neutral/contradiction); the record
-    itself when it has no label or already names its class. Call on records `invalid_reason` accepted."""
+def label_problem(value: Any, labels: Labels) -> str | None:
+    """What is wrong with a label value under `labels` (see `check_labels`), or None."""
+    if labels is None:
+        return None
+    if labels == "xnli":
+        try:
+            label_name(value)
+        except ValueError as e:
+            return (f"{e}; for a task of your own give its labels (--labels billing,refund,... or "
+                    f"labels=[...]) or --labels any, or leave `label` out")
+        return None
+    if value not in labels:
+        return f"label {value!r} is not one of the labels {list(labels)}: fix the label or add it to the list"
+    return None
+
+
+def with_label_name(record: Record, labels: Labels = "xnli") -> Record:
+    """The record with an XNLI label as a class name (0/1/2 -> entailment/neutral/contradiction); the record
+    itself when it has no label, already names its class, or `labels` is not XNLI's. Call on records
+    `invalid_reason` accepted."""
     value = record.get(LABEL_FIELD)
-    if value is None or value in LABELS:
+    if labels != "xnli" or value is None or value in LABELS:
         return record
     return {**record, LABEL_FIELD: label_name(value)}
 
@@ -127,6 +164,14 @@ class Step(ABC):
     @abstractmethod
     def judge(self, records: Sequence[Record]) -> list[str | None]:
         """For each record, None to keep it or the reason (a key of REASONS) to drop it."""
+
+    def judge_stream(self, records: Sequence[Record], start: int) -> list[str | None]:
+        """Verdicts for the next batch of a stream whose first record is at position `start`. Per-record
+        steps judge the batch alone; a step comparing records keeps its state across batches, or refuses
+        (a percentile over a whole language cannot be taken batch by batch)."""
+        if not self.per_record:
+            raise NotImplementedError(f"the {self.name} step needs the whole pool: run `curate` for it")
+        return self.judge(records)
 
     def details(self) -> dict[str, Any]:
         """Settings and measurements the stage report shows for this step."""

@@ -26,42 +26,66 @@ def _example(record: Record) -> dict[str, Any]:
     return out
 
 
+class ReportCounts:
+    """What the report needs of every record, counted as records go by (kept ones need only their
+    language): small dicts per stage, language and reason, and the first examples of each reason. A
+    streamed curation feeds it record by record; `build_report` feeds it lists."""
+
+    def __init__(self, examples_per_reason: int = 3):
+        self.examples_per_reason = examples_per_reason
+        self.kept_by_lang: Counter = Counter()
+        self.dropped: Counter = Counter()  # (lang, stage, reason)
+        self.examples: dict[str, list] = defaultdict(list)
+
+    def kept(self, record: Record) -> None:
+        self.kept_by_lang[_lang(record)] += 1
+
+    def drop(self, record: Record) -> None:
+        self.dropped[_lang(record), record["stage"], record["reason"]] += 1
+        if len(self.examples[record["reason"]]) < self.examples_per_reason:
+            self.examples[record["reason"]].append(_example(record))
+
+    def report(self, n_input: int, langs: Sequence[str], stage: str, steps: list[dict], notes: list[str]) -> dict:
+        last = STAGES.index(stage)
+        exit_stage = Counter()  # (lang, index of the stage that dropped it, or last + 1 if kept)
+        for lang, n in self.kept_by_lang.items():
+            exit_stage[lang, last + 1] += n
+        for (lang, s, _), n in self.dropped.items():
+            exit_stage[lang, STAGES.index(s)] += n
+        all_langs = list(langs) + sorted({lang for lang, _ in exit_stage} - set(langs))
+        stages: dict[str, Any] = {}
+        for s_idx, s in enumerate(STAGES[:last + 1]):
+            reached = {lang: sum(n for (l2, e), n in exit_stage.items() if l2 == lang and e >= s_idx)
+                       for lang in all_langs}
+            by_reason: dict[str, dict[str, int]] = defaultdict(dict)
+            for (lang, s2, reason), n in self.dropped.items():
+                if s2 == s:
+                    by_reason[lang][reason] = by_reason[lang].get(reason, 0) + n
+            out_n = {lang: reached[lang] - sum(by_reason.get(lang, {}).values()) for lang in all_langs}
+            stages[s] = {"input": sum(reached.values()), "kept": sum(out_n.values()),
+                         "dropped": sum(reached.values()) - sum(out_n.values()),
+                         "input_by_language": reached, "kept_by_language": out_n,
+                         "dropped_by_language": {lang: dict(sorted(c.items())) for lang, c in by_reason.items()}}
+        reasons = Counter()
+        for (_, _, reason), n in self.dropped.items():
+            reasons[reason] += n
+        n_kept, n_dropped = sum(self.kept_by_lang.values()), sum(self.dropped.values())
+        return {
+            "stage": stage, "languages": list(langs), "input": n_input, "kept": n_kept, "dropped": n_dropped,
+            "kept_by_language": {lang: self.kept_by_lang.get(lang, 0) for lang in all_langs},
+            "by_reason": dict(sorted(reasons.items())), "leakage": reasons.get("leakage", 0), "stages": stages,
+            "steps": steps, "notes": list(notes), "examples": dict(self.examples),
+        }
+
+
 def build_report(n_input: int, kept: Sequence[Record], dropped: Sequence[Record], langs: Sequence[str],
                  stage: str, steps: list[dict], notes: list[str], examples_per_reason: int = 3) -> dict:
-    last = STAGES.index(stage)
-    exit_stage = Counter()  # (lang, index of the stage that dropped it, or last + 1 if kept)
+    counts = ReportCounts(examples_per_reason)
     for r in kept:
-        exit_stage[_lang(r), last + 1] += 1
+        counts.kept(r)
     for r in dropped:
-        exit_stage[_lang(r), STAGES.index(r["stage"])] += 1
-    all_langs = list(langs) + sorted({lang for lang, _ in exit_stage} - set(langs))
-    stages: dict[str, Any] = {}
-    for s_idx, s in enumerate(STAGES[:last + 1]):
-        reached = {lang: sum(n for (l2, e), n in exit_stage.items() if l2 == lang and e >= s_idx)
-                   for lang in all_langs}
-        by_reason: dict[str, dict[str, int]] = defaultdict(dict)
-        for r in dropped:
-            if r["stage"] == s:
-                counts = by_reason[_lang(r)]
-                counts[r["reason"]] = counts.get(r["reason"], 0) + 1
-        out_n = {lang: reached[lang] - sum(by_reason.get(lang, {}).values()) for lang in all_langs}
-        stages[s] = {"input": sum(reached.values()), "kept": sum(out_n.values()),
-                     "dropped": sum(reached.values()) - sum(out_n.values()),
-                     "input_by_language": reached, "kept_by_language": out_n,
-                     "dropped_by_language": {lang: dict(sorted(c.items())) for lang, c in by_reason.items()}}
-    reasons = Counter(r["reason"] for r in dropped)
-    examples: dict[str, list] = defaultdict(list)
-    for r in dropped:
-        if len(examples[r["reason"]]) < examples_per_reason:
-            examples[r["reason"]].append(_example(r))
-    kept_by_lang = Counter(_lang(r) for r in kept)
-    leakage = sum(1 for r in dropped if r["reason"] == "leakage")
-    return {
-        "stage": stage, "languages": list(langs), "input": n_input, "kept": len(kept), "dropped": len(dropped),
-        "kept_by_language": {lang: kept_by_lang.get(lang, 0) for lang in all_langs},
-        "by_reason": dict(sorted(reasons.items())), "leakage": leakage, "stages": stages, "steps": steps,
-        "notes": list(notes), "examples": dict(examples),
-    }
+        counts.drop(r)
+    return counts.report(n_input, langs, stage, steps, notes)
 
 
 def report_markdown(report: dict) -> str:

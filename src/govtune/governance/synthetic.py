@@ -138,3 +138,90 @@ def build_pool(langs=("en", "zh", "hi"), xnli_per_lang: int = 300, flores_per_la
     for record in injected:
         pool.insert(rng.randrange(len(pool) + 1), record)
     return pool
+
+
+INTENTS = ("billing", "refund", "shipping", "account", "other")
+
+
+def sentence_bank(langs=("en", "zh", "hi"), data_dir: Path = DATA_DIR) -> dict[str, list[str]]:
+    """Distinct clean sentences per language: the FLORES pool lines and both sides of the clean XNLI pool
+    pairs (about 2,500 distinct sentences a language)."""
+    bank = {}
+    for lang in langs:
+        rows = [r for r in xnli_rows(lang, data_dir=data_dir) if _xnli_kind(r) == "clean"]
+        sentences = flores_lines(lang, data_dir=data_dir) + [s for r in rows for s in (r["premise"], r["hypothesis"])]
+        bank[lang] = list(dict.fromkeys(sentences))
+    return bank
+
+
+def stream_pool(n: int, langs=("en", "zh", "hi"), *, exact_rate: float = 0.025, near_rate: float = 0.025,
+                wrong_rate: float = 0.01, junk_rate: float = 0.01, seed: int = 0,
+                fields: dict[str, str] | None = None, reservoir: int = 10_000):
+    """`n` records made one at a time (memory does not grow with n): a pool of any size in `langs` with
+    known defects, for the streaming benchmark and tests.
+
+    Clean records join three random sentences of one language (about 2,500^3 combinations a language, so
+    clean records are distinct, bar a handful); an `exact_rate` share are copies of an earlier record and a
+    `near_rate` share near copies (`perturb`), their source drawn uniformly from the records so far (a
+    reservoir sample of `reservoir` of them); `wrong_rate` are sentences in another language declared as
+    one of `langs`, `junk_rate` junk lines numbered to be distinct. Each record has `text`, `lang`, `label`
+    (an intent of INTENTS), `id` and `kind`; `fields` renames them (e.g. {"text": "body", "lang":
+    "language", "label": "intent"}), as a user's own schema would."""
+    rng = random.Random(seed)
+    bank = sentence_bank(langs)
+    wrong = [(s, d) for s, d in WRONG_LANGUAGE if d in langs]
+    foreign = {src: flores_lines(src, FLORES_EVAL_LINES) for src, _ in wrong}
+    sample: list[dict] = []
+    seen = 0
+    for i in range(n):
+        u = rng.random()
+        if sample and u < exact_rate:
+            src = rng.choice(sample)
+            record = {**src, "id": f"exact-{i}", "kind": "exact_dup"}
+        elif sample and u < exact_rate + near_rate:
+            src = rng.choice(sample)
+            record = {**src, "text": _near_copy(src["text"], rng), "id": f"near-{i}", "kind": "near_dup"}
+        elif wrong and u < exact_rate + near_rate + wrong_rate:
+            src_lang, declared = wrong[rng.randrange(len(wrong))]
+            record = {"text": rng.choice(foreign[src_lang]), "lang": declared, "kind": "wrong_lang"}
+            record.update(label=rng.choice(INTENTS), id=f"wrong-{i}")
+        elif u < exact_rate + near_rate + wrong_rate + junk_rate:
+            lang = langs[rng.randrange(len(langs))]
+            text = f"{rng.choice(JUNK.get(lang, JUNK['en']))} {i}"
+            record = {"text": text, "lang": lang, "label": rng.choice(INTENTS), "id": f"junk-{i}", "kind": "junk"}
+        else:
+            lang = langs[rng.randrange(len(langs))]
+            text = ("" if lang in ("zh", "ja") else " ").join(rng.sample(bank[lang], 3))
+            record = {"text": text, "lang": lang, "label": rng.choice(INTENTS), "id": f"clean-{i}", "kind": "clean"}
+            seen += 1
+            if len(sample) < reservoir:  # reservoir sampling: every clean record so far equally likely
+                sample.append(record)
+            else:
+                j = rng.randrange(seen)
+                if j < reservoir:
+                    sample[j] = record
+        yield {fields.get(k, k): v for k, v in record.items()} if fields else record
+
+
+def _near_copy(text: str, rng: random.Random) -> str:
+    """`perturb`, redrawn until the copy differs beyond surrounding whitespace (text without letters
+    that change case and without punctuation can come back unchanged)."""
+    for _ in range(10):
+        copy = perturb(text, rng)
+        if copy.strip() != text.strip():
+            return copy
+    return text + ("。" if text[-1:] != "。" else ".")
+
+
+def write_stream_pool(path: str | Path, n: int, **kwargs) -> dict[str, int]:
+    """`stream_pool` written to a JSON-lines file as it is made (atomically); returns the count per kind."""
+    from collections import Counter
+
+    from govtune.atomic import atomic_open, jsonl_line
+
+    kinds: Counter = Counter()
+    with atomic_open(path) as f:
+        for record in stream_pool(n, **kwargs):
+            kinds[record["kind"]] += 1
+            f.write(jsonl_line(record))
+    return dict(kinds)

@@ -29,3 +29,18 @@ class LengthGroupedBatches:
             batches += [part[k:k + self.batch_size] for k in range(0, len(part), self.batch_size)]
         for b in torch.randperm(len(batches), generator=g).tolist():
             yield batches[b]
+
+
+def process_rows(rows: list[int], rank: int, world: int) -> list[int]:
+    """This process's contiguous share of a global batch: the first len(rows) % world processes take one
+    row more (the chunks of accelerate's `split_between_processes`). Concatenated in rank order, the shares
+    are the global batch, so N processes see exactly the rows, in the order, of one process."""
+    base, extra = divmod(len(rows), world)
+    start = rank * base + min(rank, extra)
+    return rows[start:start + base + (rank < extra)]
+
+
+def target_count(labels: list[int], ignore_index: int) -> int:
+    """Target tokens of one encoded row the loss is taken over: every label but the first (position 0 is
+    predicted by nothing)."""
+    return sum(label != ignore_index for label in labels[1:])

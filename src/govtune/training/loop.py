@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -20,17 +21,17 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator, DistributedType
 from torch import nn
-from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase, get_scheduler
 
 from govtune.adapters import (after_backward, learned_layers, mixing, phi_values, riemannian_modules,
                               trainable_parameters)
 from govtune.constants import MIXED_PRECISION, check_lr_branches
+from govtune.launch import cpu_processes
 from govtune.tasks.encoding import IGNORE_INDEX, PairCollator, encode_training_pairs, pad_token_id
 from govtune.training.callbacks import Callback, EpochInfo, History, StepInfo
 from govtune.training.checkpoint import CorruptCheckpoint, latest_checkpoint, load_checkpoint, save_checkpoint
-from govtune.training.data import LengthGroupedBatches
+from govtune.training.data import LengthGroupedBatches, process_rows, target_count
 from govtune.training.footprint import Footprint, FootprintMeter
 from govtune.training.mixer import ValidationMixer
 from govtune.training.optim import param_groups
@@ -106,7 +107,8 @@ def resolve_mixed_precision(choice: str) -> str:
 
 
 def make_accelerator(mixed_precision: str = "auto", grad_accum: int = 1) -> Accelerator:
-    return Accelerator(mixed_precision=resolve_mixed_precision(mixed_precision),
+    # cpu_processes: without it, processes `torchrun` starts on a CPU machine would each train alone
+    return Accelerator(cpu=cpu_processes(), mixed_precision=resolve_mixed_precision(mixed_precision),
                        gradient_accumulation_steps=grad_accum)
 
 
@@ -118,8 +120,9 @@ def _grad_norm(params: Iterable[nn.Parameter]) -> float:
 
 
 class TargetLoss:
-    """Mean cross-entropy over the target tokens of a batch, computing logits only where a target token
-    is predicted when the model supports `logits_to_keep` (targets sit at the end: left padding)."""
+    """Cross-entropy over the target tokens of a batch, computing logits only where a target token is
+    predicted when the model supports `logits_to_keep` (targets sit at the end: left padding). Called, the
+    mean and the count; `summed` gives the sum, which the loop divides by the step's global count."""
 
     def __init__(self, model: nn.Module):
         forward = inspect.signature(getattr(model, "forward")).parameters
@@ -127,6 +130,11 @@ class TargetLoss:
         self.keep = "logits_to_keep" in forward
 
     def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        loss, n = self.summed(model, batch)
+        return loss / n.clamp(min=1), n
+
+    def summed(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(sum of the target tokens' cross-entropy, number of target tokens)."""
         labels = batch["labels"]
         kwargs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
         if self.positions and "position_ids" in batch:
@@ -141,21 +149,21 @@ class TargetLoss:
         target = labels[:, width - k + 1:]  # logits at t predict token t + 1
         loss = F.cross_entropy(logits[:, :-1].float().reshape(-1, logits.shape[-1]), target.reshape(-1),
                                ignore_index=IGNORE_INDEX, reduction="sum")
-        n = (target != IGNORE_INDEX).sum()
-        return loss / n.clamp(min=1), n
+        return loss, (target != IGNORE_INDEX).sum()
 
 
 @torch.no_grad()
-def evaluate_loss(model: nn.Module, loader: DataLoader, accelerator: Accelerator,
+def evaluate_loss(model: nn.Module, loader: Iterable[dict[str, torch.Tensor]], accelerator: Accelerator,
                   loss_fn: TargetLoss | None = None) -> float | None:
-    """Mean loss per target token over the whole loader (token-weighted, gathered across processes)."""
+    """Mean loss per target token over every batch of every process (`loader`: this process's batches;
+    the sums and counts are added across processes)."""
     was_training = model.training
     model.eval()
     loss_fn = loss_fn or TargetLoss(accelerator.unwrap_model(model))
     total = torch.zeros(2, device=accelerator.device, dtype=torch.float64)
     for batch in loader:
-        loss, n = loss_fn(model, batch)
-        total += torch.stack([loss.double() * n, n.double()])
+        loss, n = loss_fn.summed(model, batch)
+        total += torch.stack([loss.double(), n.double()])
     total = accelerator.reduce(total, reduction="sum")
     model.train(was_training)
     return float(total[0] / total[1]) if total[1] > 0 else None
@@ -190,10 +198,9 @@ class _Run:
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self._setup_data(tokenizer, train_pairs, val_pairs)
         self._setup_optimizer(model)
-        self.model, self.optimizer, self.loader, self.scheduler = acc.prepare(
-            model, self.optimizer, self.loader, self.scheduler)
-        if self.val_loader is not None:
-            self.val_loader = acc.prepare(self.val_loader)
+        # The batches are not handed to accelerate (`_process_batch` shards them), nor is the scheduler:
+        # accelerate would step it once per process per step, for per-process batches that add up to more.
+        self.model, self.optimizer = acc.prepare(model, self.optimizer)
         self.unwrapped = acc.unwrap_model(self.model)
         self.loss_fn = TargetLoss(self.unwrapped)
         self.mixer = _learned_mixer(self.unwrapped, self.val_enc, self.collate, config, acc, self.loss_fn)
@@ -207,16 +214,34 @@ class _Run:
         self.step, self.checkpoint, self.first_epoch = 0, None, 1
 
     def _setup_data(self, tokenizer, train_pairs, val_pairs) -> None:
+        """Global batches of `batch_size` rows, the same whatever the number of processes; each process
+        runs its share of every batch (`_process_batch`)."""
         config = self.config
         self.collate = PairCollator(pad_token_id(tokenizer))
         self.train_enc = encode_training_pairs(tokenizer, list(train_pairs), config.max_length)
         self.val_enc = encode_training_pairs(tokenizer, list(val_pairs), config.max_length)
         self.batches = LengthGroupedBatches([len(e.input_ids) for e in self.train_enc], config.batch_size,
                                             seed=config.seed)
-        self.loader = DataLoader(self.train_enc, collate_fn=self.collate, batch_sampler=self.batches)
+        self.targets = [target_count(e.labels, IGNORE_INDEX) for e in self.train_enc]
         self.val_enc.sort(key=lambda e: len(e.input_ids))  # similar lengths per batch; the mean is order-free
-        self.val_loader = (DataLoader(self.val_enc, batch_size=config.batch_size, collate_fn=self.collate)
-                           if self.val_enc else None)
+        rows = list(range(len(self.val_enc)))
+        self.val_batches = [rows[i:i + config.batch_size] for i in range(0, len(rows), config.batch_size)]
+
+    def _process_batch(self, encoded: list, rows: list[int]) -> dict[str, torch.Tensor]:
+        """This process's share of the global batch `rows`, collated and on the device. A process left
+        without rows (fewer rows than processes) runs one row with no target tokens instead: it adds
+        nothing to the loss or the gradient, and every process joins the step's collectives."""
+        mine = process_rows(rows, self.acc.process_index, self.acc.num_processes)
+        batch = self.collate([encoded[i] for i in mine or rows[:1]])
+        if not mine:
+            batch["labels"].fill_(IGNORE_INDEX)
+        return {k: v.to(self.acc.device) for k, v in batch.items()}
+
+    def _val_loss(self) -> float | None:
+        if not self.val_enc:
+            return None
+        batches = (self._process_batch(self.val_enc, rows) for rows in self.val_batches)
+        return evaluate_loss(self.model, batches, self.acc, self.loss_fn)
 
     def _setup_optimizer(self, model: nn.Module) -> None:
         config = self.config
@@ -230,7 +255,7 @@ class _Run:
         groups = param_groups(model, config.lr, config.weight_decay, config.lr_branches)
         placeholder = [{"name": "none", "params": [torch.zeros(1, requires_grad=True)]}]  # Riemannian only
         self.optimizer = torch.optim.AdamW(groups or placeholder, lr=config.lr)
-        self.total_steps = math.ceil(len(self.loader) / config.grad_accum) * config.epochs
+        self.total_steps = math.ceil(len(self.batches) / config.grad_accum) * config.epochs
         self.scheduler = get_scheduler(SCHEDULES[config.schedule], self.optimizer,
                                        num_warmup_steps=round(config.warmup_ratio * self.total_steps),
                                        num_training_steps=self.total_steps)
@@ -247,54 +272,68 @@ class _Run:
         self.meter = FootprintMeter(self.acc.device, config.timing_warmup_steps)
         self.bar = tqdm(total=self.total_steps, initial=self.step, desc="train", unit="step", leave=False,
                         disable=not (config.progress and self.acc.is_main_process))
-        if latest is None and self.val_loader is not None:
-            self.history.initial_val_loss = evaluate_loss(self.model, self.val_loader, self.acc, self.loss_fn)
+        if latest is None:
+            self.history.initial_val_loss = self._val_loss()
         self.model.train()
         self.meter.start()
 
     def train_epoch(self, epoch: int) -> None:
         t_epoch = time.perf_counter()
-        losses, norms, window = [], [], []
-        for batch in self.loader:
-            if not window:
-                self.meter.step_begin()
-            synced = self._backward(batch, epoch, window)
-            if synced is None:
-                continue  # accumulating: the optimiser steps after the last micro-batch of the window
-            norm, lr_now = synced
-            info = self._end_of_step(epoch, window, norm, lr_now)
-            window = []
-            losses.append(info.loss)
+        losses, norms = [], []
+        order = list(self.batches)  # this epoch's global batches
+        for start in range(0, len(order), self.config.grad_accum):
+            self.meter.step_begin()
+            loss, norm, lr_now = self._step(order[start:start + self.config.grad_accum], epoch)
+            self._end_of_step(epoch, loss, norm, lr_now)
+            losses.append(loss)
             norms.append(norm)
         self._end_of_epoch(epoch, losses, norms, time.perf_counter() - t_epoch)
 
-    def _backward(self, batch, epoch: int, window: list) -> tuple[float, float] | None:
-        """Forward and backward of one micro-batch; after the last of a window also the optimiser step.
-        Returns (gradient norm before clipping, learning rate of the step), or None while accumulating."""
-        acc, config = self.acc, self.config
-        with acc.accumulate(self.model):
-            loss, _ = self.loss_fn(self.model, batch)
-            window.append(loss.detach().float())
-            if not torch.isfinite(window[-1]):
-                raise _diverged("loss", float(window[-1]), self.step + 1, epoch, self.out_dir, self.scheduler)
-            acc.backward(loss)
-            if not acc.sync_gradients:
-                return None
-            after_backward(self.unwrapped, self.step / max(self.total_steps - 1, 1))
-            norm = math.hypot(_grad_norm(self.params), _grad_norm(self.riem_params))
-            if not math.isfinite(norm):
-                raise _diverged("gradient norm", norm, self.step + 1, epoch, self.out_dir, self.scheduler)
-            if config.max_grad_norm is not None and self.params:
-                acc.clip_grad_norm_(self.params, config.max_grad_norm)
-            lr_now = self.scheduler.get_last_lr()[0]
-            for m in self.riemannian:
-                m.riemannian_step(lr_now)
-            self.optimizer.step()
-            self.scheduler.step()
-            self.optimizer.zero_grad(set_to_none=True)
-        return norm, lr_now
+    def _backward(self, window: list[list[int]], epoch: int) -> float:
+        """Forward and backward of every micro-batch of one optimiser step (`window`: global batches).
+        Returns the step's loss: the mean over its target tokens, on every process."""
+        acc = self.acc
+        # The loss is normalised by the target tokens of the whole step (every micro-batch, every process),
+        # known before any forward since every process holds the data, as transformers' Trainer does with
+        # num_items_in_batch. DDP averages the processes' gradients and acc.backward divides by its
+        # accumulation steps, so both are multiplied back: the gradients add up to the gradient of the
+        # step's mean, as one process with the whole batch computes it (x 1.0, exact, for one process).
+        tokens = max(sum(self.targets[i] for rows in window for i in rows), 1)
+        scale = float(acc.num_processes * acc.gradient_accumulation_steps)
+        total = torch.zeros((), device=acc.device)
+        for k, rows in enumerate(window):
+            batch = self._process_batch(self.train_enc, rows)
+            # gradients are averaged across processes once per step, in the backward of the last micro-batch
+            with acc.no_sync(self.model) if k < len(window) - 1 else nullcontext():
+                loss, _ = self.loss_fn.summed(self.model, batch)
+                acc.backward(loss / tokens * scale)
+            total += loss.detach().float()
+        loss = float(acc.reduce(total, reduction="sum") / tokens)
+        if not math.isfinite(loss):  # the sum is shared, so every process stops together
+            raise _diverged("loss", loss, self.step + 1, epoch, self.out_dir, self.scheduler)
+        return loss
 
-    def _end_of_step(self, epoch: int, window: list, norm: float, lr_now: float) -> StepInfo:
+    def _step(self, window: list[list[int]], epoch: int) -> tuple[float, float, float]:
+        """One optimiser step over `window`. Returns (loss, gradient norm before clipping, learning rate).
+        After the backward the gradients are the same on every process, so are lam, the norm and the step."""
+        config = self.config
+        loss = self._backward(window, epoch)
+        after_backward(self.unwrapped, self.step / max(self.total_steps - 1, 1))
+        norm = math.hypot(_grad_norm(self.params), _grad_norm(self.riem_params))
+        if not math.isfinite(norm):
+            raise _diverged("gradient norm", norm, self.step + 1, epoch, self.out_dir, self.scheduler)
+        if config.max_grad_norm is not None and self.params:
+            self.acc.clip_grad_norm_(self.params, config.max_grad_norm)
+        lr_now = self.scheduler.get_last_lr()[0]
+        for m in self.riemannian:
+            m.riemannian_step(lr_now)
+        self.optimizer.step()
+        if not self.optimizer.step_was_skipped:  # fp16: a step skipped on overflow leaves the schedule
+            self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return loss, norm, lr_now
+
+    def _end_of_step(self, epoch: int, step_loss: float, norm: float, lr_now: float) -> StepInfo:
         """The learned mixer's phi step (part of the timed step), the log, the progress bar."""
         mixer_loss = self.mixer.maybe_step(self.step + 1) if self.mixer is not None else None
         if mixer_loss is not None and not math.isfinite(mixer_loss):
@@ -302,7 +341,6 @@ class _Run:
                             epoch, self.out_dir, self.scheduler)
         dt = self.meter.step_done()
         self.step += 1
-        step_loss = float(torch.stack(window).mean())
         info = StepInfo(step=self.step, epoch=epoch, loss=step_loss, lr=lr_now, grad_norm=norm,
                         lam={k: float(v) for k, v in mixing(self.unwrapped).items()}, time_s=dt,
                         phi=phi_values(self.unwrapped), mixer_loss=mixer_loss)
@@ -316,8 +354,7 @@ class _Run:
     def _end_of_epoch(self, epoch: int, losses: list[float], norms: list[float], seconds: float) -> None:
         """Validation loss, then an atomic checkpoint that carries the log and the RNG, then the callbacks."""
         acc = self.acc
-        val_loss = (evaluate_loss(self.model, self.val_loader, acc, self.loss_fn)
-                    if self.val_loader is not None else None)
+        val_loss = self._val_loss()
         einfo = EpochInfo(epoch=epoch, train_loss=sum(losses) / len(losses), grad_norm=sum(norms) / len(norms),
                           val_loss=val_loss, time_s=seconds, checkpoint=None)
         if self.out_dir is not None and self.config.checkpoints:
