@@ -42,6 +42,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, FileExistsError, KeyError, MemoryError) as e:
-        # Errors raised on bad input carry the fix in their message; no traceback for those.
+        # Errors raised on bad input carry the fix in their message; no traceback for those. Progress bars
+        # still open are closed first, so that the message is the last thing the user sees.
+        _close_progress_bars()
         print(f"govtune {args.command}: error: {e}", file=sys.stderr)
         return 2
+
+
+def _close_progress_bars() -> None:
+    tqdm = sys.modules.get("tqdm")  # none open if tqdm was never imported
+    if tqdm is not None:
+        for bar in list(getattr(tqdm.tqdm, "_instances", ())):
+            bar.close()

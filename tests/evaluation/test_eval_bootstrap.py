@@ -85,8 +85,23 @@ def test_xnli_intervals_equal_a_hand_computation_with_the_metrics_module():
     ci = bs.task_intervals("xnli", recs)
     assert set(ci) == set(expected)
     assert "robustness.macro_drop" not in bs.task_intervals("xnli", clean)  # robustness not evaluated
+    point_ece = {lang: expected_calibration_error([[r["probs"][lab] for lab in LABELS] for r in clean
+                                                   if r["language"] == lang],
+                                                  [LABELS.index(r["gold"]) for r in clean if r["language"] == lang])
+                 for lang in ("en", "zh", "hi")}
+    point = {**{f"languages.{lang}.ece": e for lang, e in point_ece.items()}, "avg_ece": macro(point_ece)}
     for key, values in expected.items():
-        assert ci[key] == pytest.approx(list(np.percentile(values, [2.5, 97.5])), abs=1e-9)
+        lo, hi = np.percentile(values, [2.5, 97.5])
+        if key in point:  # ECE, centred: the spread around the replicates' median, placed around the estimate
+            med = np.median(values)
+            lo, hi = max(0.0, point[key] - (med - lo)), point[key] + (hi - med)
+        elif key == "parity_gap":  # the largest of the pairwise |differences|' Bonferroni bounds
+            accs = [np.array(expected[f"languages.{lang}.accuracy"]) for lang in ("en", "zh", "hi")]
+            bounds = [np.percentile(a - b, [100 * 0.05 / 6, 100 * (1 - 0.05 / 6)])
+                      for i, a in enumerate(accs) for b in accs[i + 1:]]
+            lo = max(0.0, *(max(b[0], -b[1]) for b in bounds))
+            hi = max(max(b[1], -b[0]) for b in bounds)
+        assert ci[key] == pytest.approx([lo, hi], abs=1e-9), key
 
 
 def test_accuracy_and_ece_intervals_match_scipy_percentile_bootstrap():

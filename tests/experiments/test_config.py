@@ -13,6 +13,7 @@ def test_overrides_are_typed_by_the_schema():
     assert c.methods == ["lora", "hybrid"] and c.seeds == [0, 1] and c.shots == [0, 8, 32]
     assert c.epochs == 2 and c.lr == 1e-3 and c.eval_limit is None and c.robustness is False
     assert c.adapter == {"r": 8}
+    assert build_config({}, parse_overrides(["methods=[lora, boft]"])).methods == ["lora", "boft"]  # YAML lists too
 
 
 def test_nested_override_updates_one_option_and_keeps_the_rest():

@@ -89,7 +89,7 @@ def test_grid_runs_end_to_end_resumes_and_never_reruns_a_cell(tmp_path, study):
     assert "| LoRA |" in report and "| Hybrid |" in report and "Base (no tuning)" in report
     assert "Data curation ablation" not in report  # one stage: no curation table
     assert "### Differences and significance" in report and "| Hybrid − LoRA |" in report
-    assert "| Hybrid − Base (no tuning) |" in report and "95% percentile bootstrap interval" in report
+    assert "| Hybrid − Base (no tuning) |" in report and "95% bootstrap interval over the test examples" in report
     num = r"-?\d+\.\d"
     assert re.search(rf"\| LoRA \| {num} ± {num} \[{num}, {num}\] \|", report)  # 2 seeds: mean ± sd [seed-mean CI]
     assert re.search(rf"\| Base \(no tuning\) \| {num} \[{num}, {num}\] \|", report)  # one run: its ci95

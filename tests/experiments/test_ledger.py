@@ -155,7 +155,7 @@ def test_the_ledger_deltas_are_the_paired_differences_of_the_two_cells(ledger_st
         a, b = runs[d.with_], runs[d.without]
         units = {r["curation"]: bs.xnli_units(load_predictions(out, r["run_id"], "xnli")) for r in (a, b)}
         reps = {c: (bs.xnli_replicates(u, bs.identity(u)), bs.xnli_replicates(u)) for c, u in units.items()}
-        reference = bs.paired_differences(*reps[d.with_], *reps[d.without])
+        reference = bs.paired_differences(*reps[d.with_], *reps[d.without], task="xnli")
         for task, key, _ in metric_columns(s):
             diff = diffs[key]
             assert diff.estimate == pytest.approx(a["metrics"][task][key] - b["metrics"][task][key], abs=1e-9)

@@ -247,3 +247,23 @@ def test_every_schedule_name_maps_to_a_transformers_scheduler_and_the_study_conf
     assert METHODS == ADAPTER_METHODS == STUDY_METHODS
     for name in LR_SCHEDULES:
         TrainConfig(schedule=name)
+
+
+@pytest.mark.parametrize("damaged", ["trainer_state.pt", "adapter_model.safetensors"])
+def test_a_checkpoint_cut_short_is_named_and_nothing_is_loaded(tmp_path, damaged):
+    """A file of the checkpoint cut short: CorruptCheckpoint naming it, raised before the model changes (a
+    study's cell then starts over instead of failing)."""
+    from govtune.adapters import AdapterConfig, inject
+    from govtune.training.checkpoint import CorruptCheckpoint
+
+    model, tok = tiny_model()
+    inject(model, AdapterConfig(method="lora", r=2, target_modules=["q_proj"]))
+    train(model, tok, PAIRS[:8], config=TrainConfig(epochs=1, lr=3e-3, progress=False), out_dir=tmp_path)
+    path = next(tmp_path.rglob(damaged))
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    fresh, _ = tiny_model()
+    inject(fresh, AdapterConfig(method="lora", r=2, target_modules=["q_proj"]))
+    before = {n: p.detach().clone() for n, p in fresh.named_parameters()}
+    with pytest.raises(CorruptCheckpoint, match=damaged):
+        load_checkpoint(tmp_path, fresh)
+    assert all(torch.equal(before[n], p) for n, p in fresh.named_parameters())

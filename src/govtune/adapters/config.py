@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from dataclasses import asdict, dataclass, field, fields
@@ -32,6 +33,13 @@ DEFAULT_TARGETS: dict[str, list[str]] = {
     **{t: ["query", "key", "value"] for t in ("bert", "roberta", "xlm-roberta", "electra")},
     "distilbert": ["q_lin", "k_lin", "v_lin"],
 }
+
+
+def _check_choice(name: str, value: Any, options: tuple[str, ...]) -> None:
+    if value not in options:
+        close = difflib.get_close_matches(value, options, n=1, cutoff=0.5) if isinstance(value, str) else []
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"unknown {name} {value!r}{hint}: use one of {', '.join(options)}")
 
 
 @dataclass
@@ -80,8 +88,7 @@ class AdapterConfig:
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes saved with the adapter
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"unknown adapter method {self.method!r}: use one of {', '.join(METHODS)}")
+        _check_choice("method", self.method, METHODS)
         if not (isinstance(self.r, int) and self.r >= 1):
             raise ValueError(f"r must be a positive integer, got {self.r!r}")
         if not self.alpha > 0:
@@ -112,10 +119,8 @@ class AdapterConfig:
             raise ValueError(f"ga_batches must be an integer >= 1, got {self.ga_batches!r}")
         if not self.ga_gamma > 0:
             raise ValueError(f"ga_gamma must be > 0, got {self.ga_gamma!r}")
-        if self.ga_direction not in GA_DIRECTIONS:
-            raise ValueError(f"unknown ga_direction {self.ga_direction!r}: use one of {', '.join(GA_DIRECTIONS)}")
-        if self.lam_schedule not in LAM_SCHEDULES:
-            raise ValueError(f"unknown lam_schedule {self.lam_schedule!r}: use one of {', '.join(LAM_SCHEDULES)}")
+        _check_choice("ga_direction", self.ga_direction, GA_DIRECTIONS)
+        _check_choice("lam_schedule", self.lam_schedule, LAM_SCHEDULES)
         if not 0 <= self.lam_min < 0.5:
             raise ValueError(f"lam_min must be in [0, 0.5), got {self.lam_min!r}")
         if not 0 <= self.lam_ema < 1:

@@ -61,13 +61,21 @@ def save_adapter(model: nn.Module, path: str | os.PathLike) -> Path:
     return out
 
 
+class CorruptAdapter(ValueError):
+    """An adapter file is cut short or damaged; nothing was loaded from it."""
+
+
 def read_adapter_config(path: str | os.PathLike) -> tuple[AdapterConfig, dict]:
     d = Path(path)
     for name in (CONFIG_NAME, WEIGHTS_NAME):
         if not (d / name).is_file():
             raise FileNotFoundError(f"{d / name} not found: pass the directory written by save_adapter(model, "
                                     f"path)")
-    meta = json.loads((d / CONFIG_NAME).read_text())
+    try:
+        meta = json.loads((d / CONFIG_NAME).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CorruptAdapter(f"{d / CONFIG_NAME} cannot be read: it is cut short or not JSON ({e}); save the "
+                             f"adapter again") from None
     if meta.get("format") != "govtune-adapter":
         raise ValueError(f"{d / CONFIG_NAME} is not a govtune adapter (a PEFT adapter loads with "
                          f"peft.PeftModel.from_pretrained)")
@@ -90,7 +98,12 @@ def load_adapter(model: nn.Module, path: str | os.PathLike) -> nn.Module:
         raise ValueError(f"the adapter in {path} was trained on a different base model "
                          f"({meta.get('base_model') or 'unknown'}, fingerprint {meta['base_fingerprint']}) than "
                          f"this one (fingerprint {ours}): load the base model it was saved from")
-    tensors = load_file(str(Path(path) / WEIGHTS_NAME))
+    try:
+        tensors = load_file(str(Path(path) / WEIGHTS_NAME))
+    except Exception as e:  # safetensors' SafetensorError (no OSError): a file cut short, or another format
+        raise CorruptAdapter(f"{Path(path) / WEIGHTS_NAME} cannot be read: {e}. The file is cut short or damaged; "
+                         f"save the adapter again (a study's `govtune run ... --resume` redoes the run it "
+                         f"belongs to)") from None
     if state is None:
         _inject(model, config, None, progress=False)
     if config.method == "full":

@@ -1,4 +1,7 @@
-"""95% intervals over test examples: percentile bootstrap within a run, paired bootstrap between runs.
+"""95% intervals over test examples: bootstrap within a run, paired bootstrap between runs. Each metric's
+interval is made by the method its registry entry names (`Metric.method`): the percentile interval for
+means and corpus BLEU/chrF++, the centred percentile interval for ECE, the simultaneous pairwise interval
+for a max - min gap; every one contains its point estimate (docs/evaluation.md says why each).
 
 Every headline metric is recomputed on each of N_RESAMPLES resamples of the test examples (BLEU and ECE are
 corpus-level, so they are recomputed from the resampled set, never averaged per example). Languages (FLORES:
@@ -53,9 +56,57 @@ def percentile_interval(values: np.ndarray, level: float = LEVEL) -> tuple[float
     return float(lo), float(hi)
 
 
-def intervals(reps: Replicates, level: float = LEVEL) -> dict[str, list[float]]:
-    """{key: [low, high]} for every replicated metric (the ci95 of a run)."""
-    return {k: list(percentile_interval(v, level)) for k, v in reps.items()}
+def centred_interval(values: np.ndarray, estimate: float, level: float = LEVEL, floor: float | None = None
+                     ) -> tuple[float, float]:
+    """The replicates' spread around their median, placed around the estimate: [estimate - (median - q_low),
+    estimate + (q_high - median)], the low end no lower than `floor` (ECE: 0). For a statistic that resampling inflates (ECE sums absolute gaps, so a
+    resample's ECE is on average larger than the sample's), whose percentile interval sits above the estimate
+    and can exclude it. Contains the estimate by construction; the estimate's own bias is not corrected."""
+    lo, hi = percentile_interval(values, level)
+    median = float(np.median(values))
+    low = estimate - (median - lo)
+    return (low if floor is None else max(low, floor)), estimate + (hi - median)
+
+
+def pairwise_range_interval(unit_reps: Sequence[np.ndarray], level: float = LEVEL) -> tuple[float, float]:
+    """An interval for max - min over units from their replicates (units resampled independently).
+
+    max - min is the largest pairwise difference, so if every pairwise difference lies in its interval, the
+    gap lies in [largest lower bound, largest upper bound]: simultaneous percentile intervals of the
+    K (K - 1) / 2 differences (Bonferroni: each at 1 - (1 - level) / pairs) make that a `level` interval, and,
+    each containing its difference, it contains the gap. The lower end is 0 when no pair differs
+    significantly. (The percentile interval of the replicated max - min does not: resampling noise widens the
+    spread of every resample, so at a gap of 0 all its replicates lie above the estimate.)"""
+    k = len(unit_reps)
+    if k < 2:
+        return 0.0, 0.0
+    pairs = k * (k - 1) // 2
+    pair_level = 1.0 - (1.0 - level) / pairs
+    low, high = 0.0, 0.0
+    for i in range(k):
+        for j in range(i + 1, k):
+            lo, hi = percentile_interval(unit_reps[i] - unit_reps[j], pair_level)
+            # |a_i - a_j| lies in [max(lo, -hi, 0), max(hi, -lo)] when a_i - a_j lies in [lo, hi]
+            low, high = max(low, lo, -hi), max(high, hi, -lo)
+    return low, high
+
+
+def metric_interval(task: str, key: str, point: Replicates, reps: Replicates, level: float = LEVEL
+                    ) -> tuple[float, float]:
+    """One metric's interval by its registry method, from the point estimates (index 0) and replicates."""
+    m = registry.metric(task, key)
+    if m.method == registry.PAIRWISE:
+        units = sorted(k for k in reps if registry.lookup(task, k)[0].key == m.of)
+        return pairwise_range_interval([reps[u] for u in units], level)
+    if m.method == registry.CENTRED:
+        return centred_interval(reps[key], float(point[key][0]), level, floor=0.0)  # ECE >= 0
+    return percentile_interval(reps[key], level)
+
+
+def intervals(task: str, point: Replicates, reps: Replicates, level: float = LEVEL) -> dict[str, list[float]]:
+    """{key: [low, high]} for every replicated metric of a task (the ci95 of a run), each by its registry
+    method."""
+    return {k: list(metric_interval(task, k, point, reps, level)) for k in reps}
 
 
 # --- per-task data ------------------------------------------------------------------------------------
@@ -238,17 +289,21 @@ def replicator(task: str, records: Sequence[Mapping]):
 
 
 def classification_intervals(records: Sequence[Mapping], level: float = LEVEL) -> dict[str, list[float]]:
-    return intervals(classification_replicates(xnli_units(records)), level)
+    units = xnli_units(records)
+    return intervals("classification", classification_replicates(units, identity(units)),
+                     classification_replicates(units), level)
 
 
 def completion_intervals(records: Sequence[Mapping], level: float = LEVEL) -> dict[str, list[float]]:
-    return intervals(completion_replicates(completion_units(records)), level)
+    units = completion_units(records)
+    return intervals("completion", completion_replicates(units, identity(units)), completion_replicates(units), level)
 
 
 def task_intervals(task: str, records: Sequence[Mapping], level: float = LEVEL) -> dict[str, list[float]]:
     """A run's ci95 for one task, from its evaluator records: {metric key: [low, high]}."""
     to_units, replicate = replicator(task, records)
-    return intervals(replicate(to_units(records)), level)
+    units = to_units(records)
+    return intervals(task, replicate(units, identity(units)), replicate(units), level)
 
 
 # --- across runs ---------------------------------------------------------------------------------------
@@ -284,12 +339,18 @@ class Difference:
 
 
 def paired_differences(point_a: Replicates, reps_a: Replicates, point_b: Replicates, reps_b: Replicates,
-                       level: float = LEVEL) -> dict[str, Difference]:
+                       level: float = LEVEL, task: str | None = None) -> dict[str, Difference]:
     """a - b per metric, its interval from the same resamples of both (replicates built with the same
-    indices: `resamples` guarantees it for the same units and sizes)."""
+    indices: `resamples` guarantees it for the same units and sizes). A difference of means is smooth: the
+    percentile interval. A difference of statistics that resampling inflates (ECE, a gap; by the registry
+    of `task`): the centred one, so that it contains the estimated difference."""
     out = {}
     for k in reps_a:
         if k in reps_b:
-            lo, hi = percentile_interval(reps_a[k] - reps_b[k], level)
-            out[k] = Difference(float(point_a[k][0] - point_b[k][0]), lo, hi)
+            estimate = float(point_a[k][0] - point_b[k][0])
+            method = registry.metric(task, k).method if task is not None else registry.PERCENTILE
+            diff = reps_a[k] - reps_b[k]
+            lo, hi = (percentile_interval(diff, level) if method == registry.PERCENTILE
+                      else centred_interval(diff, estimate, level))
+            out[k] = Difference(estimate, lo, hi)
     return out

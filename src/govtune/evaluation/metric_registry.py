@@ -26,6 +26,16 @@ BOOTSTRAP = "bootstrap"  # percentile bootstrap over the test examples (`govtune
 #                          bootstrap for a difference of two methods
 SEEDS = "seeds"  # no interval over test examples: mean ± sd over seeds only
 
+# Bootstrap interval method: which interval of the replicates fits the statistic (see docs/evaluation.md).
+# Each contains its point estimate, which the percentile interval of a statistic inflated by resampling does
+# not (the basic and BCa intervals do no better there: their endpoints are replicate quantiles too, and they
+# contain the estimate exactly when the percentile interval does).
+PERCENTILE = "percentile"  # means of per-example values and corpus BLEU/chrF++: replicates centred on the estimate
+CENTRED = "centred percentile"  # ECE, a sum of absolute gaps that resampling inflates: the replicates' spread
+#                                 around their median, placed around the estimate
+PAIRWISE = "pairwise"  # max - min over units: from the simultaneous (Bonferroni) percentile intervals of every
+#                        pairwise difference, [largest lower bound (>= 0), largest upper bound]
+
 LANG_LABELS = {"en": "EN", "zh": "ZH", "hi": "HI", "es": "ES"}
 
 
@@ -40,6 +50,7 @@ class Metric:
     of: str | None = None  # the per-unit metric a MEAN or RANGE combines
     interval: str = BOOTSTRAP
     digits: int = 1
+    method: str = PERCENTILE  # the bootstrap interval's method (PERCENTILE, CENTRED, PAIRWISE)
 
     @property
     def better(self) -> str:
@@ -68,10 +79,11 @@ BLEU, CHRF = "pairs.{pair}.bleu", "pairs.{pair}.chrf"
 METRICS: tuple[Metric, ...] = (
     # XNLI: accuracy and calibration per language, their combinations, robustness (percent and points)
     _xnli(ACC, "{lang}", "accuracy", True),
-    _xnli(ECE, "{lang} ECE", "ECE", False),
+    _xnli(ECE, "{lang} ECE", "ECE", False, method=CENTRED),
     _xnli("macro", "Macro", "accuracy", True, aggregation=MEAN, of=ACC),
-    _xnli("parity_gap", "Δ (parity gap)", "parity gap", False, aggregation=RANGE, of=ACC),
-    _xnli("avg_ece", "Avg-ECE", "ECE", False, aggregation=MEAN, of=ECE),
+    _xnli("parity_gap", "Δ (parity gap)", "parity gap", False, aggregation=RANGE, of=ACC,
+          method=PAIRWISE),
+    _xnli("avg_ece", "Avg-ECE", "ECE", False, aggregation=MEAN, of=ECE, method=CENTRED),
     _xnli(DROP, "{lang} drop", "accuracy drop", False),
     _xnli("robustness.macro_drop", "Macro drop", "accuracy drop", False, aggregation=MEAN, of=DROP),
     _xnli("robustness.by_operation.{op}.drop", "{op}", "accuracy drop", False, interval=SEEDS),
@@ -83,7 +95,8 @@ METRICS: tuple[Metric, ...] = (
     _flores(BLEU, "{pair} BLEU", "BLEU", True),
     _flores(CHRF, "{pair} chrF++", "chrF++", True),
     _flores("average_bleu", "Avg BLEU", "BLEU", True, aggregation=MEAN, of=BLEU),
-    _flores("direction_gap", "Δ (direction gap)", "direction gap", False, aggregation=RANGE, of=BLEU),
+    _flores("direction_gap", "Δ (direction gap)", "direction gap", False, aggregation=RANGE, of=BLEU,
+            method=PAIRWISE),
     _flores("average_chrf", "chrF++ (avg)", "chrF++", True, aggregation=MEAN, of=CHRF),
     # training cost, per run
     Metric("peak_memory_mb", "footprint", "Peak memory (MB)", "peak memory", False, interval=SEEDS, digits=0),
@@ -112,7 +125,8 @@ METRICS += tuple(replace(m, task="classification") for m in METRICS if m.task ==
     Metric("average_chrf", "completion", "chrF++ (avg)", "chrF++", True, aggregation=MEAN, of=LCHRF),
     Metric("average_bleu", "completion", "Avg BLEU", "BLEU", True, aggregation=MEAN, of=LBLEU),
     Metric("average_exact_match", "completion", "EM (avg)", "exact match", True, aggregation=MEAN, of=LEM),
-    Metric("chrf_gap", "completion", "Δ (chrF++ gap)", "chrF++ gap", False, aggregation=RANGE, of=LCHRF),
+    Metric("chrf_gap", "completion", "Δ (chrF++ gap)", "chrF++ gap", False, aggregation=RANGE, of=LCHRF,
+           method=PAIRWISE),
 )
 
 

@@ -15,6 +15,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 import tempfile
 import types
 import typing
@@ -115,9 +116,12 @@ class StudyConfig:
     keep_checkpoints: bool = True
 
     def __post_init__(self) -> None:
+        # Every check runs here, before a study touches its output directory: a bad value anywhere (nested
+        # adapter or curation options included) fails before curation or any cell starts.
         self._check_grid()
         self._check_data()
         self._check_training()
+        self._check_options()
 
     def _check_grid(self) -> None:
         if self.quantize is not None and self.quantize not in QUANTIZE_SCHEMES:
@@ -135,7 +139,10 @@ class StudyConfig:
                                  f"{', '.join(ADAPTER_METHODS)} or a name defined under `variants`")
         for name, opts in self.variants.items():
             if not isinstance(opts, dict) or opts.get("method") not in ADAPTER_METHODS:
-                raise ValueError(f"variant {name!r} needs `method:` set to one of {', '.join(ADAPTER_METHODS)}")
+                got = opts.get("method") if isinstance(opts, dict) else None
+                hint = _suggest(got, ADAPTER_METHODS) if isinstance(got, str) else ""
+                raise ValueError(f"variant {name!r} needs `method:` set to one of {', '.join(ADAPTER_METHODS)}"
+                                 + (f", got {got!r}{hint}" if got is not None else ""))
         if not self.seeds:
             raise ValueError("seeds is empty: give at least one seed, e.g. seeds=0")
         if any(k < 0 for k in self.shots) or not self.shots:
@@ -154,7 +161,7 @@ class StudyConfig:
                                  f"({', '.join(CURATION_STAGES)}) or a name defined under `curation_variants`")
         if len(set(self.curation)) != len(self.curation):
             raise ValueError(f"curation lists a name twice: {self.curation}")
-        for name in self.curation:  # builds each CurationConfig now: bad options fail before any run
+        for name in ("c2", *self.curation_variants):  # every CurationConfig, used or not: bad options fail now
             self.curation_config(name)
         if not self.curation:
             raise ValueError("curation is empty: use e.g. curation=c2 (c0 = the raw pool)")
@@ -171,7 +178,8 @@ class StudyConfig:
                              f"`name:`")
         for lang in self.languages:
             if lang not in XNLI_LANGUAGES:
-                raise ValueError(f"unknown XNLI language {lang!r}; use some of {', '.join(XNLI_LANGUAGES)}")
+                raise ValueError(f"unknown XNLI language {lang!r}{_suggest(lang, XNLI_LANGUAGES)}; use some of "
+                                 f"{', '.join(XNLI_LANGUAGES)}")
         for pair in self.flores_pairs:
             if pair.count("-") != 1:
                 raise ValueError(f"flores pair {pair!r} must look like src-tgt, e.g. en-zh")
@@ -204,20 +212,39 @@ class StudyConfig:
             raise ValueError(f"{', '.join(learned)} use lam_schedule 'learned', which trains the mixer on "
                              f"validation batches, but val_per_language is 0: set val_per_language >= 1 "
                              f"(e.g. 8), or drop those methods")
-        if not self.lr > 0 or any(not v > 0 for v in self.lr_per_method.values()):
-            raise ValueError("learning rates must be > 0")
+        _check_positive("lr", self.lr)
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
+            raise ValueError(f"max_grad_norm must be > 0, or null for no clipping, got {self.max_grad_norm}")
         self.lr_branches = check_lr_branches(self.lr_branches)
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule {self.schedule!r} is not one of {', '.join(SCHEDULES)}")
+            raise ValueError(f"schedule {self.schedule!r}{_suggest(self.schedule, SCHEDULES)} is not one of "
+                             f"{', '.join(SCHEDULES)}")
         if self.mixed_precision not in MIXED_PRECISION:
-            raise ValueError(f"mixed_precision {self.mixed_precision!r} is not one of {', '.join(MIXED_PRECISION)}")
+            raise ValueError(f"mixed_precision {self.mixed_precision!r}{_suggest(self.mixed_precision, MIXED_PRECISION)} "
+                             f"is not one of {', '.join(MIXED_PRECISION)}")
         if self.lm_eval_tasks:  # an unknown name fails here, not after the first cell has trained
             from govtune.evaluation.lm_eval_harness import task_manager  # torch: only when the study asks
 
             with tempfile.TemporaryDirectory() as tmp:
                 task_manager(self.lm_eval_tasks, tmp)
+
+    def _check_options(self) -> None:
+        """The nested options: per-method maps keyed by method or variant names, and the AdapterConfig of
+        every method and variant, built now (the cells build the same ones)."""
+        methods = (*ADAPTER_METHODS, *self.variants)
+        for key in PER_METHOD_KEYS:
+            for name, value in getattr(self, key).items():
+                if name not in methods:
+                    raise ValueError(f"{key}: unknown method {name!r}{_suggest(name, methods)}; its keys are "
+                                     f"methods ({', '.join(ADAPTER_METHODS)}) or names defined under `variants`")
+                _check_positive(f"{key}.{name}", value)
+        for name in dict.fromkeys((*self.methods, *self.variants)):
+            where = f"variants.{name}" if name in self.variants else "adapter"
+            _adapter_config(self.adapter_options(name), where)
 
     # --- derived -------------------------------------------------------------------------------------
     def adapter_options(self, method: str) -> dict[str, Any]:
@@ -296,6 +323,31 @@ class StudyConfig:
 FIELDS = {f.name: f for f in dataclasses.fields(StudyConfig)}
 
 
+# Maps keyed by method or variant name, whose keys are checked against the methods and variants.
+PER_METHOD_KEYS = ("lr_per_method",)
+
+
+def _check_positive(key: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{key} must be a finite number > 0, got {value!r}; e.g. {key}=0.0002")
+
+
+def _adapter_config(options: dict[str, Any], where: str):
+    """Build the AdapterConfig a cell will build, saying where a bad option sits (`adapter` or
+    `variants.NAME`) and the closest valid option name."""
+    from govtune.adapters.config import AdapterConfig  # torch (via govtune.adapters): only when a config is built
+
+    known = {f.name for f in dataclasses.fields(AdapterConfig)}
+    for key in options:
+        if key not in known:
+            raise ValueError(f"{where}: unknown adapter option {key!r}{_suggest(key, known)}; "
+                             f"options are {', '.join(sorted(known))}")
+    try:
+        return AdapterConfig(**options)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{where}: {e}") from None
+
+
 def _bounds(rows: range) -> list[int]:
     return [rows.start, rows.stop]
 
@@ -328,6 +380,8 @@ def _coerce(name: str, value: Any) -> Any:
         origin, args = typing.get_origin(hint), typing.get_args(hint)
     try:
         if origin is list:
+            if isinstance(value, str) and value.strip().startswith("["):  # methods=[lora, boft], as in YAML
+                value = yaml.safe_load(value)
             if isinstance(value, str):
                 value = [v.strip() for v in value.split(",") if v.strip()]
             elif not isinstance(value, (list, tuple)):
@@ -338,6 +392,8 @@ def _coerce(name: str, value: Any) -> Any:
                 value = yaml.safe_load(value)
             if not isinstance(value, dict):
                 raise TypeError
+            if name in PER_METHOD_KEYS:  # lr_per_method: {lora: 1e-4} (YAML reads 1e-4 as a string)
+                return {k: _coerce_scalar(args[1], v) for k, v in value.items()}
             return dict(value)
         if hint is bool:
             if isinstance(value, str):
@@ -349,9 +405,13 @@ def _coerce(name: str, value: Any) -> Any:
             return bool(value)
         if hint is int and isinstance(value, float) and not value.is_integer():
             raise TypeError
-        return hint(value)
+        typed = hint(value)
     except (TypeError, ValueError):
         raise ValueError(f"config key {name!r} expects {_type_name(hint)}, got {value!r}") from None
+    if hint is float and not math.isfinite(typed):
+        raise ValueError(f"config key {name!r} must be a finite number, got {value!r}; e.g. "
+                         f"{name}={_default(name)}")
+    return typed
 
 
 def _coerce_scalar(kind, v):

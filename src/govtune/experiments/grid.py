@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from accelerate import PartialState
 from tqdm.auto import tqdm
 
 from govtune.atomic import atomic_write_json, atomic_write_text
@@ -23,8 +24,10 @@ from govtune.evaluation.sharding import process_state
 from govtune.experiments.cell import Cell, grid_cells, run_cell
 from govtune.experiments.config import GRID_KEYS, StudyConfig
 from govtune.experiments.data import StudyData, curate_study, export_study
+from govtune.experiments.integrity import check_study_file, repair_study
 from govtune.experiments.layout import RunLayout, StudyLayout
 from govtune.experiments.ledger import record_curation
+from govtune.experiments.lock import StudyLock, on_main
 from govtune.experiments.report import write_report
 from govtune.experiments.store import read_predictions, record_run, record_study, write_results_json
 from govtune.models import load_model
@@ -106,22 +109,39 @@ def _model_loader(config: StudyConfig) -> Callable:
     return lambda: load_model(config.model, quantize=config.quantize)
 
 
+def _open_study(config: StudyConfig, layout: StudyLayout, resume: bool, lock: StudyLock) -> None:
+    """Take the directory's lock (one writer per study), check that it holds this study or nothing, repair
+    what --resume can rebuild, and record the study. Main process only."""
+    lock.acquire()
+    check_study_file(layout)  # check_out_dir reads it
+    check_out_dir(config, layout, resume)
+    repair_study(layout)
+    _write_study_file(config, layout)
+    record_study(layout, config.name, config.model, config.settings_hash(), config.to_dict())
+
+
 def run_study(config: StudyConfig, out_dir: str | Path, resume: bool = False, progress: bool = True,
               report: bool = True, after_cell: Callable[[Cell], None] | None = None,
               model_loader: Callable | None = None) -> StudyOutcome:
-    """Run every unfinished cell of the study into out_dir, then write the report."""
+    """Run every unfinished cell of the study into out_dir, then write the report. The main process holds
+    the directory's lock throughout: a second run on it is refused (StudyLocked)."""
     # Under `accelerate launch` every process runs the grid (training is data-parallel); only the main
-    # process checks, curates and writes, the others wait for it at each barrier.
+    # process locks, checks, curates and writes, the others wait for it at each barrier.
     state = process_state()
-    main = state.is_main_process
     out_dir = Path(out_dir)
     layout = StudyLayout(out_dir)
-    if main:
-        check_out_dir(config, layout, resume)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        _write_study_file(config, layout)
-        record_study(layout, config.name, config.model, config.settings_hash(), config.to_dict())
-    state.wait_for_everyone()
+    lock = StudyLock(layout.lock, out_dir)
+    try:
+        on_main(state, lambda: _open_study(config, layout, resume, lock))
+        state.wait_for_everyone()
+        return _run_grid(config, layout, state, progress, report, after_cell, model_loader)
+    finally:
+        lock.release()
+
+
+def _run_grid(config: StudyConfig, layout: StudyLayout, state: PartialState, progress: bool, report: bool,
+              after_cell: Callable[[Cell], None] | None, model_loader: Callable | None) -> StudyOutcome:
+    main, out_dir = state.is_main_process, layout.root
     loader = model_loader or _model_loader(config)
     outcome = StudyOutcome(out_dir)
     data = StudyData(config, layout, progress=progress and main)
@@ -135,37 +155,13 @@ def run_study(config: StudyConfig, out_dir: str | Path, resume: bool = False, pr
             export_study(data, {c.curation for c in todo if c.curation != "none"})
             record_curation(data)
             _record_finished(layout, outcome.skipped)
+            write_results_json(layout, _finished_results(layout))
         state.wait_for_everyone()
         bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc="grid", unit="run",
                    disable=not (progress and main))
-        for cell in todo:
-            bar.set_postfix_str(cell.run_id)
-            run = layout.run(cell.run_id)
-            if main:
-                _clear_attempt(run)
-                run.dir.mkdir(parents=True, exist_ok=True)
-            state.wait_for_everyone()
-            try:
-                result, curves = run_cell(cell, config, data, run, accelerator, loader,
-                                          progress=progress and main, write=main)
-            except TrainingDiverged as e:
-                if main:
-                    atomic_write_text(run.failed, str(e) + "\n")
-                    tqdm.write(f"{cell.run_id}: {e}")
-                outcome.failed[cell.run_id] = str(e)
-                bar.update(1)
-                continue
-            if main:
-                atomic_write_json(run.result, result)
-                record_run(layout, result, curves, read_predictions(run))
-                atomic_write_text(run.done, result["finished_at"] + "\n")
-                write_results_json(layout, _finished_results(layout))
-            state.wait_for_everyone()
-            outcome.ran.append(cell.run_id)
-            bar.update(1)
-            if after_cell is not None:
-                after_cell(cell)
-        bar.close()
+        with bar:  # closed before an error propagates: the error is the last line printed
+            _run_cells(todo, config, data, layout, accelerator, loader, state, progress, outcome, bar,
+                       after_cell)
     except (torch.OutOfMemoryError, MemoryError) as e:
         raise MemoryError(
             f"model {config.model!r} does not fit in memory ({e.__class__.__name__}: "
@@ -176,3 +172,36 @@ def run_study(config: StudyConfig, out_dir: str | Path, resume: bool = False, pr
         outcome.report = write_report(out_dir)
     return outcome
 
+
+def _run_cells(todo: list[Cell], config: StudyConfig, data: StudyData, layout: StudyLayout, accelerator,
+               loader: Callable, state: PartialState, progress: bool, outcome: StudyOutcome, bar,
+               after_cell: Callable[[Cell], None] | None) -> None:
+    """Run the unfinished cells in order, recording each finished one (main process) before the next."""
+    main = state.is_main_process
+    for cell in todo:
+        bar.set_postfix_str(cell.run_id)
+        run = layout.run(cell.run_id)
+        if main:
+            _clear_attempt(run)
+            run.dir.mkdir(parents=True, exist_ok=True)
+        state.wait_for_everyone()
+        try:
+            result, curves = run_cell(cell, config, data, run, accelerator, loader,
+                                      progress=progress and main, write=main)
+        except TrainingDiverged as e:
+            if main:
+                atomic_write_text(run.failed, str(e) + "\n")
+                tqdm.write(f"{cell.run_id}: {e}")
+            outcome.failed[cell.run_id] = str(e)
+            bar.update(1)
+            continue
+        if main:
+            atomic_write_json(run.result, result)
+            record_run(layout, result, curves, read_predictions(run))
+            atomic_write_text(run.done, result["finished_at"] + "\n")
+            write_results_json(layout, _finished_results(layout))
+        state.wait_for_everyone()
+        outcome.ran.append(cell.run_id)
+        bar.update(1)
+        if after_cell is not None:
+            after_cell(cell)

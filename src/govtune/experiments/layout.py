@@ -16,6 +16,7 @@ study; code asks the layout.
       runs/<run_id>/lm_eval/results.json   lm-evaluation-harness results
       runs/<run_id>/lm_eval/tasks/    the task YAMLs generated for it
       runs/<run_id>/done | failed     markers: finished, or diverged (start over)
+      .govtune.lock                   held by the one `govtune run` writing here (its pid and host inside)
       results.sqlite                  every finished run (the store the report reads)
       results.json                    the same, as JSON
       report.md, report.html, figures/<name>.png
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 DONE = "done"
+LOCK = ".govtune.lock"
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,10 @@ class StudyLayout:
     def read_study(self) -> dict[str, Any]:
         """The content of study.json; {} before the study has written it."""
         return json.loads(self.study.read_text()) if self.study.exists() else {}
+
+    @property
+    def lock(self) -> Path:
+        return self.root / LOCK
 
     @property
     def database(self) -> Path:
@@ -162,4 +168,5 @@ class StudyLayout:
         return [RunLayout(p.parent) for p in sorted(self.runs_dir.glob(f"*/{DONE}"))]
 
     def is_empty(self) -> bool:
-        return not self.root.exists() or not any(self.root.iterdir())
+        """Nothing in it but, at most, the lock file of a run that is starting."""
+        return not self.root.exists() or all(p.name == LOCK for p in self.root.iterdir())

@@ -4,8 +4,9 @@ formatting every section shares (method labels, mean ± sd, Welch's p, markdown 
 
 Every section of the report (report.py, significance.py, ledger.py, figures.py) reads a `Study`.
 
-A single run's interval is the one its cell stored (`ci95`); several seeds of one method get the interval of
-their seed mean (each seed's metric on the same resamples, averaged). A difference between two methods is
+A run's interval is recomputed from its stored predictions by the metric's registry method (the cell's stored
+`ci95` where there are none); several seeds of one method get the interval of their seed mean (each seed's
+metric on the same resamples, averaged; a gap: the mean of each seed's bounds). A difference between two methods is
 the paired bootstrap of (seed mean of a) - (seed mean of b) on the same resamples: it measures test-sample
 noise only; Welch's p in the main tables measures seed-to-seed noise."""
 
@@ -97,10 +98,23 @@ class Intervals:
         return data[0][0], bs.seed_mean([d[1] for d in data]), bs.seed_mean([d[2] for d in data])
 
     def ci(self, runs: list[dict], task: str, metric: str) -> tuple[float, float] | None:
+        """The metric's interval by its registry method, recomputed from the stored predictions (so a study
+        recorded by an older govtune gets today's method); a run's stored ci95 where there are none."""
+        if not runs:
+            return None
+        if registry.metric(task, metric).method == registry.PAIRWISE:
+            # a gap's mean over seeds: the mean of each seed's bounds, which contain that seed's gap
+            data = [self._run(r, task) for r in runs]
+            if all(d is not None and metric in d[2] for d in data):
+                bounds = [bs.metric_interval(task, metric, d[1], d[2]) for d in data]
+                return tuple(sum(b[i] for b in bounds) / len(bounds) for i in (0, 1))
+        else:
+            g = self.group(runs, task)
+            if g and metric in g[2]:
+                return bs.metric_interval(task, metric, g[1], g[2])
         if len(runs) == 1 and metric in runs[0].get("ci95", {}).get(task, {}):
             return tuple(runs[0]["ci95"][task][metric])
-        g = self.group(runs, task) if runs else None
-        return bs.percentile_interval(g[2][metric]) if g and metric in g[2] else None
+        return None
 
     def difference(self, runs_a: list[dict], runs_b: list[dict], task: str) -> dict[str, bs.Difference] | None:
         a, b = self.group(runs_a, task), self.group(runs_b, task)
@@ -110,7 +124,7 @@ class Intervals:
             bs.check_same_rows(a[0], b[0])
         except ValueError:
             return None
-        return bs.paired_differences(a[1], a[2], b[1], b[2])
+        return bs.paired_differences(a[1], a[2], b[1], b[2], task=task)
 
 
 class Study:

@@ -15,6 +15,7 @@ from govtune.evaluation import metric_registry as registry
 from govtune.evaluation.metric_registry import LANG_LABELS
 from govtune.experiments.config import BASELINES
 from govtune.experiments.figures import draw_figures
+from govtune.experiments.integrity import check_study
 from govtune.experiments.layout import StudyLayout
 from govtune.experiments.ledger import curation_label, governance_section
 from govtune.experiments.reading import Study, fmt, label, mean, table, welch
@@ -357,8 +358,12 @@ def write_report(out_dir: str | Path) -> Path:
     path of report.md."""
     layout = StudyLayout(out_dir)
     if not layout.database.exists():
+        if layout.finished_runs():
+            raise FileNotFoundError(f"{layout.root} holds finished runs but no results.sqlite: `govtune run CONFIG "
+                                    f"--out {layout.root} --resume` rebuilds it from the runs' own files")
         raise FileNotFoundError(f"{layout.root} holds no results.sqlite: run a study there first "
                                 f"(`govtune run configs/demo.yaml --out {layout.root}`)")
+    check_study(layout)  # a damaged file is named with its fix, not met as a traceback in a reader
     s = Study(layout.root)
     md = build_markdown(s, draw_figures(s))
     path = atomic_write_text(layout.report_md, md)

@@ -171,6 +171,16 @@ class CurationConfig:
         return tuple(s for s in STEPS_OF_STAGE[stage] if s not in self.skip)
 
 
+def _check_section_keys(section, value: dict, where: str) -> None:
+    """A step's options must be fields of its config (LangIdConfig, ...): name the closest one."""
+    known = [f.name for f in fields(section)]
+    for key in value:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.5)
+            raise ValueError(f"{where}: unknown option {key!r}{f' (did you mean {close[0]!r}?)' if close else ''}; "
+                             f"options are {', '.join(known)}")
+
+
 def curation_config(options: dict | None, where: str = "curation_options") -> CurationConfig:
     """A CurationConfig from plain (YAML) options, nested sections included:
     {"perplexity": {"drop_top_percent": 5}, "skip_invalid": true}. A step's section set to false leaves the
@@ -193,8 +203,10 @@ def curation_config(options: dict | None, where: str = "curation_options") -> Cu
             if not value:
                 skip.append(key)
             continue
+        if section is not None and isinstance(value, dict):
+            _check_section_keys(section, value, f"{where}.{key}")
         try:
             kwargs[key] = section(**value) if section is not None and isinstance(value, dict) else value
-        except TypeError as e:
+        except (TypeError, ValueError) as e:
             raise ValueError(f"{where}.{key}: {e}") from None
     return CurationConfig(**kwargs, skip=tuple(skip))

@@ -20,11 +20,16 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from govtune.adapters import AdapterLayer, load_adapter, save_adapter
+from govtune.adapters.io import CorruptAdapter
 from govtune.atomic import atomic_write_dir, atomic_write_text
 
 LATEST = "latest"
 STATE_FILE = "trainer_state.pt"
 WEIGHTS_DIR = "adapter"
+
+
+class CorruptCheckpoint(ValueError):
+    """A checkpoint file cannot be read (cut short, or not what its name says); nothing was loaded."""
 
 
 def save_weights(model: nn.Module, path: Path) -> None:
@@ -40,13 +45,19 @@ def save_weights(model: nn.Module, path: Path) -> None:
 
 def load_weights(model: nn.Module, path: Path) -> None:
     if (path / "trainable.safetensors").exists():
-        tensors = load_file(str(path / "trainable.safetensors"))
+        try:
+            tensors = load_file(str(path / "trainable.safetensors"))
+        except Exception as e:  # safetensors' SafetensorError
+            raise CorruptCheckpoint(f"{path / 'trainable.safetensors'} cannot be read ({e})") from None
         params = dict(model.named_parameters())
         with torch.no_grad():
             for n, t in tensors.items():
                 params[n].copy_(t)
         return
-    load_adapter(model, path)
+    try:
+        load_adapter(model, path)
+    except CorruptAdapter as e:
+        raise CorruptCheckpoint(str(e)) from None
 
 
 def save_checkpoint(directory: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer,
@@ -85,7 +96,11 @@ def load_checkpoint(directory: str | Path, model: nn.Module, optimizer: torch.op
     path = directory if (directory / STATE_FILE).exists() else latest_checkpoint(directory)
     if path is None:
         raise FileNotFoundError(f"no checkpoint under {directory} (looked for {LATEST} and {STATE_FILE})")
-    state = torch.load(path / STATE_FILE, map_location="cpu", weights_only=False)
+    try:
+        state = torch.load(path / STATE_FILE, map_location="cpu", weights_only=False)
+    except Exception as e:  # a file cut short fails in pickle, zipfile or torch itself, each its own way
+        raise CorruptCheckpoint(f"checkpoint file {path / STATE_FILE} cannot be read ({e.__class__.__name__}: "
+                                f"{e}); remove {path.parent} to start the run over") from None
     if check is not None:
         check(path, state)
     load_weights(model, path / WEIGHTS_DIR)

@@ -30,7 +30,7 @@ from govtune.constants import MIXED_PRECISION, check_lr_branches
 from govtune.launch import cpu_processes
 from govtune.tasks.encoding import IGNORE_INDEX, PairCollator, encode_training_pairs, pad_token_id
 from govtune.training.callbacks import Callback, EpochInfo, History, StepInfo
-from govtune.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from govtune.training.checkpoint import CorruptCheckpoint, latest_checkpoint, load_checkpoint, save_checkpoint
 from govtune.training.data import LengthGroupedBatches, process_rows, target_count
 from govtune.training.footprint import Footprint, FootprintMeter
 from govtune.training.mixer import ValidationMixer
@@ -396,7 +396,8 @@ def _learned_mixer(model: nn.Module, val_enc: list, collate: PairCollator, confi
 
 
 class ResumeMismatch(ValueError):
-    """The checkpoint to resume from was written by a run with other settings; nothing was loaded."""
+    """The checkpoint to resume from was written by a run with other settings, or cannot be read; nothing was
+    loaded."""
 
 
 def _resume(path: Path, model: nn.Module, optimizer, scheduler, run_key: dict,
@@ -418,7 +419,10 @@ def _resume(path: Path, model: nn.Module, optimizer, scheduler, run_key: dict,
                 f"mixer (lam_schedule 'learned') and this run is the other way round; use the same adapter "
                 f"config, or remove {path.parent} to start over")
 
-    state = load_checkpoint(path, model, optimizer, scheduler, check=same_run)
+    try:
+        state = load_checkpoint(path, model, optimizer, scheduler, check=same_run)
+    except CorruptCheckpoint as e:  # a file cut short: nothing was loaded
+        raise ResumeMismatch(f"cannot resume from {path}: {e}") from None
     if mixer is not None:
         mixer.load_state_dict(state["mixer"])
     restored = History.from_dict(state["history"])
