@@ -14,7 +14,7 @@ every point for each of --seeds (0, 1, 2: the seed draws the shots and initialis
 
 Resumable and runnable in chunks: each finished point is appended to --out-dir/lr_probe.json at once
 (atomically) and a rerun skips the points it holds, so stop it at any time, or run a part, a method or a
-number of points per session (--part, --methods, --seeds, --limit). --plan prints what is left and how long
+number of points per invocation (--part, --methods, --seeds, --limit). --plan prints what is left and how long
 it should take (from the points measured so far); --report rewrites the table (lr_probe.md) and the plot
 (lr_probe.png) from the JSON without training. Every run rewrites both at its end.
 
@@ -135,7 +135,7 @@ def settings(config, args) -> dict:
 
 def load_results(path: Path, expected: dict) -> dict:
     if not path.exists():
-        return {"meta": {"settings": expected, "sessions": []}, "points": []}
+        return {"meta": {"settings": expected, "invocations": []}, "points": []}
     data = json.loads(path.read_text())
     if "points" not in data:
         raise SystemExit(f"{path} is not a resumable probe file (no 'points'); move it away or pass another "
@@ -214,17 +214,17 @@ def main(argv=None) -> None:
     Path(args.work).mkdir(parents=True, exist_ok=True)
     study_data = StudyData(config, StudyLayout(Path(args.work)), progress=True)
     curate_study(study_data, [stage], _model_loader(config))
-    session = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "points": 0,
+    invocation = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "points": 0,
                "torch": torch.__version__, "threads": torch.get_num_threads()}
-    data["meta"]["sessions"].append(session)
+    data["meta"]["invocations"].append(invocation)
     start = MachineLoad().result()
     bar = tqdm(pending[: args.limit], desc="lr probe", unit="point")
     for point in bar:
         bar.set_postfix_str(f"{point.part} {point.method} {point.lr:g} seed {point.seed}")
         data["points"].append(probe(point, config, study_data, stage, shots))
-        # the session's load: at its start and after its latest point
+        # the invocation's load: at its start and after its latest point
         end = MachineLoad().result()["load_average_start"]
-        session.update(points=session["points"] + 1, machine_load={**start, "load_average_end": end},
+        invocation.update(points=invocation["points"] + 1, machine_load={**start, "load_average_end": end},
                        finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         atomic_write_json(path, data)  # a killed run keeps every finished point
     bar.close()

@@ -74,10 +74,10 @@ def markdown(data: dict) -> str:
              f"{val} validation examples drawn from the curated pool minus the shots (never test rows). Mean over "
              f"seeds with a 95% t-interval; `python bench/lr_probe.py --report` rewrites this file from "
              f"lr_probe.json.", ""]
-    for session in data["meta"]["sessions"]:
-        if "machine_load" in session:
-            lines.append(f"- {session['started']} to {session.get('finished', '?')}, {session['points']} points: "
-                         f"{describe(session['machine_load'])}")
+    for invocation in data["meta"]["invocations"]:
+        if "machine_load" in invocation:
+            lines.append(f"- {invocation['started']} to {invocation.get('finished', '?')}, {invocation['points']} points: "
+                         f"{describe(invocation['machine_load'])}")
     for part in ("grid", "hybrid2d", "lora_ga_init"):
         if part not in summary:
             continue

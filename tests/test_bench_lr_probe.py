@@ -47,7 +47,7 @@ def test_resumes_from_its_json_and_refuses_other_settings(lr_probe, tmp_path, mo
     g, boft = lr_probe.HYBRID_LORA_GA[0], lr_probe.HYBRID_BOFT[:2]
     assert seen == [(b, {"lora_ga": g, "boft": b}, 6) for b in boft]  # 2 validation rows x 3 languages
     data = json.loads((tmp_path / "out" / "lr_probe.json").read_text())
-    assert [p["lr"] for p in data["points"]] == list(boft) and len(data["meta"]["sessions"]) == 2
+    assert [p["lr"] for p in data["points"]] == list(boft) and len(data["meta"]["invocations"]) == 2
     assert all(math.isfinite(p["val_after"]) and p["val_after"] != p["val_before"] for p in data["points"])
     assert (tmp_path / "out" / "lr_probe.png").stat().st_size > 0
     assert "| BOFT branch 0.0002 | 2e-05 | 1 |" in (tmp_path / "out" / "lr_probe.md").read_text()
@@ -64,5 +64,5 @@ def test_table_gives_the_mean_and_t_interval_over_seeds(bench_script):
     assert cell["mean"] == pytest.approx(1.2) and cell["ci"] == pytest.approx((1.2 - half, 1.2 + half))
     assert report.interval([1.0]) is None
     md = report.markdown({"meta": {"settings": {"epochs": 1, "model": "m", "shots": 32, "config": "c.yaml",
-                                                "overrides": [], "stage": "c2"}, "sessions": []}, "points": points})
+                                                "overrides": [], "stage": "c2"}, "invocations": []}, "points": points})
     assert f"| lora | 0.0001 | 3 | 1.200 | [{1.2 - half:.3f}, {1.2 + half:.3f}] | 3.000 | 2.000 | 1.00 |" in md
