@@ -78,7 +78,10 @@ def _doc_adapter(self, data, path, id_in_file):
     return {"text": full_text(data), "id": str(data.get("id", id_in_file)), "metadata": {"lang": data["lang"]}}
 
 
-def engine_datatrove(pool_path: str, workdir: str) -> dict:
+def run_datatrove(input_dir: str, work: Path, adapter, max_workers: int | None = None) -> tuple[float, int]:
+    """datatrove's MinHash near-dedup (sha1 hashes: offline) and Gopher filters over the JSON-lines files in
+    `input_dir`, the same steps both benchmarks compare; returns (seconds, records kept). `max_workers` caps
+    the processes of the 14-task bucket stage (None: one per task)."""
     from datatrove.executor import LocalPipelineExecutor
     from datatrove.pipeline.dedup.minhash import (MinhashConfig, MinhashDedupBuckets, MinhashDedupCluster,
                                                   MinhashDedupFilter, MinhashDedupSignature)
@@ -87,20 +90,14 @@ def engine_datatrove(pool_path: str, workdir: str) -> dict:
     from datatrove.pipeline.writers import JsonlWriter
     from datatrove.utils.hashing import HashConfig
 
-    work = Path(workdir)
-    src = work / "in"
-    src.mkdir(parents=True)
-    lines = Path(pool_path).read_text(encoding="utf-8").splitlines()
-    half = len(lines) // 2  # two input files so that two tasks share the work
-    (src / "a.jsonl").write_text("\n".join(lines[:half]) + "\n", encoding="utf-8")
-    (src / "b.jsonl").write_text("\n".join(lines[half:]) + "\n", encoding="utf-8")
     cfg = MinhashConfig(hash_config=HashConfig(precision=64, hash_fc="sha1"))
 
     def reader():
-        return JsonlReader(str(src), adapter=_doc_adapter, glob_pattern="*.jsonl")
+        return JsonlReader(input_dir, adapter=adapter, glob_pattern="*.jsonl")
 
     def run(pipeline, tasks, name):
-        LocalPipelineExecutor(pipeline, tasks=tasks, workers=tasks, logging_dir=str(work / "logs" / name),
+        workers = tasks if max_workers is None else min(tasks, max_workers)
+        LocalPipelineExecutor(pipeline, tasks=tasks, workers=workers, logging_dir=str(work / "logs" / name),
                               start_method="fork").run()
 
     start = time.perf_counter()
@@ -112,7 +109,19 @@ def engine_datatrove(pool_path: str, workdir: str) -> dict:
          GopherQualityFilter(min_doc_words=3, min_stop_words=None, max_avg_word_length=None),
          JsonlWriter(str(work / "out"), compression=None)], 2, "filter")
     seconds = time.perf_counter() - start
-    kept = sum(len(p.read_text(encoding="utf-8").splitlines()) for p in (work / "out").glob("*.jsonl"))
+    kept = sum(1 for p in (work / "out").glob("*.jsonl") for _ in open(p, "rb"))
+    return seconds, kept
+
+
+def engine_datatrove(pool_path: str, workdir: str) -> dict:
+    work = Path(workdir)
+    src = work / "in"
+    src.mkdir(parents=True)
+    lines = Path(pool_path).read_text(encoding="utf-8").splitlines()
+    half = len(lines) // 2  # two input files so that two tasks share the work
+    (src / "a.jsonl").write_text("\n".join(lines[:half]) + "\n", encoding="utf-8")
+    (src / "b.jsonl").write_text("\n".join(lines[half:]) + "\n", encoding="utf-8")
+    seconds, kept = run_datatrove(str(src), work, _doc_adapter)
     return {"seconds": seconds, "records": len(lines), "kept": kept}
 
 
