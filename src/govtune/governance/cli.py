@@ -9,7 +9,7 @@ from govtune.governance.columns import parse_columns
 from govtune.governance.config import CurationConfig
 from govtune.governance.io import load_pool, read_jsonl, write_json, write_jsonl, write_text
 from govtune.governance.pipeline import check_languages, curate
-from govtune.governance.records import check_labels
+from govtune.governance.records import XNLI_LABELS, check_labels
 from govtune.governance.report import report_markdown
 from govtune.governance.sampling import sample_kshot_file
 from govtune.governance.sources import iter_pool
@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         return curate_task_cli(args, config)
 
     columns = parse_columns(args.columns)
-    labels = check_labels(args.labels if args.labels is not None else "any" if "label" in columns else "xnli")
+    labels = check_labels(args.labels if args.labels is not None else "any" if "label" in columns else XNLI_LABELS)
     protected = None
     if args.protected:
         protected, _ = read_jsonl(args.protected, None, skip_invalid=False, labels=labels, columns=columns)

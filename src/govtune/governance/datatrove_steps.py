@@ -34,16 +34,16 @@ from govtune.governance.config import DedupConfig, LangIdConfig, QualityConfig
 from govtune.governance.dedup import DuplicateIndex
 from govtune.governance.langid import LanguageIdStep
 from govtune.governance.quality import QualityStep
-from govtune.governance.records import Labels, Record, Step, check_labels, full_text, invalid_reason, with_label_name
+from govtune.governance.records import XNLI_LABELS, Labels, Record, Step, check_labels, full_text, invalid_reason, with_label_name
 
 
 def record_reader_adapter(self, data: dict, path: str, id_in_file: int | str) -> dict:
     """JsonlReader adapter: a govtune record (text or premise+hypothesis) -> Document fields (labels 0/1/2
     become class names, as in `curate`)."""
-    return _to_document(data, path, id_in_file, {}, "xnli")
+    return _to_document(data, path, id_in_file, {}, XNLI_LABELS)
 
 
-def make_record_reader_adapter(columns: Mapping[str, str] | None = None, labels: Labels | str | Sequence = "xnli"):
+def make_record_reader_adapter(columns: Mapping[str, str] | None = None, labels: Labels | str | Sequence = XNLI_LABELS):
     """A reader adapter for data in its own schema: `columns` maps its field names onto govtune's (as
     `govtune curate --columns` does), `labels` lists the valid labels ("any": not checked)."""
     columns, labels = parse_columns(columns), check_labels(labels)

@@ -14,7 +14,7 @@ from typing import Any
 from govtune.governance.config import CurationConfig
 from govtune.governance.io import class_names, with_class_name
 from govtune.governance.pipeline import build_steps, check_languages, check_stage
-from govtune.governance.records import Labels, Record, check_labels, invalid_reason
+from govtune.governance.records import XNLI_LABELS, Labels, Record, check_labels, invalid_reason
 from govtune.governance.report import build_report
 
 REASON_COLUMN = "reason"
@@ -31,7 +31,7 @@ class DatasetCurationResult:
 
 
 def _judge_batch(batch: dict[str, list], langs: list[str], stage: str, config: CurationConfig,
-                 label_names: list[str] | None = None, labels: Labels = "xnli") -> dict:
+                 label_names: list[str] | None = None, labels: Labels = XNLI_LABELS) -> dict:
     columns = list(batch)
     rows = [dict(zip(columns, values)) for values in zip(*batch.values())]
     if label_names is not None:  # a ClassLabel column: judge the class each integer names
@@ -68,7 +68,7 @@ def _apply(step, rows: list[Record], alive: list[int], reasons: list, stages: li
 def curate_dataset(ds, langs: Sequence[str] | str, stage: str = "c2", *, num_proc: int | None = None,
                    batch_size: int = 1000, reference_model=None, reference_tokenizer=None,
                    protected: Sequence[Record] | None = None, config: CurationConfig | None = None,
-                   progress: bool = True, labels: Labels = "xnli") -> DatasetCurationResult:
+                   progress: bool = True, labels: Labels = XNLI_LABELS) -> DatasetCurationResult:
     """`curate` for a `datasets.Dataset`: per-record steps run with `num_proc` processes.
 
     Per-record steps run in pipeline order first, then deduplication and perplexity over their

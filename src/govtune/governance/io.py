@@ -6,12 +6,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from govtune.atomic import atomic_write_json, atomic_write_jsonl, atomic_write_text
-from govtune.governance.records import LABEL_FIELD, Labels, Record
+from govtune.governance.records import XNLI_LABELS, LABEL_FIELD, Labels, Record
 from govtune.governance.sources import Rejected, iter_pool
 
 
 def read_jsonl(path: str | Path, langs: Sequence[str] | None = None, skip_invalid: bool = False, *,
-               labels: Labels = "xnli", columns: Mapping[str, str] | None = None) -> tuple[list[Record], list[Record]]:
+               labels: Labels = XNLI_LABELS, columns: Mapping[str, str] | None = None) -> tuple[list[Record], list[Record]]:
     """Records of a JSON-lines file and the lines rejected (empty when not `skip_invalid`).
 
     Every problem names its line: undecodable bytes, invalid JSON, no text field, empty text, unknown or
@@ -27,7 +27,7 @@ def read_jsonl(path: str | Path, langs: Sequence[str] | None = None, skip_invali
 
 
 def load_pool(source: str | Path, langs: Sequence[str] | None = None, skip_invalid: bool = False,
-              split: str = "train", *, labels: Labels = "xnli", columns: Mapping[str, str] | None = None
+              split: str = "train", *, labels: Labels = XNLI_LABELS, columns: Mapping[str, str] | None = None
               ) -> tuple[list[Record], list[Record]]:
     """A whole pool in memory, from anything `iter_pool` reads (JSON lines, CSV, Parquet, a `datasets`
     directory saved with `save_to_disk`, a hub name): (records, rejected rows)."""

@@ -19,7 +19,7 @@ from govtune.governance.config import STEPS_OF_STAGE, CurationConfig
 from govtune.governance.dedup import DeduplicationStep
 from govtune.governance.langid import LanguageIdStep
 from govtune.governance.quality import QualityStep
-from govtune.governance.records import (KNOWN_LANGUAGES, STAGES, Labels, Record, Step, invalid_reason,
+from govtune.governance.records import (XNLI_LABELS, KNOWN_LANGUAGES, STAGES, Labels, Record, Step, invalid_reason,
                                         with_label_name)
 from govtune.governance.report import build_report
 
@@ -94,7 +94,7 @@ def run_step(step: Step, records: Sequence[Record], progress: bool = False) -> l
     return out
 
 
-def validate(records: Iterable[Record], langs: Sequence[str] | None, skip_invalid: bool, labels: Labels = "xnli"
+def validate(records: Iterable[Record], langs: Sequence[str] | None, skip_invalid: bool, labels: Labels = XNLI_LABELS
              ) -> tuple[list[Record], list[Record]]:
     valid, invalid = [], []
     for i, record in enumerate(records):
@@ -104,7 +104,7 @@ def validate(records: Iterable[Record], langs: Sequence[str] | None, skip_invali
 
 
 def validate_one(record: Record, position: int, langs: Sequence[str] | None, skip_invalid: bool,
-                 labels: Labels = "xnli") -> tuple[Record, bool]:
+                 labels: Labels = XNLI_LABELS) -> tuple[Record, bool]:
     """(the record ready for the steps (XNLI labels named), True), or, with skip_invalid, (a copy with
     `reason` and `stage` c0, False) when it is unusable; without skip_invalid that raises ValueError."""
     problem = invalid_reason(record, langs, labels)
@@ -128,7 +128,7 @@ def empty_language_notes(langs: Sequence[str], left) -> list[str]:
 def curate(records: Iterable[Record], langs: Sequence[str] | str, stage: str = "c2", *,
            reference_model=None, reference_tokenizer=None, protected: Sequence[Record] | None = None,
            config: CurationConfig | None = None, progress: bool = True,
-           invalid: Sequence[Record] = (), labels: Labels = "xnli") -> CurationResult:
+           invalid: Sequence[Record] = (), labels: Labels = XNLI_LABELS) -> CurationResult:
     """Curate `records` up to `stage` ("c0", "c1" or "c2") for the languages `langs`.
 
     protected: evaluation records; a pool record that duplicates one is dropped with reason `leakage`.

@@ -27,6 +27,7 @@ KNOWN_LANGUAGES = frozenset(language.iso_code_639_1.name.lower() for language in
 
 STAGES = ("c0", "c1", "c2")
 
+XNLI_LABELS = "xnli"  # the `labels` value meaning XNLI's three classes (the default everywhere)
 # Which labels a pool may carry: "xnli" (entailment, neutral, contradiction, or 0/1/2 read as those names),
 # None (any value: the label is not checked) or a tuple of the task's label values.
 Labels = Union[str, tuple, None]
@@ -36,8 +37,8 @@ def check_labels(labels: str | Sequence | None) -> Labels:
     """`labels` in its canonical form; a string is "xnli", "any" or a comma-separated list of labels."""
     if labels is None or labels == "any":
         return None
-    if labels == "xnli":
-        return "xnli"
+    if labels == XNLI_LABELS:
+        return XNLI_LABELS
     if isinstance(labels, str):
         labels = [x.strip() for x in labels.split(",") if x.strip()]
     labels = tuple(dict.fromkeys(labels))
@@ -94,7 +95,7 @@ def full_text(record: Record) -> str:
     return "\n".join(texts_of(record))
 
 
-def invalid_reason(record: Any, langs: Sequence[str] | None = None, labels: Labels = "xnli"
+def invalid_reason(record: Any, langs: Sequence[str] | None = None, labels: Labels = XNLI_LABELS
                    ) -> tuple[str, str] | None:
     """Why a record cannot be curated, as (reason, message saying what to fix), or None if it is usable.
     `labels`: which label values are valid (see `check_labels`; XNLI's by default)."""
@@ -128,7 +129,7 @@ def label_problem(value: Any, labels: Labels) -> str | None:
     """What is wrong with a label value under `labels` (see `check_labels`), or None."""
     if labels is None:
         return None
-    if labels == "xnli":
+    if labels == XNLI_LABELS:
         try:
             label_name(value)
         except ValueError as e:
@@ -140,12 +141,12 @@ def label_problem(value: Any, labels: Labels) -> str | None:
     return None
 
 
-def with_label_name(record: Record, labels: Labels = "xnli") -> Record:
+def with_label_name(record: Record, labels: Labels = XNLI_LABELS) -> Record:
     """The record with an XNLI label as a class name (0/1/2 -> entailment/neutral/contradiction); the record
     itself when it has no label, already names its class, or `labels` is not XNLI's. Call on records
     `invalid_reason` accepted."""
     value = record.get(LABEL_FIELD)
-    if labels != "xnli" or value is None or value in LABELS:
+    if labels != XNLI_LABELS or value is None or value in LABELS:
         return record
     return {**record, LABEL_FIELD: label_name(value)}
 

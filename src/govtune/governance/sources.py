@@ -15,7 +15,7 @@ from pathlib import Path
 import orjson
 
 from govtune.governance.columns import ColumnError, map_columns
-from govtune.governance.records import LABEL_FIELD, Labels, Record, invalid_reason, with_label_name
+from govtune.governance.records import XNLI_LABELS, LABEL_FIELD, Labels, Record, invalid_reason, with_label_name
 
 CSV_SUFFIXES = (".csv", ".tsv")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -25,7 +25,7 @@ class Rejected(dict):
     """A row that cannot be curated, with `reason` and `stage` ("c0"): written to the dropped rows as is."""
 
 
-def iter_pool(source: str | Path, langs: Sequence[str] | None = None, *, labels: Labels = "xnli",
+def iter_pool(source: str | Path, langs: Sequence[str] | None = None, *, labels: Labels = XNLI_LABELS,
               columns: Mapping[str, str] | None = None, skip_invalid: bool = False, split: str = "train",
               batch_rows: int = 8192) -> Iterator[Record]:
     """Records (and `Rejected` rows) of a pool file or dataset, read lazily; see the module docstring."""

@@ -25,7 +25,7 @@ from govtune.atomic import atomic_open, jsonl_line
 from govtune.governance.config import CurationConfig
 from govtune.governance.pipeline import (build_steps, check_languages, check_stage, empty_language_notes,
                                          validate, validate_one)
-from govtune.governance.records import Labels, Record, Step
+from govtune.governance.records import XNLI_LABELS, Labels, Record, Step
 from govtune.governance.report import ReportCounts
 from govtune.governance.sources import Rejected
 
@@ -35,7 +35,7 @@ BATCH = 4096
 def curate_stream(records: Iterable[Record], langs: Sequence[str] | str, stage: str = "c2", *,
                   keep: Callable[[Record], None], drop: Callable[[Record], None],
                   protected: Sequence[Record] | None = None, config: CurationConfig | None = None,
-                  labels: Labels = "xnli", batch_size: int = BATCH, progress: bool = False) -> dict:
+                  labels: Labels = XNLI_LABELS, batch_size: int = BATCH, progress: bool = False) -> dict:
     """Curate a stream of records up to `stage` without the perplexity cut; returns the report.
 
     records: any iterable (a generator reading a file: `sources.iter_pool`); `Rejected` items (rows the
