@@ -211,13 +211,13 @@ def _scaled(preds, temperature=2.0):
 def test_scaled_probabilities_round_trip_for_the_reliability_diagrams(tmp_path):
     result, preds = _run("lora", 0, 0.5, False)
     record_run(tmp_path, result, {}, _scaled(preds))
-    back = load_scaled_predictions(tmp_path, result["run_id"])
+    back = load_scaled_predictions(tmp_path, result["run_id"], "xnli")
     clean = [r for r in preds["xnli"] if r["perturbation"] is None]
     assert [(r["language"], r["id"], r["gold"], r["probs"], r["probs_ts"]) for r in back] == [
         (r["language"], r["id"], r["gold"], r["probs"], r["probs_ts"]) for r in clean]
     uncalibrated, preds = _run("hybrid", 0, 0.5, False)
     record_run(tmp_path, uncalibrated, {}, preds)
-    assert not any("probs_ts" in r for r in load_scaled_predictions(tmp_path, uncalibrated["run_id"]))
+    assert not any("probs_ts" in r for r in load_scaled_predictions(tmp_path, uncalibrated["run_id"], "xnli"))
 
 
 CURATION = {  # C0 keeps the pool; C2 drops two English records as too short

@@ -50,6 +50,11 @@ def test_classification_task_end_to_end(tmp_path):
     assert "### Task `intents` (classification)" in report and "| LoRA |" in report
     assert "#### Task `intents` (classification)" in report and "| LoRA − Base (no tuning) |" in report
     assert "| intents:c1 | C1 | en | 18 | " in report  # what curation did to the task's pool (30 - 9 - 3 rows)
+    # without XNLI, the scaling table and figures follow the study's classification task
+    base = next(r for r in results if r["method"] == "base")["metrics"]["macro"]
+    scaling = report.split("### Few-shot scaling (`intents` Macro accuracy, curation C1)")[1].split("###")[0]
+    assert f"| LoRA | {base:.1f} [" in scaling and f"| {m['macro']:.1f} [" in scaling
+    assert (out / "figures" / "scaling.png").is_file() and (out / "figures" / "frontier.png").is_file()
     # the pool was curated against the task's own test rows, and exported as curated
     kept = [json.loads(line) for line in (out / "curation" / "intents" / "c1.jsonl").read_text().splitlines()]
     trl = [json.loads(line) for line in (out / "export" / "intents" / "c1" / "train.jsonl").read_text().splitlines()]

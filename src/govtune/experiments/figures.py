@@ -16,10 +16,14 @@ from govtune.evaluation.plots import reliability_diagram  # noqa: E402
 from govtune.experiments.layout import StudyLayout  # noqa: E402
 from govtune.experiments.reading import Study, label  # noqa: E402
 from govtune.experiments.store import load_scaled_predictions  # noqa: E402
+from govtune.tasks.papers import TITLES  # noqa: E402
 
-# The y axis of the frontier and scaling figures: XNLI Macro accuracy
-MACRO = registry.metric("xnli", "macro")
-MACRO_AXIS = f"XNLI {MACRO.name} {MACRO.quantity} (%)"
+
+
+def macro_axis(task: str) -> str:
+    """The y axis of the frontier and scaling figures: the focus task's Macro accuracy."""
+    macro = registry.metric(task, "macro")
+    return f"{TITLES.get(task, task)} {macro.name} {macro.quantity} (%)"
 
 
 def _mean(xs):
@@ -39,14 +43,14 @@ def _save(fig, path: Path) -> None:
 
 
 def frontier(s: Study, path: Path) -> bool:
-    points = []
+    task, points = s.focus, []
     for m in s.methods:
         runs = s.cell(m)
-        macro = _mean([r["metrics"].get("xnli", {}).get("macro") for r in runs])
+        macro = _mean([r["metrics"].get(task, {}).get("macro") for r in runs])
         t = _mean([r["footprint"].get("step_time_s") for r in runs])
         mem = _mean([r["footprint"].get("peak_memory_mb") for r in runs])
         if macro is not None and t is not None:
-            points.append((label(m), t, mem, macro, _yerr(macro, s.intervals.ci(runs, "xnli", "macro"))))
+            points.append((label(m), t, mem, macro, _yerr(macro, s.intervals.ci(runs, task, "macro"))))
     if not points:
         return False
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
@@ -56,7 +60,7 @@ def frontier(s: Study, path: Path) -> bool:
                 ax.errorbar(p[idx], p[3], yerr=p[4], fmt="o", ms=6, capsize=3)
                 ax.annotate(p[0], (p[idx], p[3]), textcoords="offset points", xytext=(4, 4), fontsize=8)
         ax.set_xlabel(xlabel)
-        ax.set_ylabel(MACRO_AXIS)
+        ax.set_ylabel(macro_axis(task))
         ax.grid(alpha=0.3)
     fig.suptitle(f"Cost-quality frontier ({s.model}, {s.main_shots}-shot; upper-left is better; bars: 95% "
                  f"bootstrap intervals)")
@@ -115,29 +119,29 @@ def dynamics(s: Study, path: Path) -> bool:
 
 
 def scaling(s: Study, path: Path) -> bool:
-    shots = [k for k in s.shots if k > 0]
-    base = _mean([r["metrics"]["xnli"].get("macro") for r in s.cell("base")])
+    task, shots = s.focus, [k for k in s.shots if k > 0]
+    base = _mean([r["metrics"].get(task, {}).get("macro") for r in s.cell("base")])
     if len(shots) + (base is not None) < 2:
         return False
     fig, ax = plt.subplots(figsize=(6, 4))
-    base_err = _yerr(base, s.intervals.ci(s.cell("base"), "xnli", "macro")) if base is not None else None
+    base_err = _yerr(base, s.intervals.ci(s.cell("base"), task, "macro")) if base is not None else None
     for m in s.methods:
         xs, ys = ([0], [base]) if base is not None else ([], [])
         errs = [base_err]
         for k in shots:
             runs = s.cell(m, shots=k)
-            v = _mean([r["metrics"]["xnli"].get("macro") for r in runs])
+            v = _mean([r["metrics"].get(task, {}).get("macro") for r in runs])
             if v is not None:
                 xs.append(k)
                 ys.append(v)
-                errs.append(_yerr(v, s.intervals.ci(runs, "xnli", "macro")))
+                errs.append(_yerr(v, s.intervals.ci(runs, task, "macro")))
         errs = errs[1:] if base is None else errs
         yerr = None if any(e is None for e in errs) else [[e[0][0] for e in errs], [e[1][0] for e in errs]]
         ax.errorbar(xs, ys, yerr=yerr, marker="o", capsize=3, label=label(m))
     ax.set_xscale("symlog", linthresh=8)
     ax.set_xticks([0, *shots], [str(k) for k in [0, *shots]])
     ax.set_xlabel("examples per language")
-    ax.set_ylabel(MACRO_AXIS)
+    ax.set_ylabel(macro_axis(task))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(f"Few-shot scaling ({s.model}; bars: 95% bootstrap intervals)", fontsize=10)
@@ -172,19 +176,22 @@ def lam_trajectories(s: Study, path: Path) -> bool:
 
 
 def reliability(s: Study, fig_dir: Path) -> list[str]:
-    names = []
+    """The papers' classification task's reliability diagrams, before and after temperature scaling."""
+    task, names = s.main_task, []
+    if task is None:
+        return names
     for m in s.rows():
         runs = s.cell(m)
         if not runs:
             continue
-        preds = load_scaled_predictions(s.out_dir, runs[0]["run_id"])
+        preds = load_scaled_predictions(s.out_dir, runs[0]["run_id"], task)
         if not preds:
             continue
         path = fig_dir / f"reliability_{m}.png"
-        xnli = runs[0]["metrics"].get("xnli", {})
-        temperatures = {k.split(".")[1]: v for k, v in xnli.items()
+        metrics = runs[0]["metrics"].get(task, {})
+        temperatures = {k.split(".")[1]: v for k, v in metrics.items()
                         if k.startswith("languages.") and k.endswith(".temperature")}
-        reliability_diagram(preds, path, title=f"{label(m)} ({s.model}, XNLI, seed {runs[0]['seed']})",
+        reliability_diagram(preds, path, title=f"{label(m)} ({s.model}, {TITLES[task]}, seed {runs[0]['seed']})",
                             temperatures=temperatures or None)
         names.append(path.name)
     return names
@@ -195,9 +202,9 @@ def draw_figures(s: Study) -> list[str]:
     layout = StudyLayout(s.out_dir)
     layout.figures.mkdir(exist_ok=True)
     names = []
-    xnli = s.has("xnli")  # the frontier and scaling figures plot the XNLI Macro of the papers
-    for name, draw in (("frontier.png", frontier if xnli else None), ("dynamics.png", dynamics),
-                       ("scaling.png", scaling if xnli else None), ("lam.png", lam_trajectories)):
+    focus = s.focus is not None  # the frontier and scaling figures plot the focus task's Macro accuracy
+    for name, draw in (("frontier.png", frontier if focus else None), ("dynamics.png", dynamics),
+                       ("scaling.png", scaling if focus else None), ("lam.png", lam_trajectories)):
         if draw is None:
             continue
         if draw(s, layout.figure(name)):

@@ -26,6 +26,7 @@ from govtune.experiments.significance import MARK, fmt_difference
 from govtune.experiments.store import load_curation
 from govtune.experiments.store import record_curation as store_curation
 from govtune.governance import sample_kshot
+from govtune.tasks import papers
 
 EXAMPLE_CHARS = 120  # a dropped example's text in the report, shortened
 EXAMPLES_SHOWN = 2  # per reason
@@ -179,7 +180,8 @@ def what_curation_did(s: "Study", cur: dict) -> str:
     steps = "; ".join(f"{curation_label(c['curation'])}: {c['steps'].replace(',', ', ') or 'no filter'}"
                       for c in cur["curations"])
     text = ("### Governance: what curation did\n\n"
-            + (f"The few-shot pool (XNLI rows {s.config.get('xnli_pool_rows')})" if s.has("xnli") else
+            + (f"The few-shot pool ({papers.title(s.main_task)} rows {s.config.get('xnli_pool_rows')})"
+               if s.main_task else
                "Each task's few-shot pool (its train split)")
             + " through each curation the study ran"
             + (" (a task file's pool as TASK:STAGE)" if any(":" in c["curation"] for c in cur["curations"]) else "")
@@ -225,15 +227,25 @@ class Decision:
 
 
 def metric_columns(s: "Study") -> list[tuple[str, str, str]]:
-    """(task, SQLite metric name, column title) of the ledger's deltas."""
-
-    langs = s.config.get("languages") or ["en", "zh", "hi"]
-    cols = [("xnli", "macro", "Macro"),
-            *[("xnli", f"languages.{lang}.accuracy", LANG_LABELS.get(lang, lang)) for lang in langs],
-            ("xnli", "parity_gap", "Δ (parity gap)"), ("xnli", "avg_ece", "Avg-ECE")]
-    if s.has("flores"):
-        cols.append(("flores", "average_bleu", "Avg BLEU"))
+    """(task, SQLite metric name, column title) of the ledger's deltas: the focus task's accuracies, gap and
+    ECE, and the papers' translation task's average BLEU."""
+    focus, translation = s.focus, s.translation_task
+    cols = []
+    if focus:
+        langs = _languages(s)
+        cols += [(focus, "macro", "Macro"),
+                 *[(focus, f"languages.{lang}.accuracy", LANG_LABELS.get(lang, lang)) for lang in langs],
+                 (focus, "parity_gap", "Δ (parity gap)"), (focus, "avg_ece", "Avg-ECE")]
+    if translation:
+        cols.append((translation, "average_bleu", "Avg BLEU"))
     return cols
+
+
+def _languages(s: "Study") -> list[str]:
+    """The languages of the ledger's columns: the study's, for the papers' task; a task file's own."""
+    if s.focus and s.focus != s.main_task:
+        return s.task_languages(s.focus)
+    return s.config.get("languages") or ["en", "zh", "hi"]
 
 
 def build_ledger(s: "Study", cur: dict) -> list[Decision]:
@@ -271,7 +283,7 @@ def build_ledger(s: "Study", cur: dict) -> list[Decision]:
 
 def ledger_text(s: "Study", decisions: list[Decision], figure: str | None) -> str:
 
-    langs = s.config.get("languages") or ["en", "zh", "hi"]
+    langs = _languages(s)
     rows = []
     for d in decisions:
         keys = sorted({(st, reason) for st, reason, _ in d.removed} | {(st, reason) for (st, reason, _), n

@@ -22,6 +22,7 @@ from govtune.evaluation import metric_registry as registry
 from govtune.evaluation.stats import mean_sd, welch_p
 from govtune.experiments.config import BASELINES
 from govtune.experiments.store import load_curation, load_predictions, load_runs, load_study
+from govtune.tasks import papers
 
 PAPER_METHOD_ORDER = ["base", "icl", "full", "lora", "boft", "lora_ga", "unitary", "unitary_full", "hybrid"]
 METHOD_LABELS = {"base": "Base (no tuning)", "icl": "Base + in-context", "full": "Full FT", "lora": "LoRA",
@@ -207,20 +208,35 @@ class Study:
         return {r["language"]: r["n"] for r in self.curation["curation_counts"]
                 if (r["curation"], r["stage"], r["kind"]) == (curation, stage, "kept")}
 
+    @property
+    def main_task(self) -> str | None:
+        """The task of the papers' classification tables (govtune.tasks.papers), if the study has it."""
+        return papers.paper_task(self.tasks, papers.CLASSIFICATION)
+
+    @property
+    def translation_task(self) -> str | None:
+        """The task of the papers' translation table, if the study has it."""
+        return papers.paper_task(self.tasks, papers.TRANSLATION)
+
+    @property
+    def focus(self) -> str | None:
+        """The classification task the curation, scaling and ledger tables follow."""
+        return papers.focus_task(self.tasks, self.kind)
+
     def scope(self, task: str | None = None) -> str:
-        """One line under every table: model, data size, seeds (task: the study's first by default)."""
+        """One line under every table: model, data size, seeds (task: the study's focus, else its first)."""
         n_seeds = len(self.seeds)
         seeds = f"{n_seeds} seed{'s' if n_seeds != 1 else ''}"
-        task = task or ("xnli" if self.has("xnli") else next(iter(self.tasks), "xnli"))
-        if task not in ("xnli", "flores"):
-            langs = self.task_languages(task)
-            n = self.values(self.runs[:1], task, f"languages.{langs[0]}.n") if langs else []
-            data = f"{int(n[0])} {task} test examples per language" if n else task
-        elif task == "flores":
-            n = self.values(self.runs[:1], "flores", next((k for k in self.runs[0]["metrics"].get("flores", {})
-                                                            if k.endswith(".n")), "-")) or [None]
-            data = f"{int(n[0])} FLORES test sentences per direction" if n[0] else "FLORES"
+        task = task or self.focus or next(iter(self.tasks), None)
+        if task is None:
+            return f"*Model `{self.model}`, {seeds}.*"
+        if task == self.translation_task:  # directions, each with its own `pairs.{pair}.n`
+            n_key = next((k for k in self.runs[0]["metrics"].get(task, {}) if k.endswith(".n")), "-")
+            unit = "test sentences per direction"
         else:
-            n = self.values(self.runs[:1], "xnli", "languages.en.n") or [None]
-            data = f"{int(n[0])} XNLI test examples per language" if n[0] else "XNLI"
+            langs = self.task_languages(task)
+            n_key, unit = (f"languages.{langs[0]}.n" if langs else "-"), "test examples per language"
+        n = self.values(self.runs[:1], task, n_key)
+        name = papers.TITLES.get(task, task)
+        data = f"{int(n[0])} {name} {unit}" if n and n[0] else name
         return f"*Model `{self.model}`, {data}, {seeds}.*"

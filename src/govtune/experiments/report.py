@@ -21,9 +21,10 @@ from govtune.experiments.ledger import curation_label, governance_section
 from govtune.experiments.reading import Study, fmt, label, mean, table, welch
 from govtune.experiments.significance import differences_section, interval_note
 from govtune.experiments.task_sections import task_section
+from govtune.tasks.papers import TITLES, is_paper_task, title
 
-# Tasks whose tables are the papers' (above); every other task of a study gets `task_section`.
-PAPER_TABLES = ("xnli", "flores", "footprint", "lm_eval")
+# The store's sections that are not tasks: they have tables of their own below.
+OTHER_TABLES = ("footprint", "lm_eval")
 
 
 def _names(task: str, keys: list[str]) -> list[str]:
@@ -66,9 +67,15 @@ def caveats(s: Study) -> list[str]:
     return notes
 
 
-def accuracy_interval(s: Study) -> str:
+def _n(s: Study, task: str) -> float | None:
+    """Test examples per language of a classification task (its first language's)."""
+    langs = s.task_languages(task)
+    return (s.values(s.runs[:1], task, f"languages.{langs[0]}.n") or [None])[0] if langs else None
+
+
+def accuracy_interval(s: Study, task: str) -> str:
     """What one accuracy on n examples can resolve: the 95% binomial half-width at 50% accuracy."""
-    n = (s.values(s.runs[:1], "xnli", "languages.en.n") or [None])[0]
+    n = _n(s, task)
     if not n:
         return ""
     half = 196 * math.sqrt(0.25 / n)
@@ -79,63 +86,63 @@ def accuracy_interval(s: Study) -> str:
 
 def data_line(s: Study) -> str:
     c = s.config
-    ns = s.values(s.runs[:1], "xnli", "languages.en.n") or []
-    if not s.has("xnli"):
+    main, translation = s.main_task, s.translation_task
+    if main is None:
         return (f"model `{s.model}`; tasks {', '.join(s.tasks)}; curated at {', '.join(s.stages) or '-'}; "
                 f"{len(s.seeds)} seed(s) {s.seeds}; {c.get('epochs')} epoch(s).")
     parts = [f"model `{s.model}`",
-             f"XNLI dev rows {c.get('xnli_eval_rows')} for evaluation"
-             + (f" ({int(ns[0])} per language)" if ns else ""),
+             f"{TITLES[main]} dev rows {c.get('xnli_eval_rows')} for evaluation"
+             + (f" ({int(n)} per language)" if (n := _n(s, main)) else ""),
              f"few-shot pool rows {c.get('xnli_pool_rows')} curated at {', '.join(s.stages) or '-'}",
              f"{len(s.seeds)} seed(s) {s.seeds}", f"{c.get('epochs')} epoch(s)"]
-    if s.has("flores"):
-        parts.append(f"FLORES dev lines from {c.get('flores_eval_lines', [None])[0]} "
+    if translation:
+        parts.append(f"{TITLES[translation]} dev lines from {c.get('flores_eval_lines', [None])[0]} "
                      f"({c.get('flores_eval_limit')} per direction)")
     return "; ".join(parts) + "."
 
 
 # --- tables ------------------------------------------------------------------------------------------
-def xnli_table(s: Study) -> str:
+def main_table(s: Study, task: str) -> str:
     keys = [f"languages.{lang}.accuracy" for lang in s.languages] + ["macro", "parity_gap", "avg_ece"]
-    header = ["Method", *_names("xnli", keys), "p (Macro vs LoRA)"]
-    lora = s.values(s.cell("lora"), "xnli", "macro")
+    header = ["Method", *_names(task, keys), "p (Macro vs LoRA)"]
+    lora = s.values(s.cell("lora"), task, "macro")
     rows = []
     for method in s.rows():
         runs = s.cell(method)
         if not runs:
             continue
-        macro = s.values(runs, "xnli", "macro")
-        rows.append([label(method), *[s.show(runs, "xnli", key) for key in keys],
+        macro = s.values(runs, task, "macro")
+        rows.append([label(method), *[s.show(runs, task, key) for key in keys],
                      "-" if method == "lora" or method in BASELINES else welch(macro, lora)])
-    gap = registry.metric("xnli", "parity_gap")
-    return (f"### XNLI, {s.main_shots}-shot per language, curation {s.main_stage.upper()}\n\n"
+    gap = registry.metric(task, "parity_gap")
+    return (f"### {title(task)}, {s.main_shots}-shot per language, curation {s.main_stage.upper()}\n\n"
             f"Accuracy (%), Macro = unweighted mean over languages, Δ = max - min accuracy ({gap.better}), "
             f"Avg-ECE = mean expected calibration error (%, 15 bins). Mean ± sd over seeds."
-            f"{interval_note(s)}{accuracy_interval(s)}\n\n{s.scope()}\n\n" + table(header, rows))
+            f"{interval_note(s)}{accuracy_interval(s, task)}\n\n{s.scope()}\n\n" + table(header, rows))
 
 
-def calibration_table(s: Study) -> str:
+def calibration_table(s: Study, task: str) -> str:
     """ECE before and after per-language temperature scaling, per method, with the temperatures."""
     # calibration.py imports torch; the report needs only its search bounds, and only here
     from govtune.evaluation.calibration import T_MAX, T_MIN
 
     langs = s.languages
-    header = ["Method", f"{registry.name('xnli', 'avg_ece')} before", registry.name("xnli", "avg_ece_ts"),
-              *[f"{registry.name('xnli', f'languages.{lang}.ece')} before → after" for lang in langs],
+    header = ["Method", f"{registry.name(task, 'avg_ece')} before", registry.name(task, "avg_ece_ts"),
+              *[f"{registry.name(task, f'languages.{lang}.ece')} before → after" for lang in langs],
               f"T ({' / '.join(LANG_LABELS.get(lang, lang) for lang in langs)})"]
-    t_digits = registry.metric("xnli", f"languages.{langs[0]}.temperature").digits
+    t_digits = registry.metric(task, f"languages.{langs[0]}.temperature").digits
     rows = []
     for method in s.rows():
         runs = s.cell(method)
-        if not s.values(runs, "xnli", "avg_ece_ts"):
+        if not s.values(runs, task, "avg_ece_ts"):
             continue
-        temps = [mean(s.values(runs, "xnli", f"languages.{lang}.temperature")) for lang in langs]
-        rows.append([label(method), s.show(runs, "xnli", "avg_ece", interval=False),
-                     s.show(runs, "xnli", "avg_ece_ts", interval=False),
-                     *[f"{s.show(runs, 'xnli', f'languages.{lang}.ece', interval=False)} → "
-                       f"{s.show(runs, 'xnli', f'languages.{lang}.ece_ts', interval=False)}" for lang in langs],
+        temps = [mean(s.values(runs, task, f"languages.{lang}.temperature")) for lang in langs]
+        rows.append([label(method), s.show(runs, task, "avg_ece", interval=False),
+                     s.show(runs, task, "avg_ece_ts", interval=False),
+                     *[f"{s.show(runs, task, f'languages.{lang}.ece', interval=False)} → "
+                       f"{s.show(runs, task, f'languages.{lang}.ece_ts', interval=False)}" for lang in langs],
                      " / ".join("-" if t is None else f"{t:.{t_digits}f}" for t in temps)])
-    n_val = (s.values(s.runs, "xnli", f"languages.{langs[0]}.calibration_n") or [None])[0]
+    n_val = (s.values(s.runs, task, f"languages.{langs[0]}.calibration_n") or [None])[0]
     val = f"{int(n_val)} validation examples per language" if n_val else "the run's validation examples"
     return (f"### Calibration: temperature scaling ({s.main_shots}-shot, curation {s.main_stage.upper()})\n\n"
             f"One temperature T per language, fit by NLL (LBFGS on log T) on {val} (drawn from the curated "
@@ -148,28 +155,29 @@ def calibration_table(s: Study) -> str:
             f"{s.scope()}\n\n" + table(header, rows))
 
 
-def flores_table(s: Study) -> str:
+def translation_table(s: Study, task: str) -> str:
     keys = [f"pairs.{pair}.bleu" for pair in s.pairs] + ["average_bleu", "direction_gap"]
-    header = ["Method", *_names("flores", keys), registry.name("flores", "average_chrf"), "p (Avg vs LoRA)"]
-    chrf_digits = registry.metric("flores", "average_chrf").digits
-    lora = s.values(s.cell("lora"), "flores", "average_bleu")
+    header = ["Method", *_names(task, keys), registry.name(task, "average_chrf"), "p (Avg vs LoRA)"]
+    chrf_digits = registry.metric(task, "average_chrf").digits
+    lora = s.values(s.cell("lora"), task, "average_bleu")
     rows = []
     for method in s.rows():
         runs = s.cell(method)
-        if not runs or not s.values(runs, "flores", "average_bleu"):
+        if not runs or not s.values(runs, task, "average_bleu"):
             continue
         # the mean over the study's directions, recomputed: stores of older runs have no average_chrf
-        chrf = [mean([r["metrics"]["flores"].get(f"pairs.{pair}.chrf") for pair in s.pairs]) for r in runs]
-        avg = s.values(runs, "flores", "average_bleu")
-        rows.append([label(method), *[s.show(runs, "flores", key) for key in keys],
-                     fmt(chrf, chrf_digits, s.intervals.ci(runs, "flores", "average_chrf")),
+        chrf = [mean([r["metrics"][task].get(f"pairs.{pair}.chrf") for pair in s.pairs]) for r in runs]
+        avg = s.values(runs, task, "average_bleu")
+        rows.append([label(method), *[s.show(runs, task, key) for key in keys],
+                     fmt(chrf, chrf_digits, s.intervals.ci(runs, task, "average_chrf")),
                      "-" if method == "lora" or method in BASELINES else welch(avg, lora)])
     n_train = s.config.get("flores_train_pairs") or s.main_shots
-    return (f"### FLORES, {n_train} training sentences per direction (with the {s.main_shots}-shot XNLI sample)\n\n"
+    sample = f" (with the {s.main_shots}-shot {title(s.main_task)} sample)" if s.main_task else ""
+    return (f"### {title(task)}, {n_train} training sentences per direction{sample}\n\n"
             "Detokenised corpus BLEU (sacreBLEU; `zh` tokenisation for Chinese targets, `13a` otherwise), "
             "their average and the direction gap; chrF++ beside it. Corpus BLEU on a few dozen sentences moves "
             f"by several points with the sample; compare methods on the same sentences only.{interval_note(s)}\n\n"
-            f"{s.scope('flores')}\n\n" + table(header, rows))
+            f"{s.scope(task)}\n\n" + table(header, rows))
 
 
 def lm_eval_table(s: Study) -> str:
@@ -196,20 +204,20 @@ def lm_eval_table(s: Study) -> str:
             + table(["Method", *_names("lm_eval", [f"tasks.{t}.{m}" for t, m in columns])], rows))
 
 
-def robustness_table(s: Study) -> str:
-    ops = sorted({k.split(".")[2] for r in s.runs for k in r["metrics"].get("xnli", {})
+def robustness_table(s: Study, task: str) -> str:
+    ops = sorted({k.split(".")[2] for r in s.runs for k in r["metrics"].get(task, {})
                   if k.startswith("robustness.by_operation.")} - {"none"})
-    drop = registry.metric("xnli", "robustness.macro_drop")
+    drop = registry.metric(task, "robustness.macro_drop")
     op_keys = [f"robustness.by_operation.{op}.drop" for op in ops]
-    header = ["Method", f"{drop.name} (pp, {drop.better})", *_names("xnli", op_keys)]
+    header = ["Method", f"{drop.name} (pp, {drop.better})", *_names(task, op_keys)]
     rows = []
     for method in s.rows():
         runs = s.cell(method)
-        if not s.values(runs, "xnli", drop.key):
+        if not s.values(runs, task, drop.key):
             continue
-        rows.append([label(method), s.show(runs, "xnli", drop.key),
-                     *[s.show(runs, "xnli", key, interval=False) for key in op_keys]])
-    return ("### XNLI robustness to orthographic variants\n\n"
+        rows.append([label(method), s.show(runs, task, drop.key),
+                     *[s.show(runs, task, key, interval=False) for key in op_keys]])
+    return (f"### {title(task)} robustness to orthographic variants\n\n"
             "Each test example is perturbed by exactly one operation (punctuation normalisation, diacritics "
             "removal, whitespace compaction; chosen with the run's seed). Macro-accuracy drop from clean to "
             "perturbed, in points; per-operation columns as reported by the evaluator. Examples no operation "
@@ -217,8 +225,8 @@ def robustness_table(s: Study) -> str:
             f"at chance has no accuracy to lose.{interval_note(s)}\n\n{s.scope()}\n\n" + table(header, rows))
 
 
-def curation_table(s: Study) -> str:
-    header = ["Method", "Stage", registry.name("xnli", "macro"), "Δ", registry.name("xnli", "avg_ece"),
+def curation_table(s: Study, task: str) -> str:
+    header = ["Method", "Stage", registry.name(task, "macro"), "Δ", registry.name(task, "avg_ece"),
               "Pool kept (per language)"]
     rows = []
     for method in s.methods:
@@ -226,29 +234,30 @@ def curation_table(s: Study) -> str:
             runs = s.cell(method, stage=stage)
             if not runs:
                 continue
-            rows.append([label(method), curation_label(stage), s.show(runs, "xnli", "macro"),
-                         s.show(runs, "xnli", "parity_gap"), s.show(runs, "xnli", "avg_ece"),
-                         _kept(s, stage)])
-    return (f"### Data curation ablation (XNLI, {s.main_shots}-shot)\n\n"
+            rows.append([label(method), curation_label(stage), s.show(runs, task, "macro"),
+                         s.show(runs, task, "parity_gap"), s.show(runs, task, "avg_ece"),
+                         _kept(s, stage, task)])
+    return (f"### Data curation ablation ({title(task)}, {s.main_shots}-shot)\n\n"
             "C0 = raw pool; C1 = + language identification + exact/near-duplicate removal; C2 = C1 + length, "
             "symbol/repetition and perplexity filters. Leakage against the evaluation rows is checked at "
             "every stage.\n\n" f"{s.scope()}\n\n" + table(header, rows))
 
 
-def _kept(s: Study, stage: str) -> str:
-    counts = {lang: n for lang, n in s.kept(stage).items() if n}
+def _kept(s: Study, stage: str, task: str) -> str:
+    # the pool of the papers' task is curated as the stage itself; a task file's pool as TASK:STAGE
+    counts = {lang: n for lang, n in s.kept(stage if task == s.main_task else f"{task}:{stage}").items() if n}
     return ", ".join(f"{lang}: {n}" for lang, n in sorted(counts.items())) or "-"
 
 
-def scaling_table(s: Study) -> str:
+def scaling_table(s: Study, task: str) -> str:
     shots = [k for k in s.shots if k > 0]
-    base = s.values(s.cell("base"), "xnli", "macro")
+    base = s.values(s.cell("base"), task, "macro")
     header = ["Method", *(["0 (base)"] if base else []), *[str(k) for k in shots]]
     rows = []
     for method in s.methods:
-        rows.append([label(method), *([s.show(s.cell("base"), "xnli", "macro")] if base else []),
-                     *[s.show(s.cell(method, shots=k), "xnli", "macro") for k in shots]])
-    return (f"### Few-shot scaling (XNLI Macro accuracy, curation {s.main_stage.upper()})\n\n"
+        rows.append([label(method), *([s.show(s.cell("base"), task, "macro")] if base else []),
+                     *[s.show(s.cell(method, shots=k), task, "macro") for k in shots]])
+    return (f"### Few-shot scaling ({title(task)} Macro accuracy, curation {s.main_stage.upper()})\n\n"
             "Examples per language; 0 is the base model without tuning (one run: it has no seed).\n\n"
             f"{s.scope()}\n\n" + table(header, rows))
 
@@ -313,27 +322,27 @@ def lam_table(s: Study) -> str | None:
 def build_markdown(s: Study, figures: list[str]) -> str:
     head = [f"# govtune report: {s.info.get('name', 'study')}", "", data_line(s), ""]
     head += [f"- {n}" for n in caveats(s)] + [""]
-    xnli = s.has("xnli")  # the papers' tables, their significance, ledger and scaling follow XNLI
-    sections = [xnli_table(s)] if xnli else []
-    if any("avg_ece_ts" in r["metrics"].get("xnli", {}) for r in s.runs):
-        sections.append(calibration_table(s))
-    if s.has("flores"):
-        sections.append(flores_table(s))
-    sections += [task_section(s, t) for t in s.tasks if t not in PAPER_TABLES]
+    main, translation, focus = s.main_task, s.translation_task, s.focus
+    sections = [main_table(s, main)] if main else []
+    if main and any("avg_ece_ts" in r["metrics"].get(main, {}) for r in s.runs):
+        sections.append(calibration_table(s, main))
+    if translation:
+        sections.append(translation_table(s, translation))
+    sections += [task_section(s, t) for t in s.tasks if not is_paper_task(t) and t not in OTHER_TABLES]
     if s.has("lm_eval"):
         sections.append(lm_eval_table(s))
-    if any("robustness.macro_drop" in r["metrics"].get("xnli", {}) for r in s.runs):
-        sections.append(robustness_table(s))
+    if main and any("robustness.macro_drop" in r["metrics"].get(main, {}) for r in s.runs):
+        sections.append(robustness_table(s, main))
     differences = differences_section(s)
     if differences:
         sections.append(differences)
-    if len(s.stages) > 1 and xnli:
-        sections.append(curation_table(s))
+    if len(s.stages) > 1 and focus:
+        sections.append(curation_table(s, focus))
     governance = governance_section(s)
     if governance:
         sections.append(governance)
-    if xnli and (len([k for k in s.shots if k > 0]) > 1 or (0 in s.shots and len(s.shots) > 1)):
-        sections.append(scaling_table(s))
+    if focus and (len([k for k in s.shots if k > 0]) > 1 or (0 in s.shots and len(s.shots) > 1)):
+        sections.append(scaling_table(s, focus))
     if s.methods:
         sections.append(footprint_table(s))
         sections.append(dynamics_table(s))

@@ -8,6 +8,7 @@ from __future__ import annotations
 from govtune.evaluation import bootstrap as bs
 from govtune.evaluation import metric_registry as registry
 from govtune.experiments.reading import Study, label, table
+from govtune.tasks import papers
 
 MARK = "*"  # after a difference whose 95% interval excludes 0
 
@@ -33,8 +34,8 @@ def fmt_difference(d: bs.Difference | None, digits: int = 1, mark: bool = True) 
     return text + f" {MARK}" if mark and d.significant else text
 
 
-# The papers' two tasks, with their table titles; any other task is compared on its kind's main metrics.
-PAPER_TITLES = {"xnli": "XNLI (accuracy and ECE, points)", "flores": "FLORES (BLEU and chrF++)"}
+# The papers' two parts, with what their tables compare; any other task is compared on its kind's main metrics.
+PART_UNITS = {papers.CLASSIFICATION: "accuracy and ECE, points", papers.TRANSLATION: "BLEU and chrF++"}
 TASK_KEYS = {"classification": ("accuracy", ("macro", "avg_ece")),
              "completion": ("chrf", ("average_chrf", "average_exact_match"))}
 
@@ -42,9 +43,9 @@ TASK_KEYS = {"classification": ("accuracy", ("macro", "avg_ece")),
 def _keys(s: Study, task: str) -> list[str]:
     """The metrics compared: XNLI accuracy per language, Macro, Avg-ECE; FLORES BLEU and chrF++ per direction,
     average BLEU; a task file's task: accuracy (chrF++) per language and its combined metrics."""
-    if task == "xnli":
+    if task == s.main_task:
         return [f"languages.{lang}.accuracy" for lang in s.languages] + ["macro", "avg_ece"]
-    if task == "flores":
+    if task == s.translation_task:
         return [key for pair in s.pairs for key in (f"pairs.{pair}.bleu", f"pairs.{pair}.chrf")] + ["average_bleu"]
     unit, combined = TASK_KEYS[s.kind(task)]
     return [f"languages.{lang}.{unit}" for lang in s.task_languages(task)] + list(combined)
@@ -60,24 +61,25 @@ def comparisons(s: Study) -> list[tuple[str, str]]:
 
 
 def chance_text(s: Study) -> str:
-    """Which XNLI accuracies (per language and Macro) cannot be told from chance: their 95% interval covers
-    33.3%."""
-    if not s.has("xnli"):
+    """Which accuracies (per language and Macro) of the papers' three-class task cannot be told from chance:
+    their 95% interval covers 33.3%."""
+    task = s.main_task
+    if task is None:
         return ""
-    accuracies = [key for key in _keys(s, "xnli") if registry.metric("xnli", key).quantity == "accuracy"]
+    accuracies = [key for key in _keys(s, task) if registry.metric(task, key).quantity == "accuracy"]
     at_chance = []
     for method in s.rows():
         runs = s.cell(method)
         hits = []
         for key in accuracies:
-            ci = s.intervals.ci(runs, "xnli", key) if runs else None
+            ci = s.intervals.ci(runs, task, key) if runs else None
             if ci and ci[0] <= bs.CHANCE <= ci[1]:
-                hits.append(registry.name("xnli", key))
+                hits.append(registry.name(task, key))
         if hits:
             at_chance.append(f"{label(method)} ({', '.join(hits)})")
     if not at_chance:
         return ""
-    return ("XNLI at chance (95% interval covers 33.3%): " + "; ".join(at_chance)
+    return (f"{papers.title(task)} at chance (95% interval covers 33.3%): " + "; ".join(at_chance)
             + ". These accuracies are not evidence that the model does the task.")
 
 
@@ -115,7 +117,8 @@ def differences_section(s: Study) -> str | None:
     for task in s.tasks:
         if task == "lm_eval":
             continue
-        title = PAPER_TITLES.get(task) or f"Task `{task}` ({s.kind(task)})"
+        part = papers.PARTS.get(task)
+        title = f"{papers.title(task)} ({PART_UNITS[part]})" if part else f"Task `{task}` ({s.kind(task)})"
         keys = _keys(s, task)
         rows = []
         for method, ref in comparisons(s):

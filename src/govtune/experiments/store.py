@@ -269,8 +269,8 @@ def load_curation(where: Where) -> dict[str, list[dict]]:
         return {t: [dict(r) for r in con.execute(f"SELECT * FROM {t} ORDER BY rowid")] for t in CURATION_TABLES}
 
 
-def load_scaled_predictions(where: Where, run_id: str, task: str = "xnli") -> list[dict]:
-    """One run's clean XNLI predictions in evaluation order, each with `probs_ts` (its probabilities after
+def load_scaled_predictions(where: Where, run_id: str, task: str) -> list[dict]:
+    """One run's clean predictions of a classification task in evaluation order, each with `probs_ts` (its probabilities after
     the run's temperature scaling) when the run was calibrated: what a reliability diagram draws."""
     with closing(connect(where)) as con:
         con.row_factory = sqlite3.Row
