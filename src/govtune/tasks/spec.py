@@ -116,6 +116,9 @@ def spec_from_dict(raw: dict, source: Path | None = None) -> TaskSpec:
 
 def _check(spec: TaskSpec, where: str) -> None:
     allowed = (*FIELDS[spec.type], *COMMON)
+    if not isinstance(spec.langid, bool):
+        raise ValueError(f"{where}: `langid: {spec.langid!r}` must be true or false (false: curation runs no "
+                         f"language ID for this task, and its language codes may be any, e.g. tok or gsw)")
     if not isinstance(spec.columns, dict):
         raise ValueError(f"{where}: `columns` maps our field names to yours, e.g. {{text: message, label: intent}}")
     for ours in spec.columns:
