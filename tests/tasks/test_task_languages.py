@@ -3,12 +3,12 @@ it is curated (deduplication, quality, leakage, k-shot), tuned, evaluated, repor
 language ID on it is refused before any work, naming the code and the fix."""
 
 import json
+import re
 
 import pytest
+import yaml
 
 from govtune.cli import main
-from govtune.experiments.config import build_config
-from govtune.experiments.grid import run_study
 from govtune.tasks.spec import spec_from_dict
 
 from task_helpers import INTENT_SPEC, write_task
@@ -66,19 +66,26 @@ def test_curate_task_without_language_id(tmp_path, capsys):
                  "--no-progress", "--out", str(tmp_path / "skipped")]) == 0
 
 
-SMALL = dict(model="tiny-llama", methods=["lora"], seeds=[0], shots=[2], curation=["c1"], epochs=1,
+STUDY = dict(name="t", model="tiny-llama", methods=["lora"], seeds=[0], shots=[2], curation=["c1"], epochs=1,
              batch_size=8, max_length=96, eval_batch_size=16, val_per_language=2, max_new_tokens=8,
              robustness=False, adapter={"r": 2, "alpha": 4})
 
 
-def test_a_study_runs_a_task_without_language_id_and_refuses_it_with_language_id(tmp_path):
+def _run(tmp_path, langid: bool, out):
+    """`govtune run` on a study of the task alone (tiny model, one LoRA cell and the base model)."""
+    study = tmp_path / f"study_{str(langid).lower()}.yaml"
+    study.write_text(yaml.safe_dump({**STUDY, "tasks": [task_file(tmp_path, langid).name]}), encoding="utf-8")
+    return main(["run", str(study), "--out", str(out)])
+
+
+def test_govtune_run_without_language_id_and_refused_with_it(tmp_path, capsys):
     out = tmp_path / "refused"
-    with pytest.raises(ValueError, match=rf"task 'tp': language 'tok': not a language lingua identifies.*{FIX}"):
-        run_study(build_config({**SMALL, "name": "t", "tasks": [str(task_file(tmp_path, True))]}), out,
-                  progress=False)
+    assert _run(tmp_path, True, out) == 2
+    err = capsys.readouterr().err
+    assert re.search(rf"task 'tp': language 'tok': not a language lingua identifies.*{FIX}", err)
     assert not (out / "curation").exists() and not (out / "runs").exists()  # nothing curated, nothing run
     out = tmp_path / "out"
-    run_study(build_config({**SMALL, "name": "t", "tasks": [str(task_file(tmp_path, False))]}), out, progress=False)
+    assert _run(tmp_path, False, out) == 0
     lora = next(r for r in json.loads((out / "results.json").read_text()) if r["method"] == "lora")
     assert set(lora["metrics"]["languages"]) == set(LANGS)
     assert all(v["n"] == 3 for v in lora["metrics"]["languages"].values())
