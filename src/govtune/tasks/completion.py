@@ -41,7 +41,8 @@ class CompletionTask(FileTask):
         until = self.spec.until
         return "\n" if until is None else until[0] if until else ""
 
-    def ended(self, target: str) -> str:
+    def with_stop_mark(self, target: str) -> str:
+        """`target` ending with the stop mark (a chat template may already end its turn with it)."""
         return target if target.endswith(self.stop_mark) else target + self.stop_mark
 
     def training_pair(self, row: dict) -> tuple[str, str]:
@@ -83,7 +84,7 @@ class ChatTask(CompletionTask):
         full = self._render(messages[:i + 1], False)
         if not full.startswith(prompt):  # a template that rewrites earlier turns: the turn's text alone
             return prompt, " " + messages[i]["content"].strip() + self.stop_mark
-        return prompt, self.ended(full[len(prompt):])
+        return prompt, self.with_stop_mark(full[len(prompt):])
 
     def training_pairs(self, row: dict) -> list[tuple[str, str]]:
         """One pair per assistant turn: the loss is on assistant turns only."""

@@ -10,10 +10,9 @@ FLORES row ranges for the built-in benchmarks."""
 
 from __future__ import annotations
 
-import dataclasses
 import random
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from govtune.tasks.spec import TaskSpec
@@ -62,7 +61,7 @@ class Task(ABC):
         language ID when the task file turns it off (`langid: false`)."""
         if self.spec.langid or "langid" in config.skip:
             return config
-        return dataclasses.replace(config, skip=(*config.skip, "langid"))
+        return replace(config, skip=(*config.skip, "langid"))
 
     def check_language_codes(self, config) -> None:
         """Refuse, before any curation, a language the curation's language ID cannot identify (the error names
