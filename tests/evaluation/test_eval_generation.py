@@ -249,3 +249,17 @@ def test_rows_stop_at_the_model_end_of_turn_token():
     model.generation_config.eos_token_id = [tok.eos_token_id, end_of_turn]  # as chat models list theirs
     calls = _force(model, tok, {len(prompt): "abQcd"})
     assert generate_lines(model, tok, [prompt], max_new_tokens=20) == ["ab"] and len(calls) == 3
+
+
+def test_stop_strings_replace_the_line_rule():
+    model, tok = tiny_model(TINY_LLAMA)  # a fresh model: the forcing hook stays on it
+    prompts = _prompts(tok, 40, 80)
+    calls = _force(model, tok, {40: "One.\nTwo.\n\nThree", 80: "A ### B\n\nC"})
+    out = generate_lines(model, tok, prompts, max_new_tokens=30, batch_size=2, until=["\n\n", "###"])
+    assert out == ["One.\nTwo.", "A"]  # the second line kept; cut before the earliest stop string
+    # "A ###" holds a stop string after 5 tokens and leaves the batch; "One.\nTwo.\n\n" needs 11
+    assert calls == [2] * 5 + [1] * 6
+    calls.clear()
+    assert generate_lines(model, tok, prompts[:1], max_new_tokens=14, until=[]) == ["One.\nTwo.\n\nThr"]
+    assert len(calls) == 14  # no stop string: the budget ends it
+    assert generate_lines(model, tok, prompts[:1], max_new_tokens=14) == ["One."]  # the default rule

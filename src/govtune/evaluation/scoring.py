@@ -255,6 +255,20 @@ def cut_sentence(text: str, script: str = "Latn", sentences: int = 1) -> str:
     return (text if end is None else text[:end]).strip()
 
 
+def cut_until(text: str, until: Sequence[str]) -> str:
+    """`text` before the earliest of the stop strings `until` (the stop string not kept), stripped; all of
+    it, stripped, when none occurs or `until` is empty. lm-evaluation-harness's generate_until cut
+    (`postprocess_generated_text`: split at each stop string in turn, keep the head)."""
+    for stop in until:
+        if stop:
+            text = text.split(stop, 1)[0]
+    return text.strip()
+
+
+def _stopped(text: str, until: Sequence[str]) -> bool:
+    return any(stop and stop in text for stop in until)
+
+
 def _translation_done(text: str, script: str, sentences: int) -> bool:
     """A row's translation is complete once its last sentence end (or the newline) is confirmed by something
     after it: a newline, the space after ". ", any character after "。". So the "." inside "3.5" does not
@@ -347,13 +361,15 @@ def _eos_ids(model, tokenizer) -> list[int]:
 def generate_lines(model, tokenizer, prompts: list[list[int]], *, max_new_tokens: int = 128,
                    batch_size: int = 8, budgets: Sequence[int] | None = None,
                    scripts: Sequence[str] | None = None, sentences: Sequence[int] | None = None,
-                   progress: bool = False, desc: str = "generating") -> list[str]:
+                   until: Sequence[str] | None = None, progress: bool = False, desc: str = "generating") -> list[str]:
     """Greedy continuation of each prompt (token ids), left-padded in batches, cut where the translation ends:
     after `sentences[i]` sentence ends, or at the newline that ends the answer line, whichever comes first.
 
     budgets: new tokens each prompt may generate (at most max_new_tokens); scripts: ISO 15924 script of
     each expected output, which picks its sentence-final marks (default Latin); sentences: sentence ends
-    each output may hold (default 1; FLORES passes the source's count). A row leaves its batch as soon as
+    each output may hold (default 1; FLORES passes the source's count); until: stop strings that replace
+    that rule (lm-eval's generate_until): a row ends once its text holds one and is cut before the earliest
+    (`cut_until`); [] = no stop string, only EOS and the budget. A row leaves its batch as soon as
     its translation is complete, it emits EOS, or it reaches its budget; a text cut by the budget inside
     a character loses that character. Under `accelerate launch` the batches are shared among the processes."""
     n = len(prompts)
@@ -374,11 +390,13 @@ def generate_lines(model, tokenizer, prompts: list[list[int]], *, max_new_tokens
 
     def run(idx: list[int]) -> list[str]:
         def done(row: int, new: list[int]) -> bool:
-            i = idx[row]
-            return _translation_done(tokenizer.decode(new, skip_special_tokens=True), scripts[i], sentences[i])
+            i, text = idx[row], tokenizer.decode(new, skip_special_tokens=True)
+            return _stopped(text, until) if until is not None else _translation_done(text, scripts[i], sentences[i])
 
         toks = greedy_tokens(model, [prompts[i] for i in idx], [steps[i] for i in idx], done, pad_id=pad,
                              eos_ids=eos)
+        if until is not None:
+            return [cut_until(decode_complete(tokenizer, t), until) for t in toks]
         return [cut_sentence(decode_complete(tokenizer, t), scripts[i], sentences[i]) for i, t in zip(idx, toks)]
 
     order = sorted(range(n), key=lambda i: -len(prompts[i]))

@@ -8,7 +8,6 @@ and C2's perplexity cut always scores with the base model."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Callable, Iterable
@@ -30,6 +29,8 @@ def prepare_tasks(config: StudyConfig, layout: StudyLayout) -> dict[str, Task]:
         if task.name in tasks:
             raise ValueError(f"two tasks of the study are named {task.name!r}: give one of them another `name:`")
         tasks[task.name] = task.prepare(config, layout.tasks_dir)
+        for stage in (config.curation if task.curates else ()):
+            task.check_language_codes(config.curation_config(stage))  # before any curation or model
     return tasks
 
 
@@ -138,9 +139,7 @@ def curate_study(data: StudyData, stages: Iterable[str], model_loader: Callable)
     model, tokenizer = model_loader() if needs_ref else (None, None)
     for task, stage in todo:
         where = data._dir(task)
-        options = config.curation_config(stage)
-        if not task.spec.langid:  # the task file turns language ID off (a language lingua identifies poorly)
-            options = dataclasses.replace(options, skip=(*options.skip, "langid"))
+        options = task.curation_config(config.curation_config(stage))  # `langid: false`: no language ID
         result = curate(task.pool(), task.units, stage=config.curation_stage(stage),
                         reference_model=model, reference_tokenizer=tokenizer, protected=task.protected(),
                         config=options, progress=data.progress)

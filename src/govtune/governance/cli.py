@@ -39,7 +39,7 @@ def register(subparsers) -> None:
                         "maps label")
     p.add_argument("--split", default="train", help="split to read when --input is a dataset (default train)")
     p.add_argument("--langs", default=None, help="comma-separated ISO 639-1 codes, e.g. en,zh,hi (required with "
-                                                  "--input)")
+                                                  "--input); with --skip langid any codes")
     p.add_argument("--stage", default="c2", choices=["c0", "c1", "c2"], help="last stage to run (default c2)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--shots", type=int, default=None, help="draw this many examples per language")
@@ -66,7 +66,6 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     if not args.task and not (args.input and args.langs):
         raise ValueError("give --input and --langs (or a task file with --task)")
-    langs = check_languages(args.langs) if args.langs else None
     config = CurationConfig(skip_invalid=args.skip_invalid,
                             skip=tuple(x.strip() for x in args.skip.split(",") if x.strip()))
     if args.ppl_drop_percent is not None:
@@ -80,6 +79,9 @@ def run(args: argparse.Namespace) -> int:
         config.langid.__post_init__()
     if args.langid_backend:
         config.langid.backend = args.langid_backend
+    # Language codes are checked against the backend that will identify them; with --skip langid any code is
+    # a language (one lingua does not know, a dialect or a code of the user's own).
+    langs = check_languages(args.langs, config.language_check) if args.langs else None
     if args.shots is not None and args.shots < 1:
         raise ValueError(f"--shots {args.shots}: give a positive number of examples per language")
     if args.task:
@@ -91,13 +93,14 @@ def run(args: argparse.Namespace) -> int:
     labels = check_labels(args.labels if args.labels is not None else "any" if "label" in columns else XNLI_LABELS)
     protected = None
     if args.protected:
-        protected, _ = read_jsonl(args.protected, None, skip_invalid=False, labels=labels, columns=columns)
+        protected, _ = read_jsonl(args.protected, None, skip_invalid=False, labels=labels, columns=columns,
+                                  langid=config.language_check)
     out = Path(args.out)
     if args.ppl_model and args.stage == "c2":
         report = _curate_in_memory(args, langs, config, protected, labels, columns, out)
     else:
         rows = iter_pool(args.input, langs, labels=labels, columns=columns, skip_invalid=args.skip_invalid,
-                         split=args.split)
+                         split=args.split, langid=config.language_check)
         report = curate_to_files(rows, langs, args.stage, out, protected=protected, config=config, labels=labels,
                                  batch_size=args.batch_size, progress=not args.no_progress)
     write_json(out / "report.json", report)
@@ -117,7 +120,8 @@ def _curate_in_memory(args, langs, config, protected, labels, columns, out: Path
     """The whole pool in memory: the perplexity cut is a percentile over each language."""
     from govtune.models import load_model  # torch and transformers: only for the perplexity model
 
-    records, rejected = load_pool(args.input, langs, args.skip_invalid, args.split, labels=labels, columns=columns)
+    records, rejected = load_pool(args.input, langs, args.skip_invalid, args.split, labels=labels, columns=columns,
+                                  langid=config.language_check)
     model, tokenizer = load_model(args.ppl_model)
     result = curate(records, langs, args.stage, reference_model=model, reference_tokenizer=tokenizer,
                     protected=protected, config=config, progress=not args.no_progress, invalid=rejected,

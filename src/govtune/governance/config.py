@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import MISSING, dataclass, field, fields
 
-from govtune.governance.records import KNOWN_LANGUAGES
+from govtune.governance.records import known_languages
 
 # Scripts with their own length scale: a Chinese character carries roughly a word, a Latin one a letter.
 SCRIPT_OF_LANGUAGE = {"zh": "cjk", "ja": "cjk", "ko": "cjk", "hi": "devanagari", "mr": "devanagari"}
@@ -41,9 +41,10 @@ class LangIdConfig:
             raise ValueError(f"LangIdConfig.min_confidence={self.min_confidence}: use a value in [0, 1]")
         if self.candidates is not None:
             self.candidates = tuple(self.candidates)
-            bad = [c for c in self.candidates if c not in KNOWN_LANGUAGES]
+            bad = [c for c in self.candidates if c not in known_languages(self.backend)]
             if bad:
-                raise ValueError(f"LangIdConfig.candidates has unknown codes {bad}: use ISO 639-1 codes")
+                raise ValueError(f"LangIdConfig.candidates has codes {self.backend} does not identify {bad}: use "
+                                 f"ISO 639-1 codes among its languages")
 
     def candidate_set(self, langs) -> tuple[str, ...]:
         base = self.candidates if self.candidates is not None else DEFAULT_EXTRA_CANDIDATES
@@ -169,6 +170,13 @@ class CurationConfig:
     def steps(self, stage: str) -> tuple[str, ...]:
         """The steps `stage` runs under this config, in order."""
         return tuple(s for s in STEPS_OF_STAGE[stage] if s not in self.skip)
+
+    @property
+    def language_check(self) -> str | None:
+        """The language-ID backend whose codes every declared language must be among (`lang` of the records,
+        the selected languages), or None when language ID is skipped: then any non-empty code is accepted.
+        Keyed on `skip`, not on the stage, so that every stage of a study accepts the same languages."""
+        return None if "langid" in self.skip else self.langid.backend
 
 
 def _check_section_keys(section, value: dict, where: str) -> None:

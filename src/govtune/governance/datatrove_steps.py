@@ -43,20 +43,23 @@ def record_reader_adapter(self, data: dict, path: str, id_in_file: int | str) ->
     return _to_document(data, path, id_in_file, {}, XNLI_LABELS)
 
 
-def make_record_reader_adapter(columns: Mapping[str, str] | None = None, labels: Labels | str | Sequence = XNLI_LABELS):
+def make_record_reader_adapter(columns: Mapping[str, str] | None = None, labels: Labels | str | Sequence = XNLI_LABELS,
+                               langid: str | None = "lingua"):
     """A reader adapter for data in its own schema: `columns` maps its field names onto govtune's (as
-    `govtune curate --columns` does), `labels` lists the valid labels ("any": not checked)."""
+    `govtune curate --columns` does), `labels` lists the valid labels ("any": not checked); `langid` the
+    language-ID backend whose codes `lang` must be among, None for a pipeline without LanguageIdFilter
+    (any non-empty code)."""
     columns, labels = parse_columns(columns), check_labels(labels)
-    return functools.partial(_adapter, columns=columns, labels=labels)
+    return functools.partial(_adapter, columns=columns, labels=labels, langid=langid)
 
 
-def _adapter(self, data: dict, path: str, id_in_file: int | str, *, columns, labels) -> dict:
-    return _to_document(data, path, id_in_file, columns, labels)
+def _adapter(self, data: dict, path: str, id_in_file: int | str, *, columns, labels, langid) -> dict:
+    return _to_document(data, path, id_in_file, columns, labels, langid)
 
 
-def _to_document(data: dict, path: str, id_in_file: int | str, columns, labels) -> dict:
+def _to_document(data: dict, path: str, id_in_file: int | str, columns, labels, langid: str | None = "lingua") -> dict:
     record = map_columns(data, columns, f"{path}, record {id_in_file}")
-    problem = invalid_reason(record, None, labels)
+    problem = invalid_reason(record, None, labels, langid)
     if problem is not None:
         raise ValueError(f"{path}, record {id_in_file}: {problem[1]}")
     return {"text": full_text(record), "id": str(record.get("id", f"{path}/{id_in_file}")),

@@ -40,7 +40,7 @@ def _judge_batch(batch: dict[str, list], langs: list[str], stage: str, config: C
     stages: list[str | None] = [None] * len(rows)
     alive = []
     for i, row in enumerate(rows):
-        problem = invalid_reason(row, langs, labels)
+        problem = invalid_reason(row, langs, labels, config.language_check)
         if problem is None:
             alive.append(i)
         elif not config.skip_invalid:
@@ -78,7 +78,7 @@ def curate_dataset(ds, langs: Sequence[str] | str, stage: str = "c2", *, num_pro
     Labels are checked as `curate` checks them (`labels`; a ClassLabel column by the names of its classes), but the
     kept dataset keeps its columns and their types: 0/1/2 are not rewritten as names here."""
     config = config or CurationConfig()
-    langs = check_languages(langs)
+    langs = check_languages(langs, config.language_check)
     stage = check_stage(stage)
     if REASON_COLUMN in ds.column_names or STAGE_COLUMN in ds.column_names:
         raise ValueError(f"the dataset already has a {REASON_COLUMN!r} or {STAGE_COLUMN!r} column: rename it")

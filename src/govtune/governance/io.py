@@ -11,29 +11,32 @@ from govtune.governance.sources import Rejected, iter_pool
 
 
 def read_jsonl(path: str | Path, langs: Sequence[str] | None = None, skip_invalid: bool = False, *,
-               labels: Labels = XNLI_LABELS, columns: Mapping[str, str] | None = None) -> tuple[list[Record], list[Record]]:
+               labels: Labels = XNLI_LABELS, columns: Mapping[str, str] | None = None, langid: str | None = "lingua"
+               ) -> tuple[list[Record], list[Record]]:
     """Records of a JSON-lines file and the lines rejected (empty when not `skip_invalid`).
 
     Every problem names its line: undecodable bytes, invalid JSON, no text field, empty text, unknown or
     unselected language, a label not among `labels` (XNLI's classes by default). Without `skip_invalid` the
     first one raises ValueError; with it the line goes to the rejected list with its reason (a line that is
     not JSON keeps its text as `raw` and its `line`). XNLI labels 0/1/2 are returned as class names. Blank
-    lines are not records and are skipped; a file with no records at all raises ValueError."""
+    lines are not records and are skipped; a file with no records at all raises ValueError. `langid`: the
+    language-ID backend whose codes `lang` must be among, None when language ID is off (any code)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no pool file at {path}: give a JSON-lines file, a saved dataset directory "
                                 f"or a Hugging Face dataset name")
-    return load_pool(path, langs, skip_invalid, labels=labels, columns=columns)
+    return load_pool(path, langs, skip_invalid, labels=labels, columns=columns, langid=langid)
 
 
 def load_pool(source: str | Path, langs: Sequence[str] | None = None, skip_invalid: bool = False,
-              split: str = "train", *, labels: Labels = XNLI_LABELS, columns: Mapping[str, str] | None = None
-              ) -> tuple[list[Record], list[Record]]:
+              split: str = "train", *, labels: Labels = XNLI_LABELS, columns: Mapping[str, str] | None = None,
+              langid: str | None = "lingua") -> tuple[list[Record], list[Record]]:
     """A whole pool in memory, from anything `iter_pool` reads (JSON lines, CSV, Parquet, a `datasets`
     directory saved with `save_to_disk`, a hub name): (records, rejected rows)."""
     records: list[Record] = []
     rejected: list[Record] = []
-    for record in iter_pool(source, langs, labels=labels, columns=columns, skip_invalid=skip_invalid, split=split):
+    for record in iter_pool(source, langs, labels=labels, columns=columns, skip_invalid=skip_invalid, split=split,
+                            langid=langid):
         if isinstance(record, Rejected):
             rejected.append(dict(record))
         else:

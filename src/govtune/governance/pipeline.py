@@ -19,7 +19,7 @@ from govtune.governance.config import STEPS_OF_STAGE, CurationConfig
 from govtune.governance.dedup import DeduplicationStep
 from govtune.governance.langid import LanguageIdStep
 from govtune.governance.quality import QualityStep
-from govtune.governance.records import (XNLI_LABELS, KNOWN_LANGUAGES, STAGES, Labels, Record, Step, invalid_reason,
+from govtune.governance.records import (XNLI_LABELS, STAGES, Labels, Record, Step, invalid_reason, language_problem,
                                         with_label_name)
 from govtune.governance.report import build_report
 
@@ -37,13 +37,18 @@ class CurationResult:
         return len(self.kept) + len(self.dropped)
 
 
-def check_languages(langs: Sequence[str] | str) -> list[str]:
+def check_languages(langs: Sequence[str] | str, langid: str | None = "lingua") -> list[str]:
+    """The selected languages as a list (a string is comma-separated). `langid`: the language-ID backend
+    whose codes they must be among, or None when language ID is off (any non-empty code)."""
     if isinstance(langs, str):
         langs = [x.strip() for x in langs.split(",") if x.strip()]
     langs = list(dict.fromkeys(langs))
-    bad = [x for x in langs if x not in KNOWN_LANGUAGES]
-    if not langs or bad:
-        raise ValueError(f"languages {bad or langs!r}: give one or more ISO 639-1 codes such as en,zh,hi")
+    if not langs:
+        raise ValueError("no languages: give one or more language codes such as en,zh,hi")
+    for lang in langs:
+        problem = language_problem(lang, langid)
+        if problem:
+            raise ValueError(f"language {lang!r}: {problem}")
     return langs
 
 
@@ -94,20 +99,21 @@ def run_step(step: Step, records: Sequence[Record], progress: bool = False) -> l
     return out
 
 
-def validate(records: Iterable[Record], langs: Sequence[str] | None, skip_invalid: bool, labels: Labels = XNLI_LABELS
-             ) -> tuple[list[Record], list[Record]]:
+def validate(records: Iterable[Record], langs: Sequence[str] | None, skip_invalid: bool, labels: Labels = XNLI_LABELS,
+             langid: str | None = "lingua") -> tuple[list[Record], list[Record]]:
     valid, invalid = [], []
     for i, record in enumerate(records):
-        checked, ok = validate_one(record, i, langs, skip_invalid, labels)
+        checked, ok = validate_one(record, i, langs, skip_invalid, labels, langid)
         (valid if ok else invalid).append(checked)
     return valid, invalid
 
 
 def validate_one(record: Record, position: int, langs: Sequence[str] | None, skip_invalid: bool,
-                 labels: Labels = XNLI_LABELS) -> tuple[Record, bool]:
+                 labels: Labels = XNLI_LABELS, langid: str | None = "lingua") -> tuple[Record, bool]:
     """(the record ready for the steps (XNLI labels named), True), or, with skip_invalid, (a copy with
-    `reason` and `stage` c0, False) when it is unusable; without skip_invalid that raises ValueError."""
-    problem = invalid_reason(record, langs, labels)
+    `reason` and `stage` c0, False) when it is unusable; without skip_invalid that raises ValueError.
+    `langid`: as for `invalid_reason` (`CurationConfig.language_check`)."""
+    problem = invalid_reason(record, langs, labels, langid)
     if problem is None:
         return with_label_name(record, labels), True
     reason, message = problem
@@ -136,18 +142,20 @@ def curate(records: Iterable[Record], langs: Sequence[str] | str, stage: str = "
     pass the model being tuned); without them C2 skips that filter and the report says so.
     invalid: records already rejected while reading (with `reason` and `stage`), counted in the report.
     labels: the valid label values: "xnli" (default), a list of the task's labels, or None for any.
+    Language codes must be ones the language-ID backend identifies, unless `config.skip` leaves language ID
+    out: then any non-empty code is a language (`CurationConfig.language_check`).
     Returns kept records (unchanged but for labels 0/1/2, given as class names), dropped records (plus
     `reason`, `stage`) and the report. An empty pool raises ValueError."""
     config = config or CurationConfig()
-    langs = check_languages(langs)
+    langs = check_languages(langs, config.language_check)
     stage = check_stage(stage)
     records = list(records)
     if not records and not invalid:
         raise ValueError("the pool is empty: give at least one record (a dict with `text` or `premise` and "
                          "`hypothesis`, and `lang`)")
     if protected is not None:
-        protected, _ = validate(protected, None, skip_invalid=False, labels=labels)
-    valid, rejected = validate(records, langs, config.skip_invalid, labels)
+        protected, _ = validate(protected, None, skip_invalid=False, labels=labels, langid=config.language_check)
+    valid, rejected = validate(records, langs, config.skip_invalid, labels, config.language_check)
     dropped: list[Record] = list(invalid) + rejected
     steps, notes = build_steps(langs, stage, config, reference_model=reference_model,
                                reference_tokenizer=reference_tokenizer, protected=protected, progress=progress)

@@ -8,6 +8,7 @@ filters; the pipeline counts the verdicts per stage, language and reason.
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, Union
@@ -24,6 +25,33 @@ LABEL_FIELD = "label"
 
 # ISO 639-1 codes of the 75 languages lingua identifies: a declared language outside it cannot be checked.
 KNOWN_LANGUAGES = frozenset(language.iso_code_639_1.name.lower() for language in Language.all())
+
+LANGID_OFF = ("turn language ID off for it: `langid: false` in the task file, --skip langid on the command "
+              "line, or CurationConfig(skip=(\"langid\",))")
+
+
+@functools.lru_cache(maxsize=2)
+def known_languages(backend: str = "lingua") -> frozenset[str]:
+    """The codes a language-ID backend identifies: lingua's 75, or langid.py's 97 (read from its model)."""
+    if backend == "lingua":
+        return KNOWN_LANGUAGES
+    from langid.langid import LanguageIdentifier, model  # unpacks its model: only when that backend is chosen
+
+    return frozenset(LanguageIdentifier.from_modelstring(model).nb_classes)
+
+
+def language_problem(lang: Any, langid: str | None = "lingua") -> str | None:
+    """What is wrong with a declared language code (said after the code), or None. `langid`: the
+    language-ID backend that will check the records (it can check only its own codes), or None when language
+    ID is off: then any non-empty code is a language (the step that needs to know it is not run)."""
+    if not isinstance(lang, str) or not lang.strip():
+        return "give the language's code, e.g. en, zh, hi"
+    if langid is not None and lang not in known_languages(langid):
+        return (f"not a language {langid} identifies (lowercase ISO 639-1 codes such as en, zh, hi: "
+                f"{len(known_languages(langid))} languages), so language ID cannot check it; use its code "
+                f"among those, or {LANGID_OFF}")
+    return None
+
 
 STAGES = ("c0", "c1", "c2")
 
@@ -95,10 +123,11 @@ def full_text(record: Record) -> str:
     return "\n".join(texts_of(record))
 
 
-def invalid_reason(record: Any, langs: Sequence[str] | None = None, labels: Labels = XNLI_LABELS
-                   ) -> tuple[str, str] | None:
+def invalid_reason(record: Any, langs: Sequence[str] | None = None, labels: Labels = XNLI_LABELS,
+                   langid: str | None = "lingua") -> tuple[str, str] | None:
     """Why a record cannot be curated, as (reason, message saying what to fix), or None if it is usable.
-    `labels`: which label values are valid (see `check_labels`; XNLI's by default)."""
+    `labels`: which label values are valid (see `check_labels`; XNLI's by default); `langid`: the
+    language-ID backend whose codes `lang` must be among, None when language ID is off (`language_problem`)."""
     if not isinstance(record, dict):
         return "missing_text", f"a record must be a JSON object, got {type(record).__name__}"
     if record.get(TEXT_FIELD) is None and not is_pair(record):
@@ -112,9 +141,9 @@ def invalid_reason(record: Any, langs: Sequence[str] | None = None, labels: Labe
         if not value.strip():
             return "empty_text", f"field `{field}` is empty"
     lang = record.get("lang")
-    if not isinstance(lang, str) or lang not in KNOWN_LANGUAGES:
-        return ("unknown_language", f"`lang` is {lang!r}: give a lowercase ISO 639-1 code such as en, zh, hi "
-                                    f"(one of the {len(KNOWN_LANGUAGES)} languages lingua identifies)")
+    problem = language_problem(lang, langid)
+    if problem:
+        return "unknown_language", f"`lang` is {lang!r}: {problem}"
     if langs is not None and lang not in langs:
         return "language_not_selected", f"language {lang!r} is not among the selected languages {list(langs)}"
     if record.get(LABEL_FIELD) is not None:

@@ -27,8 +27,9 @@ class Rejected(dict):
 
 def iter_pool(source: str | Path, langs: Sequence[str] | None = None, *, labels: Labels = XNLI_LABELS,
               columns: Mapping[str, str] | None = None, skip_invalid: bool = False, split: str = "train",
-              batch_rows: int = 8192) -> Iterator[Record]:
-    """Records (and `Rejected` rows) of a pool file or dataset, read lazily; see the module docstring."""
+              batch_rows: int = 8192, langid: str | None = "lingua") -> Iterator[Record]:
+    """Records (and `Rejected` rows) of a pool file or dataset, read lazily; see the module docstring.
+    `langid`: the language-ID backend whose codes `lang` must be among, None when language ID is off."""
     path = Path(source)
     if path.is_file():
         suffix = path.suffix.lower()
@@ -54,7 +55,7 @@ def iter_pool(source: str | Path, langs: Sequence[str] | None = None, *, labels:
                 raise
             yield Rejected({**row, "reason": "missing_field", "stage": "c0", "problem": str(e)})
             continue
-        problem = invalid_reason(record, langs, labels)
+        problem = invalid_reason(record, langs, labels, langid)
         if problem is None:
             yield with_label_name(record, labels)
         elif skip_invalid:

@@ -42,12 +42,12 @@ def curate_stream(records: Iterable[Record], langs: Sequence[str] | str, stage: 
     reader could not use) go straight to `drop`. keep/drop: called once per record, in input order within
     each of them; dropped records carry `reason` and `stage`. Other arguments as for `curate`."""
     config = config or CurationConfig()
-    langs = check_languages(langs)
+    langs = check_languages(langs, config.language_check)
     stage = check_stage(stage)
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size}: give a positive number of records per batch")
     if protected is not None:
-        protected, _ = validate(protected, None, skip_invalid=False, labels=labels)
+        protected, _ = validate(protected, None, skip_invalid=False, labels=labels, langid=config.language_check)
     steps, notes = build_steps(langs, stage, config, protected=protected, progress=False)
     counts = ReportCounts(config.examples_per_reason)
     log = [{"name": s.name, "stage": s.stage, "input": 0, "kept": 0, "seconds": 0.0} for s in steps]
@@ -63,7 +63,7 @@ def curate_stream(records: Iterable[Record], langs: Sequence[str] | str, stage: 
             if isinstance(item, Rejected):
                 dropped(dict(item))
                 continue
-            record, ok = validate_one(item, n_input - 1, langs, config.skip_invalid, labels)
+            record, ok = validate_one(item, n_input - 1, langs, config.skip_invalid, labels, config.language_check)
             if not ok:
                 dropped(record)
                 continue

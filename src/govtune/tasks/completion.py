@@ -2,7 +2,10 @@
 
 Completion: the loss is on the completion only (the training pair's target); evaluation generates
 greedily with FLORES's stop rule (the answer ends at its line end, EOS or the budget) and scores chrF++,
-BLEU (sacreBLEU's tokenizer by the target's script) and exact match per language.
+BLEU (sacreBLEU's tokenizer by the target's script) and exact match per language. A task file's
+`generation_kwargs` (lm-eval's) replace that rule: `until` stop strings (the answer is cut before the
+earliest; [] = none, EOS or the budget only) and `max_gen_toks` the budget; the training target then ends
+with the first stop string, so a tuned model learns to stop where evaluation cuts.
 
 Chat: the tokenizer's chat template renders the conversation; a conversation with n assistant turns gives
 n training pairs (the conversation up to the turn -> the turn), so the loss falls on every assistant turn
@@ -31,9 +34,20 @@ class CompletionTask(FileTask):
     def reference(self, row: dict) -> str:
         return row["completion"].strip()
 
+    @property
+    def stop_mark(self) -> str:
+        """What ends a training target: the newline of the default rule, else the first stop string (none
+        for `until: []`)."""
+        until = self.spec.until
+        return "\n" if until is None else until[0] if until else ""
+
+    def with_stop_mark(self, target: str) -> str:
+        """`target` ending with the stop mark (a chat template may already end its turn with it)."""
+        return target if target.endswith(self.stop_mark) else target + self.stop_mark
+
     def training_pair(self, row: dict) -> tuple[str, str]:
-        """The target ends with the newline at which evaluation stops generating (as FLORES's does)."""
-        return self.prompt_text(row), self.spec.target_delimiter + self.reference(row) + "\n"
+        """The target ends where evaluation stops generating (by default the newline, as FLORES's does)."""
+        return self.prompt_text(row), self.spec.target_delimiter + self.reference(row) + self.stop_mark
 
     def evaluate(self, model, tokenizer, tests, *, seed, progress, calibration=None):
         return evaluate_completions(self, model, tokenizer, tests, progress=progress)
@@ -69,9 +83,8 @@ class ChatTask(CompletionTask):
         prompt = self._render(messages[:i], True)
         full = self._render(messages[:i + 1], False)
         if not full.startswith(prompt):  # a template that rewrites earlier turns: the turn's text alone
-            return prompt, " " + messages[i]["content"].strip() + "\n"
-        target = full[len(prompt):]
-        return prompt, target if target.endswith("\n") else target + "\n"
+            return prompt, " " + messages[i]["content"].strip() + self.stop_mark
+        return prompt, self.with_stop_mark(full[len(prompt):])
 
     def training_pairs(self, row: dict) -> list[tuple[str, str]]:
         """One pair per assistant turn: the loss is on assistant turns only."""
@@ -96,10 +109,13 @@ def evaluate_completions(task: CompletionTask, model, tokenizer, tests: dict[str
     prompts = [prefix + tokenizer.encode(r.get("context", "") + task.prompt_text(r), add_special_tokens=False)
                for _, r in flat]
     scripts = [_script(lang, script) for lang, _ in flat]
+    budget = task.spec.max_gen_toks or c.max_new_tokens
     t0 = time.perf_counter()
-    # A completion is one line: it ends at its line end (FLORES's rule, sentences unbounded), EOS or budget.
-    hyps = generate_lines(model, tokenizer, prompts, max_new_tokens=c.max_new_tokens, batch_size=c.eval_batch_size,
-                          scripts=scripts, sentences=[10_000] * len(flat), progress=progress, desc=task.name)
+    # By default a completion is one line: it ends at its line end (FLORES's rule, sentences unbounded), EOS
+    # or budget; the task's `until` stop strings replace that rule.
+    hyps = generate_lines(model, tokenizer, prompts, max_new_tokens=budget, batch_size=c.eval_batch_size,
+                          scripts=scripts, sentences=[10_000] * len(flat), until=task.spec.until, progress=progress,
+                          desc=task.name)
     seconds = time.perf_counter() - t0
     preds = [{"language": lang, "id": r["id"], "perturbation": None, "source": task.prompt_text(r),
               "hypothesis": h, "reference": task.reference(r), "exact": exact_match(h, task.reference(r))}
@@ -118,7 +134,7 @@ def evaluate_completions(task: CompletionTask, model, tokenizer, tests: dict[str
                "average_exact_match": macro({lang: v["exact_match"] for lang, v in per_lang.items()}),
                "chrf_gap": parity_gap(chrf),
                "timing": {"seconds": seconds, "examples": len(flat), "batch_size": c.eval_batch_size,
-                          "max_new_tokens": c.max_new_tokens}}
+                          "max_new_tokens": budget}}
     return metrics, preds
 
 

@@ -23,6 +23,8 @@ def curate_task_cli(args, config) -> int:
     task = load_task(args.task).prepare(settings, out)
     if not task.curates:
         raise ValueError(f"task {task.name!r} has no pool to curate (its training lines are aligned translations)")
+    config = task.curation_config(config)  # `langid: false` in the task file leaves language ID out
+    task.check_language_codes(config)
     langs = [x.strip() for x in args.langs.split(",")] if args.langs else task.units
     model = tokenizer = None
     if args.ppl_model and args.stage == "c2":

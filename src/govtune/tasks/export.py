@@ -44,6 +44,17 @@ def _doc(task: Task, row: dict) -> dict:
     return doc
 
 
+def generation_kwargs(task: Task) -> dict:
+    """lm-eval's generation_kwargs for the task's answers: its own `until` and `max_gen_toks` when the task
+    file sets them, else the newline that ends govtune's default answer line (and lm-eval's own budget)."""
+    spec = task.spec
+    until = spec.until if spec.until is not None else ["\n"]
+    out = {"until": list(until), "do_sample": False}
+    if spec.max_gen_toks is not None:
+        out["max_gen_toks"] = spec.max_gen_toks
+    return out
+
+
 def task_yaml(task: Task, files: dict[str, Path]) -> dict:
     cfg = {"task": lm_eval_name(task), "dataset_path": "json",
            "dataset_kwargs": {"data_files": {s: str(p.resolve()) for s, p in files.items()}},
@@ -59,7 +70,7 @@ def task_yaml(task: Task, files: dict[str, Path]) -> dict:
                                                       "higher_is_better": True}])
     else:
         cfg.update(output_type="generate_until", doc_to_target="target", target_delimiter=" ",
-                   generation_kwargs={"until": ["\n"], "do_sample": False},
+                   generation_kwargs=generation_kwargs(task),
                    metric_list=[{"metric": "exact_match", "aggregation": "mean", "higher_is_better": True,
                                  "ignore_case": True}])
     cfg["metadata"] = {"version": 1.0}

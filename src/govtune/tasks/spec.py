@@ -32,7 +32,9 @@ COMMON = ("lang", "id")
 SPLITS = ("train", "validation", "test")
 KEYS = ("type", "name", "description", "builtin", "path", "data_files", "dataset", "dataset_config", "columns",
         "lang", "languages", "labels", "label_words", "doc_to_text", "target_delimiter", "splits", "val_size",
-        "test_size", "seed", "langid")
+        "test_size", "seed", "langid", "generation_kwargs")
+# lm-eval's generation_kwargs that a completion or chat task may set (generation is greedy: no sampling keys).
+GENERATION_KEYS = ("until", "max_gen_toks")
 
 
 def suggest(value: str, options) -> str:
@@ -64,6 +66,17 @@ class TaskSpec:
     test_size: float | int = 0
     seed: int = 0
     langid: bool = True
+    generation_kwargs: dict[str, Any] | None = None  # {until: [stop strings], max_gen_toks: N}, as lm-eval's
+
+    @property
+    def until(self) -> list[str] | None:
+        """The stop strings of a completion or chat task's answers; None = the default rule (first line)."""
+        return (self.generation_kwargs or {}).get("until")
+
+    @property
+    def max_gen_toks(self) -> int | None:
+        """New tokens an answer may take; None = the study's `max_new_tokens`."""
+        return (self.generation_kwargs or {}).get("max_gen_toks")
 
     def where(self, key: str) -> str:
         return f"{self.source or 'task ' + repr(self.name)}: `{key}`"
@@ -116,6 +129,9 @@ def spec_from_dict(raw: dict, source: Path | None = None) -> TaskSpec:
 
 def _check(spec: TaskSpec, where: str) -> None:
     allowed = (*FIELDS[spec.type], *COMMON)
+    if not isinstance(spec.langid, bool):
+        raise ValueError(f"{where}: `langid: {spec.langid!r}` must be true or false (false: curation runs no "
+                         f"language ID for this task, and its language codes may be any, e.g. tok or gsw)")
     if not isinstance(spec.columns, dict):
         raise ValueError(f"{where}: `columns` maps our field names to yours, e.g. {{text: message, label: intent}}")
     for ours in spec.columns:
@@ -147,6 +163,32 @@ def _check(spec: TaskSpec, where: str) -> None:
         _check_labels(spec, where)
     elif spec.labels or spec.label_words:
         raise ValueError(f"{where}: `labels` belong to classification tasks; a {spec.type} task has none")
+    if spec.generation_kwargs is not None:
+        _check_generation(spec, where)
+
+
+def _check_generation(spec: TaskSpec, where: str) -> None:
+    """`generation_kwargs` as lm-eval's task YAML writes it: `until` (stop strings) and `max_gen_toks`."""
+    gen = spec.generation_kwargs
+    if spec.type == "classification":
+        raise ValueError(f"{where}: `generation_kwargs` belong to completion and chat tasks; a classification "
+                         f"task scores its labels and generates nothing")
+    if not isinstance(gen, dict):
+        raise ValueError(f"{where}: `generation_kwargs` must be a mapping, e.g. "
+                         f"{{until: [\"\\n\\n\"], max_gen_toks: 128}}")
+    for key in gen:
+        if key not in GENERATION_KEYS:
+            raise ValueError(f"{where}: `generation_kwargs.{key}` is not a generation setting"
+                             f"{suggest(key, GENERATION_KEYS)}; use {' and '.join(GENERATION_KEYS)} (generation "
+                             f"is greedy)")
+    until = gen.get("until", [])
+    if not isinstance(until, list) or not all(isinstance(x, str) and x for x in until):
+        raise ValueError(f"{where}: `generation_kwargs.until: {until!r}` must be a list of non-empty stop "
+                         f"strings, e.g. until: [\"\\n\\n\", \"###\"] ([] = no stop string: EOS or max_gen_toks)")
+    n = gen.get("max_gen_toks", 1)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"{where}: `generation_kwargs.max_gen_toks: {n!r}` must be a positive number of "
+                         f"tokens, e.g. max_gen_toks: 128")
 
 
 def _check_labels(spec: TaskSpec, where: str) -> None:

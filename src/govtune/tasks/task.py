@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from govtune.tasks.spec import TaskSpec
@@ -55,6 +55,23 @@ class Task(ABC):
     @abstractmethod
     def units(self) -> list[str]:
         """What the report's columns are: languages, or FLORES directions."""
+
+    def curation_config(self, config):
+        """The curation settings (`govtune.governance.CurationConfig`) for this task's pool: `config`, without
+        language ID when the task file turns it off (`langid: false`)."""
+        if self.spec.langid or "langid" in config.skip:
+            return config
+        return replace(config, skip=(*config.skip, "langid"))
+
+    def check_language_codes(self, config) -> None:
+        """Refuse, before any curation, a language the curation's language ID cannot identify (the error names
+        it and says how to turn language ID off for the task)."""
+        from govtune.governance.pipeline import check_languages
+
+        try:
+            check_languages(self.units, self.curation_config(config).language_check)
+        except ValueError as e:
+            raise ValueError(f"task {self.name!r}: {e}") from None
 
     @property
     def curation_dir(self) -> str | None:
