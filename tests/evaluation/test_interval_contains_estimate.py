@@ -60,8 +60,8 @@ def _flores(n, quality, seed):
 
 
 def _contains(task, recs, label):
-    units = bs.REPLICATES[task][0](recs)
-    replicate = bs.REPLICATES[task][1]
+    to_units, replicate = bs.replicator(task, recs)
+    units = to_units(recs)
     point, reps = replicate(units, bs.identity(units)), replicate(units)
     ci = bs.task_intervals(task, recs)
     assert set(ci) == set(reps)
@@ -83,7 +83,7 @@ def test_every_xnli_interval_contains_its_estimate():
     for n, skill, spread, seed in XNLI_CASES:
         _, _, reps = _contains("xnli", _xnli(n, skill, spread, seed), f"n={n} skill={skill} spread={spread}")
         seen |= _covered(reps, "xnli")
-    bootstrapped = {m.key for m in registry.METRICS if m.task == "xnli" and m.interval == registry.BOOTSTRAP}
+    bootstrapped = {m.key for m in registry.METRICS if m.task == registry.CLASSIFICATION and m.interval == registry.BOOTSTRAP}
     assert seen == bootstrapped  # every bootstrapped XNLI metric was checked
 
 
@@ -104,7 +104,7 @@ def test_every_flores_interval_contains_its_estimate():
         for quality in (0.0, 0.3, 0.7, 0.95):
             _, _, reps = _contains("flores", _flores(n, quality, seed), f"n={n} quality={quality}")
             seen |= _covered(reps, "flores")
-    bootstrapped = {m.key for m in registry.METRICS if m.task == "flores" and m.interval == registry.BOOTSTRAP}
+    bootstrapped = {m.key for m in registry.METRICS if m.task == registry.TRANSLATION and m.interval == registry.BOOTSTRAP}
     assert seen == bootstrapped
 
 

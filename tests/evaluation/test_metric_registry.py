@@ -19,7 +19,7 @@ from govtune.evaluation import metric_registry as registry
 ])
 def test_a_concrete_key_finds_its_entry_and_title(task, key, title):
     assert registry.name(task, key) == title
-    assert registry.metric(task, key).task == task
+    assert registry.metric(task, key).task in registry.kinds(task)
 
 
 def test_an_unregistered_key_is_refused_with_where_to_add_it():
@@ -39,12 +39,13 @@ def test_directions_turn_a_difference_into_better_or_worse():
 
 
 def test_combined_metrics_name_a_registered_unit_metric_of_their_task():
-    for task in ("xnli", "flores"):
+    for task in registry.KINDS:
         for m in registry.combined(task):
             unit = registry.metric(task, registry.unit_key(m, "en"))
             assert unit.aggregation == registry.UNIT and unit.interval == m.interval
             assert unit.higher_is_better == m.higher_is_better or m.aggregation == registry.RANGE
-    assert [m.key for m in registry.combined("flores")] == ["average_bleu", "direction_gap", "average_chrf"]
+    assert [m.key for m in registry.combined(registry.TRANSLATION)] == ["average_bleu", "direction_gap", "average_chrf"]
+    assert registry.kinds("xnli") == (registry.CLASSIFICATION,) and registry.kinds("flores") == (registry.TRANSLATION,)
 
 
 def test_a_task_files_task_has_the_entries_of_its_kind():

@@ -98,7 +98,7 @@ def _group(runs, method, task):
     data = []
     for result, preds in runs:
         if result["method"] == method:
-            to_units, replicate = bs.REPLICATES[task]
+            to_units, replicate = bs.replicator(task, preds[task])
             units = to_units(preds[task])
             data.append((replicate(units, bs.identity(units)), replicate(units)))
     return bs.seed_mean([d[0] for d in data]), bs.seed_mean([d[1] for d in data])

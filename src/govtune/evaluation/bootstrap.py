@@ -27,6 +27,7 @@ import numpy as np
 
 from govtune.evaluation import metric_registry as registry
 from govtune.evaluation.metrics import bleu_metric, chrf_metric, exact_match, expected_calibration_error
+from govtune.tasks import papers
 from govtune.tasks.xnli import LABELS
 
 N_RESAMPLES = 1000
@@ -208,7 +209,7 @@ def xnli_replicates(units: Mapping[str, XnliUnit], idx: Mapping[str, np.ndarray]
         if u.perturbed is not None:
             lost = correct - (u.perturbed == u.gold)
             reps[f"robustness.by_language.{lang}.drop"] = 100.0 * lost[idx[lang]].mean(axis=1)
-    return _combine("xnli", reps, units)
+    return _combine(registry.CLASSIFICATION, reps, units)
 
 
 def flores_replicates(units: Mapping[str, FloresUnit], idx: Mapping[str, np.ndarray] | None = None
@@ -222,30 +223,31 @@ def flores_replicates(units: Mapping[str, FloresUnit], idx: Mapping[str, np.ndar
         b = np.array([b_metric._compute_score_from_stats(s).score for s in u.bleu_stats[idx[pair]].sum(axis=1)])
         c = np.array([c_metric._compute_score_from_stats(s).score for s in u.chrf_stats[idx[pair]].sum(axis=1)])
         reps[f"pairs.{pair}.bleu"], reps[f"pairs.{pair}.chrf"] = b, c
-    return _combine("flores", reps, units)
+    return _combine(registry.TRANSLATION, reps, units)
 
 
 _AGGREGATE = {registry.MEAN: lambda a: a.mean(axis=0), registry.RANGE: lambda a: a.max(axis=0) - a.min(axis=0)}
 
 
-def _combine(task: str, reps: Replicates, units: Mapping) -> Replicates:
+def _combine(kind: str, reps: Replicates, units: Mapping) -> Replicates:
     """Add the task's combined metrics (Macro, the gaps, the averages), each as the metric registry defines
     it, on every resample; one that lacks a unit's value (robustness not evaluated) is left out."""
-    for m in registry.combined(task):
+    for m in registry.combined(kind):
         keys = [registry.unit_key(m, u) for u in units]
         if m.interval == registry.BOOTSTRAP and all(k in reps for k in keys):
             reps[m.key] = _AGGREGATE[m.aggregation](np.stack([reps[k] for k in keys]))  # (units, resamples)
     return reps
 
 
-REPLICATES = {"xnli": (xnli_units, xnli_replicates), "flores": (flores_units, flores_replicates)}
+# The papers' two tasks, by the part they play (govtune.tasks.papers); a task file's task goes by its records.
+REPLICATES = {registry.CLASSIFICATION: (xnli_units, xnli_replicates),
+              registry.TRANSLATION: (flores_units, flores_replicates)}
 
 
 def classification_replicates(units: Mapping[str, XnliUnit], idx: Mapping[str, np.ndarray] | None = None
                               ) -> Replicates:
-    """A classification task's replicates: XNLI's, over its own labels, combined by the classification
-    entries of the metric registry."""
-    return _combine("classification", xnli_replicates(units, idx), units)
+    """A classification task's replicates: XNLI's, over its own labels (one kind of the metric registry)."""
+    return xnli_replicates(units, idx)
 
 
 @dataclass(frozen=True)
@@ -281,8 +283,9 @@ def completion_replicates(units: Mapping[str, CompletionUnit], idx: Mapping[str,
 def replicator(task: str, records: Sequence[Mapping]):
     """(to_units, replicate) of a task's prediction records: the built-in benchmarks by name, a task file's
     task by what its records hold (class probabilities, or generated text)."""
-    if task in REPLICATES:
-        return REPLICATES[task]
+    part = papers.PARTS.get(task)
+    if part:
+        return REPLICATES[part]
     if records and "probs" in records[0]:
         return xnli_units, classification_replicates
     return completion_units, completion_replicates

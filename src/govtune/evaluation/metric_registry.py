@@ -7,13 +7,20 @@ perturbation (`{op}`), or lm-evaluation-harness task and metric (`{task}`, `{met
 metric combines the same way: mean ± sample sd in the tables, and for a bootstrapped metric the interval
 of the seed mean.
 
+Entries are kept per kind of task, not per task: `classification` (class probabilities: the papers' XNLI
+and any classification task file), `translation` (the papers' FLORES, per direction) and `completion`
+(generated text per language: completion and chat task files), beside the run's `footprint` and
+`lm_eval` sections. A stored task finds its entries through its kind (`kinds`).
+
 Torch-free and numpy-free: the report and `govtune.evaluation.bootstrap` read it."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
+
+from govtune.tasks import papers
 
 # Aggregation: how a metric is made from the per-unit (language or direction) values of its `of` metric.
 UNIT = "unit"  # one language's (direction's) own value: nothing to combine
@@ -42,7 +49,7 @@ LANG_LABELS = {"en": "EN", "zh": "ZH", "hi": "HI", "es": "ES"}
 @dataclass(frozen=True)
 class Metric:
     key: str  # SQLite metric name, with placeholders
-    task: str  # the SQLite task: xnli, flores, footprint, lm_eval
+    task: str  # the kind of task (classification, translation, completion) or the section (footprint, lm_eval)
     name: str  # table title; its placeholders render as labels (`{lang}` en -> EN, `{pair}` en-zh -> EN→ZH)
     quantity: str  # what is measured, for sentences ("ECE: lower is better") and axis labels
     higher_is_better: bool | None  # None: neither (a temperature; lm-eval's metrics, whichever they are)
@@ -64,12 +71,17 @@ class Metric:
         return "better" if (difference > 0) == self.higher_is_better else "worse"
 
 
-def _xnli(key, name, quantity, higher, **kw):
-    return Metric(key, "xnli", name, quantity, higher, **kw)
+CLASSIFICATION, TRANSLATION, COMPLETION = papers.CLASSIFICATION, papers.TRANSLATION, "completion"
+KINDS = (CLASSIFICATION, TRANSLATION, COMPLETION)
+SECTIONS = ("footprint", "lm_eval")  # a run's results beside its tasks': training cost, lm-eval's scores
 
 
-def _flores(key, name, quantity, higher, **kw):
-    return Metric(key, "flores", name, quantity, higher, **kw)
+def _classification(key, name, quantity, higher, **kw):
+    return Metric(key, CLASSIFICATION, name, quantity, higher, **kw)
+
+
+def _translation(key, name, quantity, higher, **kw):
+    return Metric(key, TRANSLATION, name, quantity, higher, **kw)
 
 
 ACC, ECE, ECE_TS, DROP = ("languages.{lang}.accuracy", "languages.{lang}.ece", "languages.{lang}.ece_ts",
@@ -77,27 +89,27 @@ ACC, ECE, ECE_TS, DROP = ("languages.{lang}.accuracy", "languages.{lang}.ece", "
 BLEU, CHRF = "pairs.{pair}.bleu", "pairs.{pair}.chrf"
 
 METRICS: tuple[Metric, ...] = (
-    # XNLI: accuracy and calibration per language, their combinations, robustness (percent and points)
-    _xnli(ACC, "{lang}", "accuracy", True),
-    _xnli(ECE, "{lang} ECE", "ECE", False, method=CENTRED),
-    _xnli("macro", "Macro", "accuracy", True, aggregation=MEAN, of=ACC),
-    _xnli("parity_gap", "Δ (parity gap)", "parity gap", False, aggregation=RANGE, of=ACC,
+    # classification: accuracy and calibration per language, their combinations, robustness (percent and points)
+    _classification(ACC, "{lang}", "accuracy", True),
+    _classification(ECE, "{lang} ECE", "ECE", False, method=CENTRED),
+    _classification("macro", "Macro", "accuracy", True, aggregation=MEAN, of=ACC),
+    _classification("parity_gap", "Δ (parity gap)", "parity gap", False, aggregation=RANGE, of=ACC,
           method=PAIRWISE),
-    _xnli("avg_ece", "Avg-ECE", "ECE", False, aggregation=MEAN, of=ECE, method=CENTRED),
-    _xnli(DROP, "{lang} drop", "accuracy drop", False),
-    _xnli("robustness.macro_drop", "Macro drop", "accuracy drop", False, aggregation=MEAN, of=DROP),
-    _xnli("robustness.by_operation.{op}.drop", "{op}", "accuracy drop", False, interval=SEEDS),
+    _classification("avg_ece", "Avg-ECE", "ECE", False, aggregation=MEAN, of=ECE, method=CENTRED),
+    _classification(DROP, "{lang} drop", "accuracy drop", False),
+    _classification("robustness.macro_drop", "Macro drop", "accuracy drop", False, aggregation=MEAN, of=DROP),
+    _classification("robustness.by_operation.{op}.drop", "{op}", "accuracy drop", False, interval=SEEDS),
     # after temperature scaling, fit per run on its validation examples
-    _xnli(ECE_TS, "{lang} ECE after", "ECE", False, interval=SEEDS),
-    _xnli("avg_ece_ts", "Avg-ECE after", "ECE", False, aggregation=MEAN, of=ECE_TS, interval=SEEDS),
-    _xnli("languages.{lang}.temperature", "T {lang}", "temperature", None, interval=SEEDS, digits=2),
-    # FLORES: corpus BLEU and chrF++ per direction and their combinations
-    _flores(BLEU, "{pair} BLEU", "BLEU", True),
-    _flores(CHRF, "{pair} chrF++", "chrF++", True),
-    _flores("average_bleu", "Avg BLEU", "BLEU", True, aggregation=MEAN, of=BLEU),
-    _flores("direction_gap", "Δ (direction gap)", "direction gap", False, aggregation=RANGE, of=BLEU,
+    _classification(ECE_TS, "{lang} ECE after", "ECE", False, interval=SEEDS),
+    _classification("avg_ece_ts", "Avg-ECE after", "ECE", False, aggregation=MEAN, of=ECE_TS, interval=SEEDS),
+    _classification("languages.{lang}.temperature", "T {lang}", "temperature", None, interval=SEEDS, digits=2),
+    # translation: corpus BLEU and chrF++ per direction and their combinations
+    _translation(BLEU, "{pair} BLEU", "BLEU", True),
+    _translation(CHRF, "{pair} chrF++", "chrF++", True),
+    _translation("average_bleu", "Avg BLEU", "BLEU", True, aggregation=MEAN, of=BLEU),
+    _translation("direction_gap", "Δ (direction gap)", "direction gap", False, aggregation=RANGE, of=BLEU,
             method=PAIRWISE),
-    _flores("average_chrf", "chrF++ (avg)", "chrF++", True, aggregation=MEAN, of=CHRF),
+    _translation("average_chrf", "chrF++ (avg)", "chrF++", True, aggregation=MEAN, of=CHRF),
     # training cost, per run
     Metric("peak_memory_mb", "footprint", "Peak memory (MB)", "peak memory", False, interval=SEEDS, digits=0),
     Metric("step_time_s", "footprint", "Step time (s)", "step time", False, interval=SEEDS, digits=3),
@@ -108,12 +120,11 @@ METRICS: tuple[Metric, ...] = (
 )
 
 
-# A task file's task has the entries of its kind: a classification task those of XNLI (same keys) plus
-# macro-F1 and Brier, a completion or chat task chrF++, BLEU and exact match per language.
-KINDS = ("classification", "completion")
+# What a task file's classification task reports beside the papers' (macro-F1 and Brier), and a completion or
+# chat task: chrF++, BLEU and exact match per language.
 F1, BRIER = "languages.{lang}.macro_f1", "languages.{lang}.brier"
 LCHRF, LBLEU, LEM = "languages.{lang}.chrf", "languages.{lang}.bleu", "languages.{lang}.exact_match"
-METRICS += tuple(replace(m, task="classification") for m in METRICS if m.task == "xnli") + (
+METRICS += (
     Metric(F1, "classification", "{lang} F1", "macro-F1", True, interval=SEEDS),
     Metric("macro_f1", "classification", "Macro-F1", "macro-F1", True, aggregation=MEAN, of=F1, interval=SEEDS),
     Metric(BRIER, "classification", "{lang} Brier", "Brier score", False, interval=SEEDS),
@@ -145,15 +156,21 @@ def _pattern(template: str) -> re.Pattern:
     return re.compile("".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>.+)" for i, p in enumerate(parts)) + "$")
 
 
+def kinds(task: str) -> tuple[str, ...]:
+    """Where a stored task's entries are: a kind or section by its own name, the papers' tasks by the part they
+    play, a task file's task among the classification and completion entries (their keys do not overlap)."""
+    if task in KINDS or task in SECTIONS:
+        return (task,)
+    part = papers.PARTS.get(task)
+    return (part,) if part else (CLASSIFICATION, COMPLETION)
+
+
 def lookup(task: str, key: str) -> tuple[Metric, dict[str, str]]:
     """The entry of a concrete key (`languages.en.accuracy`) and its placeholder values ({"lang": "en"})."""
+    where = kinds(task)
     for m in METRICS:
-        if m.task == task and (found := _pattern(m.key).match(key)):
+        if m.task in where and (found := _pattern(m.key).match(key)):
             return m, found.groupdict()
-    if task not in {m.task for m in METRICS}:  # a task file's task: its kind's entries (their keys do not overlap)
-        for m in METRICS:
-            if m.task in KINDS and (found := _pattern(m.key).match(key)):
-                return m, found.groupdict()
     raise KeyError(f"metric {key!r} of task {task!r} is not in govtune.evaluation.metric_registry.METRICS: "
                    f"add its entry there")
 
@@ -168,9 +185,9 @@ def name(task: str, key: str) -> str:
     return m.name.format(**{k: _label(k, v) for k, v in values.items()})
 
 
-def combined(task: str) -> list[Metric]:
-    """The task's metrics made from per-unit values (MEAN or RANGE), in registry order."""
-    return [m for m in METRICS if m.task == task and m.aggregation != UNIT]
+def combined(kind: str) -> list[Metric]:
+    """A kind's metrics made from per-unit values (MEAN or RANGE), in registry order."""
+    return [m for m in METRICS if m.task == kind and m.aggregation != UNIT]
 
 
 def unit_key(m: Metric, unit: str) -> str:

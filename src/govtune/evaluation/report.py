@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-
+from govtune.tasks import papers
 
 
 def _f(x) -> str:
@@ -64,7 +64,8 @@ def report_markdown(metrics: dict, figure: str | None = None) -> str:
             f"Throughput: {_f(t.get('examples_per_second'))} examples/s over {t.get('examples')} examples "
             f"(batch size {t.get('batch_size')}, {run.get('threads')} CPU threads / device {run.get('device')}).",
             "", ""]
-    body = xnli_markdown(metrics, figure) if metrics["task"] == "xnli" else flores_markdown(metrics, figure)
+    classifies = papers.PARTS.get(metrics["task"]) == papers.CLASSIFICATION
+    body = xnli_markdown(metrics, figure) if classifies else flores_markdown(metrics, figure)
     return "\n".join(head) + body + "\n"
 
 
