@@ -7,7 +7,7 @@ import torch
 from adapter_helpers import adapted, inputs
 from torch import nn
 
-from govtune.adapters import AdapterConfig, after_backward, lam_history, mixing
+from govtune.adapters import AdapterConfig, after_backward, hybrid_layers, lam_history, mixing
 from govtune.adapters.hybrid import HybridLayer
 
 
@@ -207,3 +207,26 @@ def test_bf16_autocast_trains_and_recomputing_matches_the_stored_weight(cls):
         torch.testing.assert_close(a, b, atol=0, rtol=0)  # the same bf16 weight, rebuilt
         assert a.abs().max() > 0
         torch.testing.assert_close(a.float(), c, atol=0.05 * c.abs().max().item(), rtol=0.05)
+
+
+def test_the_batched_update_equals_each_layers_own():
+    """after_backward updates every adaptive layer from one pass over all gradients; each lam equals what the
+    layer's own update_lam gives from the same gradients (float32 norms, summed in another order)."""
+    model, _ = adapted("tiny-llama", "hybrid", lam_min=0.05)
+    ids = inputs(0)
+    model(input_ids=ids, labels=ids).loss.backward()
+    layers = list(hybrid_layers(model).values())
+    # one layer's LoRA-GA branch without gradients: the BOFT branch alone decides its share
+    for p in layers[0].lora_parameters():
+        p.grad = None
+    own = []
+    for h in layers:
+        before = h.lam_value
+        own.append(h.update_lam(0.0))
+        h.set_lam(before)
+        h.lam_history.clear()
+    batched = after_backward(model, 0.0)
+    assert list(batched.values()) == pytest.approx(own, rel=1e-6, abs=1e-9)
+    assert [float(h.lam) for h in layers] == pytest.approx(own, rel=1e-6)  # the saved buffer follows
+    assert all(len(h.lam_history) == 1 for h in layers)
+    assert any(abs(v - 0.5) > 1e-4 for v in own)  # the gradients moved lam: the comparison is not at rest

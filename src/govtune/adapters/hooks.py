@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from govtune.adapters.hybrid import HybridLayer
+from govtune.adapters.hybrid import HybridLayer, update_adaptive_lams
 from govtune.adapters.inject import adapter_layers
 from govtune.adapters.unitary import UnitaryFullLayer
 
@@ -19,7 +19,12 @@ def after_backward(model: nn.Module, progress: float) -> dict[str, float]:
     Returns the new lam per layer; a no-op for models without hybrid layers."""
     if not 0.0 <= float(progress) <= 1.0:
         raise ValueError(f"progress must be the fraction of training done, in [0, 1]; got {progress!r}")
-    return {name: layer.update_lam(progress) for name, layer in hybrid_layers(model).items()}
+    layers = hybrid_layers(model)
+    adaptive = [layer for layer in layers.values() if layer.config.lam_schedule == "adaptive"]
+    if adaptive:
+        update_adaptive_lams(adaptive)
+    return {name: layer.lam_value if layer.config.lam_schedule == "adaptive" else layer.update_lam(progress)
+            for name, layer in layers.items()}
 
 
 def mixing(model: nn.Module) -> dict[str, float]:
