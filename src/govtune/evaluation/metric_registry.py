@@ -1,5 +1,5 @@
 """Every metric a study reports, one entry each (as lm-evaluation-harness registers its metrics): the key it
-has in results.sqlite, results.json and a run's `ci95`, its task, the name a table gives it, whether higher
+has in results.sqlite, results.json and a run's `ci95`, its kind of task, the name a table gives it, whether higher
 is better, how it combines per-language values, how its 95% interval is made, and its digits.
 
 A key with a placeholder stands for one metric per language (`{lang}`), FLORES direction (`{pair}`),
