@@ -113,12 +113,6 @@ def load_for_eval(name: str, adapter: str | None = None, quantize: str | None = 
     return model, tok
 
 
-def _classifies(args) -> bool:
-    """Whether the built-in task is the papers' classification task (XNLI: class probabilities per language),
-    not their translation task (FLORES: generated text per direction)."""
-    return papers.PARTS.get(args.task) == papers.CLASSIFICATION
-
-
 def _split_list(value: str, what: str) -> list[str]:
     items = [v.strip() for v in value.split(",") if v.strip()]
     if not items:
@@ -130,7 +124,7 @@ def _incontext_pool(args, data: dict[str, list[dict]]) -> dict[str, list[dict]]:
     """Where in-context examples come from: a given JSON-lines pool (XNLI), else the split's pool rows."""
     if args.shots < 0:
         raise ValueError(f"--shots must be >= 0, got {args.shots}")
-    if _classifies(args):
+    if papers.classifies(args.task):
         if args.shots_pool:
             records, _ = read_jsonl(args.shots_pool, langs=list(data))
             return {lang: [r for r in records if r.get("lang") == lang] for lang in data}
@@ -171,7 +165,7 @@ def _test_data(args, default_rows: bool) -> dict[str, list[dict]]:
     """The test examples per language (XNLI) or direction (FLORES), loaded before the model so that a wrong
     language or path fails in a second, not after a model load."""
     try:
-        if _classifies(args):
+        if papers.classifies(args.task):
             return {lang: load_xnli(lang, args.split, args.data, rows=XNLI_EVAL_ROWS if default_rows else None,
                                     limit=args.limit) for lang in _split_list(args.langs, "--langs")}
         data = {}
@@ -210,7 +204,7 @@ def _write_outputs(args, metrics: dict, preds: list[dict]) -> None:
     from govtune.evaluation.plots import reliability_diagram  # matplotlib: slow to import, for figures only
 
     out = Path(args.out)
-    if _classifies(args):
+    if papers.classifies(args.task):
         temperatures = {lang: v["temperature"] for lang, v in metrics["languages"].items() if "temperature" in v}
         reliability_diagram(preds, out / "reliability.png", title=f"XNLI reliability: {args.model}",
                             temperatures=temperatures or None)
@@ -222,7 +216,7 @@ def _write_outputs(args, metrics: dict, preds: list[dict]) -> None:
     atomic_write_json(out / "metrics.json", metrics)
     atomic_write_text(out / "report.md", report_markdown(metrics, figure))
     print(f"wrote {out / 'metrics.json'}, {out / 'predictions.jsonl'}, {out / 'report.md'}")
-    if _classifies(args):
+    if papers.classifies(args.task):
         print(f"XNLI macro {metrics['macro']:.1f}  parity gap {metrics['parity_gap']:.1f}  "
               f"Avg-ECE {metrics['avg_ece']:.1f}"
               + (f" (after temperature scaling {metrics['avg_ece_ts']:.1f})" if "avg_ece_ts" in metrics else "")
@@ -244,7 +238,7 @@ def run(args) -> int:
         task_spec(args.task)  # raises naming the built-in tasks and the closest one
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.calibrate_on is not None and not _classifies(args):
+    if args.calibrate_on is not None and not papers.classifies(args.task):
         raise ValueError("--calibrate-on applies to XNLI (class probabilities); drop it for FLORES")
     if args.threads is not None:
         if args.threads < 1:
@@ -260,7 +254,7 @@ def run(args) -> int:
         model.to(state.device)  # each process on its own device (its GPU under a multi-GPU launch)
     progress = not args.no_progress
     t0 = time.perf_counter()
-    if _classifies(args):
+    if papers.classifies(args.task):
         metrics, preds = evaluate_xnli(model, tok, data, batch_size=args.batch_size,
                                        robustness=not args.no_robustness, seed=args.seed, progress=progress,
                                        padding_side=args.padding_side, calibration=calibration)

@@ -58,17 +58,12 @@ def flores_demonstrations(pool: Sequence[dict], tests: Sequence[dict], k: int, s
     return random.Random(f"{seed}:flores").sample(list(pool), k)
 
 
-def _classifies(task: str) -> bool:
-    """A built-in benchmark's name: whether it is the papers' classification task (else their translation)."""
-    return papers.PARTS.get(task) == papers.CLASSIFICATION
-
-
 def attach(examples: Mapping[str, list[dict]], demonstrations: Mapping[str, Sequence[dict]],
            task: str | Callable[[dict], tuple[str, str]]) -> dict[str, list[dict]]:
     """Copies of the test examples, each carrying its language's (direction's) demonstrations, written
     out, under "context". `task`: the task's training-pair function (a demonstration is a solved training
     pair), or the name of a built-in benchmark."""
-    to_pair = task if callable(task) else xnli_training_pair if _classifies(task) else flores_training_pair
+    to_pair = task if callable(task) else xnli_training_pair if papers.classifies(task) else flores_training_pair
     task = task if isinstance(task, str) else getattr(getattr(task, "__self__", None), "name", "task")
     out = {}
     for key, tests in examples.items():
@@ -89,6 +84,6 @@ def with_context(examples: Mapping[str, list[dict]], pool: Mapping[str, Sequence
     missing = [key for key in examples if key not in pool]
     if missing:
         raise ValueError(f"no in-context pool for {missing[0]!r}: the pool has {sorted(pool)}")
-    demos = {key: (xnli_demonstrations(pool[key], tests, key, k, seed) if _classifies(task)
+    demos = {key: (xnli_demonstrations(pool[key], tests, key, k, seed) if papers.classifies(task)
                    else flores_demonstrations(pool[key], tests, k, seed)) for key, tests in examples.items()}
     return attach(examples, demos, task)

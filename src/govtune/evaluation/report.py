@@ -64,8 +64,7 @@ def report_markdown(metrics: dict, figure: str | None = None) -> str:
             f"Throughput: {_f(t.get('examples_per_second'))} examples/s over {t.get('examples')} examples "
             f"(batch size {t.get('batch_size')}, {run.get('threads')} CPU threads / device {run.get('device')}).",
             "", ""]
-    classifies = papers.PARTS.get(metrics["task"]) == papers.CLASSIFICATION
-    body = xnli_markdown(metrics, figure) if classifies else flores_markdown(metrics, figure)
+    body = xnli_markdown(metrics, figure) if papers.classifies(metrics["task"]) else flores_markdown(metrics, figure)
     return "\n".join(head) + body + "\n"
 
 

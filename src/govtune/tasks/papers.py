@@ -30,6 +30,12 @@ def is_paper_task(task: str) -> bool:
     return task in PARTS
 
 
+def classifies(task: str) -> bool:
+    """Whether a built-in benchmark is the papers' classification task (class probabilities per language),
+    not their translation task (generated text per direction)."""
+    return PARTS.get(task) == CLASSIFICATION
+
+
 def focus_task(tasks: Iterable[str], kind: Callable[[str], str]) -> str | None:
     """The classification task the curation, scaling and ledger tables follow (`kind(task)` gives a task's
     kind); None when the study has no classification task."""
