@@ -159,18 +159,23 @@ def test_eval_bad_input_messages(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+def _save_trained_looking_lora(model, path) -> None:
+    """Inject a LoRA adapter with random B (B = 0 at init would change nothing) and save it to `path`."""
+    adapters.inject(model, adapters.AdapterConfig(method="lora", r=4, alpha=8))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)
+    adapters.save_adapter(model, path)
+
+
 def test_eval_with_adapter_matches_in_memory_model(tmp_path, capsys):
     from govtune.evaluation import evaluate_xnli
     from govtune.models import tiny_model
     from govtune.tasks import load_xnli
 
     model, tok = tiny_model("tiny-llama")
-    adapters.inject(model, adapters.AdapterConfig(method="lora", r=4, alpha=8))
-    with torch.no_grad():  # a trained-looking adapter: B = 0 at init would change nothing
-        for name, p in model.named_parameters():
-            if "lora_B" in name:
-                p.normal_(0, 0.5)
-    adapters.save_adapter(model, tmp_path / "adapter")
+    _save_trained_looking_lora(model, tmp_path / "adapter")
     data = {"en": load_xnli("en", rows=range(1245, 1248))}
     want, _ = evaluate_xnli(model, tok, data, robustness=False, progress=False)
     base, _ = evaluate_xnli(*tiny_model("tiny-llama"), data, robustness=False, progress=False)
@@ -189,12 +194,7 @@ def test_eval_quantize_scores_the_adapter_over_the_quantized_base(tmp_path, caps
     from govtune.tasks import load_xnli
 
     model, tok = load_model("tiny-llama", quantize="int8")
-    adapters.inject(model, adapters.AdapterConfig(method="lora", r=4, alpha=8))
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "lora_B" in name:
-                p.normal_(0, 0.5)
-    adapters.save_adapter(model, tmp_path / "adapter")
+    _save_trained_looking_lora(model, tmp_path / "adapter")
     data = {"en": load_xnli("en", rows=range(1245, 1248))}
     want, _ = evaluate_xnli(model, tok, data, robustness=False, progress=False)
     code, _ = _run(capsys, "--model", "tiny-llama", "--adapter", str(tmp_path / "adapter"), "--quantize", "int8",
