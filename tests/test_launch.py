@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from govtune.launch import accelerate_request, requested_processes, warn_if_fewer_processes
+from govtune.launch import accelerate_request, leave_process_group, requested_processes, warn_if_fewer_processes
 
 
 def test_accelerate_command_lines_are_read_with_accelerate_own_parser():
@@ -36,3 +36,13 @@ def test_accelerate_launch_cpu_starts_one_process_and_it_knows_two_were_asked(tm
     # one process (no MPI), whose environment says nothing of the 2: the launcher's command line does
     assert proc.stdout.splitlines() == ["1 2 accelerate launch --num_processes 2"]
     assert requested_processes({}) == (1, "")
+
+
+def test_a_process_group_is_left_before_exit_and_no_group_is_nothing_to_leave(tmp_path):
+    import torch.distributed as dist
+
+    assert leave_process_group() is False
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0, world_size=1)
+    assert dist.is_initialized()
+    assert leave_process_group() is True
+    assert not dist.is_initialized()

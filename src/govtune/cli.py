@@ -7,7 +7,7 @@ import argparse
 import importlib
 import sys
 
-from govtune.launch import exit_with_launcher
+from govtune.launch import exit_with_launcher, leave_process_group_at_exit
 
 # subcommand -> module that registers it. Imported only when needed, so `govtune --help` stays fast.
 SUBCOMMANDS = {
@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser(first if first in SUBCOMMANDS else None)
     args = parser.parse_args(argv)
     exit_with_launcher()  # a process of a killed launch must not run on alone
+    leave_process_group_at_exit()  # and one that formed a gloo group must not abort at exit
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, FileExistsError, KeyError, MemoryError) as e:

@@ -12,6 +12,7 @@ agent by default and would run the study on, unseen, beside a `--resume` started
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import os
 import signal
@@ -108,3 +109,26 @@ def exit_with_launcher() -> bool:
     if os.getppid() != parent:  # the launcher died before the request took effect
         os.kill(os.getpid(), signal.SIGKILL)
     return True
+
+
+
+def leave_process_group() -> bool:
+    """Destroy the process group this process joined, if any; returns whether there was one.
+
+    A gloo group left to the interpreter's exit is torn down with its worker threads still joinable, and
+    the C++ runtime aborts the process ("terminate called without an active exception"): the launcher
+    then reports a run that finished, or a refusal that was meant to end with exit code 2, as a SIGABRT.
+    `leave_process_group_at_exit` has this run at exit."""
+    dist = sys.modules.get("torch.distributed")  # never imported: no group to leave
+    if dist is None or not dist.is_available() or not dist.is_initialized():
+        return False
+    dist.destroy_process_group()
+    return True
+
+
+def leave_process_group_at_exit() -> None:
+    """Leave the process group at the interpreter's exit (once however often called). At exit, not when a
+    command returns: accelerate's PartialState keeps the group for the process's life, and a process may run
+    several commands (`govtune.cli.main` twice) on it."""
+    atexit.unregister(leave_process_group)
+    atexit.register(leave_process_group)

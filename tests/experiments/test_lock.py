@@ -70,6 +70,8 @@ RANKS = textwrap.dedent("""
     import os, sys
     from govtune.evaluation.sharding import process_state
     from govtune.experiments.lock import StudyLock, StudyLocked, on_main
+    from govtune.launch import leave_process_group_at_exit
+    leave_process_group_at_exit()  # as govtune's CLI does: a gloo group left to the exit aborts now and then
     state = process_state()  # as run_study: one gloo group of the launched CPU processes
     try:  # as run_study takes the study's lock
         on_main(state, lambda: StudyLock(sys.argv[1]).acquire())

@@ -13,6 +13,7 @@ import torch
 from accelerate.utils import gather_object
 
 from govtune.adapters import AdapterConfig, inject, lam_history, phi_values
+from govtune.launch import leave_process_group_at_exit
 from govtune.models import tiny_model
 from govtune.tasks.encoding import PairCollator, encode_training_pairs, pad_token_id
 from govtune.training import TrainConfig, make_accelerator, train
@@ -94,4 +95,5 @@ if __name__ == "__main__":
     if sys.argv[1] == "--compare":
         print(compare(Path(sys.argv[2]), Path(sys.argv[3])))
         sys.exit(0)
+    leave_process_group_at_exit()  # as govtune's CLI does: a gloo group left to the exit aborts now and then
     sys.exit(run(Path(sys.argv[1])))
