@@ -11,6 +11,9 @@ rows, so a rate chosen here does not leak into a study's results. The parts (--p
     lora_ga_init  LoRA-GA with gamma 16 or 64 and a gradient estimate over 32 or 128 examples, at 4 rates
 
 every point for each of --seeds (0, 1, 2: the seed draws the shots and initialises the adapter).
+--near-best K narrows the plan to the K rates of each series (a grid method, the hybrid's branch-rate grid,
+one LoRA-GA gamma and estimate size) with the lowest mean validation loss over the points measured so far:
+the later seeds then settle the choice among the best rates instead of re-measuring the grid's far ends.
 
 Resumable and runnable in chunks: each finished point is appended to --out-dir/lr_probe.json at once
 (atomically) and a rerun skips the points it holds, so stop it at any time, or run a part, a method or a
@@ -89,6 +92,30 @@ def plan(parts, methods, seeds) -> list[Point]:
             points += [Point("lora_ga_init", "lora_ga", lr, seed, ga_gamma=g, ga_examples=n)
                        for g in GA_GAMMAS for n in GA_EXAMPLES for lr in GA_RATES]
     return points
+
+
+def _series(p: dict) -> tuple:
+    """The series a point belongs to, and the rates that place it within that series."""
+    if p["part"] == "hybrid2d":
+        return (p["part"],), (p["lr"], p["lr_lora_ga"])
+    return (p["part"], p["method"], p["ga_gamma"], p["ga_examples"]), (p["lr"],)
+
+
+def near_best(points: list[Point], done: list[dict], k: int) -> list[Point]:
+    """The points whose rates are among the k with the lowest mean validation loss of their series in `done`
+    (the finished points); a series with no finished point keeps every point."""
+    losses: dict[tuple, dict[tuple, list[float]]] = {}
+    for d in done:
+        series, rates = _series(d)
+        losses.setdefault(series, {}).setdefault(rates, []).append(d["val_after"])
+    best = {series: sorted(by_rate, key=lambda r: sum(by_rate[r]) / len(by_rate[r]))[:k]
+            for series, by_rate in losses.items()}
+    kept = []
+    for point in points:
+        series, rates = _series(dataclasses.asdict(point))
+        if series not in best or rates in best[series]:
+            kept.append(point)
+    return kept
 
 
 def probe(point: Point, config, data, stage: str, shots: int) -> dict:
@@ -173,6 +200,8 @@ def parse_args(argv=None):
     ap.add_argument("--part", default=",".join(PARTS), help=f"comma-separated subset of {', '.join(PARTS)}")
     ap.add_argument("--methods", default=",".join(GRID_METHODS), help="the grid part's methods")
     ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--near-best", type=int, default=None, metavar="K",
+                    help="only the K best rates of each series so far (by mean validation loss)")
     ap.add_argument("--limit", type=int, default=None, help="run at most this many new points, then stop")
     ap.add_argument("--plan", action="store_true", help="print the points left and their expected time; no run")
     ap.add_argument("--report", action="store_true", help="rewrite lr_probe.md and .png from the JSON; no run")
@@ -203,6 +232,8 @@ def main(argv=None) -> None:
         return
     done = {d["key"] for d in data["points"]}
     pending = [p for p in plan(args.parts, args.methods_list, args.seed_list) if p.key not in done]
+    if args.near_best is not None:
+        pending = near_best(pending, data["points"], args.near_best)
     print(estimate(pending, data["points"]), flush=True)
     if args.plan or not pending:
         return

@@ -30,6 +30,28 @@ def test_the_plan_covers_every_part_once_per_seed(lr_probe):
     assert all(p.lr_branches is None for p in points if p.part != "hybrid2d")
 
 
+def test_near_best_keeps_each_series_k_lowest_mean_losses_and_unmeasured_series_whole(lr_probe):
+    import dataclasses
+
+    seed0 = lr_probe.plan(lr_probe.PARTS, lr_probe.GRID_METHODS, [0])
+    # seed 0's losses: a V over each series with its bottom at the series' 4th rate (hybrid2d: its 5th cell)
+    done = []
+    for series in ({"grid"}, {"hybrid2d"}):
+        for p in (q for q in seed0 if q.part in series and q.method != "boft"):  # boft left unmeasured
+            rates = [q for q in seed0 if q.part == p.part and q.method == p.method]
+            done.append({**dataclasses.asdict(p), "val_after": abs(rates.index(p) - (3 if p.part == "grid" else 4))})
+    later = lr_probe.plan(lr_probe.PARTS, lr_probe.GRID_METHODS, [1])
+    kept = lr_probe.near_best(later, done, 3)
+    grid = {(p.method, p.lr) for p in kept if p.part == "grid"}
+    # the 3 lowest of a V bottoming at GRID[3]: GRID[3] and its two neighbours
+    assert {lr for m, lr in grid if m == "lora"} == set(lr_probe.GRID[2:5])
+    assert {lr for m, lr in grid if m == "boft"} == set(lr_probe.GRID)  # no finished point: all of it
+    hybrid = [p for p in later if p.part == "hybrid2d"]
+    assert [p for p in kept if p.part == "hybrid2d"] == hybrid[3:6]
+    assert [p for p in kept if p.part == "lora_ga_init"] == [p for p in later if p.part == "lora_ga_init"]
+    assert all(p.seed == 1 for p in kept)
+
+
 def test_resumes_from_its_json_and_refuses_other_settings(lr_probe, tmp_path, monkeypatch, single_thread):
     seen = []
     real_train = training.train
