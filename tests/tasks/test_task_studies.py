@@ -54,6 +54,9 @@ def test_classification_task_end_to_end(tmp_path):
     base = next(r for r in results if r["method"] == "base")["metrics"]["macro"]
     scaling = report.split("### Few-shot scaling (`intents` Macro accuracy, curation C1)")[1].split("###")[0]
     assert f"| LoRA | {base:.1f} [" in scaling and f"| {m['macro']:.1f} [" in scaling
+    gain = next(line for line in scaling.splitlines() if line.startswith("| LoRA − Base |"))  # paired, per budget
+    low, high = (float(x) for x in gain.split("[")[1].split("]")[0].split(", "))
+    assert gain.startswith(f"| LoRA − Base | {m['macro'] - base:+.1f} [") and low <= m["macro"] - base <= high
     assert (out / "figures" / "scaling.png").is_file() and (out / "figures" / "frontier.png").is_file()
     # the pool was curated against the task's own test rows, and exported as curated
     kept = [json.loads(line) for line in (out / "curation" / "intents" / "c1.jsonl").read_text().splitlines()]

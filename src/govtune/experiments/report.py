@@ -19,7 +19,7 @@ from govtune.experiments.integrity import check_study
 from govtune.experiments.layout import StudyLayout
 from govtune.experiments.ledger import curation_label, governance_section
 from govtune.experiments.reading import Study, fmt, label, mean, table, welch
-from govtune.experiments.significance import differences_section, interval_note
+from govtune.experiments.significance import differences_section, fmt_difference, interval_note
 from govtune.experiments.task_sections import task_section
 from govtune.tasks.papers import TITLES, is_paper_task, title
 
@@ -257,9 +257,26 @@ def scaling_table(s: Study, task: str) -> str:
     for method in s.methods:
         rows.append([label(method), *([s.show(s.cell("base"), task, "macro")] if base else []),
                      *[s.show(s.cell(method, shots=k), task, "macro") for k in shots]])
-    return (f"### Few-shot scaling ({title(task)} Macro accuracy, curation {s.main_stage.upper()})\n\n"
+    text = (f"### Few-shot scaling ({title(task)} Macro accuracy, curation {s.main_stage.upper()})\n\n"
             "Examples per language; 0 is the base model without tuning (one run: it has no seed).\n\n"
             f"{s.scope()}\n\n" + table(header, rows))
+    gains = _gains_over_base(s, task, shots) if base else None
+    return text + ("\n\n" + gains if gains else "")
+
+
+def _gains_over_base(s: Study, task: str, shots: list[int]) -> str | None:
+    """Each budget's Macro minus the base model's, paired on the same test rows: the budget where the
+    interval first excludes 0 is where tuning measurably leaves the untuned model."""
+    rows = []
+    for method in s.methods:
+        diffs = [s.intervals.difference(s.cell(method, shots=k), s.cell("base"), task) for k in shots]
+        if all(d is None for d in diffs):
+            continue
+        rows.append([f"{label(method)} − Base", *[fmt_difference(d.get("macro")) if d else "-" for d in diffs]])
+    if not rows:
+        return None
+    return ("Macro minus the base model's, in points, paired on the same test rows (1,000 resamples; * : the "
+            "95% interval excludes 0):\n\n" + table(["Comparison", *[str(k) for k in shots]], rows))
 
 
 def footprint_table(s: Study) -> str:
