@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from govtune.evaluation.sharding import map_batches
+from govtune.tasks.class_encoding import ClassCollator, HeadForward, encode_class_pair, head_pad_id
 from govtune.tasks.encoding import pad_batch, pad_token_id
 from govtune.tasks.xnli import LABELS
 
@@ -143,15 +144,16 @@ def _class_order(model) -> list[int]:
 @torch.inference_mode()
 def classify_pairs(model, tokenizer, premises: list[str], hypotheses: list[str], *, batch_size: int = 8,
                    max_length: int | None = None, progress: bool = False) -> torch.Tensor:
-    """(N, 3) softmax probabilities of a sequence-classification head, in LABELS order."""
+    """(N, 3) softmax probabilities of a sequence-classification head, in LABELS order. Rows are encoded and
+    padded as a head is trained on them (`govtune.tasks.class_encoding`)."""
     cols = _class_order(model)
-    order = sorted(range(len(premises)), key=lambda i: -len(premises[i]) - len(hypotheses[i]))
+    encoded = [encode_class_pair(tokenizer, p, h, max_length) for p, h in zip(premises, hypotheses)]
+    order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i].input_ids))
+    collate, forward = ClassCollator(head_pad_id(model, tokenizer)), HeadForward(model)
 
     def classify(idx: list[int]) -> torch.Tensor:
-        enc = tokenizer([premises[i] for i in idx], [hypotheses[i] for i in idx], padding=True,
-                        truncation="only_first" if max_length else False, max_length=max_length,
-                        return_tensors="pt").to(model.device)
-        return torch.softmax(model(**enc).logits.float(), dim=-1)[:, cols].cpu()
+        batch = {k: v.to(model.device) for k, v in collate([encoded[i] for i in idx]).items() if k != "labels"}
+        return torch.softmax(forward(model, batch).float(), dim=-1)[:, cols].cpu()
 
     out = map_batches(classify, [order[b:b + batch_size] for b in range(0, len(order), batch_size)],
                       progress=progress, desc="classifying")
