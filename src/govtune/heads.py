@@ -53,7 +53,9 @@ def with_classifier_head(causal: nn.Module, tokenizer, labels: Sequence[str], se
     config.label2id = {lab: i for i, lab in enumerate(labels)}
     config.pad_token_id = pad_token_id(tokenizer)  # the pooling finds the last token that is not this id
     try:
-        with torch.device("meta"):  # its own backbone is replaced: no memory, no init spent on it
+        # Its own backbone is replaced: built on the meta device, no memory or init is spent on it; and the
+        # global RNG is left as it was (the adapter's seeded init after this is the LM option's).
+        with torch.random.fork_rng(devices=[]), torch.device("meta"):
             model = AutoModelForSequenceClassification.from_config(config)
     except ValueError as e:
         raise ValueError(f"transformers has no sequence-classification class for model type "
@@ -67,7 +69,9 @@ def with_classifier_head(causal: nn.Module, tokenizer, labels: Sequence[str], se
     setattr(model, prefix, backbone)
     ref = next((p for p in backbone.parameters() if p.is_floating_point()), None)
     device, dtype = (ref.device, ref.dtype) if ref is not None else (torch.device("cpu"), torch.float32)
-    head = nn.Linear(score.in_features, score.out_features, bias=score.bias is not None, device=device, dtype=dtype)
+    # built empty: nn.Linear's own init would draw from the global RNG, and ours replaces it
+    head = nn.Linear(score.in_features, score.out_features, bias=score.bias is not None, device="meta",
+                     dtype=dtype).to_empty(device=device)
     std = getattr(config.get_text_config(), "initializer_range", 0.02)  # transformers' _init_weights for Linear
     gen = torch.Generator().manual_seed(int(seed))
     with torch.no_grad():
