@@ -168,3 +168,11 @@ def test_class_rows_need_a_head_and_never_mix_with_pairs():
     model, tok = _head_model()
     with pytest.raises(ValueError, match="mix ClassExample rows and"):
         train(model, tok, ROWS, [("prompt", " target")], config=TrainConfig(progress=False))
+
+
+def test_a_head_model_refuses_to_generate():
+    from govtune.evaluation.scoring import generate_lines
+
+    model, tok = _head_model()
+    with pytest.raises(ValueError, match="no language-model head to generate with"):
+        generate_lines(model, tok, [tok.encode("Hello", add_special_tokens=False)])

@@ -374,6 +374,10 @@ def generate_lines(model, tokenizer, prompts: list[list[int]], *, max_new_tokens
     (`cut_until`); [] = no stop string, only EOS and the budget. A row leaves its batch as soon as
     its translation is complete, it emits EOS, or it reaches its budget; a text cut by the budget inside
     a character loses that character. Under `accelerate launch` the batches are shared among the processes."""
+    if is_classifier(model):
+        raise ValueError(f"{type(_base(model)).__name__} has a sequence-classification head and no language-model "
+                         f"head to generate with: evaluate translation and completion tasks with the causal LM "
+                         f"(without the head's adapter, or from a head: lm run)")
     n = len(prompts)
     for name, per_row in (("budgets", budgets), ("scripts", scripts), ("sentences", sentences)):
         if per_row is not None and len(per_row) != n:
