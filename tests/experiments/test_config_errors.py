@@ -48,6 +48,10 @@ BAD = [
     (["methods=lora,hybird"], r"unknown method 'hybird' \(did you mean 'hybrid'\?\)"),
     (["curation=c3"], r"unknown curation stage 'c3'.*use a stage \(c0, c1, c2\)"),
     (["epochs=two"], r"config key 'epochs' expects int, got 'two'"),
+    (["head=classifer"], r"head: unknown value 'classifer' \(did you mean 'classifier'\?\); use lm .* or classifier"),
+    (["head=classifier"], r"head: classifier .* tasks also lists flores: use tasks=xnli"),
+    (["head=classifier", "tasks=xnli"], r"head: classifier cannot train method 'lora_ga': lora_ga initialises its "
+                                        r"adapter from the gradient of the language-model loss.*drop lora_ga"),
 ]
 
 

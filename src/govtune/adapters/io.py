@@ -3,7 +3,11 @@
 The JSON holds the AdapterConfig and a fingerprint of the ORIGINAL base weights of the adapted layers, so
 an adapter loaded onto a different base model fails with a clear error instead of silently producing a
 different model. For LoRA-GA the saved state includes (A0, B0): loading re-applies the offset
-W0 <- W0 - s B0 A0 to the original base. `full` saves every weight of the model."""
+W0 <- W0 - s B0 A0 to the original base. `full` saves every weight of the model.
+
+Every other trainable parameter outside the adapter layers (a classification head trained with the adapter,
+`govtune.heads`) is saved too, under its own name, and listed in the JSON as `modules_to_save` (PEFT's name
+for such modules); a head's classes are recorded as `head.labels`, so the model can be rebuilt to load it."""
 
 from __future__ import annotations
 
@@ -33,6 +37,21 @@ def _adapter_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
     return out
 
 
+def saved_modules(model: nn.Module) -> dict[str, nn.Parameter]:
+    """Trainable parameters outside every adapter layer, by name (a classification head's `score.weight`)."""
+    inside = {id(p) for layer in adapter_layers(model).values() for p in layer.parameters()}
+    return {n: p for n, p in model.named_parameters() if p.requires_grad and id(p) not in inside}
+
+
+def _head_meta(model: nn.Module, saved: dict[str, nn.Parameter]) -> dict:
+    from govtune.heads import HEAD, head_labels, head_parameters
+
+    heads = {id(p) for p in head_parameters(model)}
+    if not any(id(p) in heads for p in saved.values()):
+        return {}
+    return {"head": {"module": HEAD, "labels": head_labels(model)}}
+
+
 def _full_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
     # named_parameters() lists a tied weight once; safetensors refuses shared storage.
     return {n: p.detach().cpu().contiguous() for n, p in model.named_parameters()}
@@ -48,6 +67,8 @@ def save_adapter(model: nn.Module, path: str | os.PathLike) -> Path:
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
     tensors = _full_tensors(model) if config.method == "full" else _adapter_tensors(model)
+    saved = {} if config.method == "full" else saved_modules(model)
+    tensors.update({n: p.detach().cpu().contiguous() for n, p in saved.items()})
     meta = {
         "format": "govtune-adapter",
         "govtune_version": __version__,
@@ -55,6 +76,8 @@ def save_adapter(model: nn.Module, path: str | os.PathLike) -> Path:
         "base_fingerprint": state["fingerprint"],
         "base_model": str(getattr(getattr(model, "config", None), "name_or_path", "") or ""),
         "layers": sorted(adapter_layers(model)),
+        **({"modules_to_save": sorted({n.rpartition(".")[0] for n in saved}), "saved_parameters": sorted(saved),
+            **_head_meta(model, saved)} if saved else {}),
     }
     atomic_write_with(out / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
     atomic_write_with(out / CONFIG_NAME, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)))
@@ -104,8 +127,24 @@ def load_adapter(model: nn.Module, path: str | os.PathLike) -> nn.Module:
         raise CorruptAdapter(f"{Path(path) / WEIGHTS_NAME} cannot be read: {e}. The file is cut short or damaged; "
                          f"save the adapter again (a study's `govtune run ... --resume` redoes the run it "
                          f"belongs to)") from None
+    saved = meta.get("saved_parameters", [])
+    if any(n not in tensors for n in saved):
+        raise CorruptAdapter(f"{Path(path) / WEIGHTS_NAME} lacks parameters its {CONFIG_NAME} lists "
+                             f"({[n for n in saved if n not in tensors][:3]}): save the adapter again")
+    params = dict(model.named_parameters())
+    lacking = [n for n in saved if n not in params or params[n].shape != tensors[n].shape]
+    if lacking:
+        head = meta.get("head")
+        fix = (f"build the model with its head first, govtune.heads.with_classifier_head(model, tokenizer, "
+               f"{head['labels']}) (`govtune eval --adapter` does), then load" if head else
+               "load it onto the model it was trained with")
+        raise ValueError(f"{path} holds trained parameters {lacking[:3]} besides the adapter that this "
+                         f"{type(model).__name__} has not (or in another shape): {fix}")
     if state is None:
         _inject(model, config, None, progress=False)
+    with torch.no_grad():
+        for n in saved:
+            params[n].copy_(tensors.pop(n).to(params[n].device))
     if config.method == "full":
         missing, unexpected = model.load_state_dict(tensors, strict=False)
         missing = [k for k in missing if k in dict(model.named_parameters())]

@@ -19,6 +19,7 @@ from torch import nn
 from transformers.pytorch_utils import Conv1D
 
 from govtune.adapters.inject import adapter_layers, adapter_state
+from govtune.adapters.io import saved_modules
 from govtune.adapters.lora_ga import LoraGALayer
 from govtune.atomic import atomic_write_with
 
@@ -47,6 +48,11 @@ def export_peft(model: nn.Module, path: str | os.PathLike) -> Path:
     if method not in ("lora", "lora_ga", "boft"):
         raise ValueError(f"export_peft writes LoRA, LoRA-GA and BOFT adapters; this model has {method!r}: call "
                          f"inject(model, config) first")
+    extra = saved_modules(model)
+    if extra:
+        raise ValueError(f"this model trains parameters besides its adapter ({sorted(extra)[:3]}, e.g. a "
+                         f"classification head), which this export does not write: save_adapter(model, path) "
+                         f"keeps both")
     layers = adapter_layers(model)
     if any(layer.merged for layer in layers.values()):
         raise ValueError("unmerge the adapters (unmerge_adapters(model)) before export_peft")

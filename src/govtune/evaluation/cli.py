@@ -88,11 +88,14 @@ def add_quantize_argument(p) -> None:
 def load_for_eval(name: str, adapter: str | None = None, quantize: str | None = None):
     """(model, tokenizer): causal LMs through govtune.models.load_model (quantised with `quantize`);
     checkpoints whose architecture is a sequence-classification head through
-    AutoModelForSequenceClassification."""
+    AutoModelForSequenceClassification. An adapter saved with a classification head (`head.labels` in its
+    adapter_config.json) loads onto the causal LM's backbone with that head (govtune.heads)."""
     # transformers takes seconds to import: it loads with the model, not with `govtune --help`
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
     from govtune.adapters import load_adapter
+    from govtune.adapters.io import read_adapter_config
+    from govtune.heads import with_classifier_head
     from govtune.models import load_model
 
     path = Path(name).expanduser()
@@ -108,6 +111,9 @@ def load_for_eval(name: str, adapter: str | None = None, quantize: str | None = 
             return AutoModelForSequenceClassification.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path)
     model, tok = load_model(name, quantize=quantize)
     if adapter is not None:
+        head = read_adapter_config(adapter)[1].get("head")
+        if head:  # an adapter trained with a classification head (a `head: classifier` study's run)
+            model = with_classifier_head(model, tok, head["labels"])
         model = load_adapter(model, adapter) or model
         model.eval()
     return model, tok

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from govtune.evaluation.sharding import map_batches
+from govtune.tasks.class_encoding import ClassCollator, HeadForward, encode_class_pair, head_pad_id
 from govtune.tasks.encoding import pad_batch, pad_token_id
 from govtune.tasks.xnli import LABELS
 
@@ -143,15 +144,16 @@ def _class_order(model) -> list[int]:
 @torch.inference_mode()
 def classify_pairs(model, tokenizer, premises: list[str], hypotheses: list[str], *, batch_size: int = 8,
                    max_length: int | None = None, progress: bool = False) -> torch.Tensor:
-    """(N, 3) softmax probabilities of a sequence-classification head, in LABELS order."""
+    """(N, 3) softmax probabilities of a sequence-classification head, in LABELS order. Rows are encoded and
+    padded as a head is trained on them (`govtune.tasks.class_encoding`)."""
     cols = _class_order(model)
-    order = sorted(range(len(premises)), key=lambda i: -len(premises[i]) - len(hypotheses[i]))
+    encoded = [encode_class_pair(tokenizer, p, h, max_length) for p, h in zip(premises, hypotheses)]
+    order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i].input_ids))
+    collate, forward = ClassCollator(head_pad_id(model, tokenizer)), HeadForward(model)
 
     def classify(idx: list[int]) -> torch.Tensor:
-        enc = tokenizer([premises[i] for i in idx], [hypotheses[i] for i in idx], padding=True,
-                        truncation="only_first" if max_length else False, max_length=max_length,
-                        return_tensors="pt").to(model.device)
-        return torch.softmax(model(**enc).logits.float(), dim=-1)[:, cols].cpu()
+        batch = {k: v.to(model.device) for k, v in collate([encoded[i] for i in idx]).items() if k != "labels"}
+        return torch.softmax(forward(model, batch).float(), dim=-1)[:, cols].cpu()
 
     out = map_batches(classify, [order[b:b + batch_size] for b in range(0, len(order), batch_size)],
                       progress=progress, desc="classifying")
@@ -372,6 +374,10 @@ def generate_lines(model, tokenizer, prompts: list[list[int]], *, max_new_tokens
     (`cut_until`); [] = no stop string, only EOS and the budget. A row leaves its batch as soon as
     its translation is complete, it emits EOS, or it reaches its budget; a text cut by the budget inside
     a character loses that character. Under `accelerate launch` the batches are shared among the processes."""
+    if is_classifier(model):
+        raise ValueError(f"{type(_base(model)).__name__} has a sequence-classification head and no language-model "
+                         f"head to generate with: evaluate translation and completion tasks with the causal LM "
+                         f"(without the head's adapter, or from a head: lm run)")
     n = len(prompts)
     for name, per_row in (("budgets", budgets), ("scripts", scripts), ("sentences", sentences)):
         if per_row is not None and len(per_row) != n:

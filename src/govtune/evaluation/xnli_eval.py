@@ -3,8 +3,8 @@ then accuracy, calibration, parity and orthographic robustness per language; wit
 temperature-scaled calibration too.
 
 Causal LMs: the log-likelihood of each verbalised label as the continuation of the prompt, softmax-
-normalised over the labels. Encoder models with a sequence-classification head (XNLI only): the head's
-softmax. What a task changes is its `Verbalizer`: the prompt, the label continuations and the field that is
+normalised over the labels. Models with a sequence-classification head (XNLI only: an encoder's, or the
+head a `head: classifier` study trains on a causal LM's backbone): the head's softmax (`classify_pairs`). What a task changes is its `Verbalizer`: the prompt, the label continuations and the field that is
 cut when a prompt is too long; XNLI's is the default."""
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from govtune.evaluation.lm_eval_harness import evaluate_lm_eval, summarize, task
 from govtune.experiments.config import BASE, INCONTEXT, StudyConfig
 from govtune.experiments.data import StudyData
 from govtune.experiments.layout import RunLayout
+from govtune.heads import unfreeze_head, with_classifier_head
 from govtune.tasks.encoding import PairCollator, encode_training_pairs, pad_token_id
 from govtune.training import ResumeMismatch, train
 
@@ -96,8 +97,15 @@ def run_cell(cell: Cell, config: StudyConfig, data: StudyData, run: RunLayout, a
 def _train_cell(cell: Cell, config: StudyConfig, data: StudyData, model, tokenizer, run: RunLayout, accelerator,
                 progress: bool, write: bool) -> tuple[Any, dict[str, Any]]:
     """Sample the shots, inject the adapter, train (continuing an interrupted attempt); returns the trained
-    model and what the result records of training: curves, final lam, data counts, footprint."""
-    pairs, val_pairs, data_counts = data.training_pairs(cell.curation, cell.shots, cell.seed, tokenizer)
+    model and what the result records of training: curves, final lam, data counts, footprint. With
+    `head: classifier` the model is the backbone with a sequence-classification head (seeded by the cell's
+    seed), trained with the adapter on the same sample as (premise, hypothesis, class) rows."""
+    head = config.head == "classifier"
+    if head:
+        pairs, val_pairs, data_counts = data.head_examples(cell.curation, cell.shots, cell.seed)
+        model = with_classifier_head(model, tokenizer, data.head_labels(), seed=cell.seed)
+    else:
+        pairs, val_pairs, data_counts = data.training_pairs(cell.curation, cell.shots, cell.seed, tokenizer)
     options = config.adapter_options(cell.method)
     calibration = None
     if options["method"] in GRADIENT_INIT:
@@ -105,6 +113,8 @@ def _train_cell(cell: Cell, config: StudyConfig, data: StudyData, model, tokeniz
         options.setdefault("ga_batches", len(calibration))
     torch.manual_seed(cell.seed)  # adapter init depends on the seed only, not on what ran before
     inject(model, AdapterConfig(**options), calibration=calibration)
+    if head:
+        unfreeze_head(model)  # inject froze every weight outside the adapter
     tc = config.train_config(cell.method, cell.seed, progress)
     try:  # continues an interrupted attempt from its last epoch checkpoint, if any
         result = train(model, tokenizer, pairs, val_pairs, tc, out_dir=run.checkpoint, accelerator=accelerator)

@@ -43,8 +43,11 @@ SCHEDULES = LR_SCHEDULES
 GRID_KEYS = ("methods", "seeds", "shots", "curation")
 # Settings added after studies existed: left out of the hash while at their defaults, so a study run
 # before they existed still resumes.
-LATER_SETTINGS = ("lm_eval_tasks", "lm_eval_limit", "lr_branches", "quantize")
+LATER_SETTINGS = ("lm_eval_tasks", "lm_eval_limit", "lr_branches", "quantize", "head")
 QUANTIZE_SCHEMES = ("int8", "int4", "nf4")  # govtune.quantization.SCHEMES (torch-free here)
+# What a trained cell classifies with: the label words' log-likelihood under the LM head, or a
+# sequence-classification head trained with the adapter (govtune.heads).
+HEADS = ("lm", "classifier")
 
 
 @dataclass
@@ -82,6 +85,10 @@ class StudyConfig:
     lm_eval_tasks: list[str] = field(default_factory=list)
     lm_eval_limit: int | None = None
     max_new_tokens: int = 128
+    # `lm`: train the adapter on the label words and score them (verbalised log-likelihood); `classifier`: train
+    # a sequence-classification head on the backbone with the adapter, on the same rows, and score its
+    # softmax (XNLI only; the base model and the in-context baseline stay scored by their label words).
+    head: str = "lm"
     # Training data: k XNLI pool examples per language (k = shots) plus, when flores is a task,
     # flores_train_pairs FLORES pool sentences per direction (None = k).
     flores_train_pairs: int | None = None
@@ -122,6 +129,7 @@ class StudyConfig:
         self._check_data()
         self._check_training()
         self._check_options()
+        self._check_head()
 
     def _check_grid(self) -> None:
         if self.quantize is not None and self.quantize not in QUANTIZE_SCHEMES:
@@ -245,6 +253,38 @@ class StudyConfig:
         for name in dict.fromkeys((*self.methods, *self.variants)):
             where = f"variants.{name}" if name in self.variants else "adapter"
             _adapter_config(self.adapter_options(name), where)
+
+    def _check_head(self) -> None:
+        """`head: classifier` needs tasks a head classifies and methods that do not start from the LM loss."""
+        if self.head not in HEADS:
+            raise ValueError(f"head: unknown value {self.head!r}{_suggest(self.head, HEADS)}; use lm (score the "
+                             f"label words under the language-model head, the default) or classifier (train a "
+                             f"sequence-classification head with the adapter; XNLI only)")
+        if self.head == "lm":
+            return
+        from govtune.adapters.registry import GRADIENT_INIT  # torch: as _check_options' AdapterConfig
+        from govtune.tasks.papers import classifies
+        from govtune.tasks.registry import task_spec
+
+        others = [t for t in self.tasks if not classifies(task_spec(t).builtin or "")]
+        if others:
+            raise ValueError(f"head: classifier trains and scores a head on XNLI's three classes, and XNLI's "
+                             f"evaluator alone scores a head; tasks also lists {', '.join(others)}: use "
+                             f"tasks=xnli for the study with the head (its other tasks in a head: lm study), "
+                             f"or head: lm")
+        if self.lm_eval_tasks:
+            raise ValueError(f"head: classifier replaces the language-model head the lm_eval_tasks "
+                             f"({', '.join(self.lm_eval_tasks)}) score with: drop lm_eval_tasks, or use head: lm")
+        for name in self.methods:
+            method = self.adapter_options(name).get("method")
+            if method in GRADIENT_INIT:
+                raise ValueError(f"head: classifier cannot train method {name!r}: {method} initialises its "
+                                 f"adapter from the gradient of the language-model loss on the label words, "
+                                 f"which a head does not train on; drop {name} (e.g. methods=lora,boft), or "
+                                 f"use head: lm")
+            if method == "full":
+                raise ValueError(f"head: classifier trains an adapter and the head over a frozen backbone, and "
+                                 f"method {name!r} trains every weight instead: drop it, or use head: lm")
 
     # --- derived -------------------------------------------------------------------------------------
     def adapter_options(self, method: str) -> dict[str, Any]:

@@ -124,6 +124,26 @@ class StudyData:
             counts.update(s.counts)
         return pairs, val_pairs, counts
 
+    def head_examples(self, stage: str, shots: int, seed: int) -> tuple[list, list, dict[str, int]]:
+        """Every task's training and validation rows as (premise, hypothesis, class) rows for a
+        sequence-classification head (`head: classifier`): the same samples `training_pairs` writes as
+        prompts, in the same order."""
+        train, val, counts = [], [], {}
+        for task in self.tasks.values():
+            s = task.sample(*self._kept(task, stage), shots, seed)
+            train += [task.head_example(r) for r in s.train]
+            val += [task.head_example(r) for r in s.val]
+            counts.update(s.counts)
+        return train, val, counts
+
+    def head_labels(self) -> tuple[str, ...]:
+        """The classes of the study's head: its tasks', which must agree (a head study is XNLI alone)."""
+        labels = {task.head_labels for task in self.tasks.values()}
+        if len(labels) != 1 or not next(iter(labels)):
+            raise ValueError(f"the study's tasks ({', '.join(self.tasks)}) do not share one set of head classes: "
+                             f"head: classifier is for XNLI alone")
+        return next(iter(labels))
+
 
 def curate_study(data: StudyData, stages: Iterable[str], model_loader: Callable) -> list[str]:
     """Curate each of `stages` not cached yet for every task that curates, before any cell runs; returns

@@ -13,7 +13,7 @@ import random
 from govtune.tasks.flores import load_flores
 from govtune.tasks.prompts import flores_training_pair, xnli_training_pair
 from govtune.tasks.task import Sample, Task, validation_sample
-from govtune.tasks.xnli import load_xnli
+from govtune.tasks.xnli import LABELS, load_xnli
 
 
 def xnli_record_key(record: dict) -> tuple:
@@ -72,9 +72,19 @@ class XnliTask(Task):
     def training_pair(self, row):
         return xnli_training_pair(row)
 
+    head_labels = LABELS  # the evaluator's class order, which classify_pairs maps a head's columns to
+
+    def head_example(self, row):
+        """(premise, hypothesis, class index in LABELS): the row a head trains on, scored as classify_pairs
+        scores the test rows."""
+        from govtune.tasks.class_encoding import ClassExample
+
+        if row.get("label") not in LABELS:
+            raise ValueError(f"XNLI example {row.get('id')} has label {row.get('label')!r}: expected one of {LABELS}")
+        return ClassExample(row["premise"], row["hypothesis"], LABELS.index(row["label"]))
+
     def choices(self, row):
         from govtune.tasks.prompts import xnli_continuations
-        from govtune.tasks.xnli import LABELS
 
         return list(xnli_continuations(row["lang"])), LABELS.index(row["label"])
 

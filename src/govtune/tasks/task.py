@@ -108,6 +108,15 @@ class Task(ABC):
         """Every training pair of a row (a chat row gives one per assistant turn)."""
         return [self.training_pair(row)]
 
+    # The classes of a sequence-classification head trained on this task (`head: classifier`), in the head's
+    # output order; empty: the task has no head rows.
+    head_labels: tuple[str, ...] = ()
+
+    def head_example(self, row: dict):
+        """A training row for a sequence-classification head: `govtune.tasks.class_encoding.ClassExample`."""
+        raise ValueError(f"task {self.name!r} has no rows for a sequence-classification head: head: classifier "
+                         f"is for XNLI")
+
     def use_tokenizer(self, tokenizer) -> None:
         """Called with the model's tokenizer before pairs are made (a chat template needs it)."""
 

@@ -1,6 +1,7 @@
 """The training loop: one code path for CPU, one GPU, or several (`accelerate launch`, DDP or FSDP).
 
-Per optimiser step: forward, loss on the target tokens, backward; then `govtune.adapters.after_backward`
+Per optimiser step: forward, loss on the target tokens (or, for `ClassExample` rows and a model with a
+sequence-classification head, the head's cross-entropy per row), backward; then `govtune.adapters.after_backward`
 (hybrid lam from the fresh gradients), gradient clipping, each unitary_full module's own Riemannian step
 (those parameters are kept out of AdamW), AdamW, scheduler; then, for a hybrid with the learned mixer, every
 `mixer_every` steps one validation batch updates phi and nothing else (govtune.training.mixer). Per epoch:
@@ -28,6 +29,7 @@ from govtune.adapters import (after_backward, learned_layers, mixing, phi_values
                               trainable_parameters)
 from govtune.constants import MIXED_PRECISION, check_lr_branches
 from govtune.launch import cpu_processes
+from govtune.tasks.class_encoding import ClassCollator, ClassExample, HeadForward, encode_class_examples, head_pad_id
 from govtune.tasks.encoding import IGNORE_INDEX, PairCollator, encode_training_pairs, pad_token_id
 from govtune.training.callbacks import Callback, EpochInfo, History, StepInfo
 from govtune.training.checkpoint import CorruptCheckpoint, latest_checkpoint, load_checkpoint, save_checkpoint
@@ -152,11 +154,47 @@ class TargetLoss:
         return loss, (target != IGNORE_INDEX).sum()
 
 
+class ClassLoss:
+    """Cross-entropy of a sequence-classification head's logits against each row's class (`labels`: one
+    class index per row; IGNORE_INDEX marks a row that counts for nothing). TargetLoss's interface, counting
+    rows: the loop's loss is then the mean over the rows of the step."""
+
+    def __init__(self, model: nn.Module):
+        from govtune.evaluation.scoring import is_classifier
+
+        if not is_classifier(model):
+            raise ValueError(f"the training rows are ClassExample (premise, hypothesis, class) rows, but the model "
+                             f"({type(model).__name__}) has no sequence-classification head: build it with "
+                             f"govtune.heads.with_classifier_head(model, tokenizer, labels), or train on "
+                             f"(prompt, target) pairs")
+        self.forward = HeadForward(model)
+
+    def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        loss, n = self.summed(model, batch)
+        return loss / n.clamp(min=1), n
+
+    def summed(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(sum of the rows' cross-entropy, number of rows with a class)."""
+        labels = batch["labels"]
+        logits = self.forward(model, batch)  # (B, classes)
+        loss = F.cross_entropy(logits.float(), labels, ignore_index=IGNORE_INDEX, reduction="sum")
+        return loss, (labels != IGNORE_INDEX).sum()
+
+
+def _class_rows(train_rows: Sequence, val_rows: Sequence) -> bool:
+    """Whether the rows are ClassExample rows (a head's) rather than (prompt, target) pairs; never a mix."""
+    kinds = {isinstance(r, ClassExample) for r in (*train_rows, *val_rows)}
+    if len(kinds) > 1:
+        raise ValueError("the training and validation rows mix ClassExample rows and (prompt, target) pairs: "
+                         "a head trains on ClassExample rows alone, the language model on pairs alone")
+    return kinds == {True}
+
+
 @torch.no_grad()
 def evaluate_loss(model: nn.Module, loader: Iterable[dict[str, torch.Tensor]], accelerator: Accelerator,
-                  loss_fn: TargetLoss | None = None) -> float | None:
-    """Mean loss per target token over every batch of every process (`loader`: this process's batches;
-    the sums and counts are added across processes)."""
+                  loss_fn: TargetLoss | ClassLoss | None = None) -> float | None:
+    """Mean loss per target token (per row, with ClassLoss) over every batch of every process (`loader`:
+    this process's batches; the sums and counts are added across processes)."""
     was_training = model.training
     model.eval()
     loss_fn = loss_fn or TargetLoss(accelerator.unwrap_model(model))
@@ -173,8 +211,10 @@ def train(model: nn.Module, tokenizer: PreTrainedTokenizerBase, train_pairs: Seq
           val_pairs: Sequence[tuple[str, str]] = (), config: TrainConfig | None = None,
           out_dir: str | Path | None = None, callbacks: Sequence[Callback] = (),
           accelerator: Accelerator | None = None) -> TrainResult:
-    """Fine-tune `model` (adapters already injected) on (prompt, target) pairs. Returns the history and the
-    footprint; the model is trained in place (unwrap it with `accelerator.unwrap_model` under DDP/FSDP)."""
+    """Fine-tune `model` (adapters already injected) on (prompt, target) pairs, or, for a model with a
+    sequence-classification head (`govtune.heads`), on `ClassExample` rows (`govtune.tasks.class_encoding`).
+    Returns the history and the footprint; the model is trained in place (unwrap it with
+    `accelerator.unwrap_model` under DDP/FSDP)."""
     config = config or TrainConfig()
     if not train_pairs:
         raise ValueError("no training pairs: the few-shot sample is empty (shots = 0 means no training)")
@@ -196,13 +236,16 @@ class _Run:
         self.acc = acc = accelerator or make_accelerator(config.mixed_precision, config.grad_accum)
         torch.manual_seed(config.seed)
         self.out_dir = Path(out_dir) if out_dir is not None else None
-        self._setup_data(tokenizer, train_pairs, val_pairs)
+        self.classes = _class_rows(train_pairs, val_pairs)
+        if self.classes:
+            ClassLoss(model)  # a model without a head fails here, before any encoding
+        self._setup_data(tokenizer, train_pairs, val_pairs, model)
         self._setup_optimizer(model)
         # The batches are not handed to accelerate (`_process_batch` shards them), nor is the scheduler:
         # accelerate would step it once per process per step, for per-process batches that add up to more.
         self.model, self.optimizer = acc.prepare(model, self.optimizer)
         self.unwrapped = acc.unwrap_model(self.model)
-        self.loss_fn = TargetLoss(self.unwrapped)
+        self.loss_fn = ClassLoss(self.unwrapped) if self.classes else TargetLoss(self.unwrapped)
         self.mixer = _learned_mixer(self.unwrapped, self.val_enc, self.collate, config, acc, self.loss_fn)
         self.history = History()
         self.watchers = [self.history, *callbacks]
@@ -213,24 +256,32 @@ class _Run:
                         "param_groups": [g["name"] for g in self.optimizer.param_groups]}
         self.step, self.checkpoint, self.first_epoch = 0, None, 1
 
-    def _setup_data(self, tokenizer, train_pairs, val_pairs) -> None:
+    def _setup_data(self, tokenizer, train_pairs, val_pairs, model: nn.Module) -> None:
         """Global batches of `batch_size` rows, the same whatever the number of processes; each process
-        runs its share of every batch (`_process_batch`)."""
+        runs its share of every batch (`_process_batch`). A head's rows are encoded as `classify_pairs`
+        scores them, padded on the right; each is one target."""
         config = self.config
-        self.collate = PairCollator(pad_token_id(tokenizer))
-        self.train_enc = encode_training_pairs(tokenizer, list(train_pairs), config.max_length)
-        self.val_enc = encode_training_pairs(tokenizer, list(val_pairs), config.max_length)
+        if self.classes:
+            self.collate = ClassCollator(head_pad_id(model, tokenizer))
+            self.train_enc = encode_class_examples(tokenizer, list(train_pairs), config.max_length)
+            self.val_enc = encode_class_examples(tokenizer, list(val_pairs), config.max_length)
+            self.targets = [1] * len(self.train_enc)
+        else:
+            self.collate = PairCollator(pad_token_id(tokenizer))
+            self.train_enc = encode_training_pairs(tokenizer, list(train_pairs), config.max_length)
+            self.val_enc = encode_training_pairs(tokenizer, list(val_pairs), config.max_length)
+            self.targets = [target_count(e.labels, IGNORE_INDEX) for e in self.train_enc]
         self.batches = LengthGroupedBatches([len(e.input_ids) for e in self.train_enc], config.batch_size,
                                             seed=config.seed)
-        self.targets = [target_count(e.labels, IGNORE_INDEX) for e in self.train_enc]
         self.val_enc.sort(key=lambda e: len(e.input_ids))  # similar lengths per batch; the mean is order-free
         rows = list(range(len(self.val_enc)))
         self.val_batches = [rows[i:i + config.batch_size] for i in range(0, len(rows), config.batch_size)]
 
     def _process_batch(self, encoded: list, rows: list[int]) -> dict[str, torch.Tensor]:
         """This process's share of the global batch `rows`, collated and on the device. A process left
-        without rows (fewer rows than processes) runs one row with no target tokens instead: it adds
-        nothing to the loss or the gradient, and every process joins the step's collectives."""
+        without rows (fewer rows than processes) runs one row with no target tokens (a head's: no class)
+        instead: it adds nothing to the loss or the gradient, and every process joins the step's
+        collectives."""
         mine = process_rows(rows, self.acc.process_index, self.acc.num_processes)
         batch = self.collate([encoded[i] for i in mine or rows[:1]])
         if not mine:
@@ -378,8 +429,8 @@ class _Run:
         return TrainResult(history=self.history, footprint=footprint, checkpoint=self.checkpoint, steps=self.step)
 
 
-def _learned_mixer(model: nn.Module, val_enc: list, collate: PairCollator, config: TrainConfig,
-                   acc: Accelerator, loss_fn: TargetLoss) -> ValidationMixer | None:
+def _learned_mixer(model: nn.Module, val_enc: list, collate: PairCollator | ClassCollator,
+                   config: TrainConfig, acc: Accelerator, loss_fn: TargetLoss | ClassLoss) -> ValidationMixer | None:
     """The phi updater when the model has hybrid layers with the learned schedule, else None."""
     layers = learned_layers(model)
     if not layers:

@@ -7,6 +7,7 @@ learning rate:
     default           everything that is not a hybrid branch (LoRA, LoRA-GA, BOFT, unitary, full), at `lr`
     lora_ga           the hybrid's LoRA-GA branch (lora_A, lora_B of every hybrid layer), at lr_branches["lora_ga"]
     boft              the hybrid's BOFT branch (the butterfly parameters of R), at lr_branches["boft"]
+    head              a classification head trained with the adapter (`govtune.heads`: `score`), at `lr`
 
 A branch without an entry in `lr_branches` trains at `lr`. Within a role, matrices decay at `weight_decay`
 and vectors do not (`<role>/no_decay`): decaying a vector only pulls an identity-initialised scale off its
@@ -30,9 +31,11 @@ from torch import nn
 
 from govtune.adapters import hybrid_layers, optimizer_parameters
 from govtune.constants import LR_BRANCHES, check_lr_branches
+from govtune.heads import head_parameters
 
 DEFAULT_GROUP = "default"
-ROLES = (DEFAULT_GROUP, *LR_BRANCHES)  # the order of the groups
+HEAD_GROUP = "head"
+ROLES = (DEFAULT_GROUP, *LR_BRANCHES, HEAD_GROUP)  # the order of the groups
 
 
 def param_groups(model: nn.Module, lr: float, weight_decay: float = 0.0,
@@ -46,7 +49,9 @@ def param_groups(model: nn.Module, lr: float, weight_decay: float = 0.0,
     if rates and not hybrids:
         raise ValueError(f"lr_branches {rates} sets the rates of the hybrid's branches, but the model has no "
                          f"hybrid layer; drop lr_branches or inject AdapterConfig(method='hybrid')")
-    role_of: dict[int, str] = {}
+    # a group of its own, at lr: the group names are part of what a resumed run must match, so a run with a
+    # head never continues the checkpoint of a run without one
+    role_of: dict[int, str] = {id(p): HEAD_GROUP for p in head_parameters(model)}
     for layer in hybrids.values():
         role_of.update({id(p): "lora_ga" for p in layer.lora_parameters()})
         role_of.update({id(p): "boft" for p in layer.boft_parameters()})
