@@ -1,4 +1,5 @@
 import json
+import os
 import re
 import sqlite3
 
@@ -43,8 +44,16 @@ def test_grid_runs_end_to_end_resumes_and_never_reruns_a_cell(tmp_path, study):
     assert by[("hybrid", 1)]["lam_final"] and "lam_final" not in by[("lora", 0)]
     assert all(0 < v < 1 for v in by[("hybrid", 1)]["lam_final"].values())
     assert by[("lora", 0)]["metrics"]["languages"]["en"]["n"] == 3
-    assert by[("lora", 0)]["metrics"] != by[("lora", 1)]["metrics"] or \
-        by[("lora", 0)]["footprint"] != by[("lora", 1)]["footprint"]
+    wall = ("wall_time_s", "cpu_count", "load_1min_start", "load_1min_end")
+
+    def trained(r):  # the footprint of training alone: a run's wall time and load differ between any two runs
+        return {k: v for k, v in r["footprint"].items() if k not in wall}
+
+    assert by[("lora", 0)]["metrics"] != by[("lora", 1)]["metrics"] or trained(by[("lora", 0)]) != trained(by[("lora", 1)])
+    for r in results:  # every run, trained or not, says how long it took and how busy the machine was
+        fp = r["footprint"]
+        assert fp["wall_time_s"] > 0 and fp["cpu_count"] == os.cpu_count()
+        assert all(fp[k] is None or fp[k] >= 0 for k in ("load_1min_start", "load_1min_end"))
 
     # every results.json number is one SQLite row, and nothing else is
     con = sqlite3.connect(out / "results.sqlite")

@@ -71,6 +71,19 @@ def test_curation_and_scaling_tables_appear_only_when_run(tmp_path):
     assert (tmp_path / "figures" / "scaling.png").exists()
 
 
+def test_footprint_section_sums_the_wall_time_and_gives_the_load_range(tmp_path):
+    results = []
+    for seed, (wall, start, end) in enumerate([(3000.0, 1.9, 2.1), (2000.5, 2.0, 3.4), (1900.0, 0.4, 2.0)]):
+        r = _result("lora", seed)
+        r["footprint"].update(wall_time_s=wall, cpu_count=2, load_1min_start=start, load_1min_end=end)
+        results.append(r)
+    _store(tmp_path, results)
+    report = write_report(tmp_path).read_text()
+    # 6,900.5 s = 1 h 55 min; the longest run 50.0 min; loads 0.4 .. 3.4 on 2 CPUs: some waited for a core
+    assert "Wall time: 1 h 55 min for 3 run(s), curation aside; the longest 50.0 min (lora-k32-c2-s0)." in report
+    assert "each run: 0.40 to 3.40, on 2 CPUs: above that, processes waited for a core" in report
+
+
 def test_store_round_trip_and_replacing_a_run(tmp_path):
     _store(tmp_path, [_result("lora", 0)])
     again = _result("lora", 0, macro=99.0)

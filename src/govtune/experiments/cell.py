@@ -4,6 +4,7 @@ evaluate every task, and write the run's files. The grid runner decides which ce
 from __future__ import annotations
 
 import inspect
+import os
 import shutil
 import time
 import warnings
@@ -72,7 +73,7 @@ def run_cell(cell: Cell, config: StudyConfig, data: StudyData, run: RunLayout, a
              model_loader, progress: bool = True, write: bool = True) -> tuple[dict[str, Any], dict[str, list]]:
     """Train and evaluate one cell; returns (result, curves). Writes the run's history and predictions
     (when `write`: the main process); the caller records the result and marks the cell done."""
-    t0 = time.perf_counter()
+    t0, load_start = time.perf_counter(), _load_1min()
     torch.manual_seed(cell.seed)
     model, tokenizer = model_loader()
     model.to(accelerator.device)
@@ -89,9 +90,24 @@ def run_cell(cell: Cell, config: StudyConfig, data: StudyData, run: RunLayout, a
     result = {"run_id": cell.run_id, "method": cell.method, "seed": cell.seed, "shots": cell.shots,
               "curation": cell.curation, "model": config.model, "settings_hash": config.settings_hash(),
               "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "metrics": metrics, "ci95": ci95,
-              "footprint": trained["footprint"], "lam_final": trained["lam_final"], "data": trained["data"],
-              "wall_time_s": round(time.perf_counter() - t0, 1)}
+              "footprint": {**trained["footprint"], **_wall(t0, load_start)}, "lam_final": trained["lam_final"],
+              "data": trained["data"]}
     return result, trained["curves"]
+
+
+def _load_1min() -> float | None:
+    """The 1-minute load average (runnable processes, this run's included), None where the OS has none."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
+def _wall(t0: float, load_start: float | None) -> dict[str, Any]:
+    """What a run's wall time was and how busy the machine was while it ran: a step time read without the
+    load beside it can be several times the machine's own."""
+    return {"wall_time_s": round(time.perf_counter() - t0, 1), "cpu_count": os.cpu_count(),
+            "load_1min_start": load_start, "load_1min_end": _load_1min()}
 
 
 def _train_cell(cell: Cell, config: StudyConfig, data: StudyData, model, tokenizer, run: RunLayout, accelerator,

@@ -297,7 +297,27 @@ def footprint_table(s: Study) -> str:
             f"Peak memory: {'; '.join(kinds)}. Step time: mean optimiser step after the first two "
             f"(warm-up) steps. Tunable parameters in millions. On a shared or CPU machine step times carry the "
             f"load of other work; ratios between methods of one study are what to read.\n\n"
-            f"{s.scope()}\n\n" + table(header, rows))
+            f"{s.scope()}\n\n" + table(header, rows) + _wall_text(s))
+
+
+def _wall_text(s: Study) -> str:
+    """The study's wall time (its runs', curation aside) and the machine's load while they ran."""
+    timed = [r for r in s.runs if r["footprint"].get("wall_time_s") is not None]
+    if not timed:
+        return ""
+    total = sum(r["footprint"]["wall_time_s"] for r in timed)
+    longest = max(timed, key=lambda r: r["footprint"]["wall_time_s"])
+    text = (f"\n\nWall time: {int(total // 3600)} h {int(total % 3600 // 60):02d} min for {len(timed)} run(s), curation "
+            f"aside; the longest {longest['footprint']['wall_time_s'] / 60:.1f} min ({longest['run_id']}).")
+    loads = [v for r in timed for v in (r["footprint"].get("load_1min_start"), r["footprint"].get("load_1min_end"))
+             if v is not None]
+    cpus = timed[0]["footprint"].get("cpu_count")
+    if loads and cpus:
+        text += (f" Load average (1 min, the run's own processes included) at the start and end of each run: "
+                 f"{min(loads):.2f} to {max(loads):.2f}, on {cpus} CPUs"
+                 + (": above that, processes waited for a core, and step times carry the wait." if max(loads) > cpus
+                    else "."))
+    return text
 
 
 def dynamics_table(s: Study) -> str:
