@@ -49,7 +49,8 @@ def test_grid_runs_end_to_end_resumes_and_never_reruns_a_cell(tmp_path, study):
     def trained(r):  # the footprint of training alone: a run's wall time and load differ between any two runs
         return {k: v for k, v in r["footprint"].items() if k not in wall}
 
-    assert by[("lora", 0)]["metrics"] != by[("lora", 1)]["metrics"] or trained(by[("lora", 0)]) != trained(by[("lora", 1)])
+    lora0, lora1 = by[("lora", 0)], by[("lora", 1)]
+    assert lora0["metrics"] != lora1["metrics"] or trained(lora0) != trained(lora1)
     for r in results:  # every run, trained or not, says how long it took and how busy the machine was
         fp = r["footprint"]
         assert fp["wall_time_s"] > 0 and fp["cpu_count"] == os.cpu_count()

@@ -307,7 +307,8 @@ def _wall_text(s: Study) -> str:
         return ""
     total = sum(r["footprint"]["wall_time_s"] for r in timed)
     longest = max(timed, key=lambda r: r["footprint"]["wall_time_s"])
-    text = (f"\n\nWall time: {int(total // 3600)} h {int(total % 3600 // 60):02d} min for {len(timed)} run(s), curation "
+    hours, minutes = int(total // 3600), int(total % 3600 // 60)
+    text = (f"\n\nWall time: {hours} h {minutes:02d} min for {len(timed)} run(s), curation "
             f"aside; the longest {longest['footprint']['wall_time_s'] / 60:.1f} min ({longest['run_id']}).")
     loads = [v for r in timed for v in (r["footprint"].get("load_1min_start"), r["footprint"].get("load_1min_end"))
              if v is not None]
