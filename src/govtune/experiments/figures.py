@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from govtune.atomic import atomic_write_with  # noqa: E402
+from govtune.evaluation import bootstrap as bs  # noqa: E402
 from govtune.evaluation import metric_registry as registry  # noqa: E402
 from govtune.evaluation.plots import reliability_diagram  # noqa: E402
 from govtune.experiments.layout import StudyLayout  # noqa: E402
@@ -139,6 +140,10 @@ def scaling(s: Study, path: Path) -> bool:
         yerr = None if any(e is None for e in errs) else [[e[0][0] for e in errs], [e[1][0] for e in errs]]
         ax.errorbar(xs, ys, yerr=yerr, marker="o", capsize=3, label=label(m))
     ax.set_xscale("symlog", linthresh=8)
+    if task == s.main_task:  # XNLI's three classes: where "leaves chance" is read against
+        xlim = ax.get_xlim()  # the line spans the axes and must not widen them
+        ax.axhline(bs.CHANCE, color="grey", linestyle="--", linewidth=1, label=f"chance ({bs.CHANCE:.1f}%)")
+        ax.set_xlim(xlim)
     ax.set_xticks([0, *shots], [str(k) for k in [0, *shots]])
     ax.set_xlabel("examples per language")
     ax.set_ylabel(macro_axis(task))
