@@ -27,6 +27,9 @@ TITLES = {"grid": "Each method over one rate (the hybrid: both branches at it)",
           "hybrid2d": "Hybrid: LoRA-GA branch rate (x) per BOFT branch rate (lines)",
           "lora_ga_init": "LoRA-GA: gamma and gradient-estimate size"}
 X_LABEL = {"grid": "learning rate", "hybrid2d": "LoRA-GA branch rate", "lora_ga_init": "learning rate"}
+# A rate whose mean training loss over the epoch is this much above the series' lowest went unstable on the
+# way (the loss spiked and came back), even when its final validation loss is low: not a rate to pick.
+STABLE_TRAIN = 1.15
 
 
 def series_of(point: dict) -> tuple[str, float]:
@@ -64,6 +67,17 @@ def summarize(points: list[dict]) -> dict[str, dict[str, list[dict]]]:
     return out
 
 
+def choose(cells: list[dict]) -> dict | None:
+    """The rate to pick in one series: among the rates measured on the most seeds, and stable (mean training
+    loss within STABLE_TRAIN of the series' lowest), the one with the lowest mean validation loss."""
+    if not cells:
+        return None
+    most = max(len(c["seeds"]) for c in cells)
+    floor = min(c["train"] for c in cells)
+    fit = [c for c in cells if len(c["seeds"]) == most and c["train"] <= STABLE_TRAIN * floor]
+    return min(fit, key=lambda c: c["mean"]) if fit else None
+
+
 def markdown(data: dict) -> str:
     s = data["meta"]["settings"]
     summary = summarize(data["points"])
@@ -91,6 +105,12 @@ def markdown(data: dict) -> str:
         lines += ["", "Lowest mean validation loss per series: " + "; ".join(
             f"{series} at {min(cells, key=lambda c: c['mean'])['x']:g} "
             f"({min(c['mean'] for c in cells):.3f})" for series, cells in summary[part].items()) + "."]
+        chosen = [(series, choose(cells)) for series, cells in summary[part].items()]
+        lines += ["", f"Chosen (among the rates measured on the most seeds, the lowest mean validation loss whose mean "
+                  f"training loss is within {STABLE_TRAIN:g}x the series' lowest: a rate that spiked on the way is "
+                  f"left out): " + "; ".join(
+                      f"{series} {c['x']:g} ({c['mean']:.3f}, {len(c['seeds'])} seeds)" if c else f"{series} none"
+                      for series, c in chosen) + "."]
     return "\n".join(lines) + "\n"
 
 

@@ -88,3 +88,16 @@ def test_table_gives_the_mean_and_t_interval_over_seeds(bench_script):
     md = report.markdown({"meta": {"settings": {"epochs": 1, "model": "m", "shots": 32, "config": "c.yaml",
                                                 "overrides": [], "stage": "c2"}, "invocations": []}, "points": points})
     assert f"| lora | 0.0001 | 3 | 1.200 | [{1.2 - half:.3f}, {1.2 + half:.3f}] | 3.000 | 2.000 | 1.00 |" in md
+
+
+def test_the_chosen_rate_is_the_lowest_stable_mean_among_the_rates_with_every_seed(bench_script):
+    report = bench_script("lr_probe_report")
+
+    def cell(x, mean, train, seeds=3):
+        return {"x": x, "mean": mean, "train": train, "seeds": list(range(seeds))}
+
+    cells = [cell(1e-4, 1.70, 2.30), cell(5e-4, 1.60, 2.25), cell(1e-3, 1.40, 4.45),  # 1e-3 spiked: 4.45 > 1.15 x 2.25
+             cell(2e-3, 1.50, 2.40, seeds=1)]  # lower than 5e-4 but on one seed only
+    assert report.choose(cells)["x"] == 5e-4
+    assert report.choose([cell(1e-4, 1.7, 2.3), cell(2e-4, 1.6, 2.3 * 1.15)])["x"] == 2e-4  # at the limit: stable
+    assert report.choose([]) is None
