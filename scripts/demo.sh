@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what govtune needs, then runs the embedded default study (CPU, offline): SmolLM2-135M-Instruct
+# Installs what govtune needs, then runs the embedded default study (CPU, offline): Gemma 3 270M
 # on the shipped XNLI and FLORES samples. Extra arguments are config overrides (key=value).
 set -euo pipefail
 cd "$(dirname "$0")/.."
