@@ -85,7 +85,7 @@ PAPER = sorted((ROOT / "configs" / "paper").glob("*.yaml"))
 
 def test_every_shipped_config_is_tested():
     assert len(PAPER) == 7
-    cpu = {"demo", "cpu_study", "cpu_lam_ablation", "cpu_curation_ablation", "cpu_scaling"}
+    cpu = {"demo", "cpu_study", "cpu_lam_ablation", "cpu_curation_ablation", "cpu_scaling", "cpu_method_study"}
     assert {p.stem for p in SHIPPED} - {p.stem for p in PAPER} == cpu
     for name in sorted(cpu):  # the CPU configs run the multilingual offline model against its base
         c = load_config(ROOT / "configs" / f"{name}.yaml")
