@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from govtune.evaluation.sharding import map_batches
-from govtune.tasks.class_encoding import ClassCollator, HeadForward, encode_class_pair, head_pad_id
+from govtune.tasks.class_encoding import ClassCollator, HeadForward, base_model, encode_class_pair, head_pad_id
 from govtune.tasks.encoding import pad_batch, pad_token_id
 from govtune.tasks.xnli import LABELS
 
@@ -28,12 +28,8 @@ def require_tokenizer(tokenizer, model=None) -> None:
                          f"tokenizer files, or AutoTokenizer.from_pretrained(<same name>))")
 
 
-def _base(model):
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
-
-
 def accepts(model, name: str) -> bool:
-    return name in inspect.signature(_base(model).forward).parameters
+    return name in inspect.signature(base_model(model).forward).parameters
 
 
 def _forward(model, ids, mask, pos, keep: int = 0, past=None):
@@ -164,12 +160,12 @@ def classify_pairs(model, tokenizer, premises: list[str], hypotheses: list[str],
 
 
 def is_classifier(model) -> bool:
-    return type(_base(model)).__name__.endswith("ForSequenceClassification")
+    return type(base_model(model)).__name__.endswith("ForSequenceClassification")
 
 
 def context_length(model, tokenizer) -> int | None:
     """Longest input the model takes, or None when it has no fixed limit (ALiBi models such as BLOOM)."""
-    cfg = _base(model).config
+    cfg = base_model(model).config
     for attr in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
         v = getattr(cfg, attr, None)
         if isinstance(v, int) and v > 0:
@@ -353,7 +349,7 @@ def _eos_ids(model, tokenizer) -> list[int]:
     """The tokenizer's EOS and the model's generation_config EOS ids (chat models may end a turn with a
     token other than the tokenizer's EOS, e.g. Llama 3's <|eot_id|>), as `generate` would stop at both."""
     ids = {tokenizer.eos_token_id}
-    config = getattr(_base(model), "generation_config", None)
+    config = getattr(base_model(model), "generation_config", None)
     more = getattr(config, "eos_token_id", None)
     ids.update(more if isinstance(more, (list, tuple)) else [more])
     return sorted(int(i) for i in ids if i is not None)
@@ -375,7 +371,7 @@ def generate_lines(model, tokenizer, prompts: list[list[int]], *, max_new_tokens
     its translation is complete, it emits EOS, or it reaches its budget; a text cut by the budget inside
     a character loses that character. Under `accelerate launch` the batches are shared among the processes."""
     if is_classifier(model):
-        raise ValueError(f"{type(_base(model)).__name__} has a sequence-classification head and no language-model "
+        raise ValueError(f"{type(base_model(model)).__name__} has a sequence-classification head and no language-model "
                          f"head to generate with: evaluate translation and completion tasks with the causal LM "
                          f"(without the head's adapter, or from a head: lm run)")
     n = len(prompts)

@@ -58,7 +58,7 @@ def encode_class_examples(tokenizer, examples: Sequence[ClassExample], max_lengt
 
 def head_pad_id(model, tokenizer) -> int:
     """The id the head's pooling takes for padding (its config's `pad_token_id`), else the tokenizer's."""
-    config = getattr(_base(model), "config", None)
+    config = getattr(base_model(model), "config", None)
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
     pad = getattr(text, "pad_token_id", None)
     return int(pad) if pad is not None else pad_token_id(tokenizer)
@@ -80,7 +80,9 @@ class ClassCollator:
         return out
 
 
-def _base(model):
+def base_model(model):
+    """The model a PEFT wrapper holds (`get_base_model`), or the model itself: what its signature, config and
+    class name are read from. The evaluator's scoring reads them through this too."""
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
@@ -89,7 +91,7 @@ class HeadForward:
     model's signature is read once, from the model itself (a DDP wrapper's forward takes anything)."""
 
     def __init__(self, model):
-        params = inspect.signature(_base(model).forward).parameters
+        params = inspect.signature(base_model(model).forward).parameters
         # no KV cache: nothing is generated after a classification forward
         self.no_cache = "use_cache" in params
 
