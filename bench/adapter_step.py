@@ -56,7 +56,7 @@ from govtune.models import SMOLLM2, load_model  # noqa: E402
 from govtune.training.optim import param_groups  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from machine_load import MachineLoad, describe  # noqa: E402
+from govtune.machine_load import MachineLoad, describe  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 R, ALPHA, M, B = 16, 32, 3, 8

@@ -19,7 +19,7 @@ from govtune.evaluation.xnli_eval import _fit_prompt
 from govtune.models import load_model
 from govtune.tasks import load_xnli
 from govtune.tasks.encoding import pad_batch, pad_token_id, special_prefix
-from machine_load import MachineLoad, describe
+from govtune.machine_load import MachineLoad, describe
 
 
 @torch.inference_mode()

@@ -35,7 +35,7 @@ from tqdm import tqdm
 from govtune.adapters.butterfly import ButterflyOrthogonal
 from govtune.adapters.unitary_ops import DenseUnitary, StructuredUnitary
 from govtune.atomic import atomic_write_text
-from machine_load import MachineLoad, describe
+from govtune.machine_load import MachineLoad, describe
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

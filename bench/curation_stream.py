@@ -29,7 +29,7 @@ import threading
 import time
 from pathlib import Path
 
-from machine_load import MachineLoad, describe
+from govtune.machine_load import MachineLoad, describe
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from machine_load import MachineLoad, describe
+from govtune.machine_load import MachineLoad, describe
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))

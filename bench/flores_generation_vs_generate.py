@@ -50,7 +50,7 @@ from govtune.evaluation.scoring import (_eos_ids, _translation_done, cut_sentenc
 from govtune.models import load_model  # noqa: E402
 from govtune.tasks.flores import load_flores  # noqa: E402
 
-from machine_load import MachineLoad, describe  # noqa: E402
+from govtune.machine_load import MachineLoad, describe  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PAIRS = ("en-zh", "en-es")

@@ -46,7 +46,7 @@ from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lr_probe_report import write_report  # noqa: E402
-from machine_load import MachineLoad  # noqa: E402
+from govtune.machine_load import MachineLoad  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 GRID = (1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3)

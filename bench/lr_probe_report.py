@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import statistics
-import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -18,8 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from scipy import stats  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine_load import describe  # noqa: E402
+from govtune.machine_load import describe  # noqa: E402
 
 from govtune.atomic import atomic_write_text, atomic_write_with  # noqa: E402
 

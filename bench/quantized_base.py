@@ -46,7 +46,7 @@ from govtune.experiments.layout import StudyLayout  # noqa: E402
 from govtune.models import load_model  # noqa: E402
 from govtune.training import train  # noqa: E402
 
-from machine_load import MachineLoad, describe  # noqa: E402
+from govtune.machine_load import MachineLoad, describe  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 _libc = ctypes.CDLL("libc.so.6")

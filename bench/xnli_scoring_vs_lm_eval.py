@@ -49,7 +49,7 @@ from govtune.tasks import load_xnli  # noqa: E402
 from govtune.tasks.encoding import encode_pair, special_prefix  # noqa: E402
 from govtune.tasks.prompts import xnli_continuations, xnli_prompt  # noqa: E402
 
-from machine_load import MachineLoad, describe  # noqa: E402
+from govtune.machine_load import MachineLoad, describe  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LANGS = ("en", "zh", "hi")

@@ -14,20 +14,6 @@ def bench(bench_script):
     return bench_script
 
 
-def test_machine_load_samples_start_and_end(bench, monkeypatch):
-    machine_load = bench("machine_load")
-    samples = iter([(0.5, 0.25, 0.125), (7.0, 6.5, 3.0), (9.0, 9.0, 9.0)])
-    monkeypatch.setattr(machine_load.os, "getloadavg", lambda: next(samples))
-    load = machine_load.MachineLoad()
-    result = load.result()
-    assert result == {"cpu_count": os.cpu_count(), "load_average_start": [0.5, 0.25, 0.12],
-                      "load_average_end": [7.0, 6.5, 3.0]}
-    assert load.result() == result  # the end is sampled once
-    assert machine_load.describe(result) == (
-        "Load average (1 / 5 / 15 min, the benchmark's own processes included) 0.50 / 0.25 / 0.12 at the start "
-        f"and 7.00 / 6.50 / 3.00 at the end, on {os.cpu_count()} CPUs.")
-
-
 def test_curation_report_states_the_measured_load(bench, tmp_path):
     curation = bench("curation")
     res = json.loads((ROOT / "bench" / "results" / "curation.json").read_text())

@@ -21,6 +21,7 @@ from govtune.experiments.config import BASE, INCONTEXT, StudyConfig
 from govtune.experiments.data import StudyData
 from govtune.experiments.layout import RunLayout
 from govtune.heads import unfreeze_head, with_classifier_head
+from govtune.machine_load import load_1min
 from govtune.tasks.encoding import PairCollator, encode_training_pairs, pad_token_id
 from govtune.training import ResumeMismatch, train
 
@@ -73,7 +74,7 @@ def run_cell(cell: Cell, config: StudyConfig, data: StudyData, run: RunLayout, a
              model_loader, progress: bool = True, write: bool = True) -> tuple[dict[str, Any], dict[str, list]]:
     """Train and evaluate one cell; returns (result, curves). Writes the run's history and predictions
     (when `write`: the main process); the caller records the result and marks the cell done."""
-    t0, load_start = time.perf_counter(), _load_1min()
+    t0, load_start = time.perf_counter(), load_1min()
     torch.manual_seed(cell.seed)
     model, tokenizer = model_loader()
     model.to(accelerator.device)
@@ -95,19 +96,11 @@ def run_cell(cell: Cell, config: StudyConfig, data: StudyData, run: RunLayout, a
     return result, trained["curves"]
 
 
-def _load_1min() -> float | None:
-    """The 1-minute load average (runnable processes, this run's included), None where the OS has none."""
-    try:
-        return round(os.getloadavg()[0], 2)
-    except (AttributeError, OSError):
-        return None
-
-
 def _wall(t0: float, load_start: float | None) -> dict[str, Any]:
     """What a run's wall time was and how busy the machine was while it ran: a step time read without the
     load beside it can be several times the machine's own."""
     return {"wall_time_s": round(time.perf_counter() - t0, 1), "cpu_count": os.cpu_count(),
-            "load_1min_start": load_start, "load_1min_end": _load_1min()}
+            "load_1min_start": load_start, "load_1min_end": load_1min()}
 
 
 def _train_cell(cell: Cell, config: StudyConfig, data: StudyData, model, tokenizer, run: RunLayout, accelerator,

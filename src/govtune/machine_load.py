@@ -1,6 +1,7 @@
-"""How busy the machine was during a benchmark, measured rather than claimed: the CPU count and the load
-average (os.getloadavg: runnable processes averaged over 1, 5 and 15 minutes) when the run started and when
-it ended. Every benchmark stores `MachineLoad.result()` under "machine_load" and prints `describe` in its report.
+"""How busy the machine was during a benchmark or a study's run, measured rather than claimed: the CPU count
+and the load average (os.getloadavg: runnable processes averaged over 1, 5 and 15 minutes) when it started and
+when it ended. Every benchmark stores `MachineLoad.result()` under "machine_load" and prints `describe` in its
+report; a study's run records `load_1min()` at its start and end in its footprint.
 
 The load average counts the benchmark's own processes too, so a run that keeps n cores busy shows about n
 even on an idle machine; a load above the CPU count means processes waited for a core.
@@ -27,6 +28,14 @@ class MachineLoad:
 
 def _sample() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
+
+
+def load_1min() -> float | None:
+    """The 1-minute load average, None where the OS has none (os.getloadavg is Unix-only)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
 
 
 def describe(machine: dict) -> str:
