@@ -25,6 +25,8 @@ it should take (from the points measured so far); --report rewrites the table (l
     python bench/lr_probe.py --part grid --methods lora,boft       # one chunk
     python bench/lr_probe.py --limit 10                            # the next ten points, whatever they are
     python bench/lr_probe.py --set schedule=cosine warmup_ratio=0.03 --out-dir runs/lr_probe_recipe
+    python bench/lr_probe.py --config configs/cpu_method_study.yaml --val-per-language 32 --part grid \
+        --methods lora --rates 5e-4,1e-3 --seeds 0 --out-dir bench/results/lr_probe_k1024   # a study's budget
 
 Run it alone on the machine (two CPU-heavy jobs on 2 cores slow each other several-fold). It curates the
 pool into --work once. A JSON written under other settings (config, overrides, validation size) is refused.
@@ -80,14 +82,17 @@ class Point:
         return {"lora_ga": self.lr_lora_ga, "boft": self.lr} if self.lr_lora_ga is not None else None
 
 
-def plan(parts, methods, seeds) -> list[Point]:
-    """Every point of the chosen parts, seed by seed (seed 0 of everything first: an early, even picture)."""
+def plan(parts, methods, seeds, rates=GRID, hybrid_rates=None) -> list[Point]:
+    """Every point of the chosen parts, seed by seed (seed 0 of everything first: an early, even picture).
+    `rates` narrows the grid part's rates, `hybrid_rates` ((LoRA-GA rate, BOFT rate) pairs) the hybrid2d
+    part's: a probe at a larger budget measures a few rates around a known scale, not the whole grid."""
+    pairs = hybrid_rates if hybrid_rates is not None else [(g, b) for g in HYBRID_LORA_GA for b in HYBRID_BOFT]
     points = []
     for seed in seeds:
         if "grid" in parts:
-            points += [Point("grid", m, lr, seed) for m in methods for lr in GRID]
+            points += [Point("grid", m, lr, seed) for m in methods for lr in rates]
         if "hybrid2d" in parts:
-            points += [Point("hybrid2d", "hybrid", b, seed, lr_lora_ga=g) for g in HYBRID_LORA_GA for b in HYBRID_BOFT]
+            points += [Point("hybrid2d", "hybrid", b, seed, lr_lora_ga=g) for g, b in pairs]
         if "lora_ga_init" in parts:
             points += [Point("lora_ga_init", "lora_ga", lr, seed, ga_gamma=g, ga_examples=n)
                        for g in GA_GAMMAS for n in GA_EXAMPLES for lr in GA_RATES]
@@ -200,6 +205,9 @@ def parse_args(argv=None):
     ap.add_argument("--part", default=",".join(PARTS), help=f"comma-separated subset of {', '.join(PARTS)}")
     ap.add_argument("--methods", default=",".join(GRID_METHODS), help="the grid part's methods")
     ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--rates", default=None, help="the grid part's rates, comma-separated (default: the 8-rate grid)")
+    ap.add_argument("--hybrid-rates", default=None, metavar="GA:BOFT,...",
+                    help="the hybrid2d part's (LoRA-GA rate, BOFT rate) pairs (default: the 3 x 3 grid)")
     ap.add_argument("--near-best", type=int, default=None, metavar="K",
                     help="only the K best rates of each series so far (by mean validation loss)")
     ap.add_argument("--limit", type=int, default=None, help="run at most this many new points, then stop")
@@ -215,6 +223,17 @@ def parse_args(argv=None):
     if bad:
         ap.error(f"unknown part or method {bad}: parts are {', '.join(PARTS)}, methods {', '.join(GRID_METHODS)}")
     args.seed_list = [int(s) for s in args.seeds.split(",") if s]
+    try:
+        args.rate_list = tuple(float(r) for r in args.rates.split(",") if r) if args.rates else GRID
+        args.hybrid_pairs = ([tuple(float(r) for r in pair.split(":")) for pair in args.hybrid_rates.split(",") if pair]
+                             if args.hybrid_rates else None)
+    except ValueError:
+        ap.error(f"--rates takes numbers separated by commas (5e-4,1e-3), --hybrid-rates LoRA-GA:BOFT pairs "
+                 f"(5e-5:1e-3,1e-4:1e-3); got {args.rates!r} / {args.hybrid_rates!r}")
+    if args.hybrid_pairs and any(len(p) != 2 for p in args.hybrid_pairs):
+        ap.error(f"--hybrid-rates takes LoRA-GA:BOFT pairs (5e-5:1e-3,1e-4:1e-3), got {args.hybrid_rates!r}")
+    if any(r <= 0 for r in (*args.rate_list, *(r for p in args.hybrid_pairs or () for r in p))):
+        ap.error("learning rates must be positive")
     return args
 
 
@@ -231,7 +250,7 @@ def main(argv=None) -> None:
         write_report(data, out)
         return
     done = {d["key"] for d in data["points"]}
-    pending = [p for p in plan(args.parts, args.methods_list, args.seed_list) if p.key not in done]
+    pending = [p for p in plan(args.parts, args.methods_list, args.seed_list, args.rate_list, args.hybrid_pairs) if p.key not in done]
     if args.near_best is not None:
         pending = near_best(pending, data["points"], args.near_best)
     print(estimate(pending, data["points"]), flush=True)

@@ -30,6 +30,21 @@ def test_the_plan_covers_every_part_once_per_seed(lr_probe):
     assert all(p.lr_branches is None for p in points if p.part != "hybrid2d")
 
 
+def test_rates_and_hybrid_pairs_narrow_the_plan_from_the_command_line(lr_probe):
+    args = lr_probe.parse_args(["--part", "grid,hybrid2d", "--methods", "lora,boft", "--seeds", "0",
+                                "--rates", "5e-4,1e-3", "--hybrid-rates", "5e-5:1e-3,1e-4:2e-3"])
+    points = lr_probe.plan(args.parts, args.methods_list, args.seed_list, args.rate_list, args.hybrid_pairs)
+    assert [(p.method, p.lr) for p in points if p.part == "grid"] == \
+        [("lora", 5e-4), ("lora", 1e-3), ("boft", 5e-4), ("boft", 1e-3)]
+    assert [p.lr_branches for p in points if p.part == "hybrid2d"] == \
+        [{"lora_ga": 5e-5, "boft": 1e-3}, {"lora_ga": 1e-4, "boft": 2e-3}]
+    default = lr_probe.parse_args([])
+    assert default.rate_list == lr_probe.GRID and default.hybrid_pairs is None
+    for bad in (["--rates", "fast"], ["--hybrid-rates", "5e-5"], ["--rates", "0,1e-3"]):
+        with pytest.raises(SystemExit):
+            lr_probe.parse_args(bad)
+
+
 def test_near_best_keeps_each_series_k_lowest_mean_losses_and_unmeasured_series_whole(lr_probe):
     import dataclasses
 
