@@ -76,6 +76,10 @@ def choose(cells: list[dict]) -> dict | None:
     return min(fit, key=lambda c: c["mean"]) if fit else None
 
 
+def _seeds(n: int) -> str:
+    return f"{n} seed" if n == 1 else f"{n} seeds"
+
+
 def markdown(data: dict) -> str:
     s = data["meta"]["settings"]
     summary = summarize(data["points"])
@@ -107,7 +111,7 @@ def markdown(data: dict) -> str:
         lines += ["", f"Chosen (among the rates measured on the most seeds, the lowest mean validation loss whose mean "
                   f"training loss is within {STABLE_TRAIN:g}x the series' lowest: a rate that spiked on the way is "
                   f"left out): " + "; ".join(
-                      f"{series} {c['x']:g} ({c['mean']:.3f}, {len(c['seeds'])} seeds)" if c else f"{series} none"
+                      f"{series} {c['x']:g} ({c['mean']:.3f}, {_seeds(len(c['seeds']))})" if c else f"{series} none"
                       for series, c in chosen) + "."]
     return "\n".join(lines) + "\n"
 
