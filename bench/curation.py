@@ -28,10 +28,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from govtune.machine_load import MachineLoad, describe
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+from govtune.machine_load import MachineLoad, describe  # noqa: E402
+
 LANGS = ["en", "zh", "hi"]
 
 

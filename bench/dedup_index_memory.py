@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from govtune.machine_load import MachineLoad, describe
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+from govtune.machine_load import MachineLoad, describe  # noqa: E402
+
 BATCH = 4096
 
 

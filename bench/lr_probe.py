@@ -250,7 +250,8 @@ def main(argv=None) -> None:
         write_report(data, out)
         return
     done = {d["key"] for d in data["points"]}
-    pending = [p for p in plan(args.parts, args.methods_list, args.seed_list, args.rate_list, args.hybrid_pairs) if p.key not in done]
+    pending = [p for p in plan(args.parts, args.methods_list, args.seed_list, args.rate_list, args.hybrid_pairs)
+               if p.key not in done]
     if args.near_best is not None:
         pending = near_best(pending, data["points"], args.near_best)
     print(estimate(pending, data["points"]), flush=True)

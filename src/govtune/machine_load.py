@@ -33,7 +33,7 @@ def _sample() -> list[float]:
 def load_1min() -> float | None:
     """The 1-minute load average, None where the OS has none (os.getloadavg is Unix-only)."""
     try:
-        return round(os.getloadavg()[0], 2)
+        return _sample()[0]
     except (AttributeError, OSError):
         return None
 
