@@ -8,7 +8,7 @@ from adapter_helpers import adapted, calibration, logits
 from torch import nn
 
 from govtune.adapters import adapter_layers, resolve_targets, AdapterConfig
-from govtune.adapters.lora_ga import estimate_gradients, ga_init
+from govtune.adapters.lora_ga import estimate_gradients, ga_init, svd_flip
 from govtune.models import tiny_model
 
 
@@ -40,6 +40,37 @@ def test_sigma_sqrt_is_the_rank_r_truncation():
     r = 4
     a, b = ga_init(grad, r, direction="sigma_sqrt")
     torch.testing.assert_close(b @ a, u[:, :r] @ torch.diag(s[:r]) @ v[:, :r].T, atol=1e-4, rtol=1e-4)
+
+
+def test_svd_flip_makes_each_left_vector_largest_entry_positive_and_keeps_the_product():
+    g = torch.Generator().manual_seed(1)
+    u, _ = torch.linalg.qr(torch.randn(30, 6, generator=g))
+    v, _ = torch.linalg.qr(torch.randn(20, 6, generator=g))
+    s = torch.linspace(5.0, 1.0, 6)
+    fu, fv = svd_flip(u, v)
+    peak = fu.gather(0, fu.abs().argmax(dim=0, keepdim=True))
+    assert (peak > 0).all()
+    torch.testing.assert_close(fu @ torch.diag(s) @ fv.T, u @ torch.diag(s) @ v.T)
+    signs = torch.tensor([1.0, -1.0, -1.0, 1.0, -1.0, 1.0])  # any other sign choice maps to the same pairs
+    torch.testing.assert_close(svd_flip(u * signs, v * signs), (fu, fv))
+
+
+@pytest.mark.parametrize("direction", ["arb2r", "sigma_sqrt"])
+def test_one_gradient_gives_one_init_whatever_signs_the_svd_kernel_returns(direction, monkeypatch):
+    # Another CPU's kernels (AVX2 against AVX-512) may return any sign per singular pair: emulate that.
+    grad = known_gradient()[0]
+    a_ref, b_ref = ga_init(grad, 4, direction=direction)
+    svd = torch.svd_lowrank
+
+    def flipped(*args, **kwargs):
+        u, s, v = svd(*args, **kwargs)
+        signs = torch.where(torch.arange(u.shape[1]) % 3 == 0, -1.0, 1.0)
+        return u * signs, s, v * signs
+
+    monkeypatch.setattr(torch, "svd_lowrank", flipped)
+    a, b = ga_init(grad, 4, direction=direction)
+    torch.testing.assert_close(a, a_ref)
+    torch.testing.assert_close(b, b_ref)
 
 
 def test_rank_too_large_for_layer():

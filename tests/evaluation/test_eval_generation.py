@@ -12,7 +12,7 @@ from govtune.evaluation.scoring import (count_sentences, cut_sentence, decode_co
 from govtune.models import TINY_BLOOM, TINY_LLAMA, tiny_model
 from govtune.tasks import load_flores
 from govtune.data import DATA_DIR, FLORES_EVAL_LINES
-from govtune.tasks.languages import flores_code, script
+from govtune.languages import flores_code, script
 from govtune.tasks.prompts import flores_prompt
 
 

@@ -4,7 +4,7 @@ import pytest
 from govtune.data import DATA_DIR, XNLI_EVAL_ROWS
 from govtune.tasks import (LABELS, XNLI_LABEL_WORDS, flores_prompt, flores_training_pair, load_flores, load_xnli,
                            xnli_prompt, xnli_training_pair)
-from govtune.tasks.languages import XNLI_LANGUAGES, flores_code
+from govtune.languages import XNLI_LANGUAGES, flores_code
 from govtune.tasks.prompts import XNLI_STRINGS, xnli_continuations
 
 

@@ -3,7 +3,8 @@
 1. G = mean over N calibration batches of dL/dW0, per target layer, with memory bounded by one layer's
    gradient at a time: a post-accumulate-grad hook adds each weight's gradient to a CPU accumulator and
    frees it at once, so no full set of gradients ever sits on the accelerator.
-2. Rank-2r randomised SVD G ~ U S V^T.
+2. Rank-2r randomised SVD G ~ U S V^T, with each singular pair's sign fixed (`svd_flip`), so one gradient
+   gives one initialisation on every machine.
 3. "arb2r" (the official code's default): A0 = V[:, :r]^T, B0 = U[:, r:2r], both scaled by
    d_out^(1/4) / sqrt(gamma). "sigma_sqrt" (the papers' eq. 8, read with shapes that fit y = W0 x + s B A x):
    B0 = U_r S_r^(1/2), A0 = S_r^(1/2) V_r^T, so that B0 A0 is the rank-r truncation of G.
@@ -39,6 +40,7 @@ def ga_init(grad: torch.Tensor, r: int, *, gamma: float = 16.0, direction: str =
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # the random range finder is seeded: same calibration, same adapter
         u, s, v = torch.svd_lowrank(grad.float(), q=q, niter=niter)  # u (d_out, q), s (q,), v (d_in, q)
+    u, v = svd_flip(u, v)
     if direction == "arb2r":
         scale = d_out ** 0.25 / gamma ** 0.5
         a0 = v[:, :r].T * scale
@@ -48,6 +50,19 @@ def ga_init(grad: torch.Tensor, r: int, *, gamma: float = 16.0, direction: str =
         a0 = root[:, None] * v[:, :r].T
         b0 = u[:, :r] * root
     return a0.contiguous(), b0.contiguous()
+
+
+def svd_flip(u: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each singular pair's sign fixed as scikit-learn's `svd_flip` fixes it: the largest-magnitude entry of
+    the left vector u[:, j] is positive, and v[:, j] flips with it (u s v^T is unchanged).
+
+    An SVD's signs are arbitrary and differ between CPU kernels (AVX2 against AVX-512, or another BLAS):
+    without this, the same gradient gives a different LoRA-GA adapter on another machine, since A0 and B0
+    come from different singular pairs and their product changes with each sign."""
+    rows = u.abs().argmax(dim=0)
+    signs = torch.sign(u[rows, torch.arange(u.shape[1], device=u.device)])
+    signs[signs == 0] = 1
+    return u * signs, v * signs
 
 
 def _to_device(batch: Mapping, device: torch.device) -> dict:

@@ -14,7 +14,7 @@ from govtune.evaluation.scoring import context_length, count_sentences, generate
 from govtune.evaluation.xnli_eval import check_examples
 from govtune.tasks.encoding import special_prefix
 from govtune.tasks.flores import load_flores
-from govtune.tasks.languages import script
+from govtune.languages import script
 from govtune.tasks.prompts import flores_prompt
 
 # Fallback target/source token ratio for a direction the shipped few-shot pool lacks.

@@ -21,7 +21,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 
-from govtune.tasks.languages import script as script_of
+from govtune.languages import script as script_of
 
 OPERATIONS = ("punctuation", "diacritics", "whitespace")
 

@@ -27,7 +27,7 @@ import yaml
 
 from govtune.constants import LR_SCHEDULES, METHODS, MIXED_PRECISION, check_lr_branches
 from govtune.data import FLORES_EVAL_LINES, FLORES_POOL_LINES, XNLI_EVAL_ROWS, XNLI_POOL_ROWS
-from govtune.tasks.languages import XNLI_LANGUAGES
+from govtune.languages import XNLI_LANGUAGES
 
 # The untuned baselines, beside the adapter methods: the base model (shots = 0) and the base model with
 # `incontext_shots` examples in every prompt.

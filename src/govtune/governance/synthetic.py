@@ -11,7 +11,7 @@ from pathlib import Path
 import regex
 
 from govtune.data import DATA_DIR, FLORES_EVAL_LINES, FLORES_POOL_LINES, XNLI_POOL_ROWS
-from govtune.tasks.languages import flores_code
+from govtune.languages import flores_code
 from govtune.tasks.xnli import load_xnli
 
 # Text in one language declared as another: (source language, declared language).

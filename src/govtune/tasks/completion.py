@@ -98,7 +98,7 @@ def evaluate_completions(task: CompletionTask, model, tokenizer, tests: dict[str
     from govtune.evaluation.scoring import generate_lines, require_tokenizer
     from govtune.evaluation.xnli_eval import check_examples
     from govtune.tasks.encoding import special_prefix
-    from govtune.tasks.languages import script
+    from govtune.languages import script
 
     check_examples(tests, task.name)
     require_tokenizer(tokenizer, model)

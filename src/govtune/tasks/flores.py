@@ -2,7 +2,7 @@
 
 Local layout: `DIR/flores/{flores_code}.{split}` (plain text, e.g. `flores/eng_Latn.dev`). Hub: a name such
 as "openlanguagedata/flores_plus" (config = FLORES code, column `text`) or "facebook/flores" (column
-`sentence`). Languages are ISO 639-1 codes mapped by `govtune.tasks.languages` (or FLORES codes)."""
+`sentence`). Languages are ISO 639-1 codes mapped by `govtune.languages` (or FLORES codes)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from govtune.tasks._source import load_hub, resolve, select
-from govtune.tasks.languages import flores_code, iso_code
+from govtune.languages import flores_code, iso_code
 
 
 def _sentences(source: Path | str, code: str, split: str) -> list[str]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from govtune.tasks.languages import iso_code, language_name
+from govtune.languages import iso_code, language_name
 from govtune.tasks.xnli import LABELS
 
 XNLI_TEMPLATE = ("{premise_label}{colon}{premise}\n{hypothesis_label}{colon}{hypothesis}\n"

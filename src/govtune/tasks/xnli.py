@@ -13,7 +13,7 @@ from pathlib import Path
 import orjson
 
 from govtune.tasks._source import load_hub, resolve, select
-from govtune.tasks.languages import XNLI_LANGUAGES, iso_code
+from govtune.languages import XNLI_LANGUAGES, iso_code
 
 # Order of the hub's integer labels (facebook/xnli ClassLabel names); also the class order of our probabilities.
 LABELS = ("entailment", "neutral", "contradiction")

@@ -49,7 +49,7 @@ def iso_code(lang: str) -> str:
     if lang in _BY_FLORES:
         return _BY_FLORES[lang]
     raise ValueError(f"unknown language {lang!r}: use an ISO 639-1 code or FLORES-200 code among "
-                     f"{', '.join(sorted(LANGUAGES))} (or add it to govtune.tasks.languages.LANGUAGES)")
+                     f"{', '.join(sorted(LANGUAGES))} (or add it to govtune.languages.LANGUAGES)")
 
 
 def flores_code(lang: str) -> str:
