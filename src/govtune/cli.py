@@ -17,6 +17,8 @@ SUBCOMMANDS = {
     "lm-eval": "govtune.evaluation.lm_eval_harness",
     "run": "govtune.experiments.cli",
     "report": "govtune.experiments.cli",
+    "card": "govtune.report.commands",
+    "verify": "govtune.report.commands",
 }
 
 

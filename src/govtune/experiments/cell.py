@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from govtune.adapters import AdapterConfig, inject
+from govtune.adapters import AdapterConfig, inject, save_adapter
 from govtune.adapters.registry import GRADIENT_INIT
 from govtune.atomic import atomic_write_json, atomic_write_jsonl
 from govtune.evaluation.lm_eval_harness import evaluate_lm_eval, summarize, task_manager
@@ -80,6 +80,10 @@ def run_cell(cell: Cell, config: StudyConfig, data: StudyData, run: RunLayout, a
     model.to(accelerator.device)
     if cell.shots > 0:
         model, trained = _train_cell(cell, config, data, model, tokenizer, run, accelerator, progress, write)
+        if write and config.adapter_options(cell.method)["method"] != "full":
+            # The adapter alone, ready to load or upload; its model card is written beside it once the
+            # run's result exists (full fine-tuning has no adapter: its weights are the whole model).
+            save_adapter(model, run.adapter)
     else:
         trained = {"curves": {}, "lam_final": None, "data": {}, "footprint": dict(UNTRAINED)}
     model.eval()

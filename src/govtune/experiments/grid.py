@@ -31,6 +31,9 @@ from govtune.experiments.lock import StudyLock, on_main
 from govtune.experiments.report import write_report
 from govtune.experiments.store import read_predictions, record_run, record_study, write_results_json
 from govtune.models import load_model
+from govtune.report.run_documents import write_run_documents
+from govtune.study import manifest
+from govtune.study.provenance import study_inputs
 from govtune.training import History, TrainingDiverged, make_accelerator
 
 
@@ -115,9 +118,12 @@ def _open_study(config: StudyConfig, layout: StudyLayout, resume: bool, lock: St
     lock.acquire()
     check_study_file(layout)  # check_out_dir reads it
     check_out_dir(config, layout, resume)
-    repair_study(layout)
+    repaired = repair_study(layout)
     _write_study_file(config, layout)
     record_study(layout, config.name, config.model, config.settings_hash(), config.to_dict())
+    aside = sorted(layout.root.glob(f"{layout.database.name}.damaged-*")) if repaired else []
+    manifest.record(layout.root, [layout.study, layout.database, layout.results_json, *aside],
+                    "repair" if repaired else "open")
 
 
 def run_study(config: StudyConfig, out_dir: str | Path, resume: bool = False, progress: bool = True,
@@ -156,6 +162,9 @@ def _run_grid(config: StudyConfig, layout: StudyLayout, state: PartialState, pro
             record_curation(data)
             _record_finished(layout, outcome.skipped)
             write_results_json(layout, _finished_results(layout))
+            manifest.record(layout.root, [layout.curation_dir, layout.tasks_dir, layout.export_dir,
+                                          layout.database, layout.results_json], "curate",
+                            inputs=study_inputs(config.to_dict(), data.tasks))
         state.wait_for_everyone()
         bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc="grid", unit="run",
                    disable=not (progress and main))
@@ -184,6 +193,7 @@ def _run_cells(todo: list[Cell], config: StudyConfig, data: StudyData, layout: S
         if main:
             _clear_attempt(run)
             run.dir.mkdir(parents=True, exist_ok=True)
+            manifest.record(layout.root, [run.dir], "clear")  # forget an earlier attempt's files
         state.wait_for_everyone()
         try:
             result, curves = run_cell(cell, config, data, run, accelerator, loader,
@@ -197,9 +207,12 @@ def _run_cells(todo: list[Cell], config: StudyConfig, data: StudyData, layout: S
             continue
         if main:
             atomic_write_json(run.result, result)
+            if run.adapter.exists():
+                write_run_documents(layout, cell.run_id)  # model card and datasheet beside the adapter
             record_run(layout, result, curves, read_predictions(run))
             atomic_write_text(run.done, result["finished_at"] + "\n")
             write_results_json(layout, _finished_results(layout))
+            manifest.record(layout.root, [run.dir, layout.database, layout.results_json], "run")
         state.wait_for_everyone()
         outcome.ran.append(cell.run_id)
         bar.update(1)

@@ -13,6 +13,7 @@ study; code asks the layout.
       runs/<run_id>/history.json      its training curves
       runs/<run_id>/predictions/<task>.jsonl
       runs/<run_id>/checkpoint/       the last epoch checkpoint (resume continues from it)
+      runs/<run_id>/adapter/          a tuned run's adapter, its model card (README.md) and datasheet
       runs/<run_id>/lm_eval/results.json   lm-evaluation-harness results
       runs/<run_id>/lm_eval/tasks/    the task YAMLs generated for it
       runs/<run_id>/done | failed     markers: finished, or diverged (start over)
@@ -20,6 +21,7 @@ study; code asks the layout.
       results.sqlite                  every finished run (the store the report reads)
       results.json                    the same, as JSON
       report.md, report.html, figures/<name>.png
+      manifest.json                   provenance: input and output sha256, versions (govtune verify)
 """
 
 from __future__ import annotations
@@ -50,6 +52,11 @@ class RunLayout:
     @property
     def checkpoint(self) -> Path:
         return self.dir / "checkpoint"
+
+    @property
+    def adapter(self) -> Path:
+        """The trained adapter (govtune.save_adapter) with its model card and datasheet: ready to upload."""
+        return self.dir / "adapter"
 
     @property
     def lm_eval_results(self) -> Path:
@@ -95,6 +102,10 @@ class StudyLayout:
     def read_study(self) -> dict[str, Any]:
         """The content of study.json; {} before the study has written it."""
         return json.loads(self.study.read_text()) if self.study.exists() else {}
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / "manifest.json"
 
     @property
     def lock(self) -> Path:

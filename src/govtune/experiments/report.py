@@ -16,6 +16,7 @@ from govtune.evaluation.metric_registry import LANG_LABELS
 from govtune.experiments.config import BASELINES
 from govtune.experiments.figures import draw_figures
 from govtune.experiments.integrity import check_study
+from govtune.study import manifest
 from govtune.experiments.layout import StudyLayout
 from govtune.experiments.ledger import curation_label, governance_section
 from govtune.experiments.reading import Study, fmt, label, mean, table, welch
@@ -415,4 +416,8 @@ def write_report(out_dir: str | Path) -> Path:
     md = build_markdown(s, draw_figures(s))
     path = atomic_write_text(layout.report_md, md)
     atomic_write_text(layout.report_html, to_html(md, f"govtune report: {s.info.get('name', '')}"))
+    # A study written before manifests existed is taken as it is now (said in the manifest's action).
+    adopt = not layout.manifest.exists()
+    manifest.record(layout.root, [layout.root] if adopt else [layout.report_md, layout.report_html, layout.figures],
+                    "adopt" if adopt else "report")
     return path
