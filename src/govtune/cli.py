@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     leave_process_group_at_exit()  # and one that formed a gloo group must not abort at exit
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, FileExistsError, KeyError, MemoryError) as e:
+    except (ValueError, FileNotFoundError, FileExistsError, KeyError, MemoryError, ConnectionError,
+            ModuleNotFoundError) as e:
         # Errors raised on bad input carry the fix in their message; no traceback for those. Progress bars
         # still open are closed first, so that the message is the last thing the user sees.
         _close_progress_bars()

@@ -150,6 +150,19 @@ def tiny_model(kind: str = TINY_LLAMA, seed: int = 0) -> tuple[PreTrainedModel, 
     return model.eval(), tok
 
 
+def model_available(name_or_path: str) -> bool:
+    """Whether this machine can load the model without a download: a tiny model, a local checkpoint, an
+    offline model whose package (or converted checkpoint) is here, or a hub name in the local HF cache."""
+    if name_or_path in (TINY_LLAMA, TINY_BLOOM) or Path(name_or_path).expanduser().is_dir():
+        return True
+    spec = offline_model(name_or_path)
+    if spec is not None:
+        return (cache_dir() / spec.name / "model.safetensors").exists() or _package_dir(spec.package) is not None
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(name_or_path, "config.json"), str)
+
+
 def load_model(name_or_path: str, dtype: torch.dtype = torch.float32, quantize: str | None = None
                ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Model and tokenizer by hub name, local path, or one of the offline names above.

@@ -62,6 +62,13 @@ def test_classification_task_end_to_end(tmp_path):
     kept = [json.loads(line) for line in (out / "curation" / "intents" / "c1.jsonl").read_text().splitlines()]
     trl = [json.loads(line) for line in (out / "export" / "intents" / "c1" / "train.jsonl").read_text().splitlines()]
     assert [r["id"] for r in trl] == [r["id"] for r in kept] and {"prompt", "completion", "label"} <= set(trl[0])
+    # the adapter's model card names a task file's data by the task (no hub dataset) and loads on the hub's reader
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(out / "runs" / "lora-k4-c1-s0" / "adapter" / "README.md")
+    accuracy = {r.dataset_config: r.metric_value for r in card.data.eval_results if r.metric_type == "accuracy"}
+    assert accuracy == {lang: v["accuracy"] for lang, v in m["languages"].items()}
+    assert {r.dataset_type for r in card.data.eval_results} == {"intents"}
 
 
 def test_completion_task_end_to_end(tmp_path):

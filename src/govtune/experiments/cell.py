@@ -4,6 +4,7 @@ evaluate every task, and write the run's files. The grid runner decides which ce
 from __future__ import annotations
 
 import inspect
+from contextlib import contextmanager
 import os
 import shutil
 import time
@@ -22,6 +23,7 @@ from govtune.experiments.data import StudyData
 from govtune.experiments.layout import RunLayout
 from govtune.heads import unfreeze_head, with_classifier_head
 from govtune.machine_load import load_1min
+from govtune.study.resources import cell_threads
 from govtune.tasks.encoding import PairCollator, encode_training_pairs, pad_token_id
 from govtune.training import ResumeMismatch, train
 
@@ -65,15 +67,42 @@ def _calibration_batches(model, tokenizer, pairs, config: StudyConfig, device) -
             for i in range(0, len(enc), config.batch_size)]
 
 
+def model_loader(config: StudyConfig):
+    """What loads a cell's model: the config's model, quantised as it asks."""
+    from govtune.models import load_model
+
+    return lambda: load_model(config.model, quantize=config.quantize)
+
+
 # The footprint of a cell that trains nothing (the base model and the in-context baseline).
 UNTRAINED = {"peak_memory_mb": None, "step_time_s": None, "tunable_params_m": 0.0, "memory_kind": None,
              "train_steps": 0}
 
 
+@contextmanager
+def torch_threads(n: int | None):
+    """Run with `n` torch threads (None: leave torch's choice), restoring the count after."""
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def run_cell(cell: Cell, config: StudyConfig, data: StudyData, run: RunLayout, accelerator,
              model_loader, progress: bool = True, write: bool = True) -> tuple[dict[str, Any], dict[str, list]]:
     """Train and evaluate one cell; returns (result, curves). Writes the run's history and predictions
-    (when `write`: the main process); the caller records the result and marks the cell done."""
+    (when `write`: the main process); the caller records the result and marks the cell done. With
+    `cell_resources.num_cpus` the cell runs on that many torch threads, whichever executor runs it: float
+    reductions follow the thread count."""
+    with torch_threads(cell_threads(config.cell_resources)):
+        return _run_cell(cell, config, data, run, accelerator, model_loader, progress, write)
+
+
+def _run_cell(cell: Cell, config: StudyConfig, data: StudyData, run: RunLayout, accelerator,
+              model_loader, progress: bool, write: bool) -> tuple[dict[str, Any], dict[str, list]]:
     t0, load_start = time.perf_counter(), load_1min()
     torch.manual_seed(cell.seed)
     model, tokenizer = model_loader()
@@ -95,7 +124,8 @@ def run_cell(cell: Cell, config: StudyConfig, data: StudyData, run: RunLayout, a
     result = {"run_id": cell.run_id, "method": cell.method, "seed": cell.seed, "shots": cell.shots,
               "curation": cell.curation, "model": config.model, "settings_hash": config.settings_hash(),
               "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "metrics": metrics, "ci95": ci95,
-              "footprint": {**trained["footprint"], **_wall(t0, load_start)}, "lam_final": trained["lam_final"],
+              "footprint": {**trained["footprint"], **_wall(t0, load_start), "threads": torch.get_num_threads()},
+              "lam_final": trained["lam_final"],
               "data": trained["data"]}
     return result, trained["curves"]
 

@@ -25,6 +25,12 @@ def register(subparsers) -> None:
                      help="continue the same study in --out: finished runs are kept, the rest run")
     run.add_argument("--no-report", action="store_true", help="skip writing the report at the end")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--executor", choices=("local", "ray"), default="local",
+                     help="local: cells one after another in this process; ray: each cell a Ray task with the "
+                          "config's cell_resources, on a local Ray instance or the cluster of --ray-address "
+                          "(pip install 'govtune[ray]')")
+    run.add_argument("--ray-address", metavar="HOST:PORT",
+                     help="the Ray cluster to join (default: RAY_ADDRESS, else a local Ray instance)")
     run.set_defaults(func=_run)
 
     report = subparsers.add_parser("report", help="(re)write OUT/report.md, report.html and figures",
@@ -41,7 +47,7 @@ def _run(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
     warn_if_fewer_processes(process_state().num_processes)
     outcome = run_study(config, Path(args.out), resume=args.resume, progress=not args.quiet,
-                        report=not args.no_report)
+                        report=not args.no_report, executor=args.executor, ray_address=args.ray_address)
     print(f"{len(outcome.ran)} run(s) finished, {len(outcome.skipped)} already done, "
           f"{len(outcome.failed)} failed", file=sys.stderr)
     for run_id, message in outcome.failed.items():

@@ -28,6 +28,7 @@ import yaml
 from govtune.constants import LR_SCHEDULES, METHODS, MIXED_PRECISION, check_lr_branches
 from govtune.data import FLORES_EVAL_LINES, FLORES_POOL_LINES, XNLI_EVAL_ROWS, XNLI_POOL_ROWS
 from govtune.languages import XNLI_LANGUAGES
+from govtune.study.resources import check_cell_resources
 
 # The untuned baselines, beside the adapter methods: the base model (shots = 0) and the base model with
 # `incontext_shots` examples in every prompt.
@@ -43,7 +44,9 @@ SCHEDULES = LR_SCHEDULES
 GRID_KEYS = ("methods", "seeds", "shots", "curation")
 # Settings added after studies existed: left out of the hash while at their defaults, so a study run
 # before they existed still resumes.
-LATER_SETTINGS = ("lm_eval_tasks", "lm_eval_limit", "lr_branches", "quantize", "head")
+LATER_SETTINGS = ("lm_eval_tasks", "lm_eval_limit", "lr_branches", "quantize", "head", "cell_resources")
+# How the grid is run, not what it computes: never hashed (a study may resume with other retries).
+RUNNER_SETTINGS = ("cell_retries",)
 QUANTIZE_SCHEMES = ("int8", "int4", "nf4")  # govtune.quantization.SCHEMES (torch-free here)
 # What a trained cell classifies with: the label words' log-likelihood under the LM head, or a
 # sequence-classification head trained with the adapter (govtune.heads).
@@ -121,6 +124,12 @@ class StudyConfig:
     max_length: int = 256
     mixed_precision: str = "auto"
     keep_checkpoints: bool = True
+    # What each cell may use (govtune.study.resources): {num_cpus, num_gpus, memory}; the Ray executor asks
+    # for it per cell, and num_cpus fixes the cell's torch threads under every executor.
+    cell_resources: dict[str, Any] = field(default_factory=dict)
+    # Ray executor: attempts after the first for a cell whose worker died (each resumes from the cell's
+    # last epoch checkpoint) before the cell is marked failed.
+    cell_retries: int = 2
 
     def __post_init__(self) -> None:
         # Every check runs here, before a study touches its output directory: a bad value anywhere (nested
@@ -130,6 +139,9 @@ class StudyConfig:
         self._check_training()
         self._check_options()
         self._check_head()
+        self.cell_resources = check_cell_resources(self.cell_resources)
+        if isinstance(self.cell_retries, bool) or not isinstance(self.cell_retries, int) or self.cell_retries < 0:
+            raise ValueError(f"cell_retries must be a whole number >= 0, got {self.cell_retries!r}")
 
     def _check_grid(self) -> None:
         if self.quantize is not None and self.quantize not in QUANTIZE_SCHEMES:
@@ -335,7 +347,7 @@ class StudyConfig:
     def settings(self) -> dict[str, Any]:
         """Everything but the grid axes: what every cell shares and the study hash covers."""
         d = dataclasses.asdict(self)
-        for k in GRID_KEYS + ("name",):
+        for k in GRID_KEYS + RUNNER_SETTINGS + ("name",):
             d.pop(k)
         for k in LATER_SETTINGS:
             if d[k] == _default(k):

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from govtune.atomic import atomic_write_json, atomic_write_text
 from govtune.evaluation.sharding import process_state
 from govtune.experiments.cell import Cell, grid_cells, run_cell
+from govtune.experiments.cell import model_loader as cell_model_loader
 from govtune.experiments.config import GRID_KEYS, StudyConfig
 from govtune.experiments.data import StudyData, curate_study, export_study
 from govtune.experiments.integrity import check_study_file, repair_study
@@ -30,9 +31,8 @@ from govtune.experiments.ledger import record_curation
 from govtune.experiments.lock import StudyLock, on_main
 from govtune.experiments.report import write_report
 from govtune.experiments.store import read_predictions, record_run, record_study, write_results_json
-from govtune.models import load_model
 from govtune.report.run_documents import write_run_documents
-from govtune.study import manifest
+from govtune.study import manifest, ray_executor
 from govtune.study.provenance import study_inputs
 from govtune.training import History, TrainingDiverged, make_accelerator
 
@@ -108,10 +108,6 @@ def _record_finished(layout: StudyLayout, run_ids: list[str]) -> None:
         record_run(layout, json.loads(run.result.read_text()), curves, read_predictions(run))
 
 
-def _model_loader(config: StudyConfig) -> Callable:
-    return lambda: load_model(config.model, quantize=config.quantize)
-
-
 def _open_study(config: StudyConfig, layout: StudyLayout, resume: bool, lock: StudyLock) -> None:
     """Take the directory's lock (one writer per study), check that it holds this study or nothing, repair
     what --resume can rebuild, and record the study. Main process only."""
@@ -126,35 +122,64 @@ def _open_study(config: StudyConfig, layout: StudyLayout, resume: bool, lock: St
                     "repair" if repaired else "open")
 
 
+EXECUTORS = ("local", "ray")
+
+
 def run_study(config: StudyConfig, out_dir: str | Path, resume: bool = False, progress: bool = True,
               report: bool = True, after_cell: Callable[[Cell], None] | None = None,
-              model_loader: Callable | None = None) -> StudyOutcome:
+              model_loader: Callable | None = None, executor: str = "local",
+              ray_address: str | None = None) -> StudyOutcome:
     """Run every unfinished cell of the study into out_dir, then write the report. The main process holds
-    the directory's lock throughout: a second run on it is refused (StudyLocked)."""
+    the directory's lock throughout: a second run on it is refused (StudyLocked). `executor="ray"` runs
+    the cells as Ray tasks (govtune.study.ray_executor) with the same results."""
     # Under `accelerate launch` every process runs the grid (training is data-parallel); only the main
     # process locks, checks, curates and writes, the others wait for it at each barrier.
     state = process_state()
+    if executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {executor!r}: use one of {', '.join(EXECUTORS)}")
+    joined = _join_ray(config, state, ray_address, model_loader) if executor == "ray" else False
     out_dir = Path(out_dir)
     layout = StudyLayout(out_dir)
     lock = StudyLock(layout.lock, out_dir)
     try:
         on_main(state, lambda: _open_study(config, layout, resume, lock))
         state.wait_for_everyone()
-        return _run_grid(config, layout, state, progress, report, after_cell, model_loader)
+        return _run_grid(config, layout, state, progress, report, after_cell, model_loader, executor)
     finally:
         lock.release()
+        if joined:
+            ray_executor.ray_module().shutdown()
+
+
+def _join_ray(config: StudyConfig, state: PartialState, address: str | None, model_loader) -> bool:
+    """Connect to Ray and check, before any work, that the cluster can hold a cell."""
+    if state.num_processes > 1:
+        raise ValueError("--executor ray runs each cell as one Ray task: start `govtune run` as one process "
+                         "(not under accelerate launch or torchrun), or use --executor local")
+    if model_loader is not None:
+        raise ValueError("--executor ray loads each cell's model from the config's `model` on its node: a "
+                         "model_loader of the calling process cannot travel to the workers")
+    joined = ray_executor.connect(address)
+    try:
+        ray_executor.check_resources(config.cell_resources, ray_executor.ray_module().nodes())
+    except ValueError:
+        if joined:
+            ray_executor.ray_module().shutdown()
+        raise
+    return joined
 
 
 def _run_grid(config: StudyConfig, layout: StudyLayout, state: PartialState, progress: bool, report: bool,
-              after_cell: Callable[[Cell], None] | None, model_loader: Callable | None) -> StudyOutcome:
+              after_cell: Callable[[Cell], None] | None, model_loader: Callable | None,
+              executor: str = "local") -> StudyOutcome:
     main, out_dir = state.is_main_process, layout.root
-    loader = model_loader or _model_loader(config)
+    loader = model_loader or cell_model_loader(config)
     outcome = StudyOutcome(out_dir)
     data = StudyData(config, layout, progress=progress and main)
     cells = grid_cells(config)
     todo = [c for c in cells if not layout.run(c.run_id).is_done()]
     outcome.skipped = [c.run_id for c in cells if c not in todo]
-    accelerator = make_accelerator(config.mixed_precision, config.grad_accum) if todo else None
+    accelerator = make_accelerator(config.mixed_precision, config.grad_accum) if todo and executor == "local" else None
     try:
         if main:  # every curated pool is written before any cell runs (C2 scores with the base model)
             curate_study(data, {c.curation for c in todo if c.curation != "none"}, loader)
@@ -169,8 +194,13 @@ def _run_grid(config: StudyConfig, layout: StudyLayout, state: PartialState, pro
         bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc="grid", unit="run",
                    disable=not (progress and main))
         with bar:  # closed before an error propagates: the error is the last line printed
-            _run_cells(todo, config, data, layout, accelerator, loader, state, progress, outcome, bar,
-                       after_cell)
+            if executor == "ray":
+                ray_executor.RayCells(config, layout, record=lambda run, cell, result, curves: record_cell(
+                    layout, run, cell, result, curves), start=lambda run: start_attempt(layout, run),
+                    fail=mark_failed).run(todo, outcome, bar)
+            else:
+                _run_cells(todo, config, data, layout, accelerator, loader, state, progress, outcome, bar,
+                           after_cell)
     except (torch.OutOfMemoryError, MemoryError) as e:
         raise MemoryError(
             f"model {config.model!r} does not fit in memory ({e.__class__.__name__}: "
@@ -182,6 +212,32 @@ def _run_grid(config: StudyConfig, layout: StudyLayout, state: PartialState, pro
     return outcome
 
 
+def start_attempt(layout: StudyLayout, run: RunLayout) -> None:
+    """Before a cell runs (again): clear an earlier attempt's files, keeping its epoch checkpoint."""
+    _clear_attempt(run)
+    run.dir.mkdir(parents=True, exist_ok=True)
+    manifest.record(layout.root, [run.dir], "clear")  # forget an earlier attempt's files
+
+
+def mark_failed(run: RunLayout, cell: Cell, message: str) -> None:
+    """A cell that cannot finish (diverged, or its worker died too often): `failed`, retried by --resume."""
+    atomic_write_text(run.failed, message + "\n")
+    tqdm.write(f"{cell.run_id}: {message}")
+
+
+def record_cell(layout: StudyLayout, run: RunLayout, cell: Cell, result: dict, curves: dict) -> None:
+    """A finished cell, in the order that keeps a crash anywhere recoverable: its result, the documents
+    beside its adapter, the database rows, `done`, results.json, the manifest. Only the study's one writer
+    (the main process, the Ray driver) calls this."""
+    atomic_write_json(run.result, result)
+    if run.adapter.exists():
+        write_run_documents(layout, cell.run_id)  # model card and datasheet beside the adapter
+    record_run(layout, result, curves, read_predictions(run))
+    atomic_write_text(run.done, result["finished_at"] + "\n")
+    write_results_json(layout, _finished_results(layout))
+    manifest.record(layout.root, [run.dir, layout.database, layout.results_json], "run")
+
+
 def _run_cells(todo: list[Cell], config: StudyConfig, data: StudyData, layout: StudyLayout, accelerator,
                loader: Callable, state: PartialState, progress: bool, outcome: StudyOutcome, bar,
                after_cell: Callable[[Cell], None] | None) -> None:
@@ -191,28 +247,19 @@ def _run_cells(todo: list[Cell], config: StudyConfig, data: StudyData, layout: S
         bar.set_postfix_str(cell.run_id)
         run = layout.run(cell.run_id)
         if main:
-            _clear_attempt(run)
-            run.dir.mkdir(parents=True, exist_ok=True)
-            manifest.record(layout.root, [run.dir], "clear")  # forget an earlier attempt's files
+            start_attempt(layout, run)
         state.wait_for_everyone()
         try:
             result, curves = run_cell(cell, config, data, run, accelerator, loader,
                                       progress=progress and main, write=main)
         except TrainingDiverged as e:
             if main:
-                atomic_write_text(run.failed, str(e) + "\n")
-                tqdm.write(f"{cell.run_id}: {e}")
+                mark_failed(run, cell, str(e))
             outcome.failed[cell.run_id] = str(e)
             bar.update(1)
             continue
         if main:
-            atomic_write_json(run.result, result)
-            if run.adapter.exists():
-                write_run_documents(layout, cell.run_id)  # model card and datasheet beside the adapter
-            record_run(layout, result, curves, read_predictions(run))
-            atomic_write_text(run.done, result["finished_at"] + "\n")
-            write_results_json(layout, _finished_results(layout))
-            manifest.record(layout.root, [run.dir, layout.database, layout.results_json], "run")
+            record_cell(layout, run, cell, result, curves)
         state.wait_for_everyone()
         outcome.ran.append(cell.run_id)
         bar.update(1)

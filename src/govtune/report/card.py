@@ -103,14 +103,14 @@ def eval_results(inputs: CardInputs) -> list:
             for key, title, hub_metric in UNIT_METRICS[kind]:
                 if isinstance(values.get(key), (int, float)):
                     out.append(EvalResult(
-                        task_type=TASK_TYPES[kind], dataset_type=facts.hub, dataset_name=f"{facts.title} ({unit})",
+                        task_type=TASK_TYPES[kind], dataset_type=facts.hub or task, dataset_name=f"{facts.title} ({unit})",
                         dataset_config=unit, dataset_split=facts.split, metric_type=hub_metric,
                         metric_name=f"{title} ({unit})", metric_value=float(values[key])))
         for key, title in AGGREGATES[kind]:
             value = _get(metrics, key)
             if isinstance(value, (int, float)):
                 out.append(EvalResult(
-                    task_type=TASK_TYPES[kind], dataset_type=facts.hub, dataset_name=facts.title,
+                    task_type=TASK_TYPES[kind], dataset_type=facts.hub or task, dataset_name=facts.title,
                     dataset_split=facts.split, metric_type=key, metric_name=title, metric_value=float(value)))
     return out
 
