@@ -17,6 +17,8 @@ SUBCOMMANDS = {
     "lm-eval": "govtune.evaluation.lm_eval_harness",
     "run": "govtune.experiments.cli",
     "report": "govtune.experiments.cli",
+    "archive": "govtune.experiments.archive_cli",
+    "restore": "govtune.experiments.archive_cli",
 }
 
 
