@@ -19,6 +19,8 @@ SUBCOMMANDS = {
     "report": "govtune.experiments.cli",
     "card": "govtune.report.commands",
     "verify": "govtune.report.commands",
+    "archive": "govtune.experiments.archive_cli",
+    "restore": "govtune.experiments.archive_cli",
 }
 
 

@@ -9,6 +9,7 @@ wrapper around a frozen nn.Linear (or Conv1D). One way in:
 
 from govtune.adapters.base import AdapterLayer
 from govtune.adapters.config import DEFAULT_TARGETS, METHODS, AdapterConfig
+from govtune.adapters.gradients import grad_norm
 from govtune.adapters.hooks import (after_backward, hybrid_layers, lam_history, mixing, optimizer_parameters,
                                     riemannian_modules)
 from govtune.adapters.inject import (adapter_layers, inject, merge_adapters, merge_and_unload, resolve_targets,
@@ -21,6 +22,6 @@ __all__ = [
     "AdapterConfig", "AdapterLayer", "DEFAULT_TARGETS", "METHODS",
     "inject", "merge_and_unload", "merge_adapters", "unmerge_adapters", "adapter_layers", "resolve_targets",
     "save_adapter", "load_adapter", "export_peft", "trainable_parameters",
-    "after_backward", "mixing", "lam_history", "riemannian_modules", "optimizer_parameters", "hybrid_layers",
+    "after_backward", "grad_norm", "mixing", "lam_history", "riemannian_modules", "optimizer_parameters", "hybrid_layers",
     "learned_layers", "mixer_parameters", "mixer_gradient", "phi_values", "MixerOptimizer",
 ]

@@ -32,15 +32,8 @@ from torch import nn
 from govtune.adapters.base import AdapterLayer
 from govtune.adapters.boft import make_butterfly, rotated_linear
 from govtune.adapters.config import AdapterConfig
+from govtune.adapters.gradients import grad_norm
 from govtune.adapters.lora_ga import GradientStart
-
-
-def _grad_norm(params) -> tuple[float, bool]:
-    """(L2 norm of the gradients present, whether any gradient was present)."""
-    grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return 0.0, False
-    return float(torch.linalg.vector_norm(torch.stack([g.float().norm() for g in grads]))), True
 
 
 @torch.no_grad()
@@ -60,7 +53,7 @@ def update_adaptive_lams(layers: list[HybridLayer]) -> None:
                    None)
     if missing is not None:
         raise ValueError(missing._no_gradient())
-    norms = torch.stack(torch._foreach_norm(grads, 2, dtype=torch.float32))  # float32 as `_grad_norm`, bf16 too
+    norms = torch.stack(torch._foreach_norm(grads, 2, dtype=torch.float32))  # float32 as `grad_norm`, bf16 too
     squares = torch.zeros(2 * len(layers), dtype=norms.dtype, device=norms.device)
     squares.index_add_(0, torch.tensor(owner, device=norms.device), norms * norms)
     branch_norms = squares.sqrt().tolist()
@@ -149,11 +142,10 @@ class HybridLayer(GradientStart, AdapterLayer):
             p = min(max(float(progress), 0.0), 1.0)
             new = c.lam_anneal[0] + (c.lam_anneal[1] - c.lam_anneal[0]) * p
         else:
-            g_lora, has_l = _grad_norm(self.lora_parameters())
-            g_boft, has_b = _grad_norm(self.boft_parameters())
-            if not (has_l or has_b):
+            lora, boft = list(self.lora_parameters()), list(self.boft_parameters())
+            if all(p.grad is None for p in (*lora, *boft)):
                 raise ValueError(self._no_gradient())
-            new = self._adaptive_lam(g_lora, g_boft)
+            new = self._adaptive_lam(grad_norm(lora), grad_norm(boft))
         self.set_lam(new)
         self.lam_history.append(self._lam)
         return self._lam

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from govtune.atomic import atomic_write_json, atomic_write_text
 from govtune.evaluation.sharding import process_state
+from govtune.experiments.archive import check_restored
 from govtune.experiments.cell import Cell, grid_cells, run_cell
 from govtune.experiments.cell import model_loader as cell_model_loader
 from govtune.experiments.config import GRID_KEYS, StudyConfig
@@ -112,6 +113,7 @@ def _open_study(config: StudyConfig, layout: StudyLayout, resume: bool, lock: St
     """Take the directory's lock (one writer per study), check that it holds this study or nothing, repair
     what --resume can rebuild, and record the study. Main process only."""
     lock.acquire()
+    check_restored(layout)  # runs read without their archived histories and predictions would be redone
     check_study_file(layout)  # check_out_dir reads it
     check_out_dir(config, layout, resume)
     repaired = repair_study(layout)

@@ -22,6 +22,8 @@ study; code asks the layout.
       results.json                    the same, as JSON
       report.md, report.html, figures/<name>.png
       manifest.json                   provenance: input and output sha256, versions (govtune verify)
+      bulk.tar.xz, bulk.tar.xz.sha256 what `govtune archive` packed of the files above (`BULK`): the
+                                      study's bulk, restored by `govtune restore` (govtune.experiments.archive)
 """
 
 from __future__ import annotations
@@ -33,6 +35,14 @@ from typing import Any
 
 DONE = "done"
 LOCK = ".govtune.lock"
+ARCHIVE = "bulk.tar.xz"
+# What `govtune archive` packs (paths relative to the study, glob patterns): the files that weigh most and
+# that a reader of the study needs least: the training curves, the per-example predictions, the curated
+# pools, the exports. What stays out is what a reader opens (study.json, each run's result.json and
+# markers, the curation counts, the report) and what --resume rebuilds from the runs (results.sqlite,
+# results.json), or never keeps (checkpoints).
+BULK = ("runs/*/history.json", "runs/*/predictions/*.jsonl", "curation/*.jsonl", "curation/*/*.jsonl",
+        "export/**/*")
 
 
 @dataclass(frozen=True)
@@ -177,6 +187,20 @@ class StudyLayout:
     def finished_runs(self) -> list[RunLayout]:
         """Runs with a `done` marker, sorted by run id."""
         return [RunLayout(p.parent) for p in sorted(self.runs_dir.glob(f"*/{DONE}"))]
+
+    @property
+    def archive(self) -> Path:
+        return self.root / ARCHIVE
+
+    @property
+    def archive_checksum(self) -> Path:
+        """The archive's sha256, as `sha256sum` writes it (`sha256sum -c` checks it too)."""
+        return self.root / f"{ARCHIVE}.sha256"
+
+    def bulk_files(self) -> list[Path]:
+        """The study's files that `govtune archive` packs (`BULK`), sorted."""
+        found = {p for pattern in BULK for p in self.root.glob(pattern) if p.is_file()}
+        return sorted(found)
 
     def is_empty(self) -> bool:
         """Nothing in it but, at most, the lock file of a run that is starting."""

@@ -13,6 +13,7 @@ from markdown_it import MarkdownIt
 from govtune.atomic import atomic_write_text
 from govtune.evaluation import metric_registry as registry
 from govtune.evaluation.metric_registry import LANG_LABELS
+from govtune.experiments.archive import check_restored
 from govtune.experiments.config import BASELINES
 from govtune.experiments.figures import draw_figures
 from govtune.experiments.integrity import check_study
@@ -405,6 +406,7 @@ def write_report(out_dir: str | Path) -> Path:
     """Write OUT/report.md, OUT/report.html and OUT/figures/*.png from OUT/results.sqlite alone; returns the
     path of report.md."""
     layout = StudyLayout(out_dir)
+    check_restored(layout)
     if not layout.database.exists():
         if layout.finished_runs():
             raise FileNotFoundError(f"{layout.root} holds finished runs but no results.sqlite: `govtune run CONFIG "

@@ -6,12 +6,12 @@
     trainer.train()
 
 `prepare_trainer` adds a `GovtuneCallback` that does, per optimiser step, what `govtune.training.train` does
-between backward and the optimiser step: each hybrid layer's lam from the fresh gradients
-(`govtune.adapters.after_backward`), the gradient norm, clipping, each unitary_full module's Riemannian step;
-after the step, every `mixer_every` steps, the learned mixer's phi step on an evaluation batch
-(`govtune.training.mixer.ValidationMixer`). lam, phi and the branch gradient norms go into the Trainer's log
-(so TensorBoard, W&B or trackio show them); the adapter (`govtune.save_adapter`) and the mixer's optimiser
-state are written into every Trainer checkpoint and restored by `trainer.train(resume_from_checkpoint=...)`.
+around it, through the same `govtune.training.step.StepProtocol`: each hybrid layer's lam from the fresh
+gradients, the gradient norms, clipping, each unitary_full module's Riemannian step; after the step, every
+`mixer_every` steps, the learned mixer's phi step on an evaluation batch. lam, phi and the branch gradient
+norms go into the Trainer's log (so TensorBoard, W&B or trackio show them); the adapter
+(`govtune.save_adapter`) and the mixer's optimiser state are written into every Trainer checkpoint and
+restored by `trainer.train(resume_from_checkpoint=...)`.
 Unless the Trainer was given one, its optimiser (the class and options of `args.optim`) is built over
 govtune's parameter groups (`govtune.training.optim.param_groups`, as in govtune's loop): the unitary_full
 parameters stay out, the hybrid's branches can train at rates of their own (`lr_branches`).
@@ -34,14 +34,14 @@ from torch import nn
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_optimizer import is_optimizer_factory
 
-from govtune.adapters import (after_backward, hybrid_layers, learned_layers, load_adapter, mixing,
-                              optimizer_parameters, phi_values, riemannian_modules, save_adapter)
+from govtune.adapters import learned_layers, load_adapter, riemannian_modules, save_adapter
 from govtune.adapters.inject import adapter_state
 from govtune.adapters.io import CONFIG_NAME, read_adapter_config
 from govtune.atomic import atomic_write_with
-from govtune.training.loop import TargetLoss, _grad_norm
+from govtune.training.loop import TargetLoss
 from govtune.training.mixer import ValidationMixer
 from govtune.training.optim import param_groups
+from govtune.training.step import StepProtocol
 
 ADAPTER_DIR = "govtune_adapter"  # inside each Trainer checkpoint: the files of govtune.save_adapter
 STATE_FILE = "govtune_state.pt"  # inside each Trainer checkpoint: the learned mixer's optimiser state
@@ -138,39 +138,31 @@ class GovtuneCallback(TrainerCallback):
         self.layer_logs = layer_logs
         self.model = trainer.model
         self.config = adapter_state(self.model)["config"]
-        self.riemannian = riemannian_modules(self.model)
-        self.params = optimizer_parameters(self.model)
-        self.riem_params = [p for m in self.riemannian for p in m.parameters() if p.requires_grad]
-        self.hybrids = hybrid_layers(self.model)
         args = trainer.args
-        self.max_grad_norm = args.max_grad_norm if args.max_grad_norm and args.max_grad_norm > 0 else None
+        max_grad_norm = args.max_grad_norm if args.max_grad_norm and args.max_grad_norm > 0 else None
         args.max_grad_norm = 0.0  # the callback clips, after lam has read the gradients (module docstring)
-        self.mixer: ValidationMixer | None = None
+        # the Trainer's accelerator at the time of the step: a hyperparameter search builds a new one per trial
+        self.protocol = StepProtocol(self.model, lambda params, norm: trainer.accelerator.clip_grad_norm_(params, norm),
+                                     max_grad_norm)
         self.resumed_state: dict[str, Any] | None = None
         self.last: dict[str, float] = {}  # the latest step's values for the log
 
     # -- events -------------------------------------------------------------------------------------
     def on_train_begin(self, args, state, control, **kwargs):
         if learned_layers(self.model):
-            self.mixer = self._make_mixer(args)
+            self.protocol.mixer = self._make_mixer(args)
             if self.resumed_state is not None:
-                self.mixer.load_state_dict(self.resumed_state["mixer"])
+                self.protocol.mixer.load_state_dict(self.resumed_state["mixer"])
 
     def on_pre_optimizer_step(self, args, state, control, **kwargs):
-        """lam from the fresh gradients, the norms, clipping of the optimiser's parameters, the Riemannian
-        step at the step's learning rate: `govtune.training.loop._Run._backward` in the same order."""
-        after_backward(self.model, state.global_step / max(state.max_steps - 1, 1))
-        self.last = self._branch_norms()
-        if self.max_grad_norm is not None and self.params:
-            self.trainer.accelerator.clip_grad_norm_(self.params, self.max_grad_norm)
-        lr = kwargs["lr_scheduler"].get_last_lr()[0]
-        for m in self.riemannian:
-            m.riemannian_step(lr)
+        """lam from the fresh gradients, the branch norms, clipping, the Riemannian step at the step's
+        learning rate (govtune.training.step). The Trainer logs the total norm itself."""
+        self.last = self.protocol.before_optimizer_step(
+            state.global_step / max(state.max_steps - 1, 1), kwargs["lr_scheduler"].get_last_lr()[0],
+            total=False, branches=True).branches
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self.mixer is None:
-            return
-        loss = self.mixer.maybe_step(state.global_step)
+        loss = self.protocol.after_optimizer_step(state.global_step)
         if loss is not None:
             self.last["mixer_loss"] = loss
             if not math.isfinite(loss):
@@ -197,9 +189,9 @@ class GovtuneCallback(TrainerCallback):
                                     f"govtune's callback writes its adapter there; train without a "
                                     f"hyperparameter search, or save the adapter with govtune.save_adapter")
         save_adapter(self.model, checkpoint / ADAPTER_DIR)
-        if self.mixer is not None:
+        if self.protocol.mixer is not None:
             atomic_write_with(checkpoint / STATE_FILE,
-                              lambda tmp: torch.save({"mixer": self.mixer.state_dict()}, tmp))
+                              lambda tmp: torch.save({"mixer": self.protocol.mixer.state_dict()}, tmp))
 
     # -- resume -------------------------------------------------------------------------------------
     def check_checkpoint(self, checkpoint: Path) -> None:
@@ -247,19 +239,9 @@ class GovtuneCallback(TrainerCallback):
                                seed=args.seed, loss_fn=lambda m, batch: loss_fn(m, batch)[0],
                                accelerator=trainer.accelerator)
 
-    def _branch_norms(self) -> dict[str, float]:
-        """Gradient norms before clipping: per hybrid branch, and of the Riemannian parameters."""
-        out = {}
-        if self.hybrids:
-            out["grad_norm/lora"] = _grad_norm(p for m in self.hybrids.values() for p in m.lora_parameters())
-            out["grad_norm/boft"] = _grad_norm(p for m in self.hybrids.values() for p in m.boft_parameters())
-        if self.riem_params:
-            out["grad_norm/riemannian"] = _grad_norm(self.riem_params)
-        return out
-
     def _log_values(self) -> dict[str, float]:
         values = dict(self.last)
-        for key, per_layer in (("lam", mixing(self.model)), ("phi", phi_values(self.model))):
+        for key, per_layer in (("lam", self.protocol.lam()), ("phi", self.protocol.phi())):
             if not per_layer:
                 continue
             v = list(per_layer.values())

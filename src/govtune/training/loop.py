@@ -1,10 +1,9 @@
 """The training loop: one code path for CPU, one GPU, or several (`accelerate launch`, DDP or FSDP).
 
 Per optimiser step: forward, loss on the target tokens (or, for `ClassExample` rows and a model with a
-sequence-classification head, the head's cross-entropy per row), backward; then `govtune.adapters.after_backward`
-(hybrid lam from the fresh gradients), gradient clipping, each unitary_full module's own Riemannian step
-(those parameters are kept out of AdamW), AdamW, scheduler; then, for a hybrid with the learned mixer, every
-`mixer_every` steps one validation batch updates phi and nothing else (govtune.training.mixer). Per epoch:
+sequence-classification head, the head's cross-entropy per row), backward; then the adapters' work around
+the optimiser step in the order of govtune.training.step (hybrid lam, gradient norm, clipping, the Riemannian
+step of unitary_full), AdamW, scheduler, the learned mixer's phi step when one is due. Per epoch:
 validation loss, mean gradient norm, an atomic checkpoint. A non-finite loss or gradient stops the run,
 keeping the last good checkpoint."""
 
@@ -25,8 +24,7 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase, get_scheduler
 
-from govtune.adapters import (after_backward, learned_layers, mixing, phi_values, riemannian_modules,
-                              trainable_parameters)
+from govtune.adapters import learned_layers, trainable_parameters
 from govtune.constants import MIXED_PRECISION, check_lr_branches
 from govtune.launch import cpu_processes
 from govtune.tasks.class_encoding import ClassCollator, ClassExample, HeadForward, encode_class_examples, head_pad_id
@@ -37,6 +35,7 @@ from govtune.training.data import LengthGroupedBatches, process_rows, target_cou
 from govtune.training.footprint import Footprint, FootprintMeter
 from govtune.training.mixer import ValidationMixer
 from govtune.training.optim import param_groups
+from govtune.training.step import StepProtocol
 
 # transformers' scheduler name for each of govtune's schedule names (govtune.constants.LR_SCHEDULES)
 SCHEDULES = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
@@ -112,13 +111,6 @@ def make_accelerator(mixed_precision: str = "auto", grad_accum: int = 1) -> Acce
     # cpu_processes: without it, processes `torchrun` starts on a CPU machine would each train alone
     return Accelerator(cpu=cpu_processes(), mixed_precision=resolve_mixed_precision(mixed_precision),
                        gradient_accumulation_steps=grad_accum)
-
-
-def _grad_norm(params: Iterable[nn.Parameter]) -> float:
-    grads = [p.grad.detach() for p in params if p.grad is not None]
-    if not grads:
-        return 0.0
-    return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads])))
 
 
 class TargetLoss:
@@ -246,7 +238,8 @@ class _Run:
         self.model, self.optimizer = acc.prepare(model, self.optimizer)
         self.unwrapped = acc.unwrap_model(self.model)
         self.loss_fn = ClassLoss(self.unwrapped) if self.classes else TargetLoss(self.unwrapped)
-        self.mixer = _learned_mixer(self.unwrapped, self.val_enc, self.collate, config, acc, self.loss_fn)
+        self.mixer = self.protocol.mixer = _learned_mixer(self.unwrapped, self.val_enc, self.collate, config, acc,
+                                                          self.loss_fn)
         self.history = History()
         self.watchers = [self.history, *callbacks]
         # What a checkpoint must agree on to be continued: the same sequence of batches and schedule.
@@ -296,11 +289,8 @@ class _Run:
 
     def _setup_optimizer(self, model: nn.Module) -> None:
         config = self.config
-        self.riemannian = list(riemannian_modules(model))
-        riem_ids = {id(p) for m in self.riemannian for p in m.parameters()}
-        self.params = [p for p in model.parameters() if p.requires_grad and id(p) not in riem_ids]
-        self.riem_params = [p for m in self.riemannian for p in m.parameters() if p.requires_grad]
-        if not self.params and not self.riem_params:
+        self.protocol = StepProtocol(model, self.acc.clip_grad_norm_, config.max_grad_norm)
+        if not self.protocol.params and not self.protocol.riem_params:
             raise ValueError("the model has no trainable parameters: inject an adapter first "
                              "(govtune.inject(model, AdapterConfig(method=...))) or use method 'full'")
         groups = param_groups(model, config.lr, config.weight_decay, config.lr_branches)
@@ -367,17 +357,15 @@ class _Run:
     def _step(self, window: list[list[int]], epoch: int) -> tuple[float, float, float]:
         """One optimiser step over `window`. Returns (loss, gradient norm before clipping, learning rate).
         After the backward the gradients are the same on every process, so are lam, the norm and the step."""
-        config = self.config
         loss = self._backward(window, epoch)
-        after_backward(self.unwrapped, self.step / max(self.total_steps - 1, 1))
-        norm = math.hypot(_grad_norm(self.params), _grad_norm(self.riem_params))
-        if not math.isfinite(norm):
-            raise _diverged("gradient norm", norm, self.step + 1, epoch, self.out_dir, self.scheduler)
-        if config.max_grad_norm is not None and self.params:
-            self.acc.clip_grad_norm_(self.params, config.max_grad_norm)
         lr_now = self.scheduler.get_last_lr()[0]
-        for m in self.riemannian:
-            m.riemannian_step(lr_now)
+
+        def check(norm: float) -> None:
+            if not math.isfinite(norm):
+                raise _diverged("gradient norm", norm, self.step + 1, epoch, self.out_dir, self.scheduler)
+
+        norm = self.protocol.before_optimizer_step(self.step / max(self.total_steps - 1, 1), lr_now,
+                                                   check=check).total
         self.optimizer.step()
         if not self.optimizer.step_was_skipped:  # fp16: a step skipped on overflow leaves the schedule
             self.scheduler.step()
@@ -386,15 +374,14 @@ class _Run:
 
     def _end_of_step(self, epoch: int, step_loss: float, norm: float, lr_now: float) -> StepInfo:
         """The learned mixer's phi step (part of the timed step), the log, the progress bar."""
-        mixer_loss = self.mixer.maybe_step(self.step + 1) if self.mixer is not None else None
+        mixer_loss = self.protocol.after_optimizer_step(self.step + 1)
         if mixer_loss is not None and not math.isfinite(mixer_loss):
             raise _diverged("learned mixer's validation loss (or its phi gradient)", mixer_loss, self.step + 1,
                             epoch, self.out_dir, self.scheduler)
         dt = self.meter.step_done()
         self.step += 1
         info = StepInfo(step=self.step, epoch=epoch, loss=step_loss, lr=lr_now, grad_norm=norm,
-                        lam={k: float(v) for k, v in mixing(self.unwrapped).items()}, time_s=dt,
-                        phi=phi_values(self.unwrapped), mixer_loss=mixer_loss)
+                        lam=self.protocol.lam(), time_s=dt, phi=self.protocol.phi(), mixer_loss=mixer_loss)
         if self.acc.is_main_process:
             for w in self.watchers:
                 w.on_step_end(info)
