@@ -160,7 +160,10 @@ class StudyConfig:
                 raise ValueError(f"curation variant name {name!r}: use letters, digits and _, other than "
                                  f"{', '.join(CURATION_STAGES)}, e.g. c2_no_ppl")
             if not isinstance(opts, dict) or opts.get("stage") not in CURATION_STAGES:
-                raise ValueError(f"curation variant {name!r} needs `stage:` set to one of "
+                got = opts.get("stage") if isinstance(opts, dict) else None
+                found = (f"is {opts!r}, not a mapping" if not isinstance(opts, dict) else "has no `stage:`"
+                         if got is None else f"has stage {got!r}{_suggest(str(got), CURATION_STAGES)}")
+                raise ValueError(f"curation variant {name!r} {found}; set `stage:` to one of "
                                  f"{', '.join(CURATION_STAGES)}, e.g. {{stage: c2, perplexity: false}}")
         curations = (*CURATION_STAGES, *self.curation_variants)
         for name in self.curation:
