@@ -7,6 +7,7 @@ import argparse
 import importlib
 import sys
 
+from govtune.cli_help import use_for_all
 from govtune.launch import exit_with_launcher, leave_process_group_at_exit
 
 # subcommand -> module that registers it. Imported only when needed, so `govtune --help` stays fast.
@@ -30,6 +31,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             continue
         importlib.import_module(module).register(sub)
         registered.add(module)
+    use_for_all(sub)
     return parser
 
 
