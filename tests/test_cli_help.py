@@ -36,9 +36,11 @@ def test_help_shows_a_default_it_does_not_say_in_words(capsys, monkeypatch):
 
 @pytest.mark.parametrize("command", ["eval", "lm-eval"])
 def test_model_help_lists_every_offline_model_and_the_default(capsys, monkeypatch, command):
-    from govtune.models import GEMMA3, OFFLINE_MODELS, TINY_LLAMA
+    from govtune.models import GEMMA3, OFFLINE_MODELS, TINY_BLOOM, TINY_LLAMA
 
     model_line = _options(capsys, monkeypatch, command)["--model"]
     assert f"{GEMMA3} (the default of studies" in model_line
-    for name in (*OFFLINE_MODELS, TINY_LLAMA):
+    for name in (*OFFLINE_MODELS, TINY_LLAMA, TINY_BLOOM):
         assert name in model_line
+    for model in OFFLINE_MODELS.values():
+        assert f"alias {model.aliases[0]}" in model_line

@@ -8,6 +8,13 @@ from __future__ import annotations
 
 import argparse
 
+# --model of `govtune eval` and `govtune lm-eval`. Written out, not read from govtune.models.OFFLINE_MODELS:
+# importing that module imports transformers' modeling code, which --help must not pay for;
+# tests/test_cli_help.py checks that every offline model is named here.
+MODEL_HELP = ("model name or path: an offline model, gemma3-270m (the default of studies; alias "
+              "google/gemma-3-270m) or smollm2-135m-instruct (alias smollm2); tiny-llama or tiny-bloom (random, "
+              "for tests); a transformers checkpoint directory or hub name")
+
 
 class HelpFormatter(argparse.HelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str:

@@ -62,14 +62,6 @@ GEMMA3 = "gemma3-270m"
 _BY_ALIAS = {alias: m for m in OFFLINE_MODELS.values() for alias in (m.name, *m.aliases)}
 
 
-def model_names_help() -> str:
-    """The model names `--model` knows, for help texts: read from OFFLINE_MODELS, so a new one shows up."""
-    offline = ", ".join(f"{m.name} ({'the default of studies; ' if m.name == GEMMA3 else ''}alias {m.aliases[0]})"
-                        for m in sorted(OFFLINE_MODELS.values(), key=lambda m: m.name != GEMMA3))
-    return (f"model name or path: an offline model, {offline}; {TINY_LLAMA} or {TINY_BLOOM} (random, for "
-            f"tests); a transformers checkpoint directory or hub name")
-
-
 def offline_model(name: str) -> OfflineModel | None:
     """The offline model a name or alias refers to, or None for any other name."""
     return _BY_ALIAS.get(name)

@@ -31,11 +31,11 @@ _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model"
 
 
 def register(subparsers) -> None:
-    from govtune.models import model_names_help
+    from govtune.cli_help import MODEL_HELP
 
     p = subparsers.add_parser("eval", help="evaluate a model on XNLI, FLORES or a task file",
                               description=" ".join(__doc__.split("\n\n")[0].split()))
-    p.add_argument("--model", required=True, help=model_names_help())
+    p.add_argument("--model", required=True, help=MODEL_HELP)
     p.add_argument("--adapter", default=None, help="directory of a govtune adapter to load onto the model")
     add_quantize_argument(p)
     p.add_argument("--task", required=True,

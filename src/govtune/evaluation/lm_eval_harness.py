@@ -157,14 +157,14 @@ def _n_shot(results: dict[str, Any]) -> str:
 
 # --- `govtune lm-eval` -------------------------------------------------------------------------------
 def register(subparsers) -> None:
-    from govtune.models import model_names_help
+    from govtune.cli_help import MODEL_HELP
 
     p = subparsers.add_parser(
         "lm-eval", help="run lm-evaluation-harness tasks on a model (optionally with a govtune adapter)",
         description="Run lm-evaluation-harness on the model as loaded (adapter applied in memory, no export) "
                     "and write DIR/results.json (lm-eval's results), DIR/report.md and DIR/tasks/ (the local "
                     "govtune-xnli task YAMLs).")
-    p.add_argument("--model", required=True, help=model_names_help())
+    p.add_argument("--model", required=True, help=MODEL_HELP)
     p.add_argument("--adapter", default=None, help="directory of a govtune adapter to load onto the model")
     add_quantize_argument(p)
     p.add_argument("--tasks", required=True, help="lm-eval task or group names, comma-separated "
