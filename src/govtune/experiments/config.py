@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from govtune.builtin_configs import resolve_config
 from govtune.constants import LR_SCHEDULES, METHODS, MIXED_PRECISION, check_lr_branches
 from govtune.data import FLORES_EVAL_LINES, FLORES_POOL_LINES, XNLI_EVAL_ROWS, XNLI_POOL_ROWS
 from govtune.languages import XNLI_LANGUAGES
@@ -504,9 +505,7 @@ def build_config(raw: dict[str, Any], overrides: dict[str, Any] | None = None,
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> StudyConfig:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file {str(path)!r} not found; start from configs/demo.yaml")
+    path = resolve_config(path)  # a file, or a shipped config's name (demo, cpu_method_study, paper/flores)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
