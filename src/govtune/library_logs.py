@@ -3,7 +3,7 @@
 govtune imports torchao and bitsandbytes only for a quantised base (govtune.quantization), but when they are
 installed (the `quant` and `test` extras) other libraries import them at their own import:
 transformers' `modeling_utils` reaches `transformers.quantizers.quantizer_torchao`, which imports torchao, and
-`import peft` runs `peft.helpers`, which imports bitsandbytes. Importing them logs, on a machine like this one:
+`import peft` runs `peft.helpers`, which imports bitsandbytes. Importing them logs, on a CPU-only machine:
 - torchao: "Failed to load .../torchao/_C_*.so: Could not load this library" for each kernel library built for
   a GPU or another Python (logger `torchao`);
 - torch: "<enum 'KernelPreference'> is an Enum subclass and is now natively supported by torch.compile as an
