@@ -7,7 +7,11 @@ The public adapter API lives at the top level; the pillars are subpackages:
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from govtune import library_logs
+
+__version__ = "0.3.0"  # the package's version: pyproject.toml reads it from here
+
+library_logs.install()  # before any module of govtune imports transformers or peft
 
 # Imported lazily so that `govtune curate` or `import govtune.governance` does not pay for torch.
 _ADAPTER_API = ("AdapterConfig", "inject", "merge_and_unload", "save_adapter", "load_adapter",

@@ -7,6 +7,8 @@ import argparse
 import importlib
 import sys
 
+from govtune import __version__
+from govtune.cli_help import use_for_all
 from govtune.launch import exit_with_launcher, leave_process_group_at_exit
 
 # subcommand -> module that registers it. Imported only when needed, so `govtune --help` stays fast.
@@ -27,6 +29,7 @@ SUBCOMMANDS = {
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="govtune", description="Governance-aware hybrid PEFT for multilingual LMs: curate, evaluate, run studies.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     registered = set()
     for name, module in SUBCOMMANDS.items():
@@ -34,13 +37,15 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             continue
         importlib.import_module(module).register(sub)
         registered.add(module)
+    use_for_all(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     first = next((a for a in argv if not a.startswith("-")), None)
-    parser = build_parser(first if first in SUBCOMMANDS else None)
+    only = first if first in SUBCOMMANDS else "" if argv[:1] == ["--version"] else None  # "": no subcommand
+    parser = build_parser(only)
     args = parser.parse_args(argv)
     exit_with_launcher()  # a process of a killed launch must not run on alone
     leave_process_group_at_exit()  # and one that formed a gloo group must not abort at exit

@@ -28,6 +28,8 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from govtune import library_logs
+
 SCHEMES = ("int8", "int4", "nf4")
 # The output head shares its weight with the input embeddings in most small models (Gemma, SmolLM2):
 # quantising it would untie them. transformers' bitsandbytes integration leaves it in float too.
@@ -86,6 +88,7 @@ def _torchao_linear(linear: nn.Linear, scheme: str) -> nn.Linear:
 
 def _quantized_linear(linear: nn.Linear, scheme: str) -> nn.Module:
     """A quantised copy of a float nn.Linear on the same device."""
+    library_logs.release()  # torchao's and bitsandbytes' start-up messages concern a quantised base: show them
     if scheme in ("int8", "int4"):
         layer = _torchao_linear(linear, scheme)
     else:

@@ -153,3 +153,19 @@ def test_verify_without_a_manifest_says_how_to_make_one(tmp_path):
     (tmp_path / "study.json").write_text("{}")
     with pytest.raises(FileNotFoundError, match="govtune report"):
         verify(tmp_path)
+
+
+def test_archiving_and_restoring_keep_the_manifest_true(documented, tmp_path):
+    import shutil
+
+    from govtune.experiments.archive import archive_study, restore_study
+
+    copy = tmp_path / "copy"
+    shutil.copytree(documented.root, copy)
+    assert verify(copy) == []
+    archive_study(copy)
+    assert verify(copy) == []  # the packed files dropped from the manifest, the archive recorded
+    restore_study(copy, tmp_path / "restored")
+    assert verify(tmp_path / "restored") == []
+    restore_study(copy)
+    assert verify(copy) == []

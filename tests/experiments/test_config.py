@@ -47,7 +47,7 @@ def test_unknown_key_in_the_file_is_named_with_the_closest_valid_one(tmp_path):
     path.write_text("model: tiny-llama\nseed: [0]\n")
     with pytest.raises(ValueError, match=r"unknown config key 'seed' in .*c\.yaml \(did you mean 'seeds'\?\)"):
         load_config(path)
-    with pytest.raises(FileNotFoundError, match="start from configs/demo.yaml"):
+    with pytest.raises(FileNotFoundError, match=r"missing\.yaml' is neither a file nor a built-in config; built-in configs: demo, "):
         load_config(tmp_path / "missing.yaml")
     path.write_text("- a\n- b\n")
     with pytest.raises(ValueError, match="mapping"):

@@ -6,7 +6,6 @@ process alone writes (see govtune.evaluation.sharding)."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -32,11 +31,11 @@ _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model"
 
 
 def register(subparsers) -> None:
+    from govtune.cli_help import MODEL_HELP
+
     p = subparsers.add_parser("eval", help="evaluate a model on XNLI, FLORES or a task file",
-                              description=__doc__.splitlines()[0],
-                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--model", required=True, help="model name or path (smollm2-135m-instruct, tiny-llama, a "
-                                                   "transformers checkpoint directory or hub name)")
+                              description=" ".join(__doc__.split("\n\n")[0].split()))
+    p.add_argument("--model", required=True, help=MODEL_HELP)
     p.add_argument("--adapter", default=None, help="directory of a govtune adapter to load onto the model")
     add_quantize_argument(p)
     p.add_argument("--task", required=True,
@@ -45,11 +44,11 @@ def register(subparsers) -> None:
     p.add_argument("--pairs", default="en-zh,en-es", help="FLORES directions src-tgt, comma-separated")
     p.add_argument("--limit", type=int, default=None, help="examples per language / direction (default: all)")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=8, help="examples per forward pass")
     p.add_argument("--seed", type=int, default=0, help="seed of the robustness perturbations")
     p.add_argument("--data", default=None, help="data directory (DIR/xnli, DIR/flores) or a Hugging Face dataset "
                                                 "name; default: the data shipped with govtune")
-    p.add_argument("--split", default="dev")
+    p.add_argument("--split", default="dev", help="split of --data to evaluate (XNLI, FLORES)")
     p.add_argument("--all-rows", action="store_true",
                    help="use every row of the split (default for dev: the evaluation rows, disjoint from the "
                         "few-shot pool)")
@@ -71,11 +70,12 @@ def register(subparsers) -> None:
     p.add_argument("--max-new-tokens", type=int, default=128, help="generation budget per line (FLORES)")
     p.add_argument("--length-ratio", type=float, default=None,
                    help="FLORES: new tokens per source token, +8 (default: the largest ratio on the few-shot pool)")
-    p.add_argument("--padding-side", choices=("left", "right"), default="left")
+    p.add_argument("--padding-side", choices=("left", "right"), default="left",
+                   help="side the prompts of a batch are padded on")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: torch's choice); 1 is often fastest on a CPU shared with "
                         "other jobs, where threads of one matmul wait on each other")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
 

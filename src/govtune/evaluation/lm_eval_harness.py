@@ -9,7 +9,6 @@ datasets from a hub (or a filled Hugging Face cache)."""
 
 from __future__ import annotations
 
-import argparse
 import difflib
 import json
 import math
@@ -158,14 +157,14 @@ def _n_shot(results: dict[str, Any]) -> str:
 
 # --- `govtune lm-eval` -------------------------------------------------------------------------------
 def register(subparsers) -> None:
+    from govtune.cli_help import MODEL_HELP
+
     p = subparsers.add_parser(
         "lm-eval", help="run lm-evaluation-harness tasks on a model (optionally with a govtune adapter)",
         description="Run lm-evaluation-harness on the model as loaded (adapter applied in memory, no export) "
                     "and write DIR/results.json (lm-eval's results), DIR/report.md and DIR/tasks/ (the local "
-                    "govtune-xnli task YAMLs).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--model", required=True, help="model name or path (smollm2-135m-instruct, tiny-llama, a "
-                                                   "transformers checkpoint directory or hub name)")
+                    "govtune-xnli task YAMLs).")
+    p.add_argument("--model", required=True, help=MODEL_HELP)
     p.add_argument("--adapter", default=None, help="directory of a govtune adapter to load onto the model")
     add_quantize_argument(p)
     p.add_argument("--tasks", required=True, help="lm-eval task or group names, comma-separated "
@@ -174,7 +173,7 @@ def register(subparsers) -> None:
                    help="directory of extra lm-eval task YAMLs (repeatable)")
     p.add_argument("--limit", type=int, default=None, help="examples per task (default: all)")
     p.add_argument("--num-fewshot", type=int, default=None, help="in-context examples (default: the task's)")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=8, help="requests per forward pass")
     p.add_argument("--model-args", default=None,
                    help="extra HFLM arguments as lm-eval's --model_args takes them, e.g. add_bos_token=False")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")

@@ -18,7 +18,9 @@ def register(subparsers) -> None:
         description="Run every cell of the study in CONFIG into --out, then write OUT/report.md. "
                     "Overrides are key=value, typed by the config schema: methods=lora,hybrid seeds=0,1 "
                     "epochs=2 adapter.r=8.")
-    run.add_argument("config", help="study YAML, e.g. configs/demo.yaml")
+    run.add_argument("config", help="a study YAML file, or the name of a config shipped with govtune: demo (the "
+                                    "embedded default), cpu_study, cpu_method_study, paper/xnli_main, ...; a file "
+                                    "that exists wins over a name, an unknown name lists them all")
     run.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     run.add_argument("--out", required=True, help="output directory (runs, results.sqlite, report)")
     run.add_argument("--resume", action="store_true",

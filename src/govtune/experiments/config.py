@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from govtune.builtin_configs import resolve_config
 from govtune.constants import LR_SCHEDULES, METHODS, MIXED_PRECISION, check_lr_branches
 from govtune.data import FLORES_EVAL_LINES, FLORES_POOL_LINES, XNLI_EVAL_ROWS, XNLI_POOL_ROWS
 from govtune.languages import XNLI_LANGUAGES
@@ -172,7 +173,10 @@ class StudyConfig:
                 raise ValueError(f"curation variant name {name!r}: use letters, digits and _, other than "
                                  f"{', '.join(CURATION_STAGES)}, e.g. c2_no_ppl")
             if not isinstance(opts, dict) or opts.get("stage") not in CURATION_STAGES:
-                raise ValueError(f"curation variant {name!r} needs `stage:` set to one of "
+                got = opts.get("stage") if isinstance(opts, dict) else None
+                found = (f"is {opts!r}, not a mapping" if not isinstance(opts, dict) else "has no `stage:`"
+                         if got is None else f"has stage {got!r}{_suggest(str(got), CURATION_STAGES)}")
+                raise ValueError(f"curation variant {name!r} {found}; set `stage:` to one of "
                                  f"{', '.join(CURATION_STAGES)}, e.g. {{stage: c2, perplexity: false}}")
         curations = (*CURATION_STAGES, *self.curation_variants)
         for name in self.curation:
@@ -513,9 +517,7 @@ def build_config(raw: dict[str, Any], overrides: dict[str, Any] | None = None,
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> StudyConfig:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file {str(path)!r} not found; start from configs/demo.yaml")
+    path = resolve_config(path)  # a file, or a shipped config's name (demo, cpu_method_study, paper/flores)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:

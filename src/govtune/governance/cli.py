@@ -37,10 +37,10 @@ def register(subparsers) -> None:
                    help="valid labels: a comma-separated list (billing,refund,...), 'any' (not checked) or 'xnli' "
                         "(entailment, neutral, contradiction or 0/1/2). Default: xnli, or any when --columns "
                         "maps label")
-    p.add_argument("--split", default="train", help="split to read when --input is a dataset (default train)")
+    p.add_argument("--split", default="train", help="split to read when --input is a dataset")
     p.add_argument("--langs", default=None, help="comma-separated ISO 639-1 codes, e.g. en,zh,hi (required with "
                                                   "--input); with --skip langid any codes")
-    p.add_argument("--stage", default="c2", choices=["c0", "c1", "c2"], help="last stage to run (default c2)")
+    p.add_argument("--stage", default="c2", choices=["c0", "c1", "c2"], help="last stage to run")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--shots", type=int, default=None, help="draw this many examples per language")
     p.add_argument("--seed", type=int, default=0, help="seed of the k-shot draw")
@@ -51,14 +51,15 @@ def register(subparsers) -> None:
     p.add_argument("--ppl-model", default=None,
                    help="reference causal LM (name or path) for the C2 perplexity cut; without it C2 skips it")
     p.add_argument("--ppl-drop-percent", type=float, default=None,
-                   help="per language, drop this percentage with the highest perplexity (default 10)")
-    p.add_argument("--dedup-threshold", type=float, default=None, help="near-duplicate Jaccard threshold (0.8)")
+                   help="per language, drop this percentage with the highest perplexity (default: 10)")
+    p.add_argument("--dedup-threshold", type=float, default=None,
+                   help="near-duplicate Jaccard threshold (default: 0.8)")
     p.add_argument("--min-lang-confidence", type=float, default=None,
-                   help="language ID confidence below which a record is dropped (0.25)")
+                   help="language ID confidence below which a record is dropped (default: 0.25)")
     p.add_argument("--langid-backend", default=None, choices=["lingua", "langid"])
     p.add_argument("--skip", default="", help="comma-separated steps to leave out of their stage: langid, dedup "
                    "(evaluation leakage is still removed), quality, perplexity")
-    p.add_argument("--batch-size", type=int, default=BATCH, help=f"records per streamed batch (default {BATCH})")
+    p.add_argument("--batch-size", type=int, default=BATCH, help="records per streamed batch")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
