@@ -39,8 +39,10 @@ LANGUAGE_REGIONS: dict[str, tuple[str, ...]] = {
 INTERNATIONAL_ONLY = "ZZ"  # libphonenumber's unknown region: only numbers written with a + country code
 
 _WORD = r"\p{L}\p{M}\p{N}"
+# An e-mail: local part and domain in any script (IDN), a top-level domain of letters; not the user name of a
+# URL (`http://user@host`).
 _EMAIL = regex.compile(
-    rf"(?<![{_WORD}._%+'-])[{_WORD}_](?:[{_WORD}!#$%&'*+/=?^_`{{|}}~-]|\.(?!\.))*(?<!\.)"
+    rf"(?<![{_WORD}._%+'-])(?<!//)[{_WORD}_](?:[{_WORD}!#$%&'*+/=?^_`{{|}}~-]|\.(?!\.))*(?<!\.)"
     rf"@(?:[{_WORD}](?:[{_WORD}-]{{0,61}}[{_WORD}])?\.)+\p{{L}}[\p{{L}}\p{{M}}]{{1,62}}(?![{_WORD}@-])")
 _URL_CREDENTIALS = regex.compile(r"(?i)(?<![\w.+-])[a-z][a-z0-9+.-]{1,15}://([^\s/?#@:]+):([^\s/?#@]+)@[^\s/?#@]")
 _IPV4 = regex.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\d|\.\d)")
