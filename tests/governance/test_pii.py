@@ -115,6 +115,10 @@ def test_phone_regions_follow_the_language():
     assert d.find("Ruf +49 30 901820 an", None) == [Span(4, 17, "PHONE")]
     assert PiiDetector(PiiConfig(regions={"sw": ("DE",)})).find("Ruf 030 901820 an", "sw") == [Span(4, 14, "PHONE")]
     assert d.find("order 4155552671 shipped", "en") == []  # a bare national digit run is not taken for a phone
+    # US, GB and IN national numbers in any language, when grouped as those countries write them
+    assert d.find("Café (702/369-1540) in Las Vegas", "de") == [Span(6, 18, "PHONE")]
+    assert d.find("Café (702/36 9-1540) in Las Vegas", "de") == []  # not the US grouping
+    assert PiiDetector(PiiConfig(fallback_regions=())).find("Café (702/369-1540) in Las Vegas", "de") == []
 
 
 def test_url_credentials_keep_the_rest_of_the_url():
@@ -149,6 +153,7 @@ def test_the_step_redacts_or_drops_with_a_reason_per_type():
     ({"types": ("EMAIL", "SSN")}, "unknown types \\['SSN'\\]: use some of URL_CREDENTIALS, EMAIL, IBAN"),
     ({"types": ("PERSON",)}, "need NER: set ner=True"),
     ({"regions": {"en": ("XX",)}}, "unknown regions \\['XX'\\]"),
+    ({"fallback_regions": ("US", "UK")}, "unknown regions \\['UK'\\]: use ISO 3166"),
     ({"ner_min_score": 2.0}, "use a value in \\[0, 1\\]"),
 ])
 def test_bad_settings_name_the_valid_ones(kwargs, message):

@@ -92,7 +92,7 @@ class PiiDetector:
             if kind in _FINDERS:
                 spans += _FINDERS[kind](norm)
             elif kind == PHONE:
-                spans += find_phones(norm, self.config.regions_for(lang))
+                spans += find_phones(norm, self.config.regions_for(lang), self.config.fallback_regions)
         spans = to_original(spans, origin)
         if self.ner_types:
             spans += self._ner(text, lang)

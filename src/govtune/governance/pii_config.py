@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from govtune.governance.pii_patterns import LANGUAGE_REGIONS, PATTERN_TYPES
+from govtune.governance.pii_patterns import FALLBACK_REGIONS, LANGUAGE_REGIONS, PATTERN_TYPES
 
 PERSON, LOCATION = "PERSON", "LOCATION"
 NER_TYPES = (PERSON, LOCATION)  # names and addresses: Presidio's NER, only with `ner=True`
@@ -42,6 +42,9 @@ class PiiConfig:
     regions: dict[str, tuple[str, ...]] = field(default_factory=dict)
     """Phone regions per language, over LANGUAGE_REGIONS (pii_patterns.py): national numbers are read under
     them; an empty tuple means international numbers (+country code) only, as for unlisted languages."""
+    fallback_regions: tuple[str, ...] = FALLBACK_REGIONS
+    """Regions whose national numbers are found in every language, when grouped exactly as the country writes
+    them (US, GB, IN by default); () for none."""
 
     def __post_init__(self):
         if self.action not in ACTIONS:
@@ -65,11 +68,12 @@ class PiiConfig:
         self.regions = {lang: tuple(r.upper() for r in value) for lang, value in self.regions.items()}
         import phonenumbers  # the regions it knows
 
-        bad = sorted({r for value in self.regions.values() for r in value
+        self.fallback_regions = tuple(r.upper() for r in self.fallback_regions)
+        bad = sorted({r for value in [*self.regions.values(), self.fallback_regions] for r in value
                       if r not in phonenumbers.SUPPORTED_REGIONS})
         if bad:
-            raise ValueError(f"PiiConfig.regions has unknown regions {bad}: use ISO 3166 alpha-2 codes such as "
-                             f"IN, DE, BR")
+            raise ValueError(f"PiiConfig.regions or fallback_regions has unknown regions {bad}: use ISO 3166 "
+                             f"alpha-2 codes such as IN, DE, BR")
 
     def selected(self) -> tuple[str, ...]:
         """The entity types the step finds, in priority order."""

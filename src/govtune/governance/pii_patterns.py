@@ -37,6 +37,11 @@ LANGUAGE_REGIONS: dict[str, tuple[str, ...]] = {
     "zh": ("CN", "TW", "HK"), "ja": ("JP",), "ko": ("KR",), "th": ("TH",),
 }
 INTERNATIONAL_ONLY = "ZZ"  # libphonenumber's unknown region: only numbers written with a + country code
+# Regions whose national numbers are looked for in text of any language, but only when grouped exactly as the
+# country writes them (libphonenumber's EXACT_GROUPING: "(702) 369-1540", "020 7946 0958"): the most common
+# national formats of web text, quoted as they are in translations (XNLI's premises keep a Las Vegas number
+# in all 15 languages).
+FALLBACK_REGIONS = ("US", "GB", "IN")
 
 _WORD = r"\p{L}\p{M}\p{N}"
 # An e-mail: local part and domain in any script (IDN), a top-level domain of letters; not the user name of a
@@ -169,20 +174,25 @@ def find_ibans(text: str) -> list[Span]:
     return spans
 
 
-def find_phones(text: str, regions: tuple[str, ...]) -> list[Span]:
-    """libphonenumber's matcher (leniency VALID: a number its metadata calls valid for its country) under
-    each region; a national number (no +, no 00) counts only when written with a separator or a trunk
-    prefix 0, since a bare run of 8-10 digits is far more often an order or customer number."""
+def find_phones(text: str, regions: tuple[str, ...], fallback: tuple[str, ...] = FALLBACK_REGIONS) -> list[Span]:
+    """libphonenumber's matcher under each of the language's `regions` (leniency VALID: a number its metadata
+    calls valid for its country) and each `fallback` region not among them (leniency EXACT_GROUPING); a
+    national number (no +, no 00) counts only when written with a separator or a trunk prefix 0, since a
+    bare run of 8-10 digits is far more often an order or customer number."""
     if sum(c.isdigit() for c in text) < 6:
         return []
     spans = set()
-    for region in regions or (INTERNATIONAL_ONLY,):
-        for match in phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.VALID):
+    runs = [(r, phonenumbers.Leniency.VALID) for r in regions or (INTERNATIONAL_ONLY,)]
+    runs += [(r, phonenumbers.Leniency.EXACT_GROUPING) for r in fallback if r not in regions]
+    for region, leniency in runs:
+        for match in phonenumbers.PhoneNumberMatcher(text, region, leniency=leniency):
             raw = match.raw_string
             if not raw.startswith(("+", "00")) and not (raw.startswith("0") or _PHONE_SEPARATORS & set(raw)):
                 continue
-            spans.add(Span(match.start, match.end, PHONE))
-    return sorted(spans)
+            # "(702/369-1540)": the matcher takes the opening bracket of a number in brackets, not the closing one
+            start = match.start + (raw.startswith("(") and ")" not in raw)
+            spans.add(Span(start, match.end, PHONE))
+    return resolve_overlaps(list(spans), (PHONE,))
 
 
 def resolve_overlaps(spans: list[Span], priority: tuple[str, ...]) -> list[Span]:
