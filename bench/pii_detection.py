@@ -47,9 +47,17 @@ def datatrove_spans(text: str) -> list[tuple[int, int, str]]:
         for m in replacer.regex.finditer(text):
             if replacer.validator is None or replacer.validator(m.group()):
                 spans.append((m.start(), m.end(), kind))
-    if not spans:  # the spans are all it replaces: nothing found, nothing changed
-        assert formatter.format(text) == text
-    return sorted(spans)
+    spans.sort()
+    # the spans are exactly what format() replaces: rebuild its output from them (fresh replacers start their
+    # rotation of replacement strings at the first)
+    out, last, seen = [], 0, Counter()
+    for start, end, kind in spans:
+        replacer = formatter.emails_replacer if kind == "EMAIL" else formatter.ip_replacer
+        out += [text[last:start], replacer.replacements[seen[kind] % len(replacer.replacements)]]
+        seen[kind] += 1
+        last = end
+    assert "".join(out) + text[last:] == PIIFormatter().format(text), text
+    return spans
 
 
 def score(rows: list[dict], find) -> dict:
