@@ -32,7 +32,7 @@ def test_curation_variants_parse_and_build_their_curation_config():
     assert full.skip == () and full.perplexity.drop_top_percent == 5 and full.skip_invalid
     assert no_ppl.skip == ("perplexity",) and no_ppl.steps("c2") == ("langid", "pii", "dedup", "quality")
     assert no_ppl.skip_invalid and no_ppl.quality == full.quality  # the study's options still apply
-    assert no_dedup.skip == ("dedup",) and no_dedup.langid.min_confidence == 0.5 and no_dedup.steps("c1") == ("langid",)
+    assert no_dedup.skip == ("dedup",) and no_dedup.langid.min_confidence == 0.5 and no_dedup.steps("c1") == ("langid", "pii")
     assert full.langid.min_confidence == 0.25  # a variant's options stay its own
 
 
@@ -172,11 +172,11 @@ def test_the_ledger_deltas_are_the_paired_differences_of_the_two_cells(ledger_st
     assert (out / "figures" / "ledger.png").stat().st_size > 1000
     d = next(x for x in build_ledger(s, load_curation(out)) if x.without == "c0")
     hi = d.removed["c1", "wrong_language", "hi"]
-    assert f"| C1 − C0 (+langid, +dedup) | C1 | wrong_language | 0 (0) | 0 (0) | {hi} " \
+    assert f"| C1 − C0 (+langid, +pii, +dedup) | C1 | wrong_language | 0 (0) | 0 (0) | {hi} " \
            f"({d.drawn['c1', 'wrong_language', 'hi']}) | {hi} |" in gov
     macro = d.deltas["lora"]["macro"]
     assert "| C1 − c1_no_langid (+langid) | LoRA |" in gov
-    assert f"| C1 − C0 (+langid, +dedup) | LoRA | {macro.estimate:+.1f} [{macro.low:+.1f}, {macro.high:+.1f}]" \
+    assert f"| C1 − C0 (+langid, +pii, +dedup) | LoRA | {macro.estimate:+.1f} [{macro.low:+.1f}, {macro.high:+.1f}]" \
            in gov.replace("-0.0", "+0.0")
 
 
