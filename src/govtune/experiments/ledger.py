@@ -1,7 +1,7 @@
 """The governance ledger: what each curation decision removed from the few-shot pool, and what it moved.
 
 A decision is the difference between two curation cells of the study, (with, without): each stage over
-the previous stage the study ran (C1 over C0: language ID + dedup), and each full stage over a variant that
+the previous stage the study ran (C1 over C0: language ID + PII redaction + dedup), and each full stage over a variant that
 leaves a step out (C2 over `c2_no_ppl`: the perplexity cut). Per decision, stage, reason and language the
 ledger gives the records removed (the curation reports' drop counts, with minus without), how many of them
 the cells without the decision drew as shots (their seeded k-shot draw, re-run), and the paired bootstrap
