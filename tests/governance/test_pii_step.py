@@ -171,3 +171,23 @@ def test_the_ledger_stores_the_changes_per_language_and_type():
                                for r in rows["curation_counts"]]}
     text = _changed_lines(cur)
     assert "C1, de: 2 records redacted (PHONE 2)" in text and "C1, en: 3 records redacted (EMAIL 3)" in text
+
+
+def test_the_command_line_redacts_drops_and_refuses_unknown_types(tmp_path, capsys):
+    from govtune.cli import main
+
+    src = tmp_path / "pool.jsonl"
+    src.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in copies()) + "\n", encoding="utf-8")
+    args = ["curate", "--input", str(src), "--langs", "en,de", "--stage", "c1", "--skip", "langid", "--no-progress"]
+    assert main(args + ["--out", str(tmp_path / "redact")]) == 0
+    kept = [json.loads(x) for x in (tmp_path / "redact" / "kept.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [r["id"] for r in kept] == ["m0", "d1", "c1"] and "<PHONE>" in kept[1]["text"]
+    assert "## Kept rewritten (PII redacted)" in (tmp_path / "redact" / "report.md").read_text(encoding="utf-8")
+    assert main(args + ["--out", str(tmp_path / "drop"), "--pii-action", "drop", "--pii-types", "email"]) == 0
+    dropped = [json.loads(x) for x in (tmp_path / "drop" / "dropped.jsonl").read_text(encoding="utf-8").splitlines()]
+    # only e-mails are looked for: the two German lines keep their different numbers and stay apart
+    assert {r["id"]: r["reason"] for r in dropped} == {"m0": "pii_email", "m1": "pii_email", "m2": "pii_email"}
+    capsys.readouterr()
+    assert main(args + ["--out", str(tmp_path / "bad"), "--pii-types", "EMAIL,SSN"]) != 0
+    assert "unknown types ['SSN']: use some of URL_CREDENTIALS, EMAIL" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
