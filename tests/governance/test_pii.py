@@ -105,6 +105,8 @@ def test_normalisation_maps_every_character_back():
     assert norm == "fi 3 4 x 5 é"
     assert [text[i] for i in origin[:-1]] == ["ﬁ", "ﬁ", " ", "٣", " ", "４", " ", "x", " ", "๕", " ", "é"]
     assert normalise("plain ascii") == ("plain ascii", None)
+    assert normalise("नया ९८ और ๕") == ("नया 98 और 5", [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11])  # NFKC text, other digits
+    assert normalise("नया उपकरण") == ("नया उपकरण", None)
 
 
 def test_phone_regions_follow_the_language():

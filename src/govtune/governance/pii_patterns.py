@@ -68,6 +68,8 @@ _CARD_BRANDS = (
     (regex.compile(r"(?:5[06-9]|6\d)"), (16, 17, 18, 19)),  # Maestro (its rare 12-15 digit numbers left out)
 )
 _PHONE_SEPARATORS = frozenset(" -.()/\u00a0")
+_NON_ASCII_DIGIT = regex.compile(r"[\d--[0-9]]", regex.V1)  # Devanagari, Arabic-Indic, Thai, full-width...
+_SIX_DIGITS = regex.compile(r"\d(?:\D*\d){5}")
 
 
 @dataclass(frozen=True, order=True)
@@ -82,8 +84,8 @@ def normalise(text: str) -> tuple[str, list[int] | None]:
     the end), or (text, None) when nothing changes (ASCII text). unicodedata.decimal rather than .digit: the
     decimal digits of every script (category Nd) but not superscripts or circled numbers, which are not
     parts of numbers people write."""
-    if text.isascii():
-        return text, None
+    if text.isascii() or (unicodedata.is_normalized("NFKC", text) and not _NON_ASCII_DIGIT.search(text)):
+        return text, None  # the usual case, in C: nothing to change, no per-character pass
     out: list[str] = []
     origin: list[int] = []
     for i, ch in enumerate(text):
@@ -179,7 +181,7 @@ def find_phones(text: str, regions: tuple[str, ...], fallback: tuple[str, ...] =
     calls valid for its country) and each `fallback` region not among them (leniency EXACT_GROUPING); a
     national number (no +, no 00) counts only when written with a separator or a trunk prefix 0, since a
     bare run of 8-10 digits is far more often an order or customer number."""
-    if sum(c.isdigit() for c in text) < 6:
+    if not _SIX_DIGITS.search(text):  # no phone number has fewer digits
         return []
     spans = set()
     runs = [(r, phonenumbers.Leniency.VALID) for r in regions or (INTERNATIONAL_ONLY,)]
