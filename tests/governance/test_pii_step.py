@@ -191,3 +191,15 @@ def test_the_command_line_redacts_drops_and_refuses_unknown_types(tmp_path, caps
     assert main(args + ["--out", str(tmp_path / "bad"), "--pii-types", "EMAIL,SSN"]) != 0
     assert "unknown types ['SSN']: use some of URL_CREDENTIALS, EMAIL" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+def test_leakage_is_found_through_redaction():
+    """A pool copy of an evaluation record that holds personal data is still leakage once both are redacted."""
+    protected = [{"text": "Mail anna.schmidt@example.org or call +49 30 901820 today.", "lang": "en", "id": "e1"}]
+    pool = [dict(protected[0], id="p1"), {"text": "The museum opens at nine on weekdays.", "lang": "en", "id": "p2"}]
+    config = CurationConfig(skip=NO_LANGID)
+    result = curate(pool, ["en"], "c1", protected=protected, config=config, progress=False)
+    assert {r["id"]: r["reason"] for r in result.dropped} == {"p1": "leakage"}
+    assert protected[0]["text"].startswith("Mail anna")  # the caller's records are not rewritten
+    assert curate(pool, ["en"], "c1", protected=protected, config=CurationConfig(
+        skip=NO_LANGID + ("pii",)), progress=False).report["leakage"] == 1

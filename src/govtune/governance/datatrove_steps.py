@@ -140,7 +140,8 @@ class QualityFilter(GovtuneFilter):
 
 class PiiFilter(GovtuneFilter):
     """The PII step: redacts personal data in the records it keeps (or drops them with `action: drop`).
-    Place it before the deduplication stages, as `curate` does."""
+    Place it before the deduplication stages, as `curate` does, and give DedupClusters the protected records
+    redacted alike (`govtune.governance.pii.redact_records`), so that leakage is still found."""
 
     name = "🔒 govtune PII"
 

@@ -23,7 +23,7 @@ from govtune.governance.pii_patterns import (EMAIL, IBAN, IP_ADDRESS, PATTERN_TY
                                              CREDIT_CARD, Span, find_cards, find_emails, find_ibans, find_ips,
                                              find_phones, find_url_credentials, normalise, resolve_overlaps,
                                              to_original)
-from govtune.governance.records import Change, Record, Step, Verdict, text_fields
+from govtune.governance.records import Change, Record, Step, Verdict, outcome, text_fields
 
 _FINDERS = {EMAIL: find_emails, URL_CREDENTIALS: find_url_credentials, IP_ADDRESS: find_ips,
             CREDIT_CARD: find_cards, IBAN: find_ibans}
@@ -164,6 +164,13 @@ class PiiStep(Step):
                 "ner": "off" if ner is None else ner, "changed": self.changed}
 
 
+def redact_records(records: Sequence[Record], config: PiiConfig | None = None) -> list[Record]:
+    """The records as the PII step leaves them (redacted; with `drop`, unchanged): evaluation records to
+    compare with a redacted pool for leakage (`curate` does it; pass them so to datatrove's DedupClusters)."""
+    step = PiiStep(config)
+    return [outcome(r, v)[0] for r, v in zip(records, step.transform(records))]
+
+
 def ner_note(config: PiiConfig) -> str | None:
     """What the report says about NER (never silently on or off)."""
     if not config.ner:
@@ -172,5 +179,5 @@ def ner_note(config: PiiConfig) -> str | None:
             f"addresses in other languages are not detected")
 
 
-__all__ = ["PiiDetector", "PiiStep", "Span", "NerUnavailable", "redact_spans", "check_spacy_model", "ner_note",
+__all__ = ["PiiDetector", "PiiStep", "Span", "NerUnavailable", "redact_spans", "redact_records", "check_spacy_model", "ner_note",
            "PATTERN_TYPES"]

@@ -71,10 +71,12 @@ def build_steps(langs: Sequence[str], stage: str, config: CurationConfig, *, ref
     if "langid" in run:
         steps.append(LanguageIdStep(langs, config.langid))
     if "pii" in run:
-        from govtune.governance.pii import PiiStep, ner_note  # phonenumbers and stdnum: only when the step runs
+        from govtune.governance.pii import PiiStep, ner_note, redact_records  # phonenumbers, stdnum: when it runs
 
         steps.append(PiiStep(config.pii))
         notes += [n for n in [ner_note(config.pii)] if n]
+        if protected:  # evaluation records are compared with the pool as the pool will be: redacted alike
+            protected = redact_records(protected, config.pii)
     if "dedup" in STEPS_OF_STAGE[stage]:
         steps.append(DeduplicationStep(config.dedup, protected, within_pool="dedup" in run))
     if "quality" in run:
