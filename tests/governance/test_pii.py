@@ -177,3 +177,10 @@ def test_redact_spans_writes_placeholders_right_to_left():
     text = "a x b yy c"
     assert redact_spans(text, [Span(6, 8, "PHONE"), Span(2, 3, "EMAIL")]) == "a <EMAIL> b <PHONE> c"
     assert set(ALL_TYPES) == set(PATTERN_TYPES) | {"PERSON", "LOCATION"}
+
+
+def test_a_long_run_of_numbers_is_searched_in_linear_windows(detector):
+    """Card windows stop at 19 digits: 2,000 grouped numbers hold exactly the planted card."""
+    text = "ref " + " ".join(["12"] * 1000) + " 4111 1111 1111 1111 " + " ".join(["34"] * 1000)
+    start = text.index("4111")
+    assert [s for s in detector.find(text) if s.type == "CREDIT_CARD"] == [Span(start, start + 19, "CREDIT_CARD")]
