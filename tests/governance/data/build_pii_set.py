@@ -1,6 +1,6 @@
 """Build the labelled PII evaluation set `pii_set.jsonl` (see README.md beside it).
 
-Real sentences (XNLI premises, SIB-200/FLORES-200 text) in 17 languages and 11 scripts, with personal data
+Real sentences (XNLI premises, SIB-200/FLORES-200 text) in 17 languages and 9 scripts, with personal data
 planted at a word boundary (between spaces; in Chinese, Japanese and Thai after a random character, with a
 space either side): e-mails (ASCII, accented and native-script local parts, IDN domains), phone numbers
 (libphonenumber-valid numbers of the language's countries in international, national and E.164 formats,
