@@ -53,7 +53,7 @@ def test_curation_without_language_id_runs_every_other_step():
     reasons = {r["id"]: r["reason"] for r in result.dropped}
     assert reasons == {"copy": "exact_duplicate", "short": "too_short", "xx-custom-1": "leakage"}
     assert len(result.kept) == 15 and result.report["kept_by_language"] == {"tok": 8, "xx-custom": 7}
-    assert [s["name"] for s in result.report["steps"]] == ["dedup", "quality"]
+    assert [s["name"] for s in result.report["steps"]] == ["pii", "dedup", "quality"]
     kept, dropped = [], []  # streamed: the same verdicts
     curate_stream(iter(records), ["tok", "xx-custom"], "c2", protected=protected, config=OFF, keep=kept.append,
                   drop=dropped.append)

@@ -62,18 +62,19 @@ def test_skipping_perplexity_leaves_the_step_out_even_with_a_reference_model(tin
     model, tok = tiny_llama
     names = [s.name for s in build_steps(LANGS, "c2", CurationConfig(), reference_model=model,
                                          reference_tokenizer=tok)[0]]
-    assert names == ["langid", "dedup", "quality", "perplexity"]
+    assert names == ["langid", "pii", "dedup", "quality", "perplexity"]
     steps, notes = build_steps(LANGS, "c2", CurationConfig(skip=("perplexity",)), reference_model=model,
                                reference_tokenizer=tok)
-    assert [s.name for s in steps] == ["langid", "dedup", "quality"]
+    assert [s.name for s in steps] == ["langid", "pii", "dedup", "quality"]
     assert notes == ["C2 ran without the perplexity step (skip)"]
-    assert [s.name for s in build_steps(LANGS, "c1", CurationConfig(skip=("langid",)))[0]] == ["dedup"]
+    assert [s.name for s in build_steps(LANGS, "c1", CurationConfig(skip=("langid",)))[0]] == ["pii", "dedup"]
+    assert [s.name for s in build_steps(LANGS, "c1", CurationConfig(skip=("pii",)))[0]] == ["langid", "dedup"]
 
 
 def test_options_map_onto_the_curation_config():
     c = curation_config({"perplexity": False, "quality": {"max_digit_ratio": 0.3}, "skip_invalid": True})
     assert c.skip == ("perplexity",) and c.quality.max_digit_ratio == 0.3 and c.skip_invalid
-    assert c.steps("c2") == ("langid", "dedup", "quality") and c.steps("c1") == ("langid", "dedup")
+    assert c.steps("c2") == ("langid", "pii", "dedup", "quality") and c.steps("c1") == ("langid", "pii", "dedup")
     assert curation_config({"dedup": True, "langid": False}).skip == ("langid",)
     assert curation_config({"skip": ["dedup"], "quality": False}).skip == ("dedup", "quality")
     with pytest.raises(ValueError, match="unknown key 'perplexty'.*did you mean 'perplexity'"):

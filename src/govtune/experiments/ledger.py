@@ -1,7 +1,7 @@
 """The governance ledger: what each curation decision removed from the few-shot pool, and what it moved.
 
 A decision is the difference between two curation cells of the study, (with, without): each stage over
-the previous stage the study ran (C1 over C0: language ID + dedup), and each full stage over a variant that
+the previous stage the study ran (C1 over C0: language ID + PII redaction + dedup), and each full stage over a variant that
 leaves a step out (C2 over `c2_no_ppl`: the perplexity cut). Per decision, stage, reason and language the
 ledger gives the records removed (the curation reports' drop counts, with minus without), how many of them
 the cells without the decision drew as shots (their seeded k-shot draw, re-run), and the paired bootstrap
@@ -133,6 +133,11 @@ def _curation_rows(data: StudyData, task, names: list[str], prefix: str, rows: d
                 rows["curation_counts"].append((label, s, lang, "kept", "", n))
             for lang, reasons in block["dropped_by_language"].items():
                 rows["curation_counts"] += [(label, s, lang, "dropped", reason, n) for reason, n in reasons.items()]
+            # records a step kept rewritten (PII redaction): reason "" the records, else entities of that type
+            for lang, n in block.get("changed_by_language", {}).items():
+                rows["curation_counts"].append((label, s, lang, "changed", "", n))
+            for lang, tags in block.get("changed_by_type", {}).items():
+                rows["curation_counts"] += [(label, s, lang, "changed", tag, n) for tag, n in tags.items()]
         for reason, examples in report.get("examples", {}).items():
             rows["curation_examples"] += [(label, reason, i, ex.get("lang"), None if ex.get("id") is None else
                                            str(ex["id"]), ex.get("text", "")) for i, ex in enumerate(examples)]
@@ -158,7 +163,7 @@ def what_curation_did(s: "Study", cur: dict) -> str:
 
     study_langs = s.config.get("languages") or sorted({r["language"] for r in cur["curation_counts"]})
     counts = {(r["curation"], r["stage"], r["language"], r["kind"]): r["n"] for r in cur["curation_counts"]
-              if r["kind"] != "dropped"}
+              if r["kind"] in ("input", "kept")}
     dropped = _dropped(cur)
     rows = []
     for c in cur["curations"]:
@@ -188,6 +193,7 @@ def what_curation_did(s: "Study", cur: dict) -> str:
             + f", before any shot was drawn: records in, kept and dropped per stage and language, with the reason "
             f"of every drop (a record is dropped by the first step that rejects it). Steps run: {steps}.\n\n"
             + table(["Curation", "Stage", "Language", "In", "Kept", "Dropped", "Dropped by reason"], rows))
+    text += _changed_lines(cur)
     notes = sorted({note for c in cur["curations"] for note in json.loads(c["notes"] or "[]")})
     if notes:
         text += "\n\n" + "\n".join(f"> {note}" for note in notes)
@@ -201,6 +207,21 @@ def what_curation_did(s: "Study", cur: dict) -> str:
             f"- **{reason}**: " + "; ".join(f"({_where(e)}) “{_short(e['text'])}”" for e in exs)
             for reason, exs in by_reason.items())
     return text
+
+
+def _changed_lines(cur: dict) -> str:
+    """Records kept rewritten (PII redacted) per curation and language, with the entities per type."""
+    changed: dict[tuple, dict[str, int]] = defaultdict(dict)
+    for r in cur["curation_counts"]:
+        if r["kind"] == "changed":
+            changed[r["curation"], r["language"]][r["reason"] or "records"] = r["n"]
+    if not changed:
+        return ""
+    lines = [f"- {curation_label(name)}, {lang}: {tags.pop('records', 0)} records redacted ("
+             + ", ".join(f"{tag} {n}" for tag, n in sorted(tags.items())) + ")"
+             for (name, lang), tags in sorted(changed.items())]
+    return ("\n\nKept with personal data redacted (typed placeholders), apart from the drops above:\n\n"
+            + "\n".join(lines))
 
 
 def _where(example: dict) -> str:

@@ -55,7 +55,8 @@ CREATE TABLE IF NOT EXISTS scaled_predictions (
 # after its run's temperature scaling (JSON, per label), keyed like its `predictions` row; runs without
 # calibration have none.
 # The curation tables: `curations` one row per curated pool (name, stage, the steps it ran); `curation_counts`
-# records per curation, stage and language, kind "input" and "kept" (reason "") or "dropped" (per reason);
+# records per curation, stage and language, kind "input" and "kept" (reason "") or "dropped" (per reason), and
+# "changed" (kept rewritten by PII redaction: reason "" the records, or an entity type and its count);
 # `curation_examples` the curation report's dropped examples; `curation_shots` the governance ledger's
 # "would have been drawn" counts: of the k-shot draw (shots, seed) from the `reference` pool, how many
 # records `curation` removes, per language, stage and reason (0 rows included for every reason it drops).

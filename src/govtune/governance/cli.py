@@ -57,8 +57,13 @@ def register(subparsers) -> None:
     p.add_argument("--min-lang-confidence", type=float, default=None,
                    help="language ID confidence below which a record is dropped (default: 0.25)")
     p.add_argument("--langid-backend", default=None, choices=["lingua", "langid"])
-    p.add_argument("--skip", default="", help="comma-separated steps to leave out of their stage: langid, dedup "
-                   "(evaluation leakage is still removed), quality, perplexity")
+    p.add_argument("--skip", default="", help="comma-separated steps to leave out of their stage: langid, pii, "
+                   "dedup (evaluation leakage is still removed), quality, perplexity")
+    p.add_argument("--pii-action", default=None, choices=["redact", "drop"],
+                   help="personal data (C1 and C2): redact with typed placeholders (default) or drop the record")
+    p.add_argument("--pii-types", default=None,
+                   help="entity types the PII step finds, comma-separated (default all: EMAIL, PHONE, IP_ADDRESS, "
+                        "CREDIT_CARD, IBAN, URL_CREDENTIALS)")
     p.add_argument("--batch-size", type=int, default=BATCH, help="records per streamed batch")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
@@ -80,6 +85,10 @@ def run(args: argparse.Namespace) -> int:
         config.langid.__post_init__()
     if args.langid_backend:
         config.langid.backend = args.langid_backend
+    if args.pii_action or args.pii_types:
+        from govtune.governance.pii_config import PiiConfig
+
+        config.pii = PiiConfig(types=args.pii_types, action=args.pii_action or "redact")
     # Language codes are checked against the backend that will identify them; with --skip langid any code is
     # a language (one lingua does not know, a dialect or a code of the user's own).
     langs = check_languages(args.langs, config.language_check) if args.langs else None

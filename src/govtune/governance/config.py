@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import MISSING, dataclass, field, fields
 
+from govtune.governance.pii_config import PiiConfig
 from govtune.governance.records import known_languages
 
 # Scripts with their own length scale: a Chinese character carries roughly a word, a Latin one a letter.
@@ -140,7 +141,8 @@ class PerplexityConfig:
 
 
 # The steps a stage runs, by name; `CurationConfig.skip` leaves some out (leave-one-step-out ablation).
-STEPS_OF_STAGE = {"c0": (), "c1": ("langid", "dedup"), "c2": ("langid", "dedup", "quality", "perplexity")}
+# PII runs before deduplication, so that copies differing only in their personal data collapse once redacted.
+STEPS_OF_STAGE = {"c0": (), "c1": ("langid", "pii", "dedup"), "c2": ("langid", "pii", "dedup", "quality", "perplexity")}
 STEP_NAMES = STEPS_OF_STAGE["c2"]
 
 
@@ -150,8 +152,9 @@ class CurationConfig:
     dedup: DedupConfig = field(default_factory=DedupConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
     perplexity: PerplexityConfig = field(default_factory=PerplexityConfig)
+    pii: PiiConfig = field(default_factory=PiiConfig)
     skip: tuple[str, ...] = ()
-    """Steps left out of their stage: any of langid, dedup, quality, perplexity. Skipping dedup keeps the
+    """Steps left out of their stage: any of langid, pii, dedup, quality, perplexity. Skipping dedup keeps the
     leakage check against the protected (evaluation) records: only duplicates within the pool stay."""
     skip_invalid: bool = False
     """Invalid records (no text, empty text, unknown language) are dropped with their reason instead of

@@ -1,13 +1,14 @@
 """govtune's steps inside datatrove pipelines, for pools that need a cluster (Slurm, Ray) or many cores.
 
 Per-record steps are datatrove `BaseFilter`s (drops are counted per reason in datatrove's stats, and an
-exclusion writer receives them with `filter_reason`). Deduplication follows datatrove's own MinHash layout:
+exclusion writer receives them with `filter_reason`); a step that rewrites records (`PiiFilter`, redaction)
+updates the document's record and text and counts `changed` and `changed_<TYPE>` in the stats. Deduplication follows datatrove's own MinHash layout:
 signatures per task, one task that decides the duplicates in global order (with leakage against protected
 records), then a filter per task that drops them. The original record rides in `doc.metadata["record"]`,
 so `record_writer_adapter` writes it back unchanged.
 
     read = JsonlReader(in_dir, adapter=record_reader_adapter)  # or make_record_reader_adapter(columns, labels)
-    LocalPipelineExecutor([read, LanguageIdFilter(langs), JsonlWriter(mid, adapter=record_writer_adapter)], tasks=N)
+    LocalPipelineExecutor([read, LanguageIdFilter(langs), PiiFilter(), JsonlWriter(mid, adapter=record_writer_adapter)], tasks=N)
     LocalPipelineExecutor([JsonlReader(mid, adapter=record_reader_adapter), DedupSignatures(sig_dir)], tasks=N)
     LocalPipelineExecutor([DedupClusters(sig_dir, drops_dir)], tasks=1)
     LocalPipelineExecutor([JsonlReader(mid, ...), DedupFilter(drops_dir), QualityFilter(), JsonlWriter(out, ...)], tasks=N)
@@ -30,11 +31,12 @@ from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.filters.base_filter import BaseFilter
 
 from govtune.governance.columns import map_columns, parse_columns
-from govtune.governance.config import DedupConfig, LangIdConfig, QualityConfig
+from govtune.governance.config import DedupConfig, LangIdConfig, PiiConfig, QualityConfig
 from govtune.governance.dedup import DuplicateIndex
 from govtune.governance.langid import LanguageIdStep
 from govtune.governance.quality import QualityStep
-from govtune.governance.records import XNLI_LABELS, Labels, Record, Step, check_labels, full_text, invalid_reason, with_label_name
+from govtune.governance.records import (XNLI_LABELS, Labels, Record, Step, check_labels, full_text, invalid_reason, outcome,
+                                        with_label_name)
 
 
 def record_reader_adapter(self, data: dict, path: str, id_in_file: int | str) -> dict:
@@ -96,9 +98,15 @@ class GovtuneFilter(BaseFilter):
     def filter_batch(self, batch: list[Document]) -> list[bool | tuple[bool, str]]:
         if self._step is None:
             self._step = self.make_step()
-        verdicts = self._step.judge([doc.metadata["record"] for doc in batch])
+        verdicts = self._step.transform([doc.metadata["record"] for doc in batch])
         out: list[bool | tuple[bool, str]] = []
-        for doc, reason in zip(batch, verdicts):
+        for doc, verdict in zip(batch, verdicts):
+            record, reason, tags = outcome(doc.metadata["record"], verdict)
+            if tags is not None:  # kept rewritten: what is written and deduplicated downstream is the new record
+                doc.metadata["record"], doc.text = record, full_text(record)
+                self.stat_update("changed")
+                for tag, n in tags.items():
+                    self.stat_update(f"changed_{tag}", value=n)
             if reason is None:
                 out.append(True)
             else:
@@ -128,6 +136,23 @@ class QualityFilter(GovtuneFilter):
 
     def make_step(self) -> Step:
         return QualityStep(self.config)
+
+
+class PiiFilter(GovtuneFilter):
+    """The PII step: redacts personal data in the records it keeps (or drops them with `action: drop`).
+    Place it before the deduplication stages, as `curate` does, and give DedupClusters the protected records
+    redacted alike (`govtune.governance.pii.redact_records`), so that leakage is still found."""
+
+    name = "🔒 govtune PII"
+
+    def __init__(self, config: PiiConfig | None = None, exclusion_writer=None, batch_size: int = 512):
+        super().__init__(exclusion_writer, batch_size)
+        self.config = config or PiiConfig()
+
+    def make_step(self) -> Step:
+        from govtune.governance.pii import PiiStep
+
+        return PiiStep(self.config)
 
 
 class DedupSignatures(PipelineStep):
@@ -233,4 +258,4 @@ class DedupFilter(BaseFilter):
 
 
 __all__ = ["record_reader_adapter", "make_record_reader_adapter", "record_writer_adapter", "dropped_writer_adapter",
-           "GovtuneFilter", "LanguageIdFilter", "QualityFilter", "DedupSignatures", "DedupClusters", "DedupFilter"]
+           "GovtuneFilter", "LanguageIdFilter", "PiiFilter", "QualityFilter", "DedupSignatures", "DedupClusters", "DedupFilter"]

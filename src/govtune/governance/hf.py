@@ -7,6 +7,7 @@ run once over the survivors in the main process, which is what makes them exact.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,11 +15,13 @@ from typing import Any
 from govtune.governance.config import CurationConfig
 from govtune.governance.io import class_names, with_class_name
 from govtune.governance.pipeline import build_steps, check_languages, check_stage
-from govtune.governance.records import XNLI_LABELS, Labels, Record, check_labels, invalid_reason
+from govtune.governance.records import (PAIR_FIELDS, TEXT_FIELD, XNLI_LABELS, Labels, Record, check_labels,
+                                        invalid_reason, outcome)
 from govtune.governance.report import build_report
 
 REASON_COLUMN = "reason"
 STAGE_COLUMN = "stage"
+CHANGES_COLUMN = "govtune_changes"  # a transforming step's tags and stage (JSON), while the report is counted
 
 
 @dataclass
@@ -48,20 +51,32 @@ def _judge_batch(batch: dict[str, list], langs: list[str], stage: str, config: C
         else:
             reasons[i], stages[i] = problem[0], "c0"
     steps, _ = build_steps(langs, stage, config, progress=False)
+    changes: list[str | None] = [None] * len(rows)
     for step in (s for s in steps if s.per_record):
-        alive = _apply(step, [rows[i] for i in alive], alive, reasons, stages)
-    return {REASON_COLUMN: reasons, STAGE_COLUMN: stages}
+        alive = _apply(step, [rows[i] for i in alive], alive, reasons, stages, rows, changes)
+    out = {REASON_COLUMN: reasons, STAGE_COLUMN: stages, CHANGES_COLUMN: changes}
+    for f in (TEXT_FIELD, *PAIR_FIELDS):  # text a step rewrote (PII redaction) replaces the column's value
+        if f in batch:
+            out[f] = [row.get(f) for row in rows]
+    return out
 
 
-def _apply(step, rows: list[Record], alive: list[int], reasons: list, stages: list) -> list[int]:
-    """Judge `rows` (the records at indices `alive`) with `step`; record each drop's reason and stage in
-    place and return the surviving indices."""
+def _apply(step, rows: list[Record], alive: list[int], reasons: list, stages: list, out_rows: list | None = None,
+           changes: list | None = None) -> list[int]:
+    """Run `step` over `rows` (the records at indices `alive`); record each drop's reason and stage in
+    place, and each rewritten record in `out_rows` with its tags in `changes`; return the surviving indices."""
     survivors = []
-    for i, verdict in zip(alive, step.judge(rows)):
-        if verdict is None:
+    for i, row, verdict in zip(alive, rows, step.transform(rows)):
+        new, reason, tags = outcome(row, verdict)
+        if tags is not None:
+            if out_rows is None:
+                raise RuntimeError(f"the {step.name} step rewrites records: run it among the per-record steps")
+            out_rows[i] = {**out_rows[i], **{f: new[f] for f in (TEXT_FIELD, *PAIR_FIELDS) if f in new}}
+            changes[i] = json.dumps({"stage": step.stage, "tags": dict(tags)})
+        if reason is None:
             survivors.append(i)
         else:
-            reasons[i], stages[i] = verdict, step.stage
+            reasons[i], stages[i] = reason, step.stage
     return survivors
 
 
@@ -80,8 +95,9 @@ def curate_dataset(ds, langs: Sequence[str] | str, stage: str = "c2", *, num_pro
     config = config or CurationConfig()
     langs = check_languages(langs, config.language_check)
     stage = check_stage(stage)
-    if REASON_COLUMN in ds.column_names or STAGE_COLUMN in ds.column_names:
-        raise ValueError(f"the dataset already has a {REASON_COLUMN!r} or {STAGE_COLUMN!r} column: rename it")
+    if any(c in ds.column_names for c in (REASON_COLUMN, STAGE_COLUMN, CHANGES_COLUMN)):
+        raise ValueError(f"the dataset already has a {REASON_COLUMN!r}, {STAGE_COLUMN!r} or {CHANGES_COLUMN!r} "
+                         f"column: rename it")
     if len(ds) == 0:
         raise ValueError("the dataset has no rows: give a pool with records")
     judged = ds.map(_judge_batch, batched=True, batch_size=batch_size, num_proc=num_proc,
@@ -90,6 +106,8 @@ def curate_dataset(ds, langs: Sequence[str] | str, stage: str = "c2", *, num_pro
                     desc="govtune per-record filters")
     reasons = list(judged[REASON_COLUMN])
     stages = list(judged[STAGE_COLUMN])
+    changes = list(judged[CHANGES_COLUMN])
+    ds = judged.remove_columns([REASON_COLUMN, STAGE_COLUMN, CHANGES_COLUMN])  # the rows as the steps left them
     steps, notes = build_steps(langs, stage, config, reference_model=reference_model,
                                reference_tokenizer=reference_tokenizer, protected=protected, progress=progress)
     step_log = []
@@ -115,6 +133,12 @@ def curate_dataset(ds, langs: Sequence[str] | str, stage: str = "c2", *, num_pro
             shown[reasons[i]] = shown.get(reasons[i], 0) + 1
             row = {**ds[i], **row}
         dropped_light.append(row)
+    changed = []
+    for i, change in enumerate(changes):
+        if change is not None:
+            change = json.loads(change)
+            row = {**ds[i]} if len(changed) < config.examples_per_reason else {"lang": langs_col[i]}
+            changed.append((row, change["stage"], change["tags"]))
     report = build_report(len(ds), kept_light, dropped_light, langs, stage, step_log, notes,
-                          config.examples_per_reason)
+                          config.examples_per_reason, changed)
     return DatasetCurationResult(kept=kept_ds, dropped=dropped_ds, report=report)

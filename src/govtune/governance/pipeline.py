@@ -20,7 +20,7 @@ from govtune.governance.dedup import DeduplicationStep
 from govtune.governance.langid import LanguageIdStep
 from govtune.governance.quality import QualityStep
 from govtune.governance.records import (XNLI_LABELS, STAGES, Labels, Record, Step, invalid_reason, language_problem,
-                                        with_label_name)
+                                        outcome, with_label_name)
 from govtune.governance.report import build_report
 
 _BATCH = 4096
@@ -70,6 +70,13 @@ def build_steps(langs: Sequence[str], stage: str, config: CurationConfig, *, ref
     run = config.steps(stage)
     if "langid" in run:
         steps.append(LanguageIdStep(langs, config.langid))
+    if "pii" in run:
+        from govtune.governance.pii import PiiStep, ner_note, redact_records  # phonenumbers, stdnum: when it runs
+
+        steps.append(PiiStep(config.pii))
+        notes += [n for n in [ner_note(config.pii)] if n]
+        if protected:  # evaluation records are compared with the pool as the pool will be: redacted alike
+            protected = redact_records(protected, config.pii)
     if "dedup" in STEPS_OF_STAGE[stage]:
         steps.append(DeduplicationStep(config.dedup, protected, within_pool="dedup" in run))
     if "quality" in run:
@@ -87,14 +94,14 @@ def build_steps(langs: Sequence[str], stage: str, config: CurationConfig, *, ref
     return steps, notes
 
 
-def run_step(step: Step, records: Sequence[Record], progress: bool = False) -> list[str | None]:
-    """A step's verdicts for all records; per-record steps go in batches, with a progress bar."""
+def run_step(step: Step, records: Sequence[Record], progress: bool = False) -> list:
+    """A step's verdicts (`Step.transform`) for all records; per-record steps go in batches, with a progress bar."""
     if not step.per_record or len(records) <= _BATCH:
-        return step.judge(records)
-    out: list[str | None] = []
+        return step.transform(records)
+    out: list = []
     with tqdm(total=len(records), desc=step.name, unit="rec", disable=not progress) as bar:
         for lo in range(0, len(records), _BATCH):
-            out += step.judge(records[lo:lo + _BATCH])
+            out += step.transform(records[lo:lo + _BATCH])
             bar.update(min(_BATCH, len(records) - lo))
     return out
 
@@ -144,7 +151,8 @@ def curate(records: Iterable[Record], langs: Sequence[str] | str, stage: str = "
     labels: the valid label values: "xnli" (default), a list of the task's labels, or None for any.
     Language codes must be ones the language-ID backend identifies, unless `config.skip` leaves language ID
     out: then any non-empty code is a language (`CurationConfig.language_check`).
-    Returns kept records (unchanged but for labels 0/1/2, given as class names), dropped records (plus
+    Returns kept records (unchanged but for labels 0/1/2, given as class names, and text the PII step
+    redacted: the report counts those changes per language and type), dropped records (plus
     `reason`, `stage`) and the report. An empty pool raises ValueError."""
     config = config or CurationConfig()
     langs = check_languages(langs, config.language_check)
@@ -159,13 +167,16 @@ def curate(records: Iterable[Record], langs: Sequence[str] | str, stage: str = "
     dropped: list[Record] = list(invalid) + rejected
     steps, notes = build_steps(langs, stage, config, reference_model=reference_model,
                                reference_tokenizer=reference_tokenizer, protected=protected, progress=progress)
-    step_log = []
+    step_log, changes = [], []
     alive = valid
     for step in steps:
         start = time.perf_counter()
         verdicts = run_step(step, alive, progress)
         survivors = []
-        for record, reason in zip(alive, verdicts):
+        for record, verdict in zip(alive, verdicts):
+            record, reason, tags = outcome(record, verdict)
+            if tags is not None:
+                changes.append((record, step.stage, tags))
             if reason is None:
                 survivors.append(record)
             else:
@@ -179,5 +190,5 @@ def curate(records: Iterable[Record], langs: Sequence[str] | str, stage: str = "
         raise RuntimeError(f"curation lost records: {len(alive)} kept + {len(dropped)} dropped != {n_input}")
     notes += empty_language_notes(langs, {r["lang"] for r in alive})
     report = build_report(n_input, alive, dropped, langs, stage, step_log, notes,
-                          config.examples_per_reason)
+                          config.examples_per_reason, changes)
     return CurationResult(kept=alive, dropped=dropped, report=report)

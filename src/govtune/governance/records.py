@@ -3,14 +3,17 @@
 A record is a plain dict: `text` (or `premise` and `hypothesis` for a pair), `lang` (ISO 639-1), optional
 `label` and `id`, plus any other fields, which every step carries through unchanged. A step reads a batch of records
 and returns, for each, `None` (keep) or the name of the reason it drops it, in the manner of datatrove's
-filters; the pipeline counts the verdicts per stage, language and reason.
+filters; the pipeline counts the verdicts per stage, language and reason. A transforming step (PII
+redaction) may also keep a record rewritten: its verdict is then a `Change`, which the pipeline counts per
+stage, language and tag apart from the drops.
 """
 
 from __future__ import annotations
 
 import functools
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Union
 
 from lingua import Language
@@ -92,6 +95,15 @@ REASONS: dict[str, str] = {
     "exact_duplicate": "c1",
     "near_duplicate": "c1",
     "leakage": "c1",
+    # c1: personal data, with the PII step's action `drop` (its `redact` keeps records, rewritten)
+    "pii_url_credentials": "c1",
+    "pii_email": "c1",
+    "pii_iban": "c1",
+    "pii_credit_card": "c1",
+    "pii_ip_address": "c1",
+    "pii_phone": "c1",
+    "pii_person": "c1",
+    "pii_location": "c1",
     # c2: quality
     "too_short": "c2",
     "too_long": "c2",
@@ -180,16 +192,39 @@ def with_label_name(record: Record, labels: Labels = XNLI_LABELS) -> Record:
     return {**record, LABEL_FIELD: label_name(value)}
 
 
+@dataclass(frozen=True)
+class Change:
+    """A transforming step's verdict that keeps a record rewritten: the new record, and what changed in it
+    as counts per tag (the PII step: entities per type, {"EMAIL": 2}), which the report counts per language."""
+
+    record: Record
+    tags: Mapping[str, int] = field(default_factory=dict)
+
+
+Verdict = Union[str, Change, None]  # None: keep as is; a reason (a key of REASONS): drop; a Change: keep rewritten
+
+
+def outcome(record: Record, verdict: Verdict) -> tuple[Record, str | None, Mapping[str, int] | None]:
+    """(the record that goes on, the drop reason or None, the change's tags or None) of one verdict."""
+    if isinstance(verdict, Change):
+        return verdict.record, None, verdict.tags
+    return record, verdict, None
+
+
 class Step(ABC):
     """One curation step: keeps or drops each record with a named reason.
 
     `per_record` says whether a record's verdict depends on that record alone (language ID, quality
     rules): such steps can run on shards in parallel (datatrove tasks, `datasets.map(num_proc=...)`).
-    Steps that compare records (deduplication, perplexity percentiles) must see the whole corpus."""
+    Steps that compare records (deduplication, perplexity percentiles) must see the whole corpus.
+    `transforms` says that the step may rewrite the records it keeps (`transform` returns `Change`s); every
+    runner (curate, the stream, datasets, datatrove) calls `transform`, which is `judge` for the others.
+    A transforming step is per record."""
 
     name: str = "step"
     stage: str = "c1"
     per_record: bool = True
+    transforms: bool = False
 
     @abstractmethod
     def judge(self, records: Sequence[Record]) -> list[str | None]:
@@ -202,6 +237,14 @@ class Step(ABC):
         if not self.per_record:
             raise NotImplementedError(f"the {self.name} step needs the whole pool: run `curate` for it")
         return self.judge(records)
+
+    def transform(self, records: Sequence[Record]) -> list[Verdict]:
+        """For each record: None (keep), a reason (drop) or a Change (keep rewritten)."""
+        return self.judge(records)
+
+    def transform_stream(self, records: Sequence[Record], start: int) -> list[Verdict]:
+        """`transform` for the next batch of a stream (see `judge_stream`)."""
+        return self.transform(records) if self.transforms else self.judge_stream(records, start)
 
     def details(self) -> dict[str, Any]:
         """Settings and measurements the stage report shows for this step."""

@@ -36,6 +36,11 @@ class ReportCounts:
         self.kept_by_lang: Counter = Counter()
         self.dropped: Counter = Counter()  # (lang, stage, reason)
         self.examples: dict[str, list] = defaultdict(list)
+        # Records a transforming step kept rewritten (PII redaction), apart from the drops: per (lang, stage),
+        # and the entities per (lang, stage, tag); examples show the rewritten text.
+        self.changed: Counter = Counter()
+        self.changed_tags: Counter = Counter()
+        self.changed_examples: list[dict] = []
 
     def kept(self, record: Record) -> None:
         self.kept_by_lang[_lang(record)] += 1
@@ -44,6 +49,15 @@ class ReportCounts:
         self.dropped[_lang(record), record["stage"], record["reason"]] += 1
         if len(self.examples[record["reason"]]) < self.examples_per_reason:
             self.examples[record["reason"]].append(_example(record))
+
+    def change(self, record: Record, stage: str, tags) -> None:
+        """A record kept rewritten at `stage` (the rewritten record), with its tags' counts."""
+        lang = _lang(record)
+        self.changed[lang, stage] += 1
+        for tag, n in tags.items():
+            self.changed_tags[lang, stage, tag] += n
+        if len(self.changed_examples) < self.examples_per_reason:
+            self.changed_examples.append({**_example(record), "tags": dict(tags)})
 
     def report(self, n_input: int, langs: Sequence[str], stage: str, steps: list[dict], notes: list[str]) -> dict:
         last = STAGES.index(stage)
@@ -62,10 +76,16 @@ class ReportCounts:
                 if s2 == s:
                     by_reason[lang][reason] = by_reason[lang].get(reason, 0) + n
             out_n = {lang: reached[lang] - sum(by_reason.get(lang, {}).values()) for lang in all_langs}
+            changed_tags: dict[str, dict[str, int]] = defaultdict(dict)
+            for (lang, s2, tag), n in self.changed_tags.items():
+                if s2 == s:
+                    changed_tags[lang][tag] = n
             stages[s] = {"input": sum(reached.values()), "kept": sum(out_n.values()),
                          "dropped": sum(reached.values()) - sum(out_n.values()),
                          "input_by_language": reached, "kept_by_language": out_n,
-                         "dropped_by_language": {lang: dict(sorted(c.items())) for lang, c in by_reason.items()}}
+                         "dropped_by_language": {lang: dict(sorted(c.items())) for lang, c in by_reason.items()},
+                         "changed_by_language": {lang: n for (lang, s2), n in sorted(self.changed.items()) if s2 == s},
+                         "changed_by_type": {lang: dict(sorted(c.items())) for lang, c in sorted(changed_tags.items())}}
         reasons = Counter()
         for (_, _, reason), n in self.dropped.items():
             reasons[reason] += n
@@ -75,16 +95,21 @@ class ReportCounts:
             "kept_by_language": {lang: self.kept_by_lang.get(lang, 0) for lang in all_langs},
             "by_reason": dict(sorted(reasons.items())), "leakage": reasons.get("leakage", 0), "stages": stages,
             "steps": steps, "notes": list(notes), "examples": dict(self.examples),
+            "changed": sum(self.changed.values()), "changed_examples": list(self.changed_examples),
         }
 
 
 def build_report(n_input: int, kept: Sequence[Record], dropped: Sequence[Record], langs: Sequence[str],
-                 stage: str, steps: list[dict], notes: list[str], examples_per_reason: int = 3) -> dict:
+                 stage: str, steps: list[dict], notes: list[str], examples_per_reason: int = 3,
+                 changes: Sequence[tuple[Record, str, dict]] = ()) -> dict:
+    """The report of a curation; `changes`: (rewritten record, stage, tags) of each record a step rewrote."""
     counts = ReportCounts(examples_per_reason)
     for r in kept:
         counts.kept(r)
     for r in dropped:
         counts.drop(r)
+    for r, stage_of_change, tags in changes:
+        counts.change(r, stage_of_change, tags)
     return counts.report(n_input, langs, stage, steps, notes)
 
 
@@ -110,6 +135,7 @@ def report_markdown(report: dict) -> str:
         for reason in reasons:
             counts = [block["dropped_by_language"].get(lang, {}).get(reason, 0) for lang in langs]
             lines.append(f"| {s.upper()} | {reason} | " + " | ".join(map(str, counts)) + f" | {sum(counts)} |")
+    lines += _changed_markdown(report, langs)
     if report["steps"]:
         lines += ["", "## Steps", "", "| step | stage | input | kept | seconds |", "|---|---|---|---|---|"]
         for st in report["steps"]:
@@ -125,3 +151,27 @@ def report_markdown(report: dict) -> str:
                 lines.append(f"- ({where}) {text}")
             lines.append("")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _changed_markdown(report: dict, langs: list[str]) -> list[str]:
+    """Records kept rewritten (PII redaction) per stage, language and type, with examples (redacted text)."""
+    if not report.get("changed"):
+        return []
+    lines = ["", "## Kept rewritten (PII redacted) per stage, type and language", "",
+             f"{report['changed']} records had personal data replaced by placeholders, counted apart from the drops "
+             f"(a later step may still drop one, e.g. as a duplicate once redacted); entities per type, and records "
+             f"per language in the last row.", "",
+             "| stage | type | " + " | ".join(langs) + " | total |", "|---|---|" + "---|" * (len(langs) + 1)]
+    for s, block in report["stages"].items():
+        by_type = block.get("changed_by_type", {})
+        for tag in sorted({t for c in by_type.values() for t in c}):
+            counts = [by_type.get(lang, {}).get(tag, 0) for lang in langs]
+            lines.append(f"| {s.upper()} | {tag} | " + " | ".join(map(str, counts)) + f" | {sum(counts)} |")
+        if block.get("changed_by_language"):
+            counts = [block["changed_by_language"].get(lang, 0) for lang in langs]
+            lines.append(f"| {s.upper()} | records | " + " | ".join(map(str, counts)) + f" | {sum(counts)} |")
+    lines += ["", "Examples:", ""]
+    for ex in report.get("changed_examples", []):
+        text = ex["text"].replace("\n", " / ").replace("|", "\\|")
+        lines.append(f"- ({ex.get('lang', '?')}; {', '.join(f'{k} {v}' for k, v in ex['tags'].items())}) {text}")
+    return lines

@@ -25,7 +25,7 @@ from govtune.atomic import atomic_open, jsonl_line
 from govtune.governance.config import CurationConfig
 from govtune.governance.pipeline import (build_steps, check_languages, check_stage, empty_language_notes,
                                          validate, validate_one)
-from govtune.governance.records import XNLI_LABELS, Labels, Record, Step
+from govtune.governance.records import XNLI_LABELS, Labels, Record, Step, outcome
 from govtune.governance.report import ReportCounts
 from govtune.governance.sources import Rejected
 
@@ -92,9 +92,12 @@ def _run_batch(steps: Sequence[Step], log: list[dict], batch: list[Record], coun
         if not alive:
             break
         start = time.perf_counter()
-        verdicts = step.judge_stream(alive, entry["input"])  # entry["input"]: records this step has seen
+        verdicts = step.transform_stream(alive, entry["input"])  # entry["input"]: records this step has seen
         survivors = []
-        for record, reason in zip(alive, verdicts):
+        for record, verdict in zip(alive, verdicts):
+            record, reason, tags = outcome(record, verdict)
+            if tags is not None:
+                counts.change(record, step.stage, tags)
             if reason is None:
                 survivors.append(record)
             else:
