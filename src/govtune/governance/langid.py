@@ -20,6 +20,7 @@ from govtune.governance.config import LangIdConfig
 from govtune.governance.langid_backends import (GROUP_OF, GROUPS, choose_backend, coverage, detect_fasttext,
                                                 map_native, native_codes, same_language)
 from govtune.governance.records import LANGID_OFF, Record, Step, record_language, text_fields
+from govtune.languages import normalize_or_keep
 
 
 @functools.lru_cache(maxsize=4)
@@ -111,7 +112,8 @@ class LanguageIdStep(Step):
 
     def __init__(self, langs: Sequence[str], config: LangIdConfig | None = None):
         self.config = config or LangIdConfig()
-        self.backend, self.unchecked = plan(list(langs), self.config)
+        langs = [normalize_or_keep(lang) for lang in langs]  # built directly (datatrove, benches): codes as given
+        self.backend, self.unchecked = plan(langs, self.config)
         checked = [lang for lang in langs if lang not in self.unchecked]
         # fastText scores all its labels unless candidates are given: with 176 of them, a fixed extra set
         # would leave out most of the languages a record can really be in.
