@@ -111,7 +111,8 @@ def test_an_uncovered_language_is_refused_before_any_work():
 
 def test_uncovered_skip_curates_those_languages_without_language_id():
     dinka = _rows("dik_Latn")
-    records = [{**r, "lang": "en"} for r in _rows("eng_Latn")] + dinka + [{**dinka[0], "id": "en-labelled", "lang": "en"}]
+    mislabelled = {**dinka[0], "id": "en-labelled", "lang": "en"}
+    records = [{**r, "lang": "en"} for r in _rows("eng_Latn")] + dinka + [mislabelled]
     config = curation_config({"langid": {"uncovered": "skip"}})
     result = curate(records, ["eng", "dik_Latn"], "c1", config=config, progress=False)
     assert {r["id"]: r["reason"] for r in result.dropped} == {"en-labelled": "wrong_language"}

@@ -47,7 +47,8 @@ GROUPS: dict[str, tuple[str, ...]] = {
 GROUP_OF = {member: name for name, members in GROUPS.items() for member in members}
 
 # lid.176 labels whose Wikipedia code means something else than the ISO code (see the module docstring);
-# `min` (Minangkabau) is its Latin-script edition; a label that normalize() does not know (`la`, `fy`, `wuu`, ...) stays as it is and matches no pool language.
+# `min` (Minangkabau) is its Latin-script edition. A label that normalize() does not know (`la`, `fy`,
+# `wuu`, ...) stays as it is and matches no pool language.
 FASTTEXT_LABELS = {"als": "gsw", "sh": "hbs", "no": "nb", "bh": "bih", "min": "min_Latn"}
 
 
