@@ -97,7 +97,8 @@ def plan(langs: Sequence[str], config: LangIdConfig) -> tuple[str, list[str]]:
     backend = choose_backend(langs, config.backend)
     missing = [lang for lang in langs if lang not in coverage(backend)]
     if missing and config.uncovered != "skip":
-        others = [b for b in ("lingua", "fasttext", "langid") if b != backend and set(missing) <= coverage(b)]
+        others = sorted((b for b in ("lingua", "fasttext", "langid") if b != backend and set(missing) <= coverage(b)),
+                        key=lambda b: not set(langs) <= coverage(b))  # one covering the whole pool first
         use = f"choose a backend that covers them (backend: {others[0]}), " if others else ""
         raise ValueError(f"language ID ({backend}) does not cover {', '.join(missing)}: {use}or set "
                          f"`uncovered: skip` (LangIdConfig.uncovered=\"skip\", `langid: {{uncovered: skip}}` in "
