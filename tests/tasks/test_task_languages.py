@@ -1,6 +1,6 @@
-"""A task in languages govtune.languages does not know (Toki Pona `tok`, a code of the user's own): with `langid: false`
-it is curated (deduplication, quality, leakage, k-shot), tuned, evaluated, reported and exported; with
-language ID on it is refused before any work, naming the code and the fix."""
+"""A task in languages govtune.languages does not know (Toki Pona `tok`, a code of the user's own): with
+`langid: false` it is curated (deduplication, quality, leakage, k-shot), tuned, evaluated, reported and
+exported; with language ID on it is refused before any work, naming the code and the fix."""
 
 import json
 import re
