@@ -20,3 +20,11 @@ def test_task_file_codes_are_normalised():
                            "labels": ["a", "b"], "lang": "swh", "languages": ["eng_Latn", "swh", "tok"],
                            "label_words": {"eng": {"a": "yes", "b": "no"}}})
     assert spec.lang == "sw" and spec.languages == ["en", "sw", "tok"] and list(spec.label_words) == ["en"]
+
+
+def test_per_script_settings_follow_the_language_table():
+    from govtune.governance.config import DedupConfig, QualityConfig
+
+    dedup, quality = DedupConfig(), QualityConfig()
+    assert [dedup.ngram_for(x) for x in ("zh", "zho_Hant", "yue_Hant", "ja", "ko", "en", "tok")] == [3, 3, 3, 3, 3, 5, 5]
+    assert [quality.min_for(x) for x in ("hi", "ne", "mai_Deva", "zho_Hant", "sw")] == [8, 8, 8, 4, 10]

@@ -5,14 +5,19 @@ from __future__ import annotations
 import difflib
 from dataclasses import MISSING, dataclass, field, fields
 
-from govtune.languages import normalize
+from govtune.languages import normalize, script
 
 # Scripts with their own length scale: a Chinese character carries roughly a word, a Latin one a letter.
-SCRIPT_OF_LANGUAGE = {"zh": "cjk", "ja": "cjk", "ko": "cjk", "hi": "devanagari", "mr": "devanagari"}
+# Keyed on the language's ISO 15924 script (govtune.languages), so zho_Hant and Nepali get their scale too.
+SCRIPT_CLASS = {"Hans": "cjk", "Hant": "cjk", "Jpan": "cjk", "Hang": "cjk", "Deva": "devanagari"}
 
 
 def script_of(lang: str) -> str:
-    return SCRIPT_OF_LANGUAGE.get(lang, "default")
+    """"cjk", "devanagari" or "default" (also for a code govtune.languages does not know)."""
+    try:
+        return SCRIPT_CLASS.get(script(lang), "default")
+    except ValueError:
+        return "default"
 
 
 def _per_script(value: dict[str, int], lang: str) -> int:
