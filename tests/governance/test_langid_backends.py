@@ -126,6 +126,7 @@ def test_uncovered_skip_curates_those_languages_without_language_id():
     step = result.report["steps"][0]
     assert step["name"] == "langid" and step["backend"] == "fasttext"
     assert step["unchecked_languages"] == ["dik_Latn"] and "uncovered: skip" in step["note"]
+    assert any("dik_Latn" in note and "without language ID" in note for note in result.report["notes"])
 
 
 def test_codes_are_normalised_where_the_pool_is_read():

@@ -76,6 +76,8 @@ def build_steps(langs: Sequence[str], stage: str, config: CurationConfig, *, ref
     run = config.steps(stage)
     if "langid" in run:
         steps.append(LanguageIdStep(langs, config.langid))
+        if steps[-1].unchecked:  # `uncovered: skip`: the report's notes say which languages went unchecked
+            notes.append(f"{stage.upper()} language ID: {steps[-1].details()['note']}")
     if "dedup" in STEPS_OF_STAGE[stage]:
         steps.append(DeduplicationStep(config.dedup, protected, within_pool="dedup" in run))
     if "quality" in run:
