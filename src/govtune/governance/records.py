@@ -146,7 +146,7 @@ def invalid_reason(record: Any, langs: Sequence[str] | None = None, labels: Labe
                    langid: str | None = "lingua") -> tuple[str, str] | None:
     """Why a record cannot be curated, as (reason, message saying what to fix), or None if it is usable.
     `labels`: which label values are valid (see `check_labels`; XNLI's by default); `langid`: the
-    language-ID backend whose codes `lang` must be among, None when language ID is off (`language_problem`)."""
+    language-ID settings or backend, None when language ID is off (`language_problem`)."""
     if not isinstance(record, dict):
         return "missing_text", f"a record must be a JSON object, got {type(record).__name__}"
     if record.get(TEXT_FIELD) is None and not is_pair(record):
