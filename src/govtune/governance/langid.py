@@ -99,10 +99,11 @@ def plan(langs: Sequence[str], config: LangIdConfig) -> tuple[str, list[str]]:
     if missing and config.uncovered != "skip":
         others = sorted((b for b in ("lingua", "fasttext", "langid") if b != backend and set(missing) <= coverage(b)),
                         key=lambda b: not set(langs) <= coverage(b))  # one covering the whole pool first
-        use = f"choose a backend that covers them (backend: {others[0]}), " if others else ""
-        raise ValueError(f"language ID ({backend}) does not cover {', '.join(missing)}: {use}or set "
+        use = f"choose a backend that covers them (backend: {others[0]}), or " if others else ""
+        raise ValueError(f"language ID ({backend}) does not cover {', '.join(missing)}: {use}set "
                          f"`uncovered: skip` (LangIdConfig.uncovered=\"skip\", `langid: {{uncovered: skip}}` in "
-                         f"curation options) to curate them without language ID, or {LANGID_OFF}")
+                         f"curation options, --langid-uncovered skip on the command line) to curate them "
+                         f"without language ID, or {LANGID_OFF}")
     return backend, missing
 
 

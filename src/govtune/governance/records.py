@@ -68,7 +68,8 @@ def language_problem(lang: Any, langid: Any = "lingua") -> str | None:
         try:
             normalize(lang)
         except ValueError as e:
-            return f"{str(e).replace(f'language {lang!r}', 'language', 1)}; or {LANGID_OFF}"
+            said = str(e).replace(f"language {lang!r} is ", "", 1).replace(f"language {lang!r}", "language", 1)
+            return f"{said}; or {LANGID_OFF}"  # the caller names the code
     return None
 
 
