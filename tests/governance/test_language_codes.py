@@ -1,5 +1,5 @@
-"""Language codes: with language ID on, a code its backend cannot identify is an error naming the code and
-the fix; with language ID off (`skip=("langid",)`, `--skip langid`) any non-empty code is a language, on
+"""Language codes: with language ID on, a code govtune.languages does not know, or one the backend does not
+cover, is an error naming the code and the fix; with language ID off (`skip=("langid",)`, `--skip langid`) any non-empty code is a language, on
 every curation path (in memory, streamed, `datasets`, datatrove reader, command line)."""
 
 import json
@@ -25,9 +25,9 @@ def _records():
 
 def test_an_unknown_code_is_refused_naming_it_and_the_fix():
     assert "tok" not in KNOWN_LANGUAGES and "gsw" not in KNOWN_LANGUAGES
-    with pytest.raises(ValueError, match=rf"language 'tok': not a language lingua identifies .*{FIX}"):
+    with pytest.raises(ValueError, match=rf"language 'tok': unknown language .*{FIX}"):
         check_languages("en,tok")
-    with pytest.raises(ValueError, match=rf"language 'tok': not a language lingua identifies .*{FIX}"):
+    with pytest.raises(ValueError, match=rf"language 'tok': unknown language .*{FIX}"):
         curate(_records(), ["tok", "xx-custom"], "c1", progress=False)
     reason, message = invalid_reason({"text": "toki", "lang": "gsw"})
     assert reason == "unknown_language" and "'gsw'" in message and "--skip langid" in message
@@ -67,7 +67,7 @@ def test_datasets_path_accepts_an_unknown_code_without_language_id():
     ds = datasets.Dataset.from_list(_records())
     result = curate_dataset(ds, ["tok", "xx-custom"], "c1", config=OFF, progress=False, labels=None)
     assert len(result.kept) == 16
-    with pytest.raises(ValueError, match=rf"'tok': not a language lingua identifies .*{FIX}"):
+    with pytest.raises(ValueError, match=rf"'tok': unknown language .*{FIX}"):
         curate_dataset(ds, ["tok", "xx-custom"], "c1", progress=False, labels=None)
 
 
@@ -78,19 +78,20 @@ def test_datatrove_reader_takes_the_flag():
     row = _records()[0]
     doc = make_record_reader_adapter(labels="any", langid=None)(None, row, "pool.jsonl", 0)
     assert doc["metadata"]["record"]["lang"] == "tok"
-    with pytest.raises(ValueError, match=r"pool.jsonl, record 0: `lang` is 'tok': not a language lingua identifies"):
+    with pytest.raises(ValueError, match=r"pool.jsonl, record 0: `lang` is 'tok': unknown language"):
         make_record_reader_adapter(labels="any")(None, row, "pool.jsonl", 0)
 
 
 def test_the_backend_decides_which_codes_it_checks():
-    # langid.py identifies Luxembourgish, lingua does not: each backend accepts the codes it can check
+    # langid.py identifies Luxembourgish, lingua does not: each backend accepts the codes it covers
     assert "lb" in known_languages("langid") and "lb" not in known_languages("lingua")
-    assert check_languages(["lb"], "langid") == ["lb"]
-    with pytest.raises(ValueError, match="'lb': not a language lingua identifies"):
+    assert check_languages(["lb"], "langid") == ["lb"] and check_languages(["ltz_Latn"], "auto") == ["lb"]
+    with pytest.raises(ValueError, match=r"language ID \(lingua\) does not cover lb: .*backend: fasttext.*"
+                                         r"uncovered: skip"):
         check_languages(["lb"], "lingua")
     config = CurationConfig()
     config.langid.backend = "langid"
-    assert config.language_check == "langid" and OFF.language_check is None
+    assert config.language_check is config.langid and OFF.language_check is None
 
 
 def test_curate_cli_skip_langid_accepts_any_code(tmp_path, capsys):
@@ -101,7 +102,7 @@ def test_curate_cli_skip_langid_accepts_any_code(tmp_path, capsys):
             "--shots", "2", "--no-progress", "--out", str(out)]
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert "language 'tok': not a language lingua identifies" in err and "--skip langid" in err
+    assert "language 'tok': unknown language" in err and "--skip langid" in err
     assert not out.exists()  # refused before anything was read or written
     assert main([*args, "--skip", "langid"]) == 0
     report = json.loads((out / "report.json").read_text())

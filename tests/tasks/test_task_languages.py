@@ -1,6 +1,6 @@
-"""A task in languages lingua does not know (Toki Pona `tok`, a code of the user's own): with `langid: false`
-it is curated (deduplication, quality, leakage, k-shot), tuned, evaluated, reported and exported; with
-language ID on it is refused before any work, naming the code and the fix."""
+"""A task in languages govtune.languages does not know (Toki Pona `tok`, a code of the user's own): with
+`langid: false` it is curated (deduplication, quality, leakage, k-shot), tuned, evaluated, reported and
+exported; with language ID on it is refused before any work, naming the code and the fix."""
 
 import json
 import re
@@ -50,7 +50,7 @@ def test_curate_task_without_language_id(tmp_path, capsys):
     assert main(["curate", "--task", str(task_file(tmp_path, True)), "--stage", "c2", "--no-progress",
                  "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "task 'tp': language 'tok': not a language lingua identifies" in err and "langid: false" in err
+    assert "task 'tp': language 'tok': unknown language" in err and "langid: false" in err
     assert not (out / "kept.jsonl").exists()  # refused before curation
     out = tmp_path / "curated"
     assert main(["curate", "--task", str(task_file(tmp_path, False)), "--stage", "c2", "--shots", "3",
@@ -82,7 +82,7 @@ def test_govtune_run_without_language_id_and_refused_with_it(tmp_path, capsys):
     out = tmp_path / "refused"
     assert _run(tmp_path, True, out) == 2
     err = capsys.readouterr().err
-    assert re.search(rf"task 'tp': language 'tok': not a language lingua identifies.*{FIX}", err)
+    assert re.search(rf"task 'tp': language 'tok': unknown language.*{FIX}", err)
     assert not (out / "curation").exists() and not (out / "runs").exists()  # nothing curated, nothing run
     out = tmp_path / "out"
     assert _run(tmp_path, False, out) == 0

@@ -21,6 +21,7 @@ from govtune.evaluation.incontext import with_context
 from govtune.evaluation.report import flores_figure, report_markdown
 from govtune.evaluation.sharding import process_state
 from govtune.governance.io import read_jsonl
+from govtune.languages import normalize_or_keep
 from govtune.launch import warn_if_fewer_processes
 from govtune.tasks import papers
 from govtune.tasks.flores import load_flores
@@ -172,8 +173,9 @@ def _test_data(args, default_rows: bool) -> dict[str, list[dict]]:
     language or path fails in a second, not after a model load."""
     try:
         if papers.classifies(args.task):
+            langs = [normalize_or_keep(lang) for lang in _split_list(args.langs, "--langs")]  # eng_Latn -> en
             return {lang: load_xnli(lang, args.split, args.data, rows=XNLI_EVAL_ROWS if default_rows else None,
-                                    limit=args.limit) for lang in _split_list(args.langs, "--langs")}
+                                    limit=args.limit) for lang in langs}
         data = {}
         for pair in _split_list(args.pairs, "--pairs"):
             if pair.count("-") != 1:

@@ -28,7 +28,7 @@ import yaml
 from govtune.builtin_configs import resolve_config
 from govtune.constants import LR_SCHEDULES, METHODS, MIXED_PRECISION, check_lr_branches
 from govtune.data import FLORES_EVAL_LINES, FLORES_POOL_LINES, XNLI_EVAL_ROWS, XNLI_POOL_ROWS
-from govtune.languages import XNLI_LANGUAGES
+from govtune.languages import XNLI_LANGUAGES, normalize_or_keep
 from govtune.study.resources import check_cell_resources
 
 # The untuned baselines, beside the adapter methods: the base model (shots = 0) and the base model with
@@ -200,6 +200,8 @@ class StudyConfig:
         if len(set(names)) != len(names):
             raise ValueError(f"tasks {self.tasks} name the same task twice ({names}): give each task file its own "
                              f"`name:`")
+        # Internal form (govtune.languages: `eng`, `eng_Latn` -> `en`), once here: results stay keyed as before.
+        self.languages = [normalize_or_keep(lang) if isinstance(lang, str) else lang for lang in self.languages]
         for lang in self.languages:
             if lang not in XNLI_LANGUAGES:
                 raise ValueError(f"unknown XNLI language {lang!r}{_suggest(lang, XNLI_LANGUAGES)}; use some of "

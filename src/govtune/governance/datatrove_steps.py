@@ -49,8 +49,8 @@ def make_record_reader_adapter(columns: Mapping[str, str] | None = None, labels:
                                langid: str | None = "lingua"):
     """A reader adapter for data in its own schema: `columns` maps its field names onto govtune's (as
     `govtune curate --columns` does), `labels` lists the valid labels ("any": not checked); `langid` the
-    language-ID backend whose codes `lang` must be among, None for a pipeline without LanguageIdFilter
-    (any non-empty code)."""
+    language-ID settings or backend (then `lang` must be a code govtune.languages knows; it is normalised),
+    None for a pipeline without LanguageIdFilter (any non-empty code)."""
     columns, labels = parse_columns(columns), check_labels(labels)
     return functools.partial(_adapter, columns=columns, labels=labels, langid=langid)
 

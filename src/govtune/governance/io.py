@@ -20,7 +20,8 @@ def read_jsonl(path: str | Path, langs: Sequence[str] | None = None, skip_invali
     first one raises ValueError; with it the line goes to the rejected list with its reason (a line that is
     not JSON keeps its text as `raw` and its `line`). XNLI labels 0/1/2 are returned as class names. Blank
     lines are not records and are skipped; a file with no records at all raises ValueError. `langid`: the
-    language-ID backend whose codes `lang` must be among, None when language ID is off (any code)."""
+    language-ID settings or backend (`lang` must be a code govtune.languages knows), None when language ID
+    is off (any code)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no pool file at {path}: give a JSON-lines file, a saved dataset directory "

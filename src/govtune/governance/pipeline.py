@@ -15,13 +15,14 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from govtune.governance.config import STEPS_OF_STAGE, CurationConfig
+from govtune.governance.config import STEPS_OF_STAGE, CurationConfig, LangIdConfig
 from govtune.governance.dedup import DeduplicationStep
-from govtune.governance.langid import LanguageIdStep
+from govtune.governance.langid import LanguageIdStep, plan
 from govtune.governance.quality import QualityStep
 from govtune.governance.records import (XNLI_LABELS, STAGES, Labels, Record, Step, invalid_reason, language_problem,
                                         outcome, with_label_name)
 from govtune.governance.report import build_report
+from govtune.languages import normalize_or_keep
 
 _BATCH = 4096
 
@@ -37,18 +38,23 @@ class CurationResult:
         return len(self.kept) + len(self.dropped)
 
 
-def check_languages(langs: Sequence[str] | str, langid: str | None = "lingua") -> list[str]:
-    """The selected languages as a list (a string is comma-separated). `langid`: the language-ID backend
-    whose codes they must be among, or None when language ID is off (any non-empty code)."""
+def check_languages(langs: Sequence[str] | str, langid: LangIdConfig | str | None = "auto") -> list[str]:
+    """The selected languages as a list in internal form (govtune.languages; a string is comma-separated).
+    `langid`: the language-ID settings (or a backend name) that will check them: each must be a known code
+    the backend covers (`langid.plan`, which names a backend that does, and `uncovered: skip`); None when
+    language ID is off: then any non-empty code is a language (known codes are still normalised)."""
     if isinstance(langs, str):
         langs = [x.strip() for x in langs.split(",") if x.strip()]
-    langs = list(dict.fromkeys(langs))
+    langs = list(langs)
     if not langs:
         raise ValueError("no languages: give one or more language codes such as en,zh,hi")
     for lang in langs:
         problem = language_problem(lang, langid)
         if problem:
             raise ValueError(f"language {lang!r}: {problem}")
+    langs = list(dict.fromkeys(normalize_or_keep(lang) for lang in langs))
+    if langid is not None:
+        plan(langs, langid if isinstance(langid, LangIdConfig) else LangIdConfig(backend=langid))
     return langs
 
 
@@ -70,6 +76,8 @@ def build_steps(langs: Sequence[str], stage: str, config: CurationConfig, *, ref
     run = config.steps(stage)
     if "langid" in run:
         steps.append(LanguageIdStep(langs, config.langid))
+        if steps[-1].unchecked:  # `uncovered: skip`: the report's notes say which languages went unchecked
+            notes.append(f"{stage.upper()} language ID: {steps[-1].details()['note']}")
     if "pii" in run:
         from govtune.governance.pii import PiiStep, ner_note, redact_records  # phonenumbers, stdnum: when it runs
 
@@ -107,7 +115,7 @@ def run_step(step: Step, records: Sequence[Record], progress: bool = False) -> l
 
 
 def validate(records: Iterable[Record], langs: Sequence[str] | None, skip_invalid: bool, labels: Labels = XNLI_LABELS,
-             langid: str | None = "lingua") -> tuple[list[Record], list[Record]]:
+             langid: LangIdConfig | str | None = "auto") -> tuple[list[Record], list[Record]]:
     valid, invalid = [], []
     for i, record in enumerate(records):
         checked, ok = validate_one(record, i, langs, skip_invalid, labels, langid)
@@ -116,7 +124,7 @@ def validate(records: Iterable[Record], langs: Sequence[str] | None, skip_invali
 
 
 def validate_one(record: Record, position: int, langs: Sequence[str] | None, skip_invalid: bool,
-                 labels: Labels = XNLI_LABELS, langid: str | None = "lingua") -> tuple[Record, bool]:
+                 labels: Labels = XNLI_LABELS, langid: LangIdConfig | str | None = "auto") -> tuple[Record, bool]:
     """(the record ready for the steps (XNLI labels named), True), or, with skip_invalid, (a copy with
     `reason` and `stage` c0, False) when it is unusable; without skip_invalid that raises ValueError.
     `langid`: as for `invalid_reason` (`CurationConfig.language_check`)."""

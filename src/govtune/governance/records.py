@@ -1,6 +1,7 @@
 """The record and step contract shared by every curation step.
 
-A record is a plain dict: `text` (or `premise` and `hypothesis` for a pair), `lang` (ISO 639-1), optional
+A record is a plain dict: `text` (or `premise` and `hypothesis` for a pair), `lang` (a language code:
+ISO 639-1, ISO 639-3 or FLORES-200, normalised by govtune.languages where the record is read), optional
 `label` and `id`, plus any other fields, which every step carries through unchanged. A step reads a batch of records
 and returns, for each, `None` (keep) or the name of the reason it drops it, in the manner of datatrove's
 filters; the pipeline counts the verdicts per stage, language and reason. A transforming step (PII
@@ -18,6 +19,7 @@ from typing import Any, Union
 
 from lingua import Language
 
+from govtune.languages import normalize, normalize_or_keep
 from govtune.tasks.xnli import LABELS, label_name
 
 Record = dict[str, Any]
@@ -33,26 +35,44 @@ LANGID_OFF = ("turn language ID off for it: `langid: false` in the task file, --
               "line, or CurationConfig(skip=(\"langid\",))")
 
 
-@functools.lru_cache(maxsize=2)
+@functools.lru_cache(maxsize=4)
 def known_languages(backend: str = "lingua") -> frozenset[str]:
-    """The codes a language-ID backend identifies: lingua's 75, or langid.py's 97 (read from its model)."""
-    if backend == "lingua":
-        return KNOWN_LANGUAGES
-    from langid.langid import LanguageIdentifier, model  # unpacks its model: only when that backend is chosen
+    """The languages (internal forms of govtune.languages) a language-ID backend covers."""
+    from govtune.governance.langid_backends import coverage  # loads the backend's model list: only when asked
 
-    return frozenset(LanguageIdentifier.from_modelstring(model).nb_classes)
+    return coverage(backend)
 
 
-def language_problem(lang: Any, langid: str | None = "lingua") -> str | None:
-    """What is wrong with a declared language code (said after the code), or None. `langid`: the
-    language-ID backend that will check the records (it can check only its own codes), or None when language
-    ID is off: then any non-empty code is a language (the step that needs to know it is not run)."""
+@functools.lru_cache(maxsize=4096)
+def _normalized(lang: str) -> str:
+    return normalize_or_keep(lang)
+
+
+def record_language(record: Record) -> Any:
+    """The record's `lang` in internal form (a code govtune.languages does not know stays as it is)."""
+    lang = record.get("lang")
+    return _normalized(lang) if isinstance(lang, str) else lang
+
+
+def with_language(record: Record) -> Record:
+    """The record with `lang` in internal form (`eng` -> `en`); the record itself when it already is."""
+    lang = record_language(record)
+    return record if lang == record.get("lang") else {**record, "lang": lang}
+
+
+def language_problem(lang: Any, langid: Any = "lingua") -> str | None:
+    """What is wrong with a declared language code (said after the code), or None. `langid`: the language-ID
+    settings (a LangIdConfig or a backend name) that will check the records, or None when language ID is off:
+    then any non-empty code is a language (the step that needs to know it is not run). Whether the backend
+    covers the language is checked once for the pool's languages (`langid.plan`), not per record."""
     if not isinstance(lang, str) or not lang.strip():
         return "give the language's code, e.g. en, zh, hi"
-    if langid is not None and lang not in known_languages(langid):
-        return (f"not a language {langid} identifies (lowercase ISO 639-1 codes such as en, zh, hi: "
-                f"{len(known_languages(langid))} languages), so language ID cannot check it; use its code "
-                f"among those, or {LANGID_OFF}")
+    if langid is not None:
+        try:
+            normalize(lang)
+        except ValueError as e:
+            said = str(e).replace(f"language {lang!r} is ", "", 1).replace(f"language {lang!r}", "language", 1)
+            return f"{said}; or {LANGID_OFF}"  # the caller names the code
     return None
 
 
@@ -139,7 +159,7 @@ def invalid_reason(record: Any, langs: Sequence[str] | None = None, labels: Labe
                    langid: str | None = "lingua") -> tuple[str, str] | None:
     """Why a record cannot be curated, as (reason, message saying what to fix), or None if it is usable.
     `labels`: which label values are valid (see `check_labels`; XNLI's by default); `langid`: the
-    language-ID backend whose codes `lang` must be among, None when language ID is off (`language_problem`)."""
+    language-ID settings or backend, None when language ID is off (`language_problem`)."""
     if not isinstance(record, dict):
         return "missing_text", f"a record must be a JSON object, got {type(record).__name__}"
     if record.get(TEXT_FIELD) is None and not is_pair(record):
@@ -156,7 +176,7 @@ def invalid_reason(record: Any, langs: Sequence[str] | None = None, labels: Labe
     problem = language_problem(lang, langid)
     if problem:
         return "unknown_language", f"`lang` is {lang!r}: {problem}"
-    if langs is not None and lang not in langs:
+    if langs is not None and record_language(record) not in langs:
         return "language_not_selected", f"language {lang!r} is not among the selected languages {list(langs)}"
     if record.get(LABEL_FIELD) is not None:
         problem = label_problem(record[LABEL_FIELD], labels)
@@ -183,9 +203,9 @@ def label_problem(value: Any, labels: Labels) -> str | None:
 
 
 def with_label_name(record: Record, labels: Labels = XNLI_LABELS) -> Record:
-    """The record with an XNLI label as a class name (0/1/2 -> entailment/neutral/contradiction); the record
-    itself when it has no label, already names its class, or `labels` is not XNLI's. Call on records
-    `invalid_reason` accepted."""
+    """The record with an XNLI label as a class name (0/1/2 -> entailment/neutral/contradiction) and `lang`
+    in internal form; the record itself when nothing changes. Call on records `invalid_reason` accepted."""
+    record = with_language(record)
     value = record.get(LABEL_FIELD)
     if labels != XNLI_LABELS or value is None or value in LABELS:
         return record

@@ -29,7 +29,8 @@ def iter_pool(source: str | Path, langs: Sequence[str] | None = None, *, labels:
               columns: Mapping[str, str] | None = None, skip_invalid: bool = False, split: str = "train",
               batch_rows: int = 8192, langid: str | None = "lingua") -> Iterator[Record]:
     """Records (and `Rejected` rows) of a pool file or dataset, read lazily; see the module docstring.
-    `langid`: the language-ID backend whose codes `lang` must be among, None when language ID is off."""
+    `langid`: the language-ID settings or backend (`lang` must be a code govtune.languages knows; records
+    come out with it normalised), None when language ID is off."""
     path = Path(source)
     if path.is_file():
         suffix = path.suffix.lower()

@@ -1,74 +1,36 @@
-"""Language codes shared by the tasks: ISO 639-1 -> FLORES-200 code, script and English name.
+"""Language codes: the 205 FLORES-200 languages (SIB-200's), normalised once to one internal form.
 
-The XNLI languages are all covered; a few more FLORES languages are listed because translation pairs are
-not limited to XNLI. A FLORES-200 code (`eng_Latn`) is accepted wherever an ISO code is."""
+`normalize("swh") == normalize("swh_Latn") == "sw"`; `normalize("zho_Hant") == "zho_Hant"`. The rules, the
+accepted spellings and where the table comes from: `govtune.languages.codes`. Every place a user names a
+language (governance `--langs` and records' `lang`, study `languages`, task files, evaluation `--langs`)
+calls `normalize` once where it reads the value; the rest of govtune compares internal forms.
+"""
 
 from __future__ import annotations
 
+from govtune.languages.codes import (PRIMARY, Language, UnknownLanguage, flores_code, iso639_1, iso639_3, language,
+                                     language_name, normalize, resource_level, script, table)
+
 XNLI_LANGUAGES = ("ar", "bg", "de", "el", "en", "es", "fr", "hi", "ru", "sw", "th", "tr", "ur", "vi", "zh")
 
-# iso -> (FLORES-200 code, English name)
-LANGUAGES: dict[str, tuple[str, str]] = {
-    "ar": ("arb_Arab", "Arabic"),
-    "bg": ("bul_Cyrl", "Bulgarian"),
-    "de": ("deu_Latn", "German"),
-    "el": ("ell_Grek", "Greek"),
-    "en": ("eng_Latn", "English"),
-    "es": ("spa_Latn", "Spanish"),
-    "fr": ("fra_Latn", "French"),
-    "hi": ("hin_Deva", "Hindi"),
-    "ru": ("rus_Cyrl", "Russian"),
-    "sw": ("swh_Latn", "Swahili"),
-    "th": ("tha_Thai", "Thai"),
-    "tr": ("tur_Latn", "Turkish"),
-    "ur": ("urd_Arab", "Urdu"),
-    "vi": ("vie_Latn", "Vietnamese"),
-    "zh": ("zho_Hans", "Chinese"),
-    "ja": ("jpn_Jpan", "Japanese"),
-    "ko": ("kor_Hang", "Korean"),
-    "it": ("ita_Latn", "Italian"),
-    "pt": ("por_Latn", "Portuguese"),
-    "nl": ("nld_Latn", "Dutch"),
-    "pl": ("pol_Latn", "Polish"),
-    "id": ("ind_Latn", "Indonesian"),
-    "bn": ("ben_Beng", "Bengali"),
-    "mr": ("mar_Deva", "Marathi"),
-    "ne": ("npi_Deva", "Nepali"),
-    "ta": ("tam_Taml", "Tamil"),
-    "fa": ("pes_Arab", "Persian"),
-    "he": ("heb_Hebr", "Hebrew"),
-    "uk": ("ukr_Cyrl", "Ukrainian"),
-}
-_BY_FLORES = {code: iso for iso, (code, _) in LANGUAGES.items()}
+# internal form -> (FLORES-200 code, English name), for every language of the table
+LANGUAGES: dict[str, tuple[str, str]] = {code: (lang.flores, lang.name) for code, lang in table().items()}
 
 
 def iso_code(lang: str) -> str:
-    """`en` or `eng_Latn` -> `en`; unknown codes raise with the list of known ones."""
-    if lang in LANGUAGES:
-        return lang
-    if lang in _BY_FLORES:
-        return _BY_FLORES[lang]
-    raise ValueError(f"unknown language {lang!r}: use an ISO 639-1 code or FLORES-200 code among "
-                     f"{', '.join(sorted(LANGUAGES))} (or add it to govtune.languages.LANGUAGES)")
+    """The internal form (`eng_Latn` -> `en`); the name is older than FLORES codes became internal forms."""
+    return normalize(lang)
 
 
-def flores_code(lang: str) -> str:
-    """`en` -> `eng_Latn`; a FLORES-200 code passes through unchanged (any of the 200, listed or not)."""
-    if lang in LANGUAGES:
-        return LANGUAGES[lang][0]
-    if len(lang) == 8 and lang[3] == "_":
-        return lang
-    return LANGUAGES[iso_code(lang)][0]
-
-
-def language_name(lang: str) -> str:
-    """English name used in translation prompts."""
+def normalize_or_keep(lang):
+    """`normalize(lang)` for a known code, anything else unchanged: for places where any code is a language
+    (governance with language ID off accepts codes of the user's own, e.g. `tok`)."""
     try:
-        return LANGUAGES[iso_code(lang)][1]
-    except ValueError:
+        return normalize(lang)
+    except UnknownLanguage:
         return lang
 
 
-def script(lang: str) -> str:
-    """ISO 15924 script of the language's FLORES code: Latn, Hans/Hant (Han), Deva, Arab, Cyrl, ..."""
-    return flores_code(lang).split("_")[1]
+__all__ = ["LANGUAGES", "PRIMARY", "XNLI_LANGUAGES", "Language", "UnknownLanguage", "flores_code", "iso639_1",
+           "iso639_3", "iso_code", "language", "language_name", "normalize", "normalize_or_keep",
+           "resource_level", "script", "table"]

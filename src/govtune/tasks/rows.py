@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from govtune.languages import normalize_or_keep
 from govtune.tasks.spec import REQUIRED, TaskSpec
 
 BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".tsv": "csv", ".parquet": "parquet"}
@@ -85,6 +86,8 @@ def to_rows(spec: TaskSpec, raw: list[dict], what: str) -> list[dict]:
     for i, r in enumerate(raw):
         row = {ours: r[col] for ours, col in mapping.items() if col in r and r[col] is not None}
         row.setdefault("lang", spec.lang)
+        if isinstance(row["lang"], str):  # internal form (govtune.languages); a code it does not know stays
+            row["lang"] = normalize_or_keep(row["lang"])
         row["id"] = str(row.get("id", f"{spec.name}-{i}"))
         _check_row(spec, row, f"{what} row {i} (id {row['id']})")
         rows.append(row)

@@ -117,6 +117,7 @@ def spec_from_dict(raw: dict, source: Path | None = None) -> TaskSpec:
     if not name or not name.replace("_", "").replace("-", "").isalnum():
         raise ValueError(f"{where}: `name: {name!r}` must be letters, digits, - and _ (it names the task in "
                          f"results and file names), e.g. name: intents")
+    raw = _languages_normalized(raw)
     spec = TaskSpec(type=kind, name=name, source=source, **{k: raw[k] for k in KEYS if k in raw
                                                             and k not in ("type", "name", "path")})
     if "path" in raw:  # `path` is a synonym of data_files (lm-eval's dataset_path for local files)
@@ -125,6 +126,23 @@ def spec_from_dict(raw: dict, source: Path | None = None) -> TaskSpec:
         spec.data_files = raw["path"]
     _check(spec, where)
     return spec
+
+
+def _languages_normalized(raw: dict) -> dict:
+    """The task file with its language codes in internal form (govtune.languages: `eng` -> `en`), wherever it
+    names one: `lang`, `languages`, and the per-language keys of `label_words` and `doc_to_text`. A code
+    govtune.languages does not know stays as written (a task without language ID may use codes of its own)."""
+    from govtune.languages import normalize_or_keep
+
+    out = dict(raw)
+    if isinstance(out.get("lang"), str):
+        out["lang"] = normalize_or_keep(out["lang"])
+    if isinstance(out.get("languages"), list):
+        out["languages"] = [normalize_or_keep(x) if isinstance(x, str) else x for x in out["languages"]]
+    for key in ("label_words", "doc_to_text"):
+        if isinstance(out.get(key), dict):
+            out[key] = {normalize_or_keep(k) if isinstance(k, str) else k: v for k, v in out[key].items()}
+    return out
 
 
 def _check(spec: TaskSpec, where: str) -> None:
