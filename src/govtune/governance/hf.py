@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from govtune.governance.config import CurationConfig
+from govtune.governance.decontam import DecontaminationStep, contamination_index
 from govtune.governance.io import class_names, with_class_name
 from govtune.governance.pipeline import build_steps, check_languages, check_stage
 from govtune.governance.records import XNLI_LABELS, Labels, Record, check_labels, invalid_reason
@@ -31,7 +32,7 @@ class DatasetCurationResult:
 
 
 def _judge_batch(batch: dict[str, list], langs: list[str], stage: str, config: CurationConfig,
-                 label_names: list[str] | None = None, labels: Labels = XNLI_LABELS) -> dict:
+                 label_names: list[str] | None = None, labels: Labels = XNLI_LABELS, index=None) -> dict:
     columns = list(batch)
     rows = [dict(zip(columns, values)) for values in zip(*batch.values())]
     if label_names is not None:  # a ClassLabel column: judge the class each integer names
@@ -47,7 +48,7 @@ def _judge_batch(batch: dict[str, list], langs: list[str], stage: str, config: C
             raise ValueError(f"row {row.get('id', i)}: {problem[1]}. Fix the row or set skip_invalid=True")
         else:
             reasons[i], stages[i] = problem[0], "c0"
-    steps, _ = build_steps(langs, stage, config, progress=False)
+    steps, _ = build_steps(langs, stage, config, progress=False, eval_sets=index)
     for step in (s for s in steps if s.per_record):
         alive = _apply(step, [rows[i] for i in alive], alive, reasons, stages)
     return {REASON_COLUMN: reasons, STAGE_COLUMN: stages}
@@ -65,10 +66,22 @@ def _apply(step, rows: list[Record], alive: list[int], reasons: list, stages: li
     return survivors
 
 
+def _decontam_log(ds, steps, reasons: list) -> list[dict]:
+    """The decontamination step's report entry: it ran in the workers, so the records it dropped are looked
+    up again here to count them per evaluation set and language."""
+    step = next((s for s in steps if isinstance(s, DecontaminationStep)), None)
+    if step is None:
+        return []
+    dropped = [i for i, r in enumerate(reasons) if r == "contamination"]
+    if dropped:
+        step.judge(ds.select(dropped).to_list())
+    return [{"name": step.name, "stage": step.stage, "input": None, "kept": None, "seconds": None, **step.details()}]
+
+
 def curate_dataset(ds, langs: Sequence[str] | str, stage: str = "c2", *, num_proc: int | None = None,
                    batch_size: int = 1000, reference_model=None, reference_tokenizer=None,
                    protected: Sequence[Record] | None = None, config: CurationConfig | None = None,
-                   progress: bool = True, labels: Labels = XNLI_LABELS) -> DatasetCurationResult:
+                   progress: bool = True, labels: Labels = XNLI_LABELS, eval_sets=None) -> DatasetCurationResult:
     """`curate` for a `datasets.Dataset`: per-record steps run with `num_proc` processes.
 
     Per-record steps run in pipeline order first, then deduplication and perplexity over their
@@ -84,15 +97,18 @@ def curate_dataset(ds, langs: Sequence[str] | str, stage: str = "c2", *, num_pro
         raise ValueError(f"the dataset already has a {REASON_COLUMN!r} or {STAGE_COLUMN!r} column: rename it")
     if len(ds) == 0:
         raise ValueError("the dataset has no rows: give a pool with records")
+    # The evaluation n-grams are indexed once, here; the workers receive the index, not the sets.
+    index = contamination_index(eval_sets, protected, config.decontam) if "decontam" in config.steps(stage) else None
     judged = ds.map(_judge_batch, batched=True, batch_size=batch_size, num_proc=num_proc,
                     fn_kwargs={"langs": langs, "stage": stage, "config": config, "label_names": class_names(ds),
-                               "labels": check_labels(labels)},
+                               "labels": check_labels(labels), "index": index},
                     desc="govtune per-record filters")
     reasons = list(judged[REASON_COLUMN])
     stages = list(judged[STAGE_COLUMN])
     steps, notes = build_steps(langs, stage, config, reference_model=reference_model,
-                               reference_tokenizer=reference_tokenizer, protected=protected, progress=progress)
-    step_log = []
+                               reference_tokenizer=reference_tokenizer, protected=protected, progress=progress,
+                               eval_sets=index)
+    step_log = _decontam_log(ds, steps, reasons)
     alive = [i for i, r in enumerate(reasons) if r is None]
     for step in (s for s in steps if not s.per_record):
         rows = ds.select(alive).to_list() if alive else []

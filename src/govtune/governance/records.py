@@ -92,6 +92,7 @@ REASONS: dict[str, str] = {
     "exact_duplicate": "c1",
     "near_duplicate": "c1",
     "leakage": "c1",
+    "contamination": "c1",
     # c2: quality
     "too_short": "c2",
     "too_long": "c2",
