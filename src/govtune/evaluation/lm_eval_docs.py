@@ -20,17 +20,6 @@ from govtune.evaluation.lm_eval_harness import task_manager
 PREFIX = "lm-eval:"  # evaluation sets of lm-eval tasks are named lm-eval:<task>
 
 
-def _leaves(tree: dict) -> list[tuple[str, object]]:
-    """(name, task) of every task in lm-eval's task dict, groups opened."""
-    out = []
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out += _leaves(value)
-        else:
-            out.append((getattr(key, "group_name", None) or str(key), value))
-    return out
-
-
 def doc_texts(task, doc: dict) -> list[str]:
     """The texts of one lm-eval document, as the task renders them."""
     from govtune.governance.dedup import normalise
@@ -58,19 +47,13 @@ def lm_eval_eval_sets(tasks: Sequence[str], include_path: Sequence[str | Path] |
     """{"lm-eval:<task>": [the texts of each evaluation document]} for every task (groups: each of their
     tasks). A task that cannot be loaded here (its dataset on a hub this machine cannot reach) is a
     ValueError naming it and the fix, raised before any document is used."""
-    try:
-        from lm_eval.tasks import get_task_dict
-    except ModuleNotFoundError as e:
-        raise ModuleNotFoundError("decontamination against lm_eval_tasks needs lm-evaluation-harness: "
-                                  "`pip install 'govtune[lmeval]'` (or `pip install lm-eval`)") from e
-
     out: dict[str, list] = {}
     with tempfile.TemporaryDirectory() as tmp:
         manager = task_manager(list(tasks), tmp, list(include_path or []))
         for name in tasks:
             try:
-                tree = get_task_dict([name], manager)
-                leaves = [(leaf, task, list(task.eval_docs)) for leaf, task in _leaves(tree)]
+                loaded = manager.load([name])["tasks"]  # a group's tasks, flat
+                leaves = [(leaf, task, list(task.eval_docs)) for leaf, task in loaded.items()]
             except Exception as e:  # noqa: BLE001  (datasets raises many kinds for a dataset it cannot reach)
                 raise ValueError(
                     f"lm-eval task {name!r} cannot be loaded on this machine, so the curation cannot check the "
