@@ -15,7 +15,8 @@ sentence quoted in an English page, or the reverse), in the word way otherwise. 
 characters of a script without spaces is one word, so English next to Chinese still splits into words.
 
 The evaluation n-grams form the index: 64-bit hashes in one sorted numpy array, with a bitmask of the
-evaluation sets that hold each, about 16 bytes per distinct n-gram; training records stream through in
+evaluation sets that hold each, about 16 bytes per distinct n-gram (and a bitmap of 16 to 64 bits per
+n-gram that screens lookups); training records stream through in
 batches and nothing grows with them. A record's n-grams are hashed in numpy: the polynomial hash of every
 substring comes from one prefix sum over the batch's code points, one pass per n-gram length in the index.
 Two different n-grams share a hash with probability about 2^-64 per pair.
@@ -59,17 +60,29 @@ EvalItem = Union[str, Record, Sequence[str]]
 EvalSets = Mapping[str, Iterable[EvalItem]]
 
 
+def _spaced(normalised: str) -> str:
+    """Runs of a script without spaces set apart as words (the text already normalised)."""
+    return _SPACES.sub(" ", _NO_SPACE_RUN.sub(r" \g<0> ", normalised)).strip()
+
+
 def word_form(text: str) -> str:
     """Normalised text for word n-grams: runs of a script without spaces stand apart as words."""
     text = normalise(text)
-    if _NO_SPACE_CHAR.search(text):
-        text = _SPACES.sub(" ", _NO_SPACE_RUN.sub(r" \g<0> ", text)).strip()
-    return text
+    return _spaced(text) if _NO_SPACE_CHAR.search(text) else text
 
 
 def char_form(text: str) -> str:
     """Normalised text for character n-grams: spaces removed."""
     return normalise(text).replace(" ", "")
+
+
+def record_forms(text: str) -> tuple[str, str | None]:
+    """(word form, character form or None when the text has no character of a script without spaces):
+    one normalisation for both."""
+    text = normalise(text)
+    if not _NO_SPACE_CHAR.search(text):
+        return text, None
+    return _spaced(text), text.replace(" ", "")
 
 
 def written_without_spaces(text: str) -> bool:
@@ -117,18 +130,17 @@ class _Tokens:
     def counts(self, n_texts: int) -> np.ndarray:
         return np.bincount(self.text, minlength=n_texts)
 
-    def windows(self, m: int) -> tuple[np.ndarray, np.ndarray]:
-        """Hashes of every run of m consecutive tokens within one text, and the text each belongs to."""
-        if len(self.start) < m:
-            return np.empty(0, np.uint64), np.empty(0, np.int64)
-        k = np.arange(len(self.start) - m + 1)
-        keep = self.text[k] == self.text[k + m - 1]
-        k = k[keep]
+    def windows(self, m: int, k: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Hashes of the runs of m consecutive tokens within one text (starting at token positions `k`, by
+        default every position), the text each belongs to and its first token."""
+        last = len(self.start) - m + 1
+        k = np.arange(max(last, 0)) if k is None else k[k < last]
+        k = k[self.text[k] == self.text[k + m - 1]]
         a, b = self.start[k], self.end[k + m - 1]
         with np.errstate(over="ignore"):
             h = (self.prefix[b] - self.prefix[a]) * self.inverse[a]
             h = _mix(h + (b - a).astype(np.uint64) * _LEN + self.tag)
-        return h, self.text[k]
+        return h, self.text[k], k
 
 
 def eval_texts(item: Any, where: str) -> list[str]:
@@ -158,6 +170,7 @@ class ContaminationIndex:
         if any(not name for name in self.names):
             raise ValueError("an evaluation set needs a non-empty name")
         self.sets: dict[str, dict[str, int]] = {}
+        self.sizes = ((self.config.word_ngram, self.config.min_words), (self.config.char_ngram, self.config.min_chars))
         texts: list[list[str]] = [[], []]  # per way: normalised texts
         owner: list[list[int]] = [[], []]  # per way: the set of each text
         for s, (name, rows) in enumerate(eval_sets.items()):
@@ -170,10 +183,10 @@ class ContaminationIndex:
                     texts[way].append(char_form(text) if way == CHARS else word_form(text))
                     owner[way].append(s)
         self.words = max(1, (len(self.names) + 63) // 64)  # uint64 words of each key's bitmask of sets
-        keys, masks = [], []
-        self.lengths: list[list[int]] = [[], []]  # per way: the window sizes the index holds
-        for way, (n, floor) in enumerate(((self.config.word_ngram, self.config.min_words),
-                                          (self.config.char_ngram, self.config.min_chars))):
+        keys, masks, anchors, spans = [], [], [], []
+        self.long = [False, False]  # per way: whether the index holds n-grams of full size n
+        self.short: list[list[int]] = [[], []]  # per way: the sizes of the texts shorter than n it holds
+        for way, (n, floor) in enumerate(self.sizes):
             if not texts[way]:
                 continue
             tokens = _Tokens(texts[way], way)
@@ -182,12 +195,27 @@ class ContaminationIndex:
             for name in np.asarray(self.names)[sets[size < floor]]:
                 self.sets[str(name)]["too_short"] += 1
             for m in sorted({int(x) for x in size[size >= floor]}):
-                h, text = tokens.windows(m)
+                h, text, k = tokens.windows(m)
                 chosen = size[text] == m  # a text shorter than n: its one whole window; longer: its n-grams
                 keys.append(h[chosen])
                 masks.append(self._bits(sets[text[chosen]]))
-                self.lengths[way].append(m)
+                if m == n:
+                    self.long[way] = True
+                    continue
+                # A short text is found through its first `floor` tokens (its anchor): a record is hashed at
+                # two sizes (n and the floor), and at a short text's own size only where its anchor occurs.
+                self.short[way].append(m)
+                anchors.append(tokens.windows(floor, k[chosen])[0])
+                spans.append(np.full(int(chosen.sum()), np.uint64(1) << np.uint64(m), dtype=np.uint64))
         self.keys, self.masks = _merge(keys, masks, self.words)
+        self.anchors, self.anchor_sizes = _merge(anchors, [s[:, None] for s in spans], 1)
+        self.anchor_sizes = self.anchor_sizes[:, 0]  # bit m set: a short text of m tokens starts with it
+        # A bitmap over the low bits of the n-grams and anchors: almost every window of a clean record misses
+        # it, so only the few that hit are searched in the sorted arrays (a gather instead of a binary search).
+        screened = np.concatenate([self.keys, self.anchors])
+        self.bits = max(16, min(26, int(np.ceil(np.log2(max(len(screened), 1)))) + 4))
+        self.bitmap = np.zeros(1 << self.bits, dtype=bool)
+        self.bitmap[(screened & np.uint64((1 << self.bits) - 1)).astype(np.int64)] = True
 
     def _bits(self, sets: np.ndarray) -> np.ndarray:
         bits = np.zeros((len(sets), self.words), dtype=np.uint64)
@@ -198,32 +226,53 @@ class ContaminationIndex:
         return len(self.keys)
 
     def nbytes(self) -> int:
-        return self.keys.nbytes + self.masks.nbytes
+        return sum(a.nbytes for a in (self.keys, self.masks, self.anchors, self.anchor_sizes, self.bitmap))
 
     def match(self, records: Sequence[Record]) -> list[tuple[str, ...]]:
         """For each record, the names of the evaluation sets it shares an n-gram with (empty: clean)."""
-        items = [texts_of(r) for r in records]
-        hit = np.zeros((len(items), self.words), dtype=np.uint64)
+        forms = [[record_forms(t) for t in texts_of(r)] for r in records]
+        hit = np.zeros((len(records), self.words), dtype=np.uint64)
         if not len(self.keys):
-            return [()] * len(items)
-        for way, form in ((WORDS, word_form), (CHARS, char_form)):
-            if not self.lengths[way]:
+            return [()] * len(records)
+        for way, (n, floor) in enumerate(self.sizes):
+            if not (self.long[way] or self.short[way]):
                 continue
             texts, item_of = [], []
-            for i, fields in enumerate(items):
-                for text in fields:
-                    if way == WORDS or _NO_SPACE_CHAR.search(text):
-                        texts.append(form(text))
+            for i, fields in enumerate(forms):
+                for form in fields:
+                    if form[way] is not None:
+                        texts.append(form[way])
                         item_of.append(i)
             if not texts:
                 continue
             tokens, item_of = _Tokens(texts, way), np.asarray(item_of)
-            for m in self.lengths[way]:
-                h, text = tokens.windows(m)
-                at = np.minimum(np.searchsorted(self.keys, h), len(self.keys) - 1)
-                found = self.keys[at] == h
-                np.bitwise_or.at(hit, item_of[text[found]], self.masks[at[found]])
+            if self.long[way]:
+                h, text, _ = tokens.windows(n)
+                self._look_up(h, text, item_of, hit)
+            if self.short[way]:
+                h, text, k = tokens.windows(floor)
+                at, found = self._find(self.anchors, h)
+                sizes, k = self.anchor_sizes[at[found]], k[found]
+                for m in self.short[way]:
+                    with_m = ((sizes >> np.uint64(m)) & np.uint64(1)).astype(bool)
+                    h, text, _ = tokens.windows(m, k[with_m])
+                    self._look_up(h, text, item_of, hit)
         return [self._names(row) for row in hit]
+
+    def _find(self, table: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Positions of hashes `h` in the sorted `table`, and which are there (screened by the bitmap)."""
+        at = np.zeros(len(h), dtype=np.int64)
+        found = self.bitmap[(h & np.uint64((1 << self.bits) - 1)).astype(np.int64)]
+        if len(table):
+            at[found] = np.minimum(np.searchsorted(table, h[found]), len(table) - 1)
+            found &= table[at] == h
+        else:
+            found[:] = False
+        return at, found
+
+    def _look_up(self, h: np.ndarray, text: np.ndarray, item_of: np.ndarray, hit: np.ndarray) -> None:
+        at, found = self._find(self.keys, h)
+        np.bitwise_or.at(hit, item_of[text[found]], self.masks[at[found]])
 
     def _names(self, bits: np.ndarray) -> tuple[str, ...]:
         if not bits.any():
