@@ -217,3 +217,20 @@ def test_stream_datasets_and_datatrove_agree_with_curate(mixed_pool, tmp_path):
     every = {r["id"] for r, sets_ in zip(records, ContaminationIndex(sets).match(records)) if sets_}
     assert dt == {str(i) for i in every} and contaminated <= every
     assert all(d.metadata["contamination"] == ["xnli:test"] for d in docs if d.id in dt)
+
+
+def test_command_line_eval_sets(tmp_path, capsys):
+    from govtune.cli import main
+
+    (tmp_path / "pool.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [
+        {"text": f"{FILLER} {LONG_EN}", "lang": "en", "id": "x"}, {"text": FILLER, "lang": "en", "id": "y"}]))
+    (tmp_path / "eval.jsonl").write_text(json.dumps({"text": LONG_EN}) + "\n" + json.dumps("Who painted it?") + "\n")
+    argv = ["curate", "--input", str(tmp_path / "pool.jsonl"), "--langs", "en", "--stage", "c1", "--skip", "langid",
+            "--out", str(tmp_path / "out"), "--no-progress", "--eval-set", f"mine={tmp_path / 'eval.jsonl'}"]
+    assert main(argv) == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["by_reason"] == {"contamination": 1}
+    assert _decontam(report)["contaminated_by_set"] == {"mine": {"en": 1}}
+    assert [json.loads(x)["id"] for x in (tmp_path / "out" / "kept.jsonl").read_text().splitlines()] == ["y"]
+    assert main(argv[:-1] + ["mine"]) == 2
+    assert "--eval-set 'mine': give NAME=FILE" in capsys.readouterr().err
