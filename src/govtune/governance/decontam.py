@@ -15,10 +15,12 @@ sentence quoted in an English page, or the reverse), in the word way otherwise. 
 characters of a script without spaces is one word, so English next to Chinese still splits into words.
 
 The evaluation n-grams form the index: 64-bit hashes in one sorted numpy array, with a bitmask of the
-evaluation sets that hold each, about 16 bytes per distinct n-gram (and a bitmap of 16 to 64 bits per
-n-gram that screens lookups); training records stream through in
-batches and nothing grows with them. A record's n-grams are hashed in numpy: the polynomial hash of every
-substring comes from one prefix sum over the batch's code points, one pass per n-gram length in the index.
+evaluation sets that hold each (16 bytes per distinct n-gram) and a bitmap over their low bits that
+screens lookups (16 to 32 one-byte entries per n-gram), about 40 bytes an n-gram in all; training records
+stream through in batches and nothing grows with them. A record's n-grams are hashed in numpy: the
+polynomial hash of every substring comes from one prefix sum over the batch's code points. A short
+evaluation text is found through its first `min_words` words (`min_chars` characters), its anchor, so a
+record is hashed at n and at the floor, and at a short text's own length only where an anchor occurs.
 Two different n-grams share a hash with probability about 2^-64 per pair.
 
 Written here rather than taken from datatrove's `NGramsDecontFilter`: that filter tokenises words with one
