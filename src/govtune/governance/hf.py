@@ -1,7 +1,7 @@
 """Curation of a Hugging Face `datasets.Dataset` with `num_proc` workers.
 
-The per-record steps (language ID, quality rules) run through `Dataset.map` in parallel processes, each
-building its own detector once; the steps that compare records (deduplication, perplexity percentiles) then
+The per-record steps (language ID, decontamination, quality rules) run through `Dataset.map` in parallel
+processes, each building its own detector once (the decontamination index is built once and passed in); the steps that compare records (deduplication, perplexity percentiles) then
 run once over the survivors in the main process, which is what makes them exact. Results match `curate`.
 """
 

@@ -1,7 +1,8 @@
 """`curate`: run the stages C0 -> C1 -> C2 over a pool of records and account for every record.
 
 C0 is the pool as given (only unusable records are removed, and only with `skip_invalid`); C1 adds language
-identification and exact/near-duplicate removal (with leakage against protected evaluation records); C2
+identification and exact/near-duplicate removal (with leakage against protected evaluation records) and
+decontamination (n-gram containment of the evaluation sets' text, `govtune.governance.decontam`); C2
 adds the quality rules and, given a reference model, the per-language perplexity cut. A record is dropped
 by the first step that rejects it, so `kept + dropped == input` always holds.
 """
