@@ -2,6 +2,7 @@
 
     python bench/curation.py [--n 100000] [--ppl-records 300]
     python bench/curation.py --rows 1000000      (the streaming run: bench/curation_stream.py)
+    python bench/curation.py --rows 1000000 --decontam-only   (add the run with decontamination to it)
 
 The pool (real XNLI/FLORES sentences, joined in pairs for size, with injected exact/near duplicates,
 wrong-language lines and junk) is written once; each engine then runs in its own subprocess, so peak
@@ -202,6 +203,8 @@ def main() -> None:
                         "(bench/curation_stream.py; writes bench/results/curation_stream.*)")
     p.add_argument("--no-langid", action="store_true",
                    help="with --rows: leave out govtune's reference run with language ID")
+    p.add_argument("--decontam-only", action="store_true",
+                   help="with --rows: only govtune with decontamination, added to the existing streaming results")
     p.add_argument("--ppl-records", type=int, default=300)
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "curation"))
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -214,7 +217,8 @@ def main() -> None:
     if args.rows is not None:
         import curation_stream
 
-        curation_stream.run(args.rows, str(ROOT / "bench" / "results" / "curation_stream"), not args.no_langid)
+        curation_stream.run(args.rows, str(ROOT / "bench" / "results" / "curation_stream"), not args.no_langid,
+                            args.decontam_only)
         return
     with tempfile.TemporaryDirectory() as tmp:
         pool = Path(tmp) / "pool.jsonl"

@@ -10,7 +10,10 @@ govtune reads it through `--columns`. Each engine runs in its own process, one a
 - datatrove dedup + quality: MinHash stages 1-4 (HashConfig(hash_fc="sha1")) and the Gopher repetition and
   quality filters, LocalPipelineExecutor with 2 tasks on 2 workers (the pool split in two files);
 - govtune C2 with language ID, for reference (datatrove's language filter needs a fastText model
-  download, so language ID is left out of the comparison).
+  download, so language ID is left out of the comparison);
+- govtune dedup + decontamination + quality: the first run plus the n-gram decontamination step against
+  XNLI's evaluation rows and FLORES's devtest-range lines in en/zh/hi (`--eval-set`), as a study would
+  check its pool (`--decontam-only` runs just this engine and adds it to the existing results).
 Peak memory is measured twice: ru_maxrss (largest single process, workers included) and the peak of the
 summed RSS of the engine's whole process tree, sampled from /proc every 0.2 s. The deduplication index size
 govtune reports (index_mb) shows what grows with the pool. Writes bench/results/curation_stream.json and .md.
@@ -52,20 +55,39 @@ def write_pool(rows: int, work: Path) -> tuple[Path, Path, dict]:
     return pool, halves, kinds
 
 
-def engine_govtune(pool: str, out: str, skip: str) -> dict:
+def write_eval_sets(work: Path) -> list[str]:
+    """The evaluation sets a study of these languages checks its pool against, as --eval-set files."""
+    from govtune.data import FLORES_EVAL_LINES, XNLI_EVAL_ROWS
+    from govtune.governance.io import write_jsonl
+    from govtune.governance.synthetic import flores_lines, xnli_rows
+
+    sets = {"xnli": [r for lang in LANGS for r in xnli_rows(lang, XNLI_EVAL_ROWS)],
+            "flores": [t for lang in LANGS for t in flores_lines(lang, FLORES_EVAL_LINES)]}
+    for name, rows in sets.items():
+        write_jsonl(work / f"{name}.eval.jsonl", rows)
+    return [f"{name}={work / f'{name}.eval.jsonl'}" for name in sets]
+
+
+def engine_govtune(pool: str, out: str, skip: str, eval_sets: str = "") -> dict:
     from govtune.cli import main
 
     argv = ["curate", "--input", pool, "--columns", COLUMNS, "--langs", ",".join(LANGS), "--stage", "c2",
             "--out", out, "--no-progress"] + (["--skip", skip] if skip else [])
+    for spec in filter(None, eval_sets.split(",")):
+        argv += ["--eval-set", spec]
     start = time.perf_counter()
     if main(argv) != 0:
         raise RuntimeError("govtune curate failed")
     seconds = time.perf_counter() - start
     report = json.loads((Path(out) / "report.json").read_text())
     dedup = next(s for s in report["steps"] if s["name"] == "dedup")
-    return {"seconds": seconds, "records": report["input"], "kept": report["kept"],
-            "by_reason": report["by_reason"], "index_mb": dedup["index_mb"],
-            "step_seconds": {s["name"]: s["seconds"] for s in report["steps"]}}
+    out = {"seconds": seconds, "records": report["input"], "kept": report["kept"],
+           "by_reason": report["by_reason"], "index_mb": dedup["index_mb"],
+           "step_seconds": {s["name"]: s["seconds"] for s in report["steps"]}}
+    decontam = next((s for s in report["steps"] if s["name"] == "decontam"), None)
+    if decontam:
+        out["decontam"] = {k: decontam[k] for k in ("index_ngrams", "index_mb", "contaminated_by_set", "eval_sets")}
+    return out
 
 
 def _doc_adapter(self, data, path, id_in_file):
@@ -86,8 +108,11 @@ def child(args) -> None:
         if args.engine == "datatrove":
             out = engine_datatrove(args.pool, work)
         else:
-            out = engine_govtune(args.pool, str(Path(work) / "out"), args.skip)
+            out = engine_govtune(args.pool, str(Path(work) / "out"), args.skip, args.eval_sets)
     out["records_per_second"] = out["records"] / out["seconds"]
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    # CPU time: what the run costs whatever else the machine runs (wall seconds stretch under load)
+    out["cpu_seconds"] = own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
     out["max_process_rss_mb"] = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                                     resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024.0
     print("RESULT " + json.dumps(out))
@@ -109,9 +134,9 @@ def _tree_rss_kb(pid: int) -> int:
     return total
 
 
-def spawn(engine: str, pool: Path, work: Path, skip: str = "") -> dict:
+def spawn(engine: str, pool: Path, work: Path, skip: str = "", eval_sets: list[str] = ()) -> dict:
     cmd = [sys.executable, __file__, "--child", "--engine", engine, "--pool", str(pool), "--work", str(work),
-           "--skip", skip]
+           "--skip", skip, "--eval-sets", ",".join(eval_sets)]
     env = {**os.environ, "TQDM_DISABLE": "1", "PYTHONPATH": str(ROOT / "src")}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     peak = [0]
@@ -130,30 +155,43 @@ def spawn(engine: str, pool: Path, work: Path, skip: str = "") -> dict:
         raise RuntimeError(f"{engine} failed:\n{stderr[-3000:]}")
     result = json.loads(lines[-1][7:])
     result["peak_tree_rss_mb"] = peak[0] / 1024.0
-    print(f"{engine:10s} {skip or 'all':8s} {result['records']:8d} rec  {result['seconds']:8.1f} s  "
+    print(f"{engine:10s} {skip or 'all':8s} {'decontam' if eval_sets else '':8s} {result['records']:8d} rec  {result['seconds']:8.1f} s  "
           f"{result['records_per_second']:7.0f} rec/s  tree peak {result['peak_tree_rss_mb']:6.0f} MB  "
           f"largest process {result['max_process_rss_mb']:6.0f} MB", flush=True)
     return result
 
 
-def run(rows: int, out: str, with_langid: bool = True) -> dict:
+def run(rows: int, out: str, with_langid: bool = True, decontam_only: bool = False) -> dict:
+    """Every engine on a fresh pool; with decontam_only, only the decontamination run, added to the results
+    already in `out`.json (same pool: the generator is seeded)."""
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         pool, halves, kinds = write_pool(rows, work)
         print(f"pool: {rows} records {kinds}", flush=True)
-        res = {"rows": rows, "kinds": kinds}
+        res = json.loads(Path(out + ".json").read_text()) if decontam_only else {}
+        if decontam_only and (res.get("rows"), res.get("kinds")) != (rows, kinds):
+            # another pool than the full run's: the decontamination run is written on its own
+            print(f"{out}.json holds a run on another pool: writing {out}_decontam.*", flush=True)
+            out, res = out + "_decontam", {}
+        res.update(rows=rows, kinds=kinds)
         machine = MachineLoad()
-        res["govtune_dedup_quality"] = spawn("govtune", pool, work, skip="langid")
-        res["datatrove_dedup_quality"] = spawn("datatrove", halves, work)
-        if with_langid:
-            res["govtune_c2"] = spawn("govtune", pool, work)
-        res["machine_load"] = machine.result()
+        if not decontam_only:
+            res["govtune_dedup_quality"] = spawn("govtune", pool, work, skip="langid")
+            res["datatrove_dedup_quality"] = spawn("datatrove", halves, work)
+            if with_langid:
+                res["govtune_c2"] = spawn("govtune", pool, work)
+        res["govtune_decontam"] = spawn("govtune", pool, work, skip="langid", eval_sets=write_eval_sets(work))
+        load = machine.result()
+        res["machine_load" if not decontam_only else "machine_load_decontam"] = load
     write_results(res, out)
     return res
 
 
 def write_results(res: dict, out: str) -> None:
     from govtune.governance.io import write_json, write_text
+
+    if "govtune_dedup_quality" not in res:
+        return write_decontam_only(res, out)
 
     g, d = res["govtune_dedup_quality"], res["datatrove_dedup_quality"]
     res["speed_ratio_govtune_over_datatrove"] = g["records_per_second"] / d["records_per_second"]
@@ -163,6 +201,9 @@ def write_results(res: dict, out: str) -> None:
             ("datatrove MinHash (sha1) + Gopher filters (2 tasks, 2 workers)", d)]
     if "govtune_c2" in res:
         rows.append(("govtune C2 with language ID (lingua), for reference", res["govtune_c2"]))
+    if "govtune_decontam" in res:
+        rows.append(("govtune dedup + decontamination + quality (`--skip langid --eval-set xnli=... --eval-set "
+                     "flores=...`, 1 process)", res["govtune_decontam"]))
     md = [f"# Streaming curation benchmark ({res['rows']} records, {res['machine_load']['cpu_count']} CPUs)", "",
           "| engine | records | seconds | records/s | peak RSS, process tree (MB) | largest process (MB) | "
           "dedup index (MB) | kept |", "|---|---|---|---|---|---|---|---|"]
@@ -182,6 +223,43 @@ def write_results(res: dict, out: str) -> None:
     if "govtune_c2" in res:
         md += ["", f"govtune drop reasons (C2 with language ID): {res['govtune_c2']['by_reason']}; seconds per "
                    f"step: {res['govtune_c2']['step_seconds']}."]
+    if "govtune_decontam" in res:
+        md += _decontam_lines(res)
+        if "machine_load_decontam" in res:
+            md += ["", "That run alone, after the others: " + describe(res["machine_load_decontam"])]
+    write_text(out + ".md", "\n".join(md) + "\n")
+    print("\n".join(md))
+
+
+def _decontam_lines(res: dict) -> list[str]:
+    r, d = res["govtune_decontam"], res["govtune_decontam"]["decontam"]
+    sets = ", ".join(f"{name} {info['rows']} rows" for name, info in d["eval_sets"].items())
+    found = "; ".join(f"{name}: " + (", ".join(f"{lang} {n}" for lang, n in by.items()) or "0")
+                      for name, by in d["contaminated_by_set"].items())
+    return ["", f"Decontamination (13-word / 50-character n-grams) against {sets}: index {d['index_ngrams']} "
+                f"n-grams, {d['index_mb']} MB; {r['step_seconds']['decontam']} s of the run's "
+                f"{sum(r['step_seconds'].values()):.1f} s of steps (dedup {r['step_seconds']['dedup']} s, quality "
+                f"{r['step_seconds']['quality']} s). Records dropped per evaluation set and language: {found} "
+                f"(the pool's wrong-language lines are FLORES sentences of the evaluation range)."]
+
+
+def write_decontam_only(res: dict, out: str) -> None:
+    """The decontamination run alone, on a pool other than the full run's."""
+    from govtune.governance.io import write_json, write_text
+
+    write_json(out + ".json", res)
+    r = res["govtune_decontam"]
+    md = [f"# Streaming curation with decontamination ({res['rows']} records, "
+          f"{res['machine_load_decontam']['cpu_count']} CPUs)", "",
+          "| engine | records | seconds | records/s | peak RSS, process tree (MB) | largest process (MB) | "
+          "dedup index (MB) | kept |", "|---|---|---|---|---|---|---|---|",
+          f"| govtune dedup + decontamination + quality (1 process) | {r['records']} | {r['seconds']:.1f} | "
+          f"{r['records_per_second']:.0f} | {r['peak_tree_rss_mb']:.0f} | {r['max_process_rss_mb']:.0f} | "
+          f"{r['index_mb']} | {r['kept']} |", *_decontam_lines(res), "",
+          f"CPU time of the run (user + system): {r['cpu_seconds']:.0f} s, {r['cpu_seconds'] / r['records'] * 1e6:.0f} "
+          f"µs a record (wall seconds stretch with the machine's load; CPU time does much less).", "",
+          describe(res["machine_load_decontam"]),
+          "", f"Pool composition: {res['kinds']}.", "", f"Drop reasons: {r['by_reason']}."]
     write_text(out + ".md", "\n".join(md) + "\n")
     print("\n".join(md))
 
@@ -196,10 +274,13 @@ def main() -> None:
     p.add_argument("--pool", default="")
     p.add_argument("--work", default="")
     p.add_argument("--skip", default="")
+    p.add_argument("--eval-sets", default="", help=argparse.SUPPRESS)
+    p.add_argument("--decontam-only", action="store_true",
+                   help="run only govtune with decontamination and add it to the results in --out")
     args = p.parse_args()
     if args.child:
         return child(args)
-    run(args.rows, args.out, not args.no_langid)
+    run(args.rows, args.out, not args.no_langid, args.decontam_only)
 
 
 if __name__ == "__main__":

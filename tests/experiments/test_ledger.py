@@ -30,20 +30,20 @@ def test_curation_variants_parse_and_build_their_curation_config():
     assert [c.curation_stage(n) for n in c.curation] == ["c2", "c2", "c1"]
     full, no_ppl, no_dedup = (c.curation_config(n) for n in c.curation)
     assert full.skip == () and full.perplexity.drop_top_percent == 5 and full.skip_invalid
-    assert no_ppl.skip == ("perplexity",) and no_ppl.steps("c2") == ("langid", "pii", "dedup", "quality")
+    assert no_ppl.skip == ("perplexity",) and no_ppl.steps("c2") == ("langid", "pii", "dedup", "decontam", "quality")
     assert no_ppl.skip_invalid and no_ppl.quality == full.quality  # the study's options still apply
-    assert no_dedup.skip == ("dedup",) and no_dedup.langid.min_confidence == 0.5 and no_dedup.steps("c1") == ("langid", "pii")
+    assert no_dedup.skip == ("dedup",) and no_dedup.langid.min_confidence == 0.5 and no_dedup.steps("c1") == ("langid", "pii", "decontam")
     assert full.langid.min_confidence == 0.25  # a variant's options stay its own
 
 
 def test_the_paper_curation_ablation_leaves_each_step_out_once():
     c = load_config(ROOT / "configs" / "paper" / "curation_ablation.yaml")
     steps = {n: c.curation_config(n).steps(c.curation_stage(n)) for n in c.curation}
-    assert steps == {"c0": (), "c1": ("langid", "pii", "dedup"),
-                     "c2": ("langid", "pii", "dedup", "quality", "perplexity"),
-                     "c1_no_langid": ("pii", "dedup"), "c1_no_dedup": ("langid", "pii"),
-                     "c2_no_quality": ("langid", "pii", "dedup", "perplexity"),
-                     "c2_no_ppl": ("langid", "pii", "dedup", "quality")}
+    assert steps == {"c0": (), "c1": ("langid", "pii", "dedup", "decontam"),
+                     "c2": ("langid", "pii", "dedup", "decontam", "quality", "perplexity"),
+                     "c1_no_langid": ("pii", "dedup", "decontam"), "c1_no_dedup": ("langid", "pii", "decontam"),
+                     "c2_no_quality": ("langid", "pii", "dedup", "decontam", "perplexity"),
+                     "c2_no_ppl": ("langid", "pii", "dedup", "decontam", "quality")}
     assert ledger_pairs(c.curation, {n: c.curation_stage(n) for n in c.curation}) == [
         ("c1", "c0"), ("c2", "c1"), ("c1", "c1_no_langid"), ("c1", "c1_no_dedup"), ("c2", "c2_no_quality"),
         ("c2", "c2_no_ppl")]
@@ -114,7 +114,7 @@ def test_the_ledger_counts_equal_the_curation_reports_and_the_cells_draws(ledger
     s = Study(out)
     decisions = {(d.with_, d.without): d for d in build_ledger(s, load_curation(out))}
     assert list(decisions) == [("c1", "c0"), ("c1", "c1_no_langid")]
-    assert decisions["c1", "c0"].added == ["langid", "pii", "dedup"] and decisions["c1", "c1_no_langid"].added == ["langid"]
+    assert decisions["c1", "c0"].added == ["langid", "pii", "dedup", "decontam"] and decisions["c1", "c1_no_langid"].added == ["langid"]
     data = StudyData(config, StudyLayout(out), progress=False)
     for (with_, without), d in decisions.items():
         expected = {}
@@ -173,11 +173,11 @@ def test_the_ledger_deltas_are_the_paired_differences_of_the_two_cells(ledger_st
     assert (out / "figures" / "ledger.png").stat().st_size > 1000
     d = next(x for x in build_ledger(s, load_curation(out)) if x.without == "c0")
     hi = d.removed["c1", "wrong_language", "hi"]
-    assert f"| C1 − C0 (+langid, +pii, +dedup) | C1 | wrong_language | 0 (0) | 0 (0) | {hi} " \
+    assert f"| C1 − C0 (+langid, +pii, +dedup, +decontam) | C1 | wrong_language | 0 (0) | 0 (0) | {hi} " \
            f"({d.drawn['c1', 'wrong_language', 'hi']}) | {hi} |" in gov
     macro = d.deltas["lora"]["macro"]
     assert "| C1 − c1_no_langid (+langid) | LoRA |" in gov
-    assert f"| C1 − C0 (+langid, +pii, +dedup) | LoRA | {macro.estimate:+.1f} [{macro.low:+.1f}, {macro.high:+.1f}]" \
+    assert f"| C1 − C0 (+langid, +pii, +dedup, +decontam) | LoRA | {macro.estimate:+.1f} [{macro.low:+.1f}, {macro.high:+.1f}]" \
            in gov.replace("-0.0", "+0.0")
 
 

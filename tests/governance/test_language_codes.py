@@ -51,9 +51,12 @@ def test_curation_without_language_id_runs_every_other_step():
     protected = [{**records[9], "id": "test-row"}]  # a xx-custom test row: leakage is still removed
     result = curate(records, ["tok", "xx-custom"], "c2", protected=protected, config=OFF, progress=False)
     reasons = {r["id"]: r["reason"] for r in result.dropped}
-    assert reasons == {"copy": "exact_duplicate", "short": "too_short", "xx-custom-1": "leakage"}
-    assert len(result.kept) == 15 and result.report["kept_by_language"] == {"tok": 8, "xx-custom": 7}
-    assert [s["name"] for s in result.report["steps"]] == ["pii", "dedup", "quality"]
+    # tok-1 is the test row's text declared as another language: no duplicate within a language, but it
+    # contains the evaluation text, so decontamination drops it
+    assert reasons == {"copy": "exact_duplicate", "short": "too_short", "xx-custom-1": "leakage",
+                       "tok-1": "contamination"}
+    assert len(result.kept) == 14 and result.report["kept_by_language"] == {"tok": 7, "xx-custom": 7}
+    assert [s["name"] for s in result.report["steps"]] == ["pii", "dedup", "decontam", "quality"]
     kept, dropped = [], []  # streamed: the same verdicts
     curate_stream(iter(records), ["tok", "xx-custom"], "c2", protected=protected, config=OFF, keep=kept.append,
                   drop=dropped.append)

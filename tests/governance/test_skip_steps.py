@@ -43,7 +43,8 @@ def test_a_skipped_step_drops_nothing_and_the_others_still_run(sample, step):
 
 
 def test_skipping_dedup_keeps_pool_duplicates_but_still_removes_leakage(pool):
-    clean = [r for r in pool if r["kind"] == "clean"][:60]
+    # single sentences: an XNLI pair shares its premise with two others, which decontamination would drop
+    clean = [r for r in pool if r["kind"] == "clean" and "text" in r][:60]
     protected = [dict(r, id=f"eval-{i}") for i, r in enumerate(clean[:5])]
     copies = [dict(r, id=f"copy-{i}") for i, r in enumerate(clean[10:14])]
     records = clean + copies
@@ -74,7 +75,8 @@ def test_skipping_perplexity_leaves_the_step_out_even_with_a_reference_model(tin
 def test_options_map_onto_the_curation_config():
     c = curation_config({"perplexity": False, "quality": {"max_digit_ratio": 0.3}, "skip_invalid": True})
     assert c.skip == ("perplexity",) and c.quality.max_digit_ratio == 0.3 and c.skip_invalid
-    assert c.steps("c2") == ("langid", "pii", "dedup", "quality") and c.steps("c1") == ("langid", "pii", "dedup")
+    assert c.steps("c2") == ("langid", "pii", "dedup", "decontam", "quality")
+    assert c.steps("c1") == ("langid", "pii", "dedup", "decontam")
     assert curation_config({"dedup": True, "langid": False}).skip == ("langid",)
     assert curation_config({"skip": ["dedup"], "quality": False}).skip == ("dedup", "quality")
     with pytest.raises(ValueError, match="unknown key 'perplexty'.*did you mean 'perplexity'"):

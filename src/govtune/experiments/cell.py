@@ -213,7 +213,7 @@ def _calibration_examples(val: dict[str, list[dict]], cell: Cell, config: StudyC
 def _lm_eval(model, tokenizer, config: StudyConfig, run: RunLayout, write: bool) -> dict[str, Any]:
     """lm-evaluation-harness on the adapted model in memory; lm-eval's results go to lm_eval/results.json,
     the per-task metrics (values as lm-eval reports them) into the cell's result."""
-    manager = task_manager(config.lm_eval_tasks, run.lm_eval_tasks)
+    manager = task_manager(config.lm_eval_tasks, run.lm_eval_tasks, config.lm_eval_include_path)
     results = evaluate_lm_eval(model, tokenizer, config.lm_eval_tasks, manager, limit=config.lm_eval_limit,
                                batch_size=config.eval_batch_size)
     if write:

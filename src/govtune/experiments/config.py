@@ -45,7 +45,8 @@ SCHEDULES = LR_SCHEDULES
 GRID_KEYS = ("methods", "seeds", "shots", "curation")
 # Settings added after studies existed: left out of the hash while at their defaults, so a study run
 # before they existed still resumes.
-LATER_SETTINGS = ("lm_eval_tasks", "lm_eval_limit", "lr_branches", "quantize", "head", "cell_resources")
+LATER_SETTINGS = ("lm_eval_tasks", "lm_eval_limit", "lr_branches", "quantize", "head", "cell_resources",
+                  "lm_eval_include_path")
 # How the grid is run, not what it computes: never hashed (a study may resume with other retries).
 RUNNER_SETTINGS = ("cell_retries",)
 QUANTIZE_SCHEMES = ("int8", "int4", "nf4")  # govtune.quantization.SCHEMES (torch-free here)
@@ -88,6 +89,9 @@ class StudyConfig:
     # task (None = all).
     lm_eval_tasks: list[str] = field(default_factory=list)
     lm_eval_limit: int | None = None
+    # Directories of lm-eval task YAMLs of your own (lm-eval's include_path), for lm_eval_tasks that are not
+    # govtune's or lm-eval's built-in ones; curation also checks the pools against their documents.
+    lm_eval_include_path: list[str] = field(default_factory=list)
     max_new_tokens: int = 128
     # `lm`: train the adapter on the label words and score them (verbalised log-likelihood); `classifier`: train
     # a sequence-classification head on the backbone with the adapter, on the same rows, and score its
@@ -256,7 +260,7 @@ class StudyConfig:
             from govtune.evaluation.lm_eval_harness import task_manager  # torch: only when the study asks
 
             with tempfile.TemporaryDirectory() as tmp:
-                task_manager(self.lm_eval_tasks, tmp)
+                task_manager(self.lm_eval_tasks, tmp, self.lm_eval_include_path)
 
     def _check_options(self) -> None:
         """The nested options: per-method maps keyed by method or variant names, and the AdapterConfig of

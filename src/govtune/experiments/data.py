@@ -14,6 +14,7 @@ from typing import Callable, Iterable
 
 from govtune.atomic import atomic_write_json, atomic_write_jsonl
 from govtune.experiments.config import StudyConfig
+from govtune.experiments.eval_sets import study_eval_sets
 from govtune.experiments.layout import StudyLayout
 from govtune.governance import curate
 from govtune.tasks.builtin_tasks import xnli_record_key
@@ -155,6 +156,9 @@ def curate_study(data: StudyData, stages: Iterable[str], model_loader: Callable)
             for s in sorted(set(stages)) if not layout.curated(s, data._dir(task)).exists()]
     if not todo:
         return []
+    # Every evaluation set of the study, loaded before any curation or model (an lm-eval task that cannot be
+    # loaded here fails now), checked against every pool (decontamination).
+    eval_sets = study_eval_sets(data.tasks, config)
     needs_ref = any("perplexity" in config.curation_config(s).steps(config.curation_stage(s)) for _, s in todo)
     model, tokenizer = model_loader() if needs_ref else (None, None)
     for task, stage in todo:
@@ -162,7 +166,7 @@ def curate_study(data: StudyData, stages: Iterable[str], model_loader: Callable)
         options = task.curation_config(config.curation_config(stage))  # `langid: false`: no language ID
         result = curate(task.pool(), task.units, stage=config.curation_stage(stage),
                         reference_model=model, reference_tokenizer=tokenizer, protected=task.protected(),
-                        config=options, progress=data.progress)
+                        config=options, progress=data.progress, eval_sets=eval_sets)
         atomic_write_json(layout.curation_report(stage, where), result.report)
         atomic_write_jsonl(layout.dropped(stage, where), result.dropped)
         atomic_write_jsonl(layout.curated(stage, where), list(result.kept))  # last: marks the stage done

@@ -138,6 +138,11 @@ def _curation_rows(data: StudyData, task, names: list[str], prefix: str, rows: d
                 rows["curation_counts"].append((label, s, lang, "changed", "", n))
             for lang, tags in block.get("changed_by_type", {}).items():
                 rows["curation_counts"] += [(label, s, lang, "changed", tag, n) for tag, n in tags.items()]
+        for step in report.get("steps", []):  # decontamination: records dropped per evaluation set and language
+            sizes = f" ({step.get('word_ngram')} words / {step.get('char_ngram')} characters)"
+            for name, by_lang in step.get("contaminated_by_set", {}).items():
+                rows["curation_counts"] += [(label, step["stage"], lang, "contamination", name + sizes, n)
+                                            for lang, n in by_lang.items()]
         for reason, examples in report.get("examples", {}).items():
             rows["curation_examples"] += [(label, reason, i, ex.get("lang"), None if ex.get("id") is None else
                                            str(ex["id"]), ex.get("text", "")) for i, ex in enumerate(examples)]
@@ -197,6 +202,7 @@ def what_curation_did(s: "Study", cur: dict) -> str:
     notes = sorted({note for c in cur["curations"] for note in json.loads(c["notes"] or "[]")})
     if notes:
         text += "\n\n" + "\n".join(f"> {note}" for note in notes)
+    text += contamination_text(cur)
     by_reason: dict[str, list[dict]] = {}  # reason -> the examples of the first curation that has it
     for ex in cur["curation_examples"]:
         first = by_reason.setdefault(ex["reason"], [ex])
@@ -222,6 +228,19 @@ def _changed_lines(cur: dict) -> str:
              for (name, lang), tags in sorted(changed.items())]
     return ("\n\nKept with personal data redacted (typed placeholders), apart from the drops above:\n\n"
             + "\n".join(lines))
+
+
+def contamination_text(cur: dict) -> str:
+    """Per curation, evaluation set and language: the pool records decontamination dropped for sharing an
+    n-gram with that set (a record touching several sets counts under each)."""
+    rows = [[curation_label(r["curation"]), r["stage"].upper(), r["reason"], r["language"], str(r["n"])]
+            for r in cur["curation_counts"] if r["kind"] == "contamination" and r["n"]]
+    if not rows:
+        return ""
+    return ("\n\nDecontamination dropped these pool records for sharing a word n-gram (a character n-gram in "
+            "scripts written without spaces; sizes beside each set) with an evaluation set of the study, or for "
+            "containing a shorter evaluation text whole (docs/governance.md):\n\n"
+            + table(["Curation", "Stage", "Evaluation set (n-gram)", "Language", "Records"], sorted(rows)))
 
 
 def _where(example: dict) -> str:

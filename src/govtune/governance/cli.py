@@ -47,6 +47,10 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the k-shot draw")
     p.add_argument("--protected", default=None,
                    help="evaluation records (JSON lines); pool records that duplicate them are dropped as leakage")
+    p.add_argument("--eval-set", action="append", default=None, metavar="NAME=FILE",
+                   help="an evaluation set to decontaminate against (repeatable): JSON lines, each a record with "
+                        "text (or premise and hypothesis), a string or a list of strings; a pool record sharing a "
+                        "13-word (50-character) n-gram with one is dropped. Default: the --protected records")
     p.add_argument("--skip-invalid", action="store_true",
                    help="drop unusable lines to dropped.jsonl with their reason instead of stopping")
     p.add_argument("--ppl-model", default=None,
@@ -63,7 +67,7 @@ def register(subparsers) -> None:
                    help="a language the backend does not cover: refuse the pool (default) or skip language ID "
                         "for it alone")
     p.add_argument("--skip", default="", help="comma-separated steps to leave out of their stage: langid, pii, "
-                   "dedup (evaluation leakage is still removed), quality, perplexity")
+                   "dedup (evaluation leakage is still removed), decontam, quality, perplexity")
     p.add_argument("--pii-action", default=None, choices=["redact", "drop"],
                    help="personal data (C1 and C2): redact with typed placeholders (default) or drop the record")
     p.add_argument("--pii-types", default=None,
@@ -112,14 +116,15 @@ def run(args: argparse.Namespace) -> int:
     if args.protected:
         protected, _ = read_jsonl(args.protected, None, skip_invalid=False, labels=labels, columns=columns,
                                   langid=config.language_check)
+    eval_sets = read_eval_sets(args.eval_set) if args.eval_set else None
     out = Path(args.out)
     if args.ppl_model and args.stage == "c2":
-        report = _curate_in_memory(args, langs, config, protected, labels, columns, out)
+        report = _curate_in_memory(args, langs, config, protected, labels, columns, out, eval_sets)
     else:
         rows = iter_pool(args.input, langs, labels=labels, columns=columns, skip_invalid=args.skip_invalid,
                          split=args.split, langid=config.language_check)
         report = curate_to_files(rows, langs, args.stage, out, protected=protected, config=config, labels=labels,
-                                 batch_size=args.batch_size, progress=not args.no_progress)
+                                 batch_size=args.batch_size, progress=not args.no_progress, eval_sets=eval_sets)
     write_json(out / "report.json", report)
     write_text(out / "report.md", report_markdown(report))
     print(f"{report['input']} records: kept {report['kept']}, dropped {report['dropped']} "
@@ -133,7 +138,28 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _curate_in_memory(args, langs, config, protected, labels, columns, out: Path) -> dict:
+def read_eval_sets(specs: list[str]) -> dict[str, list]:
+    """--eval-set NAME=FILE options as {name: rows}; each line of FILE is JSON (a record, string or list)."""
+    import json
+
+    sets: dict[str, list] = {}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep or not name.strip() or not path.strip():
+            raise ValueError(f"--eval-set {spec!r}: give NAME=FILE, e.g. --eval-set xnli=eval.jsonl")
+        if name in sets:
+            raise ValueError(f"--eval-set: the name {name!r} is given twice: name each evaluation set once")
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"--eval-set {name}: no file {path}")
+        with open(path, encoding="utf-8") as f:
+            try:
+                sets[name] = [json.loads(line) for line in f if line.strip()]
+            except json.JSONDecodeError as e:
+                raise ValueError(f"--eval-set {name}: {path} is not JSON lines ({e})") from None
+    return sets
+
+
+def _curate_in_memory(args, langs, config, protected, labels, columns, out: Path, eval_sets=None) -> dict:
     """The whole pool in memory: the perplexity cut is a percentile over each language."""
     from govtune.models import load_model  # torch and transformers: only for the perplexity model
 
@@ -142,7 +168,7 @@ def _curate_in_memory(args, langs, config, protected, labels, columns, out: Path
     model, tokenizer = load_model(args.ppl_model)
     result = curate(records, langs, args.stage, reference_model=model, reference_tokenizer=tokenizer,
                     protected=protected, config=config, progress=not args.no_progress, invalid=rejected,
-                    labels=labels)
+                    labels=labels, eval_sets=eval_sets)
     write_jsonl(out / "kept.jsonl", result.kept)
     write_jsonl(out / "dropped.jsonl", result.dropped)
     return result.report

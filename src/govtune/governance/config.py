@@ -152,9 +152,33 @@ class PerplexityConfig:
             raise ValueError("PerplexityConfig: batch_size must be >= 1 and max_length >= 2")
 
 
+@dataclass
+class DecontamConfig:
+    """Decontamination (`govtune.governance.decontam`): n-gram containment against the evaluation sets."""
+
+    word_ngram: int = 13
+    """Words per n-gram for scripts written with spaces (13, as lm-evaluation-harness and GPT-3)."""
+    char_ngram: int = 50
+    """Characters per n-gram for scripts written without spaces (Han, kana, Thai, Lao, Khmer, Myanmar, ...)."""
+    min_words: int = 4
+    """An evaluation text shorter than word_ngram is matched whole; below this many words it is not
+    checked at all (one to three words recur by chance: "yes", "he left")."""
+    min_chars: int = 8
+    """The same floor, in characters (spaces removed), for scripts written without spaces."""
+
+    def __post_init__(self):
+        if self.word_ngram < 1 or self.char_ngram < 1:
+            raise ValueError(f"DecontamConfig: word_ngram={self.word_ngram} and char_ngram={self.char_ngram} "
+                             f"must be >= 1 (13 and 50 by default)")
+        if not 1 <= self.min_words <= self.word_ngram or not 1 <= self.min_chars <= self.char_ngram:
+            raise ValueError(f"DecontamConfig: min_words={self.min_words} must be in [1, word_ngram] and "
+                             f"min_chars={self.min_chars} in [1, char_ngram]")
+
+
 # The steps a stage runs, by name; `CurationConfig.skip` leaves some out (leave-one-step-out ablation).
 # PII runs before deduplication, so that copies differing only in their personal data collapse once redacted.
-STEPS_OF_STAGE = {"c0": (), "c1": ("langid", "pii", "dedup"), "c2": ("langid", "pii", "dedup", "quality", "perplexity")}
+STEPS_OF_STAGE = {"c0": (), "c1": ("langid", "pii", "dedup", "decontam"),
+                  "c2": ("langid", "pii", "dedup", "decontam", "quality", "perplexity")}
 STEP_NAMES = STEPS_OF_STAGE["c2"]
 
 
@@ -165,8 +189,9 @@ class CurationConfig:
     quality: QualityConfig = field(default_factory=QualityConfig)
     perplexity: PerplexityConfig = field(default_factory=PerplexityConfig)
     pii: PiiConfig = field(default_factory=PiiConfig)
+    decontam: DecontamConfig = field(default_factory=DecontamConfig)
     skip: tuple[str, ...] = ()
-    """Steps left out of their stage: any of langid, pii, dedup, quality, perplexity. Skipping dedup keeps the
+    """Steps left out of their stage: any of langid, pii, dedup, decontam, quality, perplexity. Skipping dedup keeps the
     leakage check against the protected (evaluation) records: only duplicates within the pool stay."""
     skip_invalid: bool = False
     """Invalid records (no text, empty text, unknown language) are dropped with their reason instead of

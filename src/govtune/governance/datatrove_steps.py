@@ -11,7 +11,8 @@ so `record_writer_adapter` writes it back unchanged.
     LocalPipelineExecutor([read, LanguageIdFilter(langs), PiiFilter(), JsonlWriter(mid, adapter=record_writer_adapter)], tasks=N)
     LocalPipelineExecutor([JsonlReader(mid, adapter=record_reader_adapter), DedupSignatures(sig_dir)], tasks=N)
     LocalPipelineExecutor([DedupClusters(sig_dir, drops_dir)], tasks=1)
-    LocalPipelineExecutor([JsonlReader(mid, ...), DedupFilter(drops_dir), QualityFilter(), JsonlWriter(out, ...)], tasks=N)
+    LocalPipelineExecutor([JsonlReader(mid, ...), DedupFilter(drops_dir), DecontaminationFilter(eval_sets),
+                           QualityFilter(), JsonlWriter(out, ...)], tasks=N)
 
 The perplexity cut is a percentile over a whole language, so it is not offered as a per-task filter;
 run `curate` (or `curate_dataset`) on the deduplicated output for it.
@@ -31,7 +32,8 @@ from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.filters.base_filter import BaseFilter
 
 from govtune.governance.columns import map_columns, parse_columns
-from govtune.governance.config import DedupConfig, LangIdConfig, PiiConfig, QualityConfig
+from govtune.governance.config import DecontamConfig, DedupConfig, LangIdConfig, PiiConfig, QualityConfig
+from govtune.governance.decontam import ContaminationIndex, DecontaminationStep
 from govtune.governance.dedup import DuplicateIndex
 from govtune.governance.langid import LanguageIdStep
 from govtune.governance.quality import QualityStep
@@ -155,6 +157,30 @@ class PiiFilter(GovtuneFilter):
         return PiiStep(self.config)
 
 
+class DecontaminationFilter(GovtuneFilter):
+    """Drops a record sharing an n-gram with an evaluation set (`govtune.governance.decontam`); the index of
+    the evaluation n-grams is built once per worker. Each drop is also counted per evaluation set in
+    datatrove's stats (`contamination:<set>`) and the sets go into `doc.metadata["contamination"]`."""
+
+    name = "🧪 govtune decontamination"
+
+    def __init__(self, eval_sets, config: DecontamConfig | None = None, exclusion_writer=None, batch_size: int = 512):
+        super().__init__(exclusion_writer, batch_size)
+        self.eval_sets, self.config = eval_sets, config or DecontamConfig()
+
+    def make_step(self) -> Step:
+        return DecontaminationStep(ContaminationIndex(self.eval_sets, self.config))
+
+    def filter_batch(self, batch: list[Document]) -> list[bool | tuple[bool, str]]:
+        out = super().filter_batch(batch)
+        for doc, sets in zip(batch, self._step.last):
+            if sets:
+                doc.metadata["contamination"] = list(sets)
+                for name in sets:
+                    self.stat_update(f"contamination:{name}")
+        return out
+
+
 class DedupSignatures(PipelineStep):
     """Stage 1 of 3: exact keys and MinHash signatures of this task's records, in reading order."""
 
@@ -258,4 +284,5 @@ class DedupFilter(BaseFilter):
 
 
 __all__ = ["record_reader_adapter", "make_record_reader_adapter", "record_writer_adapter", "dropped_writer_adapter",
-           "GovtuneFilter", "LanguageIdFilter", "PiiFilter", "QualityFilter", "DedupSignatures", "DedupClusters", "DedupFilter"]
+           "GovtuneFilter", "LanguageIdFilter", "PiiFilter", "QualityFilter", "DecontaminationFilter",
+           "DedupSignatures", "DedupClusters", "DedupFilter"]

@@ -1,7 +1,7 @@
 """Curation of a Hugging Face `datasets.Dataset` with `num_proc` workers.
 
-The per-record steps (language ID, quality rules) run through `Dataset.map` in parallel processes, each
-building its own detector once; the steps that compare records (deduplication, perplexity percentiles) then
+The per-record steps (language ID, decontamination, quality rules) run through `Dataset.map` in parallel
+processes, each building its own detector once (the decontamination index is built once and passed in); the steps that compare records (deduplication, perplexity percentiles) then
 run once over the survivors in the main process, which is what makes them exact. Results match `curate`.
 """
 
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from govtune.governance.config import CurationConfig
+from govtune.governance.decontam import DecontaminationStep, contamination_index
 from govtune.governance.io import class_names, with_class_name
 from govtune.governance.pipeline import build_steps, check_languages, check_stage
 from govtune.governance.records import (PAIR_FIELDS, TEXT_FIELD, XNLI_LABELS, Labels, Record, check_labels,
@@ -34,7 +35,7 @@ class DatasetCurationResult:
 
 
 def _judge_batch(batch: dict[str, list], langs: list[str], stage: str, config: CurationConfig,
-                 label_names: list[str] | None = None, labels: Labels = XNLI_LABELS) -> dict:
+                 label_names: list[str] | None = None, labels: Labels = XNLI_LABELS, index=None) -> dict:
     columns = list(batch)
     rows = [dict(zip(columns, values)) for values in zip(*batch.values())]
     if label_names is not None:  # a ClassLabel column: judge the class each integer names
@@ -50,7 +51,7 @@ def _judge_batch(batch: dict[str, list], langs: list[str], stage: str, config: C
             raise ValueError(f"row {row.get('id', i)}: {problem[1]}. Fix the row or set skip_invalid=True")
         else:
             reasons[i], stages[i] = problem[0], "c0"
-    steps, _ = build_steps(langs, stage, config, progress=False)
+    steps, _ = build_steps(langs, stage, config, progress=False, eval_sets=index)
     changes: list[str | None] = [None] * len(rows)
     for step in (s for s in steps if s.per_record):
         alive = _apply(step, [rows[i] for i in alive], alive, reasons, stages, rows, changes)
@@ -80,10 +81,22 @@ def _apply(step, rows: list[Record], alive: list[int], reasons: list, stages: li
     return survivors
 
 
+def _decontam_log(ds, steps, reasons: list) -> list[dict]:
+    """The decontamination step's report entry: it ran in the workers, so the records it dropped are looked
+    up again here to count them per evaluation set and language."""
+    step = next((s for s in steps if isinstance(s, DecontaminationStep)), None)
+    if step is None:
+        return []
+    dropped = [i for i, r in enumerate(reasons) if r == "contamination"]
+    if dropped:
+        step.judge(ds.select(dropped).to_list())
+    return [{"name": step.name, "stage": step.stage, "input": None, "kept": None, "seconds": None, **step.details()}]
+
+
 def curate_dataset(ds, langs: Sequence[str] | str, stage: str = "c2", *, num_proc: int | None = None,
                    batch_size: int = 1000, reference_model=None, reference_tokenizer=None,
                    protected: Sequence[Record] | None = None, config: CurationConfig | None = None,
-                   progress: bool = True, labels: Labels = XNLI_LABELS) -> DatasetCurationResult:
+                   progress: bool = True, labels: Labels = XNLI_LABELS, eval_sets=None) -> DatasetCurationResult:
     """`curate` for a `datasets.Dataset`: per-record steps run with `num_proc` processes.
 
     Per-record steps run in pipeline order first, then deduplication and perplexity over their
@@ -100,17 +113,20 @@ def curate_dataset(ds, langs: Sequence[str] | str, stage: str = "c2", *, num_pro
                          f"column: rename it")
     if len(ds) == 0:
         raise ValueError("the dataset has no rows: give a pool with records")
+    # The evaluation n-grams are indexed once, here; the workers receive the index, not the sets.
+    index = contamination_index(eval_sets, protected, config.decontam) if "decontam" in config.steps(stage) else None
     judged = ds.map(_judge_batch, batched=True, batch_size=batch_size, num_proc=num_proc,
                     fn_kwargs={"langs": langs, "stage": stage, "config": config, "label_names": class_names(ds),
-                               "labels": check_labels(labels)},
+                               "labels": check_labels(labels), "index": index},
                     desc="govtune per-record filters")
     reasons = list(judged[REASON_COLUMN])
     stages = list(judged[STAGE_COLUMN])
     changes = list(judged[CHANGES_COLUMN])
     ds = judged.remove_columns([REASON_COLUMN, STAGE_COLUMN, CHANGES_COLUMN])  # the rows as the steps left them
     steps, notes = build_steps(langs, stage, config, reference_model=reference_model,
-                               reference_tokenizer=reference_tokenizer, protected=protected, progress=progress)
-    step_log = []
+                               reference_tokenizer=reference_tokenizer, protected=protected, progress=progress,
+                               eval_sets=index)
+    step_log = _decontam_log(ds, steps, reasons)
     alive = [i for i, r in enumerate(reasons) if r is None]
     for step in (s for s in steps if not s.per_record):
         rows = ds.select(alive).to_list() if alive else []

@@ -1,7 +1,8 @@
 """`curate`: run the stages C0 -> C1 -> C2 over a pool of records and account for every record.
 
 C0 is the pool as given (only unusable records are removed, and only with `skip_invalid`); C1 adds language
-identification and exact/near-duplicate removal (with leakage against protected evaluation records); C2
+identification and exact/near-duplicate removal (with leakage against protected evaluation records) and
+decontamination (n-gram containment of the evaluation sets' text, `govtune.governance.decontam`); C2
 adds the quality rules and, given a reference model, the per-language perplexity cut. A record is dropped
 by the first step that rejects it, so `kept + dropped == input` always holds.
 """
@@ -16,6 +17,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from govtune.governance.config import STEPS_OF_STAGE, CurationConfig, LangIdConfig
+from govtune.governance.decontam import DecontaminationStep, contamination_index
 from govtune.governance.dedup import DeduplicationStep
 from govtune.governance.langid import LanguageIdStep, plan
 from govtune.governance.quality import QualityStep
@@ -67,8 +69,9 @@ def check_stage(stage: str) -> str:
 
 def build_steps(langs: Sequence[str], stage: str, config: CurationConfig, *, reference_model=None,
                 reference_tokenizer=None, protected: Sequence[Record] | None = None,
-                progress: bool = True) -> tuple[list[Step], list[str]]:
-    """The steps of `stage` in order, and notes for the report about steps left out."""
+                progress: bool = True, eval_sets=None) -> tuple[list[Step], list[str]]:
+    """The steps of `stage` in order, and notes for the report about steps left out. eval_sets: see
+    `curate`."""
     steps: list[Step] = []
     notes = [f"{stage.upper()} ran without the {name} step (skip)" + (
         ": duplicates within the pool stay, evaluation leakage is still removed" if name == "dedup" else "")
@@ -87,6 +90,9 @@ def build_steps(langs: Sequence[str], stage: str, config: CurationConfig, *, ref
             protected = redact_records(protected, config.pii)
     if "dedup" in STEPS_OF_STAGE[stage]:
         steps.append(DeduplicationStep(config.dedup, protected, within_pool="dedup" in run))
+    index = contamination_index(eval_sets, protected, config.decontam) if "decontam" in run else None
+    if index is not None:
+        steps.append(DecontaminationStep(index, config.examples_per_reason))
     if "quality" in run:
         steps.append(QualityStep(config.quality))
     if "perplexity" in run:
@@ -149,10 +155,13 @@ def empty_language_notes(langs: Sequence[str], left) -> list[str]:
 def curate(records: Iterable[Record], langs: Sequence[str] | str, stage: str = "c2", *,
            reference_model=None, reference_tokenizer=None, protected: Sequence[Record] | None = None,
            config: CurationConfig | None = None, progress: bool = True,
-           invalid: Sequence[Record] = (), labels: Labels = XNLI_LABELS) -> CurationResult:
+           invalid: Sequence[Record] = (), labels: Labels = XNLI_LABELS, eval_sets=None) -> CurationResult:
     """Curate `records` up to `stage` ("c0", "c1" or "c2") for the languages `langs`.
 
     protected: evaluation records; a pool record that duplicates one is dropped with reason `leakage`.
+    eval_sets: the evaluation sets by name ({"xnli:test": rows, ...}; a row is a record, a string or a list
+    of strings): a pool record sharing an n-gram with one is dropped with reason `contamination`
+    (`govtune.governance.decontam`); without it, the protected records are that set.
     reference_model/reference_tokenizer: any transformers causal LM for the C2 perplexity cut (by default
     pass the model being tuned); without them C2 skips that filter and the report says so.
     invalid: records already rejected while reading (with `reason` and `stage`), counted in the report.
@@ -174,7 +183,8 @@ def curate(records: Iterable[Record], langs: Sequence[str] | str, stage: str = "
     valid, rejected = validate(records, langs, config.skip_invalid, labels, config.language_check)
     dropped: list[Record] = list(invalid) + rejected
     steps, notes = build_steps(langs, stage, config, reference_model=reference_model,
-                               reference_tokenizer=reference_tokenizer, protected=protected, progress=progress)
+                               reference_tokenizer=reference_tokenizer, protected=protected, progress=progress,
+                               eval_sets=eval_sets)
     step_log, changes = [], []
     alive = valid
     for step in steps:

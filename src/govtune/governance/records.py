@@ -124,6 +124,7 @@ REASONS: dict[str, str] = {
     "pii_phone": "c1",
     "pii_person": "c1",
     "pii_location": "c1",
+    "contamination": "c1",
     # c2: quality
     "too_short": "c2",
     "too_long": "c2",

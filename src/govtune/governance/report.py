@@ -140,6 +140,10 @@ def report_markdown(report: dict) -> str:
         lines += ["", "## Steps", "", "| step | stage | input | kept | seconds |", "|---|---|---|---|---|"]
         for st in report["steps"]:
             lines.append(f"| {st['name']} | {st['stage'].upper()} | {st['input']} | {st['kept']} | {st['seconds']} |")
+        for st in (st for st in report["steps"] if "contaminated_by_set" in st):
+            from govtune.governance.decontam import details_markdown
+
+            lines += details_markdown(st)
     if report["examples"]:
         lines += ["", "## Dropped examples", ""]
         for reason, exs in report["examples"].items():

@@ -4,7 +4,8 @@ index (about 0.7 KB per kept record, see `govtune.governance.dedup.DuplicateInde
 
 Records are pulled one batch at a time; each batch goes through the steps in order (language ID and the
 quality rules judge a record alone; deduplication compares it with every earlier record kept, through an
-index that lives across batches), and every record leaves through `keep` or `drop` before the next batch
+index that lives across batches; decontamination looks each record up in the index of the evaluation
+n-grams, built once), and every record leaves through `keep` or `drop` before the next batch
 is read. The report is counted on the way (small dicts per stage, language and reason). The verdicts are
 those of the in-memory `curate` on the same pool: same kept records, same drop reasons (tested).
 
@@ -35,7 +36,8 @@ BATCH = 4096
 def curate_stream(records: Iterable[Record], langs: Sequence[str] | str, stage: str = "c2", *,
                   keep: Callable[[Record], None], drop: Callable[[Record], None],
                   protected: Sequence[Record] | None = None, config: CurationConfig | None = None,
-                  labels: Labels = XNLI_LABELS, batch_size: int = BATCH, progress: bool = False) -> dict:
+                  labels: Labels = XNLI_LABELS, batch_size: int = BATCH, progress: bool = False,
+                  eval_sets=None) -> dict:
     """Curate a stream of records up to `stage` without the perplexity cut; returns the report.
 
     records: any iterable (a generator reading a file: `sources.iter_pool`); `Rejected` items (rows the
@@ -48,7 +50,7 @@ def curate_stream(records: Iterable[Record], langs: Sequence[str] | str, stage: 
         raise ValueError(f"batch_size={batch_size}: give a positive number of records per batch")
     if protected is not None:
         protected, _ = validate(protected, None, skip_invalid=False, labels=labels, langid=config.language_check)
-    steps, notes = build_steps(langs, stage, config, protected=protected, progress=False)
+    steps, notes = build_steps(langs, stage, config, protected=protected, progress=False, eval_sets=eval_sets)
     counts = ReportCounts(config.examples_per_reason)
     log = [{"name": s.name, "stage": s.stage, "input": 0, "kept": 0, "seconds": 0.0} for s in steps]
 
