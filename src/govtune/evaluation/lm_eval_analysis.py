@@ -89,20 +89,11 @@ def plan_run(run: LmEvalRun, lang_map=None, calibrate_on: Iterable[str] = ()) ->
     return plan(types, run.results.get("group_subtasks", {}), lang_map, calibrate_on)
 
 
-def plan_tasks(task_dict, lang_map=None, calibrate_on: Iterable[str] = ()) -> Plan:
-    """The plan of lm-eval's task dict (`lm_eval.tasks.get_task_dict`), before the model runs."""
-    types: dict[str, str] = {}
-    groups: dict[str, list[str]] = {}
-
-    def walk(d):
-        for key, value in d.items():
-            if isinstance(value, dict):
-                groups[key.group_name] = [getattr(k, "group_name", k) for k in value]
-                walk(value)
-            else:
-                types[key] = value.OUTPUT_TYPE
-    walk(task_dict)
-    return plan(types, groups, lang_map, calibrate_on)
+def plan_tasks(loaded: Mapping, lang_map=None, calibrate_on: Iterable[str] = ()) -> Plan:
+    """The plan of lm-eval's loaded tasks (`TaskManager.load(names)`: flat `tasks` and `group_map`), before
+    the model runs."""
+    types = {name: task.OUTPUT_TYPE for name, task in loaded["tasks"].items()}
+    return plan(types, {g: list(kids) for g, kids in loaded.get("group_map", {}).items()}, lang_map, calibrate_on)
 
 
 # --- one suite ------------------------------------------------------------------------------------------
@@ -154,7 +145,8 @@ def point_and_replicates(scores: Mapping[str, ChoiceScores]):
 def _interval(key: str, point, reps) -> list[float]:
     if key == "decile_gap":  # resampling inflates it as it does ECE: the centred interval holds the estimate
         return list(bootstrap.centred_interval(reps[key], float(point[key][0]), floor=0.0))
-    return list(bootstrap.metric_interval(KIND, key, point, reps))
+    # the registry knows the classification keys; the decile gap is this analysis's own
+    return list(bootstrap.metric_interval(KIND, key, point, {k: v for k, v in reps.items() if k != "decile_gap"}))
 
 
 def _check_disjoint(lang: str, scored: ChoiceScores, cal: ChoiceScores) -> None:
@@ -217,16 +209,30 @@ def _check_same_docs(a: ChoiceScores, b: ChoiceScores) -> None:
                          f"one run only): a paired comparison needs the same task, documents and --limit in both")
 
 
+def comparable(a: Mapping[str, Mapping[str, str]], b: Mapping[str, Mapping[str, str]]) -> list[str]:
+    """The suites two runs share (a calibration split run only by one is left out); refuses a shared suite
+    made of other tasks, or none in common."""
+    common = [s for s in a if s in b]
+    for s in common:
+        if dict(a[s]) != dict(b[s]):
+            raise ValueError(f"suite {s!r} is {dict(a[s])} in one run and {dict(b[s])} in the other: compare runs "
+                             f"of the same tasks")
+    if not common:
+        raise ValueError(f"the runs share no multiple-choice suite ({sorted(a)} vs {sorted(b)}): compare runs of "
+                         f"the same tasks")
+    return common
+
+
 def compare(a: LmEvalRun, b: LmEvalRun, lang_map: Mapping[str, str] | None = None) -> dict:
     """a - b per suite and metric on the same documents (matched by task and doc_id, checked by doc_hash):
     {suites: {suite: {key: {estimate, low, high, significant}}}}, from the paired bootstrap (both runs on the
     same resamples)."""
     pa, pb = plan_run(a, lang_map), plan_run(b, lang_map)
-    if pa.suites != pb.suites:
-        raise ValueError(f"the runs evaluated different tasks ({pa.suites} vs {pb.suites}): compare runs of the "
-                         f"same tasks")
-    out = {"scores": SCORES, "difference": "a - b", "a": str(a.dir), "b": str(b.dir), "suites": {}}
-    for name, by_lang in pa.suites.items():
+    common = comparable(pa.suites, pb.suites)
+    out = {"scores": SCORES, "difference": "a - b", "a": str(a.dir), "b": str(b.dir), "suites": {},
+           "not_compared": sorted(set(pa.suites) ^ set(pb.suites))}
+    for name in common:
+        by_lang = pa.suites[name]
         sa, sb = _scores(a, by_lang.values()), _scores(b, by_lang.values())
         for t in by_lang.values():
             _check_same_docs(sa[t], sb[t])

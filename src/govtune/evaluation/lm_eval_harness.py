@@ -20,8 +20,8 @@ import torch
 
 from govtune.atomic import atomic_write_json, atomic_write_text
 from govtune.evaluation.cli import add_quantize_argument, load_for_eval
-from govtune.evaluation.lm_eval_analysis import (COMPARISON_FILE, PER_LANGUAGE_FILE, analyse, compare, markdown,
-                                                 plan_tasks)
+from govtune.evaluation.lm_eval_analysis import (COMPARISON_FILE, PER_LANGUAGE_FILE, Plan, analyse, comparable,
+                                                 compare, markdown, plan_run, plan_tasks)
 from govtune.evaluation.lm_eval_samples import read_run, write_samples
 from govtune.tasks.lm_eval_xnli import write_tasks
 
@@ -70,19 +70,16 @@ def task_manager(tasks: list[str], tasks_dir: str | Path, include_path: list[str
 
 
 def check_languages(tasks: list[str], manager, lang_map: dict[str, str] | None = None,
-                    calibrate_on: list[str] = ()) -> None:
+                    calibrate_on: list[str] = ()) -> Plan | None:
     """Refuse, before any scoring, a multiple-choice task whose language is neither in its name nor in
     `lang_map` (and the other errors of the per-language plan). Loads the tasks (their documents); tasks
     whose data cannot be loaded here fail in evaluate_lm_eval with its message, or are checked again by the
     analysis after scoring."""
-    _lm_eval()
-    from lm_eval.tasks import get_task_dict
-
     try:
-        task_dict = get_task_dict(list(tasks), manager)
+        loaded = manager.load(list(tasks))
     except Exception:  # noqa: BLE001 - any dataset-loading failure (no hub, no cache): evaluate_lm_eval says what
-        return
-    plan_tasks(task_dict, lang_map, calibrate_on)
+        return None
+    return plan_tasks(loaded, lang_map, calibrate_on)
 
 
 def check_options(limit: int | None, num_fewshot: int | None, batch_size: int) -> None:
@@ -238,8 +235,10 @@ def run(args) -> int:
     lang_map = parse_lang_map(args.lang_map)
     other = None
     if not args.no_per_language:  # a language not found, or a missing --compare-to run, fails before the model runs
-        check_languages(run_tasks, manager, lang_map, calibrate_on)
+        planned = check_languages(run_tasks, manager, lang_map, calibrate_on)
         other = read_run(args.compare_to) if args.compare_to else None
+        if other is not None and planned is not None:
+            comparable(planned.suites, plan_run(other, lang_map).suites)
     model, tok = load_for_eval(args.model, args.adapter, args.quantize)
     model.to(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     results = evaluate_lm_eval(model, tok, run_tasks, manager, limit=args.limit, num_fewshot=args.num_fewshot,

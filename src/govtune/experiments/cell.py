@@ -17,8 +17,8 @@ import torch
 
 from govtune.adapters import AdapterConfig, inject
 from govtune.adapters.registry import GRADIENT_INIT
-from govtune.atomic import atomic_write_json, atomic_write_jsonl
-from govtune.evaluation.lm_eval_analysis import PER_LANGUAGE_FILE, analyse, run_metrics
+from govtune.atomic import atomic_write_json, atomic_write_jsonl, atomic_write_text
+from govtune.evaluation.lm_eval_analysis import PER_LANGUAGE_FILE, analyse, markdown, run_metrics
 from govtune.evaluation.lm_eval_harness import check_languages, evaluate_lm_eval, summarize, task_manager
 from govtune.evaluation.lm_eval_samples import read_run
 from govtune.experiments.config import BASE, INCONTEXT, StudyConfig
@@ -184,7 +184,7 @@ def _lm_eval(model, tokenizer, config: StudyConfig, run: RunLayout, write: bool)
     """lm-evaluation-harness on the adapted model in memory; lm-eval's results go to lm_eval/results.json,
     its samples beside them, the per-task metrics (values as lm-eval reports them) into the cell's result
     and, unless lm_eval_per_language is off, govtune's per-language analysis of the multiple-choice tasks
-    (lm_eval/per_language.json; `per_language` in the metrics, its intervals as the section's ci95)."""
+    (lm_eval/per_language.json and .md; `per_language` in the metrics, its intervals as the section's ci95)."""
     tasks = config.lm_eval_run_tasks()
     manager = task_manager(tasks, run.lm_eval_tasks)
     if config.lm_eval_per_language:  # a task without a language fails before lm-eval scores anything
@@ -198,7 +198,8 @@ def _lm_eval(model, tokenizer, config: StudyConfig, run: RunLayout, write: bool)
         ci95: dict[str, list[float]] = {}
         if config.lm_eval_per_language:
             analysis = analyse(read_run(where), config.lm_eval_lang_map, config.lm_eval_calibrate_on)
-            if write:
+            if write:  # the run's own view: the numbers and a compact table per suite
                 atomic_write_json(where / PER_LANGUAGE_FILE, analysis)
+                atomic_write_text(where / "per_language.md", markdown(analysis))
             out["per_language"], ci95 = run_metrics(analysis)
     return out, ci95
