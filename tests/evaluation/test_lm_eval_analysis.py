@@ -245,3 +245,24 @@ def test_parity_over_many_languages_is_the_decile_gap(n_langs, k):
     assert out["parity_gap"] == pytest.approx(per[-1] - per[0])
     lo, hi = out["ci95"]["decile_gap"]
     assert 0 <= lo <= out["decile_gap"] <= hi
+
+
+def test_a_runs_per_language_keys_are_registered():
+    from govtune.evaluation import metric_registry as registry
+    from govtune.evaluation.lm_eval_analysis import run_metrics
+
+    analysis = {"suites": {"govtune-xnli": analyse_suite({g: _fake(g, a) for g, a in (("en", 0.7), ("hi", 0.4))})}}
+    metrics, ci95 = run_metrics(analysis)
+    flat = {}
+
+    def walk(d, prefix):
+        for k, v in d.items():
+            if isinstance(v, dict):
+                walk(v, f"{prefix}{k}.")
+            elif isinstance(v, (int, float)):
+                flat[f"{prefix}{k}"] = v
+    walk(metrics, "per_language.")
+    assert set(ci95) <= set(flat) and "per_language.govtune-xnli.macro" in ci95
+    for key in flat:
+        registry.metric("lm_eval", key)  # every stored key has its entry
+    assert registry.name("lm_eval", "per_language.govtune-xnli.languages.hi.ece") == "govtune-xnli HI ECE"
