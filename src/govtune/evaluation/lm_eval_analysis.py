@@ -84,6 +84,11 @@ def plan(output_types: Mapping[str, str], group_subtasks: Mapping[str, list[str]
     return Plan(scored, calibration, skipped)
 
 
+def calibration_tasks(run: LmEvalRun) -> list[str]:
+    """The --calibrate-on tasks a run recorded (`config.calibrate_on` of its results): not scored suites."""
+    return list(run.results.get("config", {}).get("calibrate_on") or [])
+
+
 def plan_run(run: LmEvalRun, lang_map=None, calibrate_on: Iterable[str] = ()) -> Plan:
     types = {t: run.output_type(t) or "unknown" for t in run.samples}
     return plan(types, run.results.get("group_subtasks", {}), lang_map, calibrate_on)
@@ -227,7 +232,7 @@ def compare(a: LmEvalRun, b: LmEvalRun, lang_map: Mapping[str, str] | None = Non
     """a - b per suite and metric on the same documents (matched by task and doc_id, checked by doc_hash):
     {suites: {suite: {key: {estimate, low, high, significant}}}}, from the paired bootstrap (both runs on the
     same resamples)."""
-    pa, pb = plan_run(a, lang_map), plan_run(b, lang_map)
+    pa, pb = plan_run(a, lang_map, calibration_tasks(a)), plan_run(b, lang_map, calibration_tasks(b))
     common = comparable(pa.suites, pb.suites)
     out = {"scores": SCORES, "difference": "a - b", "a": str(a.dir), "b": str(b.dir), "suites": {},
            "not_compared": sorted(set(pa.suites) ^ set(pb.suites))}

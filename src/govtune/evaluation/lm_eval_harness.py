@@ -246,6 +246,7 @@ def run(args) -> int:
     results["config"]["model"] = args.model
     results["config"]["adapter"] = args.adapter
     results["config"]["quantize"] = args.quantize
+    results["config"]["calibrate_on"] = calibrate_on  # fit temperatures only; a --compare-to of this run skips them
     atomic_write_json(out / RESULTS_FILE, results)
     title = f"lm-evaluation-harness: {args.model}" + (f" + adapter {args.adapter}" if args.adapter else "")
     include = " ".join(f"--include_path {p}" for p in [out / TASKS_DIR, *(args.include_path or [])])

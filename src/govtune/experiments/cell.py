@@ -193,6 +193,7 @@ def _lm_eval(model, tokenizer, config: StudyConfig, run: RunLayout, write: bool)
         where = run.lm_eval_results.parent if write else Path(tmp)  # other processes: read back, then dropped
         results = evaluate_lm_eval(model, tokenizer, tasks, manager, limit=config.lm_eval_limit,
                                    batch_size=config.eval_batch_size, samples_dir=where)
+        results["config"]["calibrate_on"] = config.lm_eval_calibrate_on
         atomic_write_json(where / run.lm_eval_results.name, results)
         out = {"task": "lm_eval", "tasks": summarize(results), "limit": config.lm_eval_limit}
         ci95: dict[str, list[float]] = {}
