@@ -266,3 +266,33 @@ def test_a_runs_per_language_keys_are_registered():
     for key in flat:
         registry.metric("lm_eval", key)  # every stored key has its entry
     assert registry.name("lm_eval", "per_language.govtune-xnli.languages.hi.ece") == "govtune-xnli HI ECE"
+
+
+def _sample(doc_id, lls, target, choices, delim=" "):
+    """One line of a samples file as lm-eval writes it (arguments per choice, stringified responses)."""
+    pred = int(np.argmax(lls))
+    gold = choices.index(target) if isinstance(target, str) else target
+    return {"doc_id": doc_id, "doc": {"i": doc_id}, "target": str(target), "filter": "none",
+            "arguments": {f"gen_args_{i}": {"arg_0": "ctx", "arg_1": delim + c} for i, c in enumerate(choices)},
+            "filtered_resps": [[str(v), "False"] for v in lls], "doc_hash": f"h{doc_id}", "acc": float(pred == gold)}
+
+
+def test_gold_as_index_or_choice_text_and_unreadable_tasks_are_skipped(tmp_path):
+    from govtune.evaluation.lm_eval_samples import LmEvalRun
+
+    rng = np.random.default_rng(1)
+    yes_no = ["yes", "no", "maybe"]
+    samples = {
+        "toy_en": [_sample(i, rng.normal(size=3), int(i % 3), yes_no) for i in range(6)],
+        "toy_fr": [_sample(i, rng.normal(size=3), yes_no[i % 3], yes_no) for i in range(6)],  # target = choice text
+        "toy_de": [_sample(i, rng.normal(size=2 + i % 2), 0, yes_no[:2 + i % 2]) for i in range(6)],
+        "toy_gen": [{"doc_id": 0, "filtered_resps": ["text"], "target": "x"}],
+    }
+    results = {"configs": {t: {"output_type": "generate_until" if t == "toy_gen" else "multiple_choice"}
+                           for t in samples}}
+    out = analyse(LmEvalRun(tmp_path, results, samples))
+    toy = out["suites"]["toy"]
+    assert set(toy["languages"]) == {"en", "fr"} and set(out["skipped"]) == {"toy_de", "toy_gen"}
+    assert "choices" in out["skipped"]["toy_de"] and "generate_until" in out["skipped"]["toy_gen"]
+    for lang, task in (("en", "toy_en"), ("fr", "toy_fr")):
+        assert toy["languages"][lang]["accuracy"] == pytest.approx(100 * np.mean([s["acc"] for s in samples[task]]))

@@ -201,8 +201,14 @@ def analyse(run: LmEvalRun, lang_map: Mapping[str, str] | None = None, calibrate
     out = {"scores": SCORES, "units": "percent", "ece_bins": 15, "n_resamples": bootstrap.N_RESAMPLES,
            "level": bootstrap.LEVEL, "suites": {}, "skipped": dict(p.skipped)}
     for name, by_lang in p.suites.items():
-        scores = {lang: choice_scores(t, run.samples[t]) for lang, t in by_lang.items()}
-        out["suites"][name] = analyse_suite(scores, cal if p.calibration else None)
+        scores = {}
+        for lang, t in by_lang.items():
+            try:
+                scores[lang] = choice_scores(t, run.samples[t])
+            except ValueError as e:  # a task this analysis cannot read (choices varying per document, ...)
+                out["skipped"][t] = str(e)
+        if scores:
+            out["suites"][name] = analyse_suite(scores, cal if p.calibration else None)
     return out
 
 

@@ -260,9 +260,9 @@ def run(args) -> int:
                  + (f" --num_fewshot {args.num_fewshot}" if args.num_fewshot is not None else "")
                  + f" --batch_size {args.batch_size}")
     report = report_markdown(results, title, reproduce)
+    atomic_write_text(out / REPORT_FILE, report)  # kept should the analysis refuse (a calibration split overlaps)
     if not args.no_per_language:
-        report += "\n" + _per_language(out, lang_map, calibrate_on, other)
-    atomic_write_text(out / REPORT_FILE, report)
+        atomic_write_text(out / REPORT_FILE, report + "\n" + _per_language(out, lang_map, calibrate_on, other))
     print(f"wrote {out / RESULTS_FILE}, {out / REPORT_FILE}")
     for task, row in summarize(results).items():
         print(f"{task}: " + "  ".join(f"{m} {row[m]:.4f}" for m in metric_names(row)))
