@@ -118,7 +118,8 @@ def test_ece_brier_parity_and_intervals_equal_a_hand_computation(runs):
         e = np.array([_ece(p[i], gold[i]) for i in idx])
         q_lo, q_hi = np.percentile(e, [2.5, 97.5])
         med = np.median(e)
-        assert ci[f"languages.{lang}.ece"] == pytest.approx([max(row["ece"] - (med - q_lo), 0), row["ece"] + q_hi - med])
+        centred = [max(row["ece"] - (med - q_lo), 0), row["ece"] + q_hi - med]
+        assert ci[f"languages.{lang}.ece"] == pytest.approx(centred)
     assert suite["macro"] == pytest.approx(np.mean(list(accs.values())))
     assert suite["parity_gap"] == pytest.approx(max(accs.values()) - min(accs.values()))
     assert suite["parity"] == "max - min" and "decile_gap" not in suite
@@ -296,3 +297,27 @@ def test_gold_as_index_or_choice_text_and_unreadable_tasks_are_skipped(tmp_path)
     assert "choices" in out["skipped"]["toy_de"] and "generate_until" in out["skipped"]["toy_gen"]
     for lang, task in (("en", "toy_en"), ("fr", "toy_fr")):
         assert toy["languages"][lang]["accuracy"] == pytest.approx(100 * np.mean([s["acc"] for s in samples[task]]))
+
+
+def test_a_task_with_languages_per_document_splits_by_them(tmp_path):
+    """govtune export's tasks: one lm-eval task, each document's `lang` names its language."""
+    from govtune.evaluation.lm_eval_samples import LmEvalRun
+
+    rng = np.random.default_rng(2)
+    labels = ["a", "b", "c"]
+
+    def run(shift):
+        rows = [dict(_sample(i, rng.normal(size=3) + shift, i % 3, labels), doc={"lang": "hi" if i % 2 else "en"})
+                for i in range(10)]
+        return LmEvalRun(tmp_path, {"configs": {"govtune-intents": {"output_type": "multiple_choice"}}},
+                         {"govtune-intents": rows})
+    a, b = run(0.0), run(0.5)
+    suite = analyse(a)["suites"]["govtune-intents"]
+    rows = a.samples["govtune-intents"]
+    for lang, odd in (("en", 0), ("hi", 1)):
+        assert suite["languages"][lang]["n"] == 5
+        assert suite["languages"][lang]["accuracy"] == pytest.approx(
+            100 * np.mean([r["acc"] for r in rows if r["doc_id"] % 2 == odd]))
+    diff = compare(b, a)["suites"]["govtune-intents"]
+    assert diff["languages.en.accuracy"]["estimate"] == pytest.approx(
+        analyse(b)["suites"]["govtune-intents"]["languages"]["en"]["accuracy"] - suite["languages"]["en"]["accuracy"])

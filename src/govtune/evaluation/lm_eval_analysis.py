@@ -4,7 +4,8 @@ samples files (`govtune.evaluation.lm_eval_samples`).
 Class probabilities are the softmax over the choices of lm-eval's raw per-choice log-likelihood sums: the
 numbers whose arg-max is lm-eval's `acc`, so the accuracy here is lm-eval's `acc` (in percent). `acc_norm`
 divides each sum by the choice's character length, which the samples file keeps only with the task's
-delimiter in front: it is not reconstructed. Per language (one subtask each): accuracy, ECE (15 equal-width
+delimiter in front: it is not reconstructed. Per language (one subtask each, or the documents of one `lang`
+in a task whose documents carry it, as `govtune export`'s do): accuracy, ECE (15 equal-width
 bins, top label, L1, percent), Brier (percent); over a suite of languages: Macro, Avg-ECE, Avg-Brier, the
 parity gap (max - min) and, over more than 5 languages, the gap between the mean accuracies of the best and
 the worst decile of languages. Intervals come from govtune's bootstrap (`govtune.evaluation.bootstrap`,
@@ -24,7 +25,8 @@ import numpy as np
 
 from govtune.evaluation import bootstrap
 from govtune.evaluation.calibration import TemperatureScaling
-from govtune.evaluation.lm_eval_samples import MULTIPLE_CHOICE, ChoiceScores, LmEvalRun, choice_scores, suites
+from govtune.evaluation.lm_eval_samples import (MULTIPLE_CHOICE, ChoiceScores, LmEvalRun, choice_scores, normalise,
+                                               suites, task_language)
 from govtune.evaluation.metrics import expected_calibration_error
 
 PER_LANGUAGE_FILE = "per_language.json"
@@ -42,6 +44,7 @@ class Plan:
     suites: dict[str, dict[str, str]]
     calibration: dict[str, str] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    by_document: list[str] = field(default_factory=list)  # one task, a suite of its own: each doc's `lang`
 
 
 def _leaves(names: Iterable[str], group_subtasks: Mapping[str, list[str]]) -> list[str]:
@@ -53,7 +56,8 @@ def _leaves(names: Iterable[str], group_subtasks: Mapping[str, list[str]]) -> li
 
 
 def plan(output_types: Mapping[str, str], group_subtasks: Mapping[str, list[str]],
-         lang_map: Mapping[str, str] | None = None, calibrate_on: Iterable[str] = ()) -> Plan:
+         lang_map: Mapping[str, str] | None = None, calibrate_on: Iterable[str] = (),
+         doc_languages: Iterable[str] = ()) -> Plan:
     """The analysis of leaf tasks ({task: lm-eval output_type}) grouped as lm-eval's `group_subtasks` says.
     Tasks named in `calibrate_on` (or under a group named there) only fit temperatures. Errors (a language
     not found, two tasks of one language, a calibration task that is also scored or lacks a language) come
@@ -68,7 +72,9 @@ def plan(output_types: Mapping[str, str], group_subtasks: Mapping[str, list[str]
                if o != MULTIPLE_CHOICE}
     mc = [t for t, o in output_types.items() if o == MULTIPLE_CHOICE]
     groups = {"group_subtasks": group_subtasks}
-    scored = suites([t for t in mc if t not in cal], groups, lang_map)
+    # a task whose name gives no language but whose documents carry `lang` (govtune export's): split by document
+    by_document = [t for t in mc if t in set(doc_languages) and t not in cal and task_language(t, lang_map) is None]
+    scored = suites([t for t in mc if t not in cal and t not in by_document], groups, lang_map)
     calibration: dict[str, str] = {}
     for by_lang in suites([t for t in mc if t in cal], groups, lang_map).values():
         for lang, task in by_lang.items():
@@ -81,7 +87,7 @@ def plan(output_types: Mapping[str, str], group_subtasks: Mapping[str, list[str]
         if lacking:
             raise ValueError(f"no calibration task for {', '.join(map(repr, lacking))}: temperature scaling needs "
                              f"a calibration split of every scored language (calibration: {sorted(calibration)})")
-    return Plan(scored, calibration, skipped)
+    return Plan(scored, calibration, skipped, by_document)
 
 
 def calibration_tasks(run: LmEvalRun) -> list[str]:
@@ -91,14 +97,24 @@ def calibration_tasks(run: LmEvalRun) -> list[str]:
 
 def plan_run(run: LmEvalRun, lang_map=None, calibrate_on: Iterable[str] = ()) -> Plan:
     types = {t: run.output_type(t) or "unknown" for t in run.samples}
-    return plan(types, run.results.get("group_subtasks", {}), lang_map, calibrate_on)
+    with_lang = [t for t, rows in run.samples.items() if rows and "lang" in (rows[0].get("doc") or {})]
+    return plan(types, run.results.get("group_subtasks", {}), lang_map, calibrate_on, with_lang)
+
+
+def _first_doc_has_lang(task) -> bool:
+    try:
+        return "lang" in task.eval_docs[0]
+    except (IndexError, KeyError, TypeError):
+        return False
 
 
 def plan_tasks(loaded: Mapping, lang_map=None, calibrate_on: Iterable[str] = ()) -> Plan:
     """The plan of lm-eval's loaded tasks (`TaskManager.load(names)`: flat `tasks` and `group_map`), before
     the model runs."""
     types = {name: task.OUTPUT_TYPE for name, task in loaded["tasks"].items()}
-    return plan(types, {g: list(kids) for g, kids in loaded.get("group_map", {}).items()}, lang_map, calibrate_on)
+    with_lang = [name for name, task in loaded["tasks"].items() if _first_doc_has_lang(task)]
+    return plan(types, {g: list(kids) for g, kids in loaded.get("group_map", {}).items()}, lang_map, calibrate_on,
+                with_lang)
 
 
 # --- one suite ------------------------------------------------------------------------------------------
@@ -190,8 +206,29 @@ def analyse_suite(scores: Mapping[str, ChoiceScores], calibration: Mapping[str, 
     return out
 
 
-def _scores(run: LmEvalRun, tasks: Iterable[str]) -> dict[str, ChoiceScores]:
-    return {t: choice_scores(t, run.samples[t]) for t in tasks}
+def suite_scores(run: LmEvalRun, p: Plan, skipped: dict[str, str] | None = None
+                 ) -> dict[str, dict[str, ChoiceScores]]:
+    """{suite: {language: ChoiceScores}} of a plan; a task it cannot read goes to `skipped` (with why) when
+    given, else raises."""
+    out: dict[str, dict[str, ChoiceScores]] = {}
+    for name, by_lang in p.suites.items():
+        for lang, t in by_lang.items():
+            try:
+                out.setdefault(name, {})[lang] = choice_scores(t, run.samples[t])
+            except ValueError as e:  # a task this analysis cannot read (choices varying per document, ...)
+                if skipped is None:
+                    raise
+                skipped[t] = str(e)
+    for t in p.by_document:
+        scores = choice_scores(t, run.samples[t])
+        langs = {int(r["doc_id"]): r["doc"]["lang"] for r in run.samples[t]}
+        out[t] = {}
+        for code in sorted({langs[i] for i in scores.doc_ids}):
+            keep = np.array([langs[i] == code for i in scores.doc_ids])
+            out[t][normalise(code)] = ChoiceScores(
+                t, tuple(np.array(scores.doc_ids)[keep].tolist()), tuple(np.array(scores.doc_hashes)[keep].tolist()),
+                scores.lls[keep], scores.gold[keep])
+    return {name: by_lang for name, by_lang in out.items() if by_lang}
 
 
 def analyse(run: LmEvalRun, lang_map: Mapping[str, str] | None = None, calibrate_on: Iterable[str] = ()) -> dict:
@@ -200,15 +237,12 @@ def analyse(run: LmEvalRun, lang_map: Mapping[str, str] | None = None, calibrate
     cal = {lang: choice_scores(t, run.samples[t]) for lang, t in p.calibration.items()}
     out = {"scores": SCORES, "units": "percent", "ece_bins": 15, "n_resamples": bootstrap.N_RESAMPLES,
            "level": bootstrap.LEVEL, "suites": {}, "skipped": dict(p.skipped)}
-    for name, by_lang in p.suites.items():
-        scores = {}
-        for lang, t in by_lang.items():
-            try:
-                scores[lang] = choice_scores(t, run.samples[t])
-            except ValueError as e:  # a task this analysis cannot read (choices varying per document, ...)
-                out["skipped"][t] = str(e)
-        if scores:
-            out["suites"][name] = analyse_suite(scores, cal if p.calibration else None)
+    for name, scores in suite_scores(run, p, out["skipped"]).items():
+        lacking = sorted(set(scores) - set(cal))
+        if cal and lacking:
+            raise ValueError(f"no calibration task for {', '.join(map(repr, lacking))} of {name!r}: temperature "
+                             f"scaling needs a calibration split of every scored language")
+        out["suites"][name] = analyse_suite(scores, cal or None)
     return out
 
 
@@ -239,16 +273,19 @@ def compare(a: LmEvalRun, b: LmEvalRun, lang_map: Mapping[str, str] | None = Non
     {suites: {suite: {key: {estimate, low, high, significant}}}}, from the paired bootstrap (both runs on the
     same resamples)."""
     pa, pb = plan_run(a, lang_map, calibration_tasks(a)), plan_run(b, lang_map, calibration_tasks(b))
-    common = comparable(pa.suites, pb.suites)
+    common = comparable({**pa.suites, **{t: {"*": t} for t in pa.by_document}},
+                        {**pb.suites, **{t: {"*": t} for t in pb.by_document}})
+    sa, sb = suite_scores(a, pa), suite_scores(b, pb)
     out = {"scores": SCORES, "difference": "a - b", "a": str(a.dir), "b": str(b.dir), "suites": {},
-           "not_compared": sorted(set(pa.suites) ^ set(pb.suites))}
+           "not_compared": sorted(set(sa) ^ set(sb))}
     for name in common:
-        by_lang = pa.suites[name]
-        sa, sb = _scores(a, by_lang.values()), _scores(b, by_lang.values())
-        for t in by_lang.values():
-            _check_same_docs(sa[t], sb[t])
-        _, point_a, reps_a = point_and_replicates({lang: sa[t] for lang, t in by_lang.items()})
-        _, point_b, reps_b = point_and_replicates({lang: sb[t] for lang, t in by_lang.items()})
+        if list(sa[name]) != list(sb[name]):
+            raise ValueError(f"{name!r} has the languages {list(sa[name])} in one run and {list(sb[name])} in the "
+                             f"other: a paired comparison needs the same documents in both")
+        for lang in sa[name]:
+            _check_same_docs(sa[name][lang], sb[name][lang])
+        _, point_a, reps_a = point_and_replicates(sa[name])
+        _, point_b, reps_b = point_and_replicates(sb[name])
         diffs = bootstrap.paired_differences(point_a, reps_a, point_b, reps_b, task=None)
         for key in diffs:  # ECE and the gaps by their registry method (centred), as a study's differences
             if key == "decile_gap" or bootstrap.registry.metric(KIND, key).method != bootstrap.registry.PERCENTILE:
@@ -277,7 +314,8 @@ def markdown(analysis: Mapping, comparison: Mapping | None = None) -> str:
                   "| language | task | n | accuracy | ECE | Brier |" + (" T | ECE after |" if ts else ""),
                   "|---|---|---|---|---|---|" + ("---|---|" if ts else "")]
         for lang, r in s["languages"].items():
-            lines.append(f"| {lang} | {r['task']} | {r['n']} | {_ci(r['accuracy'], ci.get(f'languages.{lang}.accuracy'))}"
+            lines.append(f"| {lang} | {r['task']} | {r['n']} | "
+                         f"{_ci(r['accuracy'], ci.get(f'languages.{lang}.accuracy'))}"
                          f" | {_ci(r['ece'], ci.get(f'languages.{lang}.ece'))} | "
                          f"{_ci(r['brier'], ci.get(f'languages.{lang}.brier'))} |"
                          + (f" {r['temperature']:.2f} | {r['ece_ts']:.1f} |" if ts else ""))

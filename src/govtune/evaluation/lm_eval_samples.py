@@ -191,7 +191,7 @@ def choice_scores(task: str, rows: list[dict]) -> ChoiceScores:
 
 
 # --- languages and suites --------------------------------------------------------------------------------
-def _normalise(code: str) -> str:
+def normalise(code: str) -> str:
     """One internal form of a language code: govtune.languages' `normalize` where it has one, else its ISO
     639-1 reading of an ISO or FLORES-200 code."""
     norm = getattr(languages, "normalize", None)
@@ -203,13 +203,13 @@ def task_language(task: str, lang_map: Mapping[str, str] | None = None) -> tuple
     code of the name (`xnli_sw`, `belebele_swh_Latn`, `govtune-xnli-en`): the last two `-`/`_` parts as a
     FLORES-200 code, then the last part. None when neither names a language."""
     if lang_map and task in lang_map:
-        return _normalise(lang_map[task]), MAPPED
+        return normalise(lang_map[task]), MAPPED
     parts = re.split(r"([-_])", task)  # names, separators, names, ...
     for k in (3, 1):  # "swh", "_", "Latn" -> swh_Latn; then "en"
         if len(parts) > k + 1:
             code = "".join(parts[-k:]).replace("-", "_")
             try:
-                return _normalise(code), "".join(parts[: -k - 1])
+                return normalise(code), "".join(parts[: -k - 1])
             except (ValueError, KeyError):
                 continue
     return None

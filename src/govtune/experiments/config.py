@@ -241,7 +241,8 @@ class StudyConfig:
         if self.mixed_precision not in MIXED_PRECISION:
             raise ValueError(f"mixed_precision {self.mixed_precision!r}{_suggest(self.mixed_precision, MIXED_PRECISION)} "
                              f"is not one of {', '.join(MIXED_PRECISION)}")
-        if (self.lm_eval_calibrate_on or self.lm_eval_lang_map) and not (self.lm_eval_tasks and self.lm_eval_per_language):
+        per_language = self.lm_eval_tasks and self.lm_eval_per_language
+        if (self.lm_eval_calibrate_on or self.lm_eval_lang_map) and not per_language:
             raise ValueError("lm_eval_calibrate_on and lm_eval_lang_map serve the per-language analysis of "
                              "lm_eval_tasks: give lm_eval_tasks (and keep lm_eval_per_language true), or drop them")
         if self.lm_eval_tasks:  # an unknown name fails here, not after the first cell has trained
