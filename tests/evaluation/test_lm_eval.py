@@ -82,7 +82,8 @@ def test_cli_writes_results_report_and_tasks(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert not list(out.rglob(".*"))  # atomic writes leave no temporary files
     assert sorted(p.name for p in (out / "tasks").iterdir()) == [
-        "govtune-xnli-en.yaml", "govtune-xnli-hi.yaml", "govtune-xnli-zh.yaml", "govtune-xnli.yaml"]
+        "govtune-xnli-en.yaml", "govtune-xnli-hi.yaml", "govtune-xnli-val-en.yaml", "govtune-xnli-val-hi.yaml",
+        "govtune-xnli-val-zh.yaml", "govtune-xnli-val.yaml", "govtune-xnli-zh.yaml", "govtune-xnli.yaml"]
     assert all(results["n-shot"][t] == 1 for t in ("govtune-xnli-en", "govtune-xnli-zh", "govtune-xnli-hi"))
     summary = summarize(results)
     subtasks = ["govtune-xnli-en", "govtune-xnli-zh", "govtune-xnli-hi"]
@@ -106,7 +107,8 @@ def test_unknown_task_lists_the_offline_tasks(tmp_path, capsys):
                  str(tmp_path)])
     err = capsys.readouterr().err
     assert code == 2 and "unknown lm-eval tasks 'govtune-xnli-fr', 'govtune-xnl'" in err
-    assert "Available offline: govtune-xnli, govtune-xnli-en, govtune-xnli-hi, govtune-xnli-zh" in err
+    assert ("Available offline: govtune-xnli, govtune-xnli-en, govtune-xnli-hi, govtune-xnli-val, "
+            "govtune-xnli-val-en, govtune-xnli-val-hi, govtune-xnli-val-zh, govtune-xnli-zh") in err
     assert "--include-path" in err and not (tmp_path / "results.json").exists()
 
 

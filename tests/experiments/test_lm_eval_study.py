@@ -26,6 +26,16 @@ def test_lm_eval_tasks_run_in_every_cell_and_make_a_table(tmp_path, study):
                        "acc_norm_stderr": raw["acc_norm_stderr,none"], "n": 4.0}
         assert lm["limit"] == 4 and (rdir / "lm_eval" / "tasks" / "govtune-xnli-en.yaml").exists()
         values[run] = row
+        # govtune's per-language analysis from the run's samples file: lm-eval's acc in percent, with intervals
+        per = lm["per_language"]["govtune-xnli"]
+        assert per["languages"]["en"]["accuracy"] == pytest.approx(100 * raw["acc,none"], abs=1e-9)
+        assert per["languages"]["en"]["n"] == 4 and per["parity"] == "max - min"
+        assert len(list((rdir / "lm_eval").glob("samples_govtune-xnli-en_*.jsonl"))) == 1
+        assert (rdir / "lm_eval" / "per_language.json").exists()
+        assert "| en | govtune-xnli-en | 4 |" in (rdir / "lm_eval" / "per_language.md").read_text()
+        ci = json.loads((rdir / "result.json").read_text())["ci95"]["lm_eval"]
+        lo, hi = ci["per_language.govtune-xnli.languages.en.accuracy"]
+        assert lo <= per["languages"]["en"]["accuracy"] <= hi
 
     entries = [e for e in json.loads((out / "results.json").read_text()) if e["task"] == "lm_eval"]
     assert len(entries) == 3
@@ -33,6 +43,9 @@ def test_lm_eval_tasks_run_in_every_cell_and_make_a_table(tmp_path, study):
     stored = dict(con.execute("SELECT run_id, value FROM metrics WHERE task = 'lm_eval' AND "
                               "metric = 'tasks.govtune-xnli-en.acc'").fetchall())
     assert stored == {run: v["acc"] for run, v in values.items()}
+    rows = con.execute("SELECT value, ci_low, ci_high FROM metrics WHERE task = 'lm_eval' AND "
+                       "metric = 'per_language.govtune-xnli.languages.en.accuracy'").fetchall()
+    assert len(rows) == 3 and all(lo <= v <= hi for v, lo, hi in rows)
 
     report = (out / "report.md").read_text()
     section = report.split("### General benchmarks (lm-evaluation-harness)")[1].split("###")[0]
@@ -54,3 +67,15 @@ def test_lm_eval_keys_validate_and_stay_out_of_older_studies_hash(study):
     assert with_lm.settings_hash() != plain.settings_hash()
     with pytest.raises(ValueError, match="lm_eval_limit must be >= 1"):
         study(lm_eval_limit=0)
+
+
+def test_per_language_keys_validate_before_any_cell(study, tmp_path):
+    plain = study()
+    assert not {"lm_eval_lang_map", "lm_eval_calibrate_on", "lm_eval_per_language"} & set(plain.settings())
+    with pytest.raises(ValueError, match="serve the per-language analysis of lm_eval_tasks"):
+        study(lm_eval_calibrate_on=["govtune-xnli-val"])
+    with pytest.raises(ValueError, match="no calibration task for 'hi'"):
+        study(lm_eval_tasks=["govtune-xnli"], lm_eval_calibrate_on=["govtune-xnli-val-en", "govtune-xnli-val-zh"])
+    cal = study(lm_eval_tasks=["govtune-xnli"], lm_eval_calibrate_on=["govtune-xnli-val"])
+    assert cal.lm_eval_run_tasks() == ["govtune-xnli", "govtune-xnli-val"]
+    assert cal.settings_hash() != study(lm_eval_tasks=["govtune-xnli"]).settings_hash()

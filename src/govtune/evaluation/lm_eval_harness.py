@@ -19,6 +19,9 @@ import torch
 
 from govtune.atomic import atomic_write_json, atomic_write_text
 from govtune.evaluation.cli import add_quantize_argument, load_for_eval
+from govtune.evaluation.lm_eval_analysis import (COMPARISON_FILE, PER_LANGUAGE_FILE, Plan, analyse, comparable,
+                                                 compare, markdown, plan_run, plan_tasks)
+from govtune.evaluation.lm_eval_samples import read_run, write_samples
 from govtune.tasks.lm_eval_xnli import write_tasks
 
 RESULTS_FILE = "results.json"
@@ -65,6 +68,19 @@ def task_manager(tasks: list[str], tasks_dir: str | Path, include_path: list[str
     return full
 
 
+def check_languages(tasks: list[str], manager, lang_map: dict[str, str] | None = None,
+                    calibrate_on: list[str] = ()) -> Plan | None:
+    """Refuse, before any scoring, a multiple-choice task whose language is neither in its name nor in
+    `lang_map` (and the other errors of the per-language plan). Loads the tasks (their documents); tasks
+    whose data cannot be loaded here fail in evaluate_lm_eval with its message, or are checked again by the
+    analysis after scoring."""
+    try:
+        loaded = manager.load(list(tasks))
+    except Exception:  # noqa: BLE001 - any dataset-loading failure (no hub, no cache): evaluate_lm_eval says what
+        return None
+    return plan_tasks(loaded, lang_map, calibrate_on)
+
+
 def check_options(limit: int | None, num_fewshot: int | None, batch_size: int) -> None:
     if limit is not None and limit < 1:
         raise ValueError(f"--limit must be >= 1 (examples per task), got {limit}")
@@ -76,10 +92,12 @@ def check_options(limit: int | None, num_fewshot: int | None, batch_size: int) -
 
 def evaluate_lm_eval(model, tokenizer, tasks: list[str], manager, limit: int | None = None,
                      num_fewshot: int | None = None, batch_size: int = 8, model_args: dict | None = None,
-                     bootstrap_iters: int = 100000) -> dict[str, Any]:
+                     bootstrap_iters: int = 100000, samples_dir: str | Path | None = None) -> dict[str, Any]:
     """lm-eval's results dict (JSON-safe) for `model` as it is in memory, with the tasks of `manager`
     (from `task_manager`). `model_args` go to HFLM as `--model_args` would (e.g. {"add_bos_token": False}).
-    The model stays on its device; HFLM puts it in eval mode, its former mode is restored afterwards."""
+    The model stays on its device; HFLM puts it in eval mode, its former mode is restored afterwards.
+    With `samples_dir`, lm-eval's per-sample outputs are written there as its `--log_samples` writes them
+    (samples_<task>_<date>.jsonl) and `config.samples` of the results names each task's file."""
     lm_eval = _lm_eval()
     from lm_eval.models.huggingface import HFLM
     from lm_eval.utils import handle_non_serializable
@@ -89,7 +107,8 @@ def evaluate_lm_eval(model, tokenizer, tasks: list[str], manager, limit: int | N
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, **(model_args or {}))
     try:
         results = lm_eval.simple_evaluate(model=lm, tasks=list(tasks), limit=limit, num_fewshot=num_fewshot,
-                                          batch_size=batch_size, task_manager=manager, log_samples=False,
+                                          batch_size=batch_size, task_manager=manager,
+                                          log_samples=samples_dir is not None,
                                           bootstrap_iters=bootstrap_iters)
     except ConnectionError as e:
         raise FileNotFoundError(
@@ -98,6 +117,9 @@ def evaluate_lm_eval(model, tokenizer, tasks: list[str], manager, limit: int | N
             f"a hub is reachable or HF_DATASETS_CACHE already holds their data") from e
     finally:
         model.train(was_training)
+    samples = results.pop("samples", None)
+    if samples_dir is not None:
+        results["config"]["samples"] = write_samples(samples_dir, samples)
     # numpy scalars and the tasks' callables become plain JSON values, as in lm-eval's own results files
     return json.loads(json.dumps(results, default=handle_non_serializable))
 
@@ -162,8 +184,10 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "lm-eval", help="run lm-evaluation-harness tasks on a model (optionally with a govtune adapter)",
         description="Run lm-evaluation-harness on the model as loaded (adapter applied in memory, no export) "
-                    "and write DIR/results.json (lm-eval's results), DIR/report.md and DIR/tasks/ (the local "
-                    "govtune-xnli task YAMLs).")
+                    "and write DIR/results.json (lm-eval's results), DIR/samples_<task>_<date>.jsonl (its "
+                    "per-sample outputs), DIR/per_language.json (govtune's per-language accuracy, calibration and "
+                    "parity of the multiple-choice tasks), DIR/report.md and DIR/tasks/ (the local govtune-xnli "
+                    "task YAMLs).")
     p.add_argument("--model", required=True, help=MODEL_HELP)
     p.add_argument("--adapter", default=None, help="directory of a govtune adapter to load onto the model")
     add_quantize_argument(p)
@@ -178,6 +202,16 @@ def register(subparsers) -> None:
                    help="extra HFLM arguments as lm-eval's --model_args takes them, e.g. add_bos_token=False")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--lang-map", default=None,
+                   help="languages of tasks whose names end in none, TASK=LANG,... (ISO 639-1/639-3 or FLORES-200)")
+    p.add_argument("--calibrate-on", default=None,
+                   help="tasks or groups (comma-separated), one per language, evaluated too and used only to fit "
+                        "the per-language temperatures (a validation split: govtune-xnli-val for govtune-xnli)")
+    p.add_argument("--compare-to", default=None, metavar="DIR",
+                   help="another run's --out directory (or lm_eval --log_samples output): paired differences "
+                        "on the same documents, this run minus DIR")
+    p.add_argument("--no-per-language", action="store_true",
+                   help="skip govtune's per-language analysis (per_language.json)")
     p.set_defaults(func=run)
 
 
@@ -192,14 +226,26 @@ def run(args) -> int:
         model_args = simple_parse_args_string(args.model_args)
         if "pretrained" in model_args or "tokenizer" in model_args:
             raise ValueError("--model-args must not set pretrained or tokenizer: pass the model with --model")
-    manager = task_manager(tasks, out / TASKS_DIR, args.include_path)  # a wrong name fails before the model loads
+    calibrate_on = _names(args.calibrate_on)
+    if calibrate_on and args.no_per_language:
+        raise ValueError("--calibrate-on fits temperatures for the per-language analysis: drop --no-per-language")
+    run_tasks = tasks + [t for t in calibrate_on if t not in tasks]
+    manager = task_manager(run_tasks, out / TASKS_DIR, args.include_path)  # a wrong name fails before the model loads
+    lang_map = parse_lang_map(args.lang_map)
+    other = None
+    if not args.no_per_language:  # a language not found, or a missing --compare-to run, fails before the model runs
+        planned = check_languages(run_tasks, manager, lang_map, calibrate_on)
+        other = read_run(args.compare_to) if args.compare_to else None
+        if other is not None and planned is not None:
+            comparable(planned.suites, plan_run(other, lang_map).suites)
     model, tok = load_for_eval(args.model, args.adapter, args.quantize)
     model.to(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    results = evaluate_lm_eval(model, tok, tasks, manager, limit=args.limit,
-                               num_fewshot=args.num_fewshot, batch_size=args.batch_size, model_args=model_args)
+    results = evaluate_lm_eval(model, tok, run_tasks, manager, limit=args.limit, num_fewshot=args.num_fewshot,
+                               batch_size=args.batch_size, model_args=model_args, samples_dir=out)
     results["config"]["model"] = args.model
     results["config"]["adapter"] = args.adapter
     results["config"]["quantize"] = args.quantize
+    results["config"]["calibrate_on"] = calibrate_on  # fit temperatures only; a --compare-to of this run skips them
     atomic_write_json(out / RESULTS_FILE, results)
     title = f"lm-evaluation-harness: {args.model}" + (f" + adapter {args.adapter}" if args.adapter else "")
     include = " ".join(f"--include_path {p}" for p in [out / TASKS_DIR, *(args.include_path or [])])
@@ -212,8 +258,41 @@ def run(args) -> int:
                  + (f" --limit {args.limit}" if args.limit else "")
                  + (f" --num_fewshot {args.num_fewshot}" if args.num_fewshot is not None else "")
                  + f" --batch_size {args.batch_size}")
-    atomic_write_text(out / REPORT_FILE, report_markdown(results, title, reproduce))
+    report = report_markdown(results, title, reproduce)
+    atomic_write_text(out / REPORT_FILE, report)  # kept should the analysis refuse (a calibration split overlaps)
+    if not args.no_per_language:
+        atomic_write_text(out / REPORT_FILE, report + "\n" + _per_language(out, lang_map, calibrate_on, other))
     print(f"wrote {out / RESULTS_FILE}, {out / REPORT_FILE}")
     for task, row in summarize(results).items():
         print(f"{task}: " + "  ".join(f"{m} {row[m]:.4f}" for m in metric_names(row)))
     return 0
+
+
+def _names(text: str | None) -> list[str]:
+    return [t.strip() for t in (text or "").split(",") if t.strip()]
+
+
+def parse_lang_map(text: str | None) -> dict[str, str]:
+    """`xnli_x=sw,my_task=swh_Latn` -> {task: language code}."""
+    out = {}
+    for item in _names(text):
+        task, sep, lang = item.partition("=")
+        if not sep or not task.strip() or not lang.strip():
+            raise ValueError(f"--lang-map entry {item!r} is not TASK=LANG: write e.g. --lang-map my_task=sw")
+        out[task.strip()] = lang.strip()
+    return out
+
+
+def _per_language(out: Path, lang_map: dict[str, str], calibrate_on: list[str], other) -> str:
+    """Write per_language.json (and comparison.json against `other`) from the samples files just written;
+    returns the report's section."""
+    run = read_run(out)
+    analysis = analyse(run, lang_map, calibrate_on)
+    atomic_write_json(out / PER_LANGUAGE_FILE, analysis)
+    comparison = compare(run, other, lang_map) if other is not None else None
+    if comparison is not None:
+        atomic_write_json(out / COMPARISON_FILE, comparison)
+    for name, s in analysis["suites"].items():
+        print(f"{name}: Macro {s['macro']:.1f}  parity gap {s['parity_gap']:.1f}  Avg-ECE {s['avg_ece']:.1f}"
+              + (f"  Avg-ECE after T {s['avg_ece_ts']:.1f}" if "avg_ece_ts" in s else ""))
+    return markdown(analysis, comparison)

@@ -140,6 +140,34 @@ METRICS += (
            method=PAIRWISE),
 )
 
+# govtune's per-language analysis of lm-eval's multiple-choice tasks (govtune.evaluation.lm_eval_analysis), in
+# percent, under the run's `lm_eval` section: one suite (a group, or tasks named alike) per `{suite}`. A run's
+# intervals are its stored ci95 (its samples files are not in the store).
+DECILE = "best - worst decile"  # over more than 5 languages: mean of the best decile - mean of the worst
+LM = "per_language.{suite}."
+LM_ACC, LM_ECE, LM_BRIER, LM_ECE_TS = (LM + "languages.{lang}.accuracy", LM + "languages.{lang}.ece",
+                                       LM + "languages.{lang}.brier", LM + "languages.{lang}.ece_ts")
+METRICS += (
+    Metric(LM_ACC, "lm_eval", "{suite} {lang}", "accuracy", True),
+    Metric(LM_ECE, "lm_eval", "{suite} {lang} ECE", "ECE", False, method=CENTRED),
+    Metric(LM_BRIER, "lm_eval", "{suite} {lang} Brier", "Brier score", False),
+    Metric(LM_ECE_TS, "lm_eval", "{suite} {lang} ECE after", "ECE", False, interval=SEEDS),
+    Metric(LM + "languages.{lang}.temperature", "lm_eval", "{suite} T {lang}", "temperature", None, interval=SEEDS,
+           digits=2),
+    Metric(LM + "languages.{lang}.n", "lm_eval", "{suite} {lang} n", "documents", None, interval=SEEDS, digits=0),
+    Metric(LM + "languages.{lang}.n_calibration", "lm_eval", "{suite} {lang} calibration n", "documents", None,
+           interval=SEEDS, digits=0),
+    Metric(LM + "macro", "lm_eval", "{suite} Macro", "accuracy", True, aggregation=MEAN, of=LM_ACC),
+    Metric(LM + "parity_gap", "lm_eval", "{suite} Δ (parity gap)", "parity gap", False, aggregation=RANGE, of=LM_ACC,
+           method=PAIRWISE),
+    Metric(LM + "decile_gap", "lm_eval", "{suite} Δ (decile gap)", "parity gap", False, aggregation=DECILE,
+           of=LM_ACC, method=CENTRED),
+    Metric(LM + "avg_ece", "lm_eval", "{suite} Avg-ECE", "ECE", False, aggregation=MEAN, of=LM_ECE, method=CENTRED),
+    Metric(LM + "avg_brier", "lm_eval", "{suite} Avg-Brier", "Brier score", False, aggregation=MEAN, of=LM_BRIER),
+    Metric(LM + "avg_ece_ts", "lm_eval", "{suite} Avg-ECE after", "ECE", False, aggregation=MEAN, of=LM_ECE_TS,
+           interval=SEEDS),
+)
+
 
 def _label(placeholder: str, value: str) -> str:
     if placeholder == "lang":

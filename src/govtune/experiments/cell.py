@@ -7,17 +7,21 @@ import inspect
 from contextlib import contextmanager
 import os
 import shutil
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from govtune.adapters import AdapterConfig, inject, save_adapter
 from govtune.adapters.registry import GRADIENT_INIT
-from govtune.atomic import atomic_write_json, atomic_write_jsonl
-from govtune.evaluation.lm_eval_harness import evaluate_lm_eval, summarize, task_manager
+from govtune.atomic import atomic_write_json, atomic_write_jsonl, atomic_write_text
+from govtune.evaluation.lm_eval_analysis import PER_LANGUAGE_FILE, analyse, markdown, run_metrics
+from govtune.evaluation.lm_eval_harness import check_languages, evaluate_lm_eval, summarize, task_manager
+from govtune.evaluation.lm_eval_samples import read_run
 from govtune.experiments.config import BASE, INCONTEXT, StudyConfig
 from govtune.experiments.data import StudyData
 from govtune.experiments.layout import RunLayout
@@ -118,7 +122,7 @@ def _run_cell(cell: Cell, config: StudyConfig, data: StudyData, run: RunLayout, 
     model.eval()
     metrics, ci95 = _evaluate_cell(cell, config, data, model, tokenizer, run, progress, write)
     if config.lm_eval_tasks:
-        metrics["lm_eval"] = _lm_eval(model, tokenizer, config, run, write)
+        metrics["lm_eval"], ci95["lm_eval"] = _lm_eval(model, tokenizer, config, run, write)
     accelerator.free_memory()
     del model
     result = {"run_id": cell.run_id, "method": cell.method, "seed": cell.seed, "shots": cell.shots,
@@ -210,14 +214,27 @@ def _calibration_examples(val: dict[str, list[dict]], cell: Cell, config: StudyC
     return val
 
 
-def _lm_eval(model, tokenizer, config: StudyConfig, run: RunLayout, write: bool) -> dict[str, Any]:
+def _lm_eval(model, tokenizer, config: StudyConfig, run: RunLayout, write: bool) -> tuple[dict[str, Any], dict]:
     """lm-evaluation-harness on the adapted model in memory; lm-eval's results go to lm_eval/results.json,
-    the per-task metrics (values as lm-eval reports them) into the cell's result."""
-    manager = task_manager(config.lm_eval_tasks, run.lm_eval_tasks, config.lm_eval_include_path)
-    results = evaluate_lm_eval(model, tokenizer, config.lm_eval_tasks, manager, limit=config.lm_eval_limit,
-                               batch_size=config.eval_batch_size)
-    if write:
-        atomic_write_json(run.lm_eval_results, results)
-    return {"task": "lm_eval", "tasks": summarize(results), "limit": config.lm_eval_limit}
-
-
+    its samples beside them, the per-task metrics (values as lm-eval reports them) into the cell's result
+    and, unless lm_eval_per_language is off, govtune's per-language analysis of the multiple-choice tasks
+    (lm_eval/per_language.json and .md; `per_language` in the metrics, its intervals as the section's ci95)."""
+    tasks = config.lm_eval_run_tasks()
+    manager = task_manager(tasks, run.lm_eval_tasks, config.lm_eval_include_path)
+    if config.lm_eval_per_language:  # a task without a language fails before lm-eval scores anything
+        check_languages(tasks, manager, config.lm_eval_lang_map, config.lm_eval_calibrate_on)
+    with tempfile.TemporaryDirectory() as tmp:
+        where = run.lm_eval_results.parent if write else Path(tmp)  # other processes: read back, then dropped
+        results = evaluate_lm_eval(model, tokenizer, tasks, manager, limit=config.lm_eval_limit,
+                                   batch_size=config.eval_batch_size, samples_dir=where)
+        results["config"]["calibrate_on"] = config.lm_eval_calibrate_on
+        atomic_write_json(where / run.lm_eval_results.name, results)
+        out = {"task": "lm_eval", "tasks": summarize(results), "limit": config.lm_eval_limit}
+        ci95: dict[str, list[float]] = {}
+        if config.lm_eval_per_language:
+            analysis = analyse(read_run(where), config.lm_eval_lang_map, config.lm_eval_calibrate_on)
+            if write:  # the run's own view: the numbers and a compact table per suite
+                atomic_write_json(where / PER_LANGUAGE_FILE, analysis)
+                atomic_write_text(where / "per_language.md", markdown(analysis))
+            out["per_language"], ci95 = run_metrics(analysis)
+    return out, ci95

@@ -46,7 +46,7 @@ GRID_KEYS = ("methods", "seeds", "shots", "curation")
 # Settings added after studies existed: left out of the hash while at their defaults, so a study run
 # before they existed still resumes.
 LATER_SETTINGS = ("lm_eval_tasks", "lm_eval_limit", "lr_branches", "quantize", "head", "cell_resources",
-                  "lm_eval_include_path")
+                  "lm_eval_include_path", "lm_eval_lang_map", "lm_eval_calibrate_on", "lm_eval_per_language")
 # How the grid is run, not what it computes: never hashed (a study may resume with other retries).
 RUNNER_SETTINGS = ("cell_retries",)
 QUANTIZE_SCHEMES = ("int8", "int4", "nf4")  # govtune.quantization.SCHEMES (torch-free here)
@@ -92,6 +92,12 @@ class StudyConfig:
     # Directories of lm-eval task YAMLs of your own (lm-eval's include_path), for lm_eval_tasks that are not
     # govtune's or lm-eval's built-in ones; curation also checks the pools against their documents.
     lm_eval_include_path: list[str] = field(default_factory=list)
+    # govtune's per-language analysis of the multiple-choice lm-eval tasks (govtune.evaluation.lm_eval_analysis):
+    # languages of tasks whose names end in none ({task: code}), the tasks (one per language, evaluated too)
+    # that fit the temperatures, and a switch for studies whose tasks have no language.
+    lm_eval_lang_map: dict[str, str] = field(default_factory=dict)
+    lm_eval_calibrate_on: list[str] = field(default_factory=list)
+    lm_eval_per_language: bool = True
     max_new_tokens: int = 128
     # `lm`: train the adapter on the label words and score them (verbalised log-likelihood); `classifier`: train
     # a sequence-classification head on the backbone with the adapter, on the same rows, and score its
@@ -256,11 +262,22 @@ class StudyConfig:
         if self.mixed_precision not in MIXED_PRECISION:
             raise ValueError(f"mixed_precision {self.mixed_precision!r}{_suggest(self.mixed_precision, MIXED_PRECISION)} "
                              f"is not one of {', '.join(MIXED_PRECISION)}")
+        per_language = self.lm_eval_tasks and self.lm_eval_per_language
+        if (self.lm_eval_calibrate_on or self.lm_eval_lang_map) and not per_language:
+            raise ValueError("lm_eval_calibrate_on and lm_eval_lang_map serve the per-language analysis of "
+                             "lm_eval_tasks: give lm_eval_tasks (and keep lm_eval_per_language true), or drop them")
         if self.lm_eval_tasks:  # an unknown name fails here, not after the first cell has trained
-            from govtune.evaluation.lm_eval_harness import task_manager  # torch: only when the study asks
+            from govtune.evaluation.lm_eval_harness import check_languages, task_manager  # torch: only when asked
 
             with tempfile.TemporaryDirectory() as tmp:
-                task_manager(self.lm_eval_tasks, tmp, self.lm_eval_include_path)
+                manager = task_manager(self.lm_eval_run_tasks(), tmp, self.lm_eval_include_path)
+                if self.lm_eval_per_language:
+                    check_languages(self.lm_eval_run_tasks(), manager, self.lm_eval_lang_map,
+                                    self.lm_eval_calibrate_on)
+
+    def lm_eval_run_tasks(self) -> list[str]:
+        """The lm-eval tasks every cell runs: the scored ones, then the calibration ones."""
+        return self.lm_eval_tasks + [t for t in self.lm_eval_calibrate_on if t not in self.lm_eval_tasks]
 
     def _check_options(self) -> None:
         """The nested options: per-method maps keyed by method or variant names, and the AdapterConfig of

@@ -36,5 +36,5 @@ def study_eval_sets(tasks: dict[str, Task], config) -> dict[str, list[list[str]]
     if config.lm_eval_tasks:
         from govtune.evaluation.lm_eval_docs import lm_eval_eval_sets  # lm-eval: only when the study asks
 
-        sets.update(lm_eval_eval_sets(config.lm_eval_tasks, config.lm_eval_include_path))
+        sets.update(lm_eval_eval_sets(config.lm_eval_run_tasks(), config.lm_eval_include_path))
     return sets

@@ -15,6 +15,8 @@ study; code asks the layout.
       runs/<run_id>/checkpoint/       the last epoch checkpoint (resume continues from it)
       runs/<run_id>/adapter/          a tuned run's adapter, its model card (README.md) and datasheet
       runs/<run_id>/lm_eval/results.json   lm-evaluation-harness results
+      runs/<run_id>/lm_eval/samples_<task>_<date>.jsonl   its per-sample outputs (lm-eval's --log_samples format)
+      runs/<run_id>/lm_eval/per_language.json, .md   govtune's per-language analysis of its multiple-choice tasks
       runs/<run_id>/lm_eval/tasks/    the task YAMLs generated for it
       runs/<run_id>/done | failed     markers: finished, or diverged (start over)
       .govtune.lock                   held by the one `govtune run` writing here (its pid and host inside)

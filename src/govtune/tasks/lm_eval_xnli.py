@@ -1,5 +1,6 @@
 """govtune's XNLI as an lm-evaluation-harness task: `govtune-xnli-{lang}` per shipped language and the group
-`govtune-xnli` (Macro = unweighted mean of the languages' accuracies).
+`govtune-xnli` (Macro = unweighted mean of the languages' accuracies); `govtune-xnli-val-{lang}` and the group
+`govtune-xnli-val` score the pool rows instead, a validation split for temperature scaling.
 
 The task YAML is rendered from govtune's own prompt (`govtune.tasks.prompts`), so lm-eval scores exactly
 the continuations `govtune eval` scores: context = `xnli_prompt(premise, hypothesis, lang)`, choices = the
@@ -22,11 +23,12 @@ from govtune.tasks.prompts import XNLI_STRINGS, xnli_prompt
 from govtune.tasks.xnli import LABELS, label_name
 
 GROUP = "govtune-xnli"
+VAL_GROUP = "govtune-xnli-val"  # the pool rows as test docs: a calibration split disjoint from the evaluation rows
 SPLIT = "dev"
 
 
-def task_name(lang: str) -> str:
-    return f"{GROUP}-{lang}"
+def task_name(lang: str, group: str = GROUP) -> str:
+    return f"{group}-{lang}"
 
 
 def languages(data_dir: Path = DATA_DIR) -> list[str]:
@@ -91,8 +93,16 @@ def task_config(lang: str, data_dir: Path = DATA_DIR) -> dict:
     }
 
 
-def group_config(langs: list[str]) -> dict:
-    return {"group": GROUP, "task": [task_name(lang) for lang in langs],
+def val_task_config(lang: str, data_dir: Path = DATA_DIR) -> dict:
+    """The same task on the pool rows (`govtune-xnli-val-{lang}`): the validation split that fits
+    temperatures (`govtune lm-eval --calibrate-on govtune-xnli-val`), never an evaluation row."""
+    cfg = task_config(lang, data_dir)
+    return {**cfg, "task": task_name(lang, VAL_GROUP), "test_split": "pool",
+            "process_docs": _Function(f"{__name__}.pool_docs")}
+
+
+def group_config(langs: list[str], group: str = GROUP) -> dict:
+    return {"group": group, "task": [task_name(lang, group) for lang in langs],
             "aggregate_metric_list": [{"metric": m, "aggregation": "mean", "weight_by_size": False}
                                       for m in ("acc", "acc_norm")],
             "metadata": {"version": 1.0}}
@@ -104,6 +114,8 @@ def write_tasks(out_dir: str | Path, data_dir: Path = DATA_DIR) -> Path:
     langs = languages(data_dir)
     files = {f"{task_name(lang)}.yaml": task_config(lang, data_dir) for lang in langs}
     files[f"{GROUP}.yaml"] = group_config(langs)
+    files.update({f"{task_name(lang, VAL_GROUP)}.yaml": val_task_config(lang, data_dir) for lang in langs})
+    files[f"{VAL_GROUP}.yaml"] = group_config(langs, VAL_GROUP)
     for name, cfg in files.items():
         atomic_write_text(out_dir / name, yaml.dump(cfg, Dumper=_Dumper, allow_unicode=True, sort_keys=False))
     return out_dir
