@@ -93,7 +93,8 @@ def test_pool_records_containing_test_rows_are_dropped_and_ledgered_per_set_and_
 def test_an_lm_eval_task_alone_holding_the_sentence_gets_it_dropped(tmp_path):
     pytest.importorskip("lm_eval")
     task = _task(tmp_path, "An unrelated English test row about shipping")
-    data = _study(tmp_path, task, lm_eval_tasks=["decontam-probe"], lm_eval_include_path=[_lm_eval_task(tmp_path)])
+    data = _study(tmp_path, task, lm_eval_tasks=["decontam-probe"], lm_eval_include_path=[_lm_eval_task(tmp_path)],
+                  lm_eval_lang_map={"decontam-probe": "en"})
     curate_study(data, ["c1"], _no_model)
     dropped = {r["id"]: r["reason"] for r in data.curation_dropped("c1", "notes")}
     assert dropped == {"en-7": "contamination", "zh-6": "contamination"}  # LM_EVAL_EN's record; TEST_ZH (test)
