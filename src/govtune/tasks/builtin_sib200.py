@@ -3,7 +3,7 @@
 Rows come from `govtune.data.sib200` (the shipped files, a local directory, or the hub) and are scored as
 any classification task file's rows are (prompt, the seven topics as continuations, log-likelihoods
 normalised over them). What is its own is the split: SIB-200 is parallel, so the ids of the train+dev rows
-are carved once into test, validation and pool ids (label-stratified, seeded, written to
+are carved once into test, validation and pool ids (label-balanced, seeded, written to
 `<workdir>/sib200.splits.json` and read back), and every language takes the same ids. No test sentence is
 then the translation of a sentence the model was tuned or calibrated on."""
 
@@ -71,6 +71,12 @@ class Sib200Task(ClassificationTask):
                 self.splits[place[r["index_id"]][0]].append(r)
         self.duplicates = _drop_duplicates(self.splits)  # what check_leakage would refuse, left out instead
         check_languages(self.name, self.splits, self._langs, "after splitting by index_id")
+        # Validation and calibration rows: the study's val_per_language of each language's validation ids (in
+        # carved order, label-balanced), as XNLI takes; all 42 would be scored in every cell, 205 languages over.
+        n = getattr(self.settings, "val_per_language", None)
+        if n is not None:
+            self.splits["validation"] = [r for lang in self._langs
+                                         for r in [r for r in self.splits["validation"] if r["lang"] == lang][:n]]
         self.has_pair = False
         self.verbalizer = TaskVerbalizer(self)
 
