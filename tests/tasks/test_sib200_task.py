@@ -157,3 +157,17 @@ def test_flores_keeps_sib200_sentences_out_of_its_lines(tmp_path):
     # the other order of tasks excludes the same lines
     reverse = _study_tasks(tmp_path, ["flores", "sib200"])["flores"]
     assert [r["line"] for r in reverse.test_sets()["en-zh"]] == test["en-zh"]
+
+
+def test_govtune_eval_runs_sib200_in_the_languages_given(tmp_path):
+    from govtune.cli import main
+
+    out = tmp_path / "eval"
+    assert main(["eval", "--model", "tiny-llama", "--task", "sib200", "--langs", "yor_Latn,en", "--limit", "2",
+                 "--no-robustness", "--no-progress", "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["languages"]) == {"yor_Latn", "en"} and metrics["languages"]["en"]["n"] == 2
+    preds = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert set(preds[0]["probs"]) == set(sib.LABELS)
+    split = json.loads((out / "sib200.splits.json").read_text())["splits"]["test"]
+    assert [p["id"] for p in preds if p["language"] == "en"] == [f"sib200-en-{i}" for i in split[:2]]
