@@ -33,7 +33,8 @@ def test_split_by_index_id_is_the_same_in_every_language(tmp_path):
     assert task.units == LANGS
     ids = task.index_ids
     assert {s: len(v) for s, v in ids.items()} == {"test": 105, "validation": 42, "train": 273}
-    assert not ids["test"] & ids["train"] and not ids["test"] & ids["validation"] and not ids["validation"] & ids["train"]
+    assert not ids["test"] & ids["train"] and not ids["test"] & ids["validation"]
+    assert not ids["validation"] & ids["train"]
     topics = {r["index_id"]: r["category"] for s in sib.SPLITS for r in sib.load_sib200("en", s)}
     assert set().union(*ids.values()) == set(topics)  # every shipped id, once
     for split, rows in task.splits.items():
@@ -171,3 +172,17 @@ def test_govtune_eval_runs_sib200_in_the_languages_given(tmp_path):
     assert set(preds[0]["probs"]) == set(sib.LABELS)
     split = json.loads((out / "sib200.splits.json").read_text())["splits"]["test"]
     assert [p["id"] for p in preds if p["language"] == "en"] == [f"sib200-en-{i}" for i in split[:2]]
+
+
+def test_a_split_written_for_other_data_is_refused(tmp_path):
+    load_task("sib200").prepare(_settings(["en"]), tmp_path)  # writes the split of the shipped ids
+    data = tmp_path / "data" / "sib200"
+    data.mkdir(parents=True)
+    rows = read_jsonl(find(sib.DATA_DIR / "sib200" / "eng_Latn.train.jsonl"))
+    shipped = {r["index_id"] for s in sib.SPLITS for r in sib.load_sib200("en", s)}
+    extra = min(set(range(997)) - shipped)
+    rows.append({"index_id": extra, "category": "travel", "text": "An extra sentence."})
+    (data / "eng_Latn.train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (data / "eng_Latn.dev.jsonl.xz").write_bytes((sib.DATA_DIR / "sib200" / "eng_Latn.dev.jsonl.xz").read_bytes())
+    with pytest.raises(ValueError, match=rf"index_ids \[{extra}\] of the data are in no split of .*delete it"):
+        load_task("sib200").prepare(_settings(["en"], data_dir=str(tmp_path / "data")), tmp_path)

@@ -65,6 +65,11 @@ class Sib200Task(ClassificationTask):
         order = self._split_ids(topics, workdir)
         self.index_ids = {s: set(ids) for s, ids in order.items()}
         place = {i: (s, k) for s, ids in order.items() for k, i in enumerate(ids)}  # every id is in one split
+        unplaced = sorted(set(topics) - set(place))
+        if unplaced:  # a split written for other data (another copy, or data changed since)
+            raise ValueError(f"task {self.name!r}: index_ids {unplaced[:5]} of the data are in no split of "
+                             f"{Path(workdir) / (self.name + '.splits.json')}: it was written for other data; "
+                             f"delete it to carve a new split (results will not compare with the old one)")
         self.splits = {s: [] for s in SPLITS}
         for lang in self._langs:
             for r in sorted(rows[lang], key=lambda r: place[r["index_id"]][1]):
