@@ -1,9 +1,8 @@
-import json
-
 import pytest
 import torch
 
 from govtune.data import DATA_DIR, XNLI_EVAL_ROWS, XNLI_POOL_ROWS
+from govtune.data.jsonl import find, read_jsonl
 from govtune import models
 from govtune.models import GEMMA3, OFFLINE_MODELS, load_model, offline_model, offline_path, tiny_model
 
@@ -25,8 +24,7 @@ def test_missing_model_error_names_the_fix(tmp_path):
 
 
 def test_shipped_data_is_aligned_and_split_disjoint():
-    rows = {lang: [json.loads(l) for l in open(DATA_DIR / "xnli" / f"{lang}.dev.jsonl", encoding="utf-8")]
-            for lang in ("en", "zh", "hi")}
+    rows = {lang: read_jsonl(find(DATA_DIR / "xnli" / f"{lang}.dev.jsonl")) for lang in ("en", "zh", "hi")}
     assert {len(r) for r in rows.values()} == {2490}
     assert all(rows["en"][i]["label"] == rows["zh"][i]["label"] == rows["hi"][i]["label"] for i in range(2490))
     assert not set(XNLI_POOL_ROWS) & set(XNLI_EVAL_ROWS)

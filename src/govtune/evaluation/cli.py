@@ -40,15 +40,17 @@ def register(subparsers) -> None:
     p.add_argument("--adapter", default=None, help="directory of a govtune adapter to load onto the model")
     add_quantize_argument(p)
     p.add_argument("--task", required=True,
-                   help="xnli, flores, or a task file (YAML, see docs/tasks.md): evaluated on its test split")
-    p.add_argument("--langs", default="en,zh,hi", help="XNLI languages, comma-separated")
+                   help="xnli, flores, sib200, or a task file (YAML, see docs/tasks.md): evaluated on its test split")
+    p.add_argument("--langs", default="en,zh,hi", help="XNLI (or SIB-200) languages, comma-separated; SIB-200 "
+                                                      "takes FLORES-200 codes too (yor_Latn) and `all`")
     p.add_argument("--pairs", default="en-zh,en-es", help="FLORES directions src-tgt, comma-separated")
     p.add_argument("--limit", type=int, default=None, help="examples per language / direction (default: all)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--batch-size", type=int, default=8, help="examples per forward pass")
     p.add_argument("--seed", type=int, default=0, help="seed of the robustness perturbations")
-    p.add_argument("--data", default=None, help="data directory (DIR/xnli, DIR/flores) or a Hugging Face dataset "
-                                                "name; default: the data shipped with govtune")
+    p.add_argument("--data", default=None, help="data directory (DIR/xnli, DIR/flores, DIR/sib200) or a Hugging Face "
+                                                "dataset name (facebook/xnli, Davlan/sib200); default: the data "
+                                                "shipped with govtune")
     p.add_argument("--split", default="dev", help="split of --data to evaluate (XNLI, FLORES)")
     p.add_argument("--all-rows", action="store_true",
                    help="use every row of the split (default for dev: the evaluation rows, disjoint from the "
@@ -236,14 +238,14 @@ def _write_outputs(args, metrics: dict, preds: list[dict]) -> None:
 def run(args) -> int:
     from govtune.tasks.registry import is_task_file
 
-    if is_task_file(args.task):
-        from govtune.evaluation.task_cli import run_task_file
-
-        return run_task_file(args)
-    if not papers.is_paper_task(args.task):
+    if not is_task_file(args.task) and not papers.is_paper_task(args.task):
         from govtune.tasks.registry import task_spec
 
         task_spec(args.task)  # raises naming the built-in tasks and the closest one
+    if is_task_file(args.task) or not papers.is_paper_task(args.task):  # a task file, or sib200
+        from govtune.evaluation.task_cli import run_task_file
+
+        return run_task_file(args)
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.calibrate_on is not None and not papers.classifies(args.task):

@@ -1,5 +1,6 @@
-"""`govtune eval --task FILE`: a task file's test split, scored by the task's own evaluation (the same call a
-study makes), with `--shots K` demonstrations from its train split or from `--shots-pool`."""
+"""`govtune eval --task FILE` (or `--task sib200`, its languages from `--langs`): a task's test split, scored
+by the task's own evaluation (the same call a study makes), with `--shots K` demonstrations from its train
+split or from `--shots-pool`."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from govtune.tasks.rows import to_rows
 def task_settings(args) -> SimpleNamespace:
     """The study settings a task reads, from the command line."""
     return SimpleNamespace(eval_limit=args.limit, val_per_language=8, robustness=not args.no_robustness,
-                           eval_batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, data_dir=args.data)
+                           eval_batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, data_dir=args.data,
+                           languages=[x.strip() for x in args.langs.split(",") if x.strip()])
 
 
 def _shots_pool(task, path: str) -> list[dict]:

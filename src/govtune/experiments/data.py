@@ -32,7 +32,18 @@ def prepare_tasks(config: StudyConfig, layout: StudyLayout) -> dict[str, Task]:
         tasks[task.name] = task.prepare(config, layout.tasks_dir)
         for stage in (config.curation if task.curates else ()):
             task.check_language_codes(config.curation_config(stage))  # before any curation or model
+    exclude_shared_lines(tasks)
     return tasks
+
+
+def exclude_shared_lines(tasks: dict[str, Task]) -> None:
+    """Lines of a shared corpus that one task's rows are (SIB-200's sentences are FLORES-200 dev lines) are
+    left out of every other task drawing from that corpus, so no task tests on a sentence another tunes on."""
+    for task in tasks.values():
+        for corpus, lines in task.reserved_lines().items():
+            for other in tasks.values():
+                if other is not task:
+                    other.exclude_lines(corpus, lines)
 
 
 class StudyData:
@@ -93,6 +104,19 @@ class StudyData:
         task = self._task(task)
         s = task.sample(*self._kept(task, stage), shots, seed)
         return s.train, s.val
+
+    def check_samples(self, draws: Iterable[tuple[str, int]]) -> None:
+        """Draw each (curation, shots) sample of the cells about to run, for every task, before any of them
+        runs: a language that curation left with fewer than k rows (or none) is refused now, naming the task,
+        the language and what removed its rows, not when its cell comes after others have trained. Whether a
+        language has k rows does not depend on the seed, so one seed checks them all."""
+        seed = self.config.seeds[0]
+        for stage, shots in sorted(set(draws)):
+            for task in self.tasks.values():
+                try:
+                    task.sample(*self._kept(task, stage), shots, seed)
+                except ValueError as e:
+                    raise ValueError(f"task {task.name!r}, curation {stage}, {shots} shots: {e}") from None
 
     def validation_examples(self, stage: str, shots: int, seed: int, task: Task | str | None = None
                             ) -> dict[str, list[dict]] | None:

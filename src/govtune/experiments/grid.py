@@ -24,7 +24,7 @@ from govtune.evaluation.sharding import process_state
 from govtune.experiments.archive import check_restored
 from govtune.experiments.cell import Cell, grid_cells, run_cell
 from govtune.experiments.cell import model_loader as cell_model_loader
-from govtune.experiments.config import GRID_KEYS, StudyConfig
+from govtune.experiments.config import GRID_KEYS, INCONTEXT, StudyConfig
 from govtune.experiments.data import StudyData, curate_study, export_study
 from govtune.experiments.integrity import check_study_file, repair_study
 from govtune.experiments.layout import RunLayout, StudyLayout
@@ -185,6 +185,8 @@ def _run_grid(config: StudyConfig, layout: StudyLayout, state: PartialState, pro
     try:
         if main:  # every curated pool is written before any cell runs (C2 scores with the base model)
             curate_study(data, {c.curation for c in todo if c.curation != "none"}, loader)
+            data.check_samples([(c.curation, c.shots) for c in todo if c.shots > 0]
+                               + [(c.curation, config.incontext_shots) for c in todo if c.method == INCONTEXT])
             export_study(data, {c.curation for c in todo if c.curation != "none"})
             record_curation(data)
             _record_finished(layout, outcome.skipped)

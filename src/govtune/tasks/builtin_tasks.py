@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 
+from govtune.data import FLORES_DEV
 from govtune.tasks.flores import load_flores
 from govtune.tasks.prompts import flores_training_pair, xnli_training_pair
 from govtune.tasks.task import Sample, Task, validation_sample
@@ -120,14 +121,24 @@ def _split_pair(pair: str) -> tuple[str, str]:
 
 class FloresTask(Task):
     """FLORES-200 translation in the study's `flores_pairs`: training and demonstration lines from
-    `flores_pool_lines`, test lines `flores_eval_lines` (the first `flores_eval_limit` per direction). Its
-    pool is not curated (aligned human translations)."""
+    `flores_pool_lines`, test lines `flores_eval_lines` (the first `flores_eval_limit` per direction), less
+    the lines another task of the study uses (`exclude_lines`). Its pool is not curated (aligned human
+    translations)."""
 
     kind = "translation"
     curates = False
 
     def _prepare(self, workdir) -> None:
         self._tests: dict[str, list[dict]] | None = None
+        self.excluded: set[int] = set()  # dev lines another task of the study uses (SIB-200's sentences)
+
+    def exclude_lines(self, corpus: str, lines: set[int]) -> None:
+        if corpus == FLORES_DEV:  # the task reads the dev split
+            self.excluded |= set(lines)
+            self._tests = None
+
+    def _kept(self, bounds: list[int]) -> list[int]:
+        return [i for i in range(*bounds) if i not in self.excluded]
 
     @property
     def units(self) -> list[str]:
@@ -135,7 +146,7 @@ class FloresTask(Task):
 
     def _lines(self, pair: str) -> list[dict]:
         c = self.settings
-        return load_flores(*_split_pair(pair), data_dir=c.data_dir, lines=range(*c.flores_pool_lines))
+        return load_flores(*_split_pair(pair), data_dir=c.data_dir, lines=self._kept(c.flores_pool_lines))
 
     def pool(self) -> list[dict]:
         return [r for p in self.units for r in self._lines(p)]
@@ -143,7 +154,7 @@ class FloresTask(Task):
     def test_sets(self) -> dict[str, list[dict]]:
         if self._tests is None:
             c = self.settings
-            self._tests = {p: load_flores(*_split_pair(p), data_dir=c.data_dir, lines=range(*c.flores_eval_lines),
+            self._tests = {p: load_flores(*_split_pair(p), data_dir=c.data_dir, lines=self._kept(c.flores_eval_lines),
                                           limit=c.flores_eval_limit) for p in self.units}
         return self._tests
 

@@ -19,7 +19,8 @@ def curate_task_cli(args, config) -> int:
 
     out = Path(args.out)
     settings = SimpleNamespace(eval_limit=None, val_per_language=0, robustness=False, eval_batch_size=8,
-                               max_new_tokens=64, data_dir=None, languages=None, flores_pairs=None)
+                               max_new_tokens=64, data_dir=None, flores_pairs=None,
+                               languages=[x.strip() for x in args.langs.split(",")] if args.langs else None)
     task = load_task(args.task).prepare(settings, out)
     if not task.curates:
         raise ValueError(f"task {task.name!r} has no pool to curate (its training lines are aligned translations)")

@@ -19,12 +19,16 @@ import yaml
 
 from govtune.atomic import atomic_write_text
 from govtune.data import DATA_DIR, XNLI_EVAL_ROWS, XNLI_POOL_ROWS
+from govtune.data.jsonl import find
 from govtune.tasks.prompts import XNLI_STRINGS, xnli_prompt
 from govtune.tasks.xnli import LABELS, label_name
 
 GROUP = "govtune-xnli"
 VAL_GROUP = "govtune-xnli-val"  # the pool rows as test docs: a calibration split disjoint from the evaluation rows
 SPLIT = "dev"
+# The group's languages: the papers' three. govtune ships all 15 XNLI languages; the group stays the papers'
+# Macro (lm-eval's hub tasks `xnli_{lang}` cover the others).
+OFFLINE_LANGUAGES = ("en", "zh", "hi")
 
 
 def task_name(lang: str, group: str = GROUP) -> str:
@@ -32,8 +36,13 @@ def task_name(lang: str, group: str = GROUP) -> str:
 
 
 def languages(data_dir: Path = DATA_DIR) -> list[str]:
-    """Languages with both a prompt and a data file."""
-    return [lang for lang in XNLI_STRINGS if (data_dir / "xnli" / f"{lang}.{SPLIT}.jsonl").exists()]
+    """The papers' languages (OFFLINE_LANGUAGES) with both a prompt and a data file."""
+    return [lang for lang in OFFLINE_LANGUAGES if lang in XNLI_STRINGS and _data_file(lang, data_dir) is not None]
+
+
+def _data_file(lang: str, data_dir: Path) -> Path | None:
+    """The language's XNLI file, plain or compressed (HF `datasets` reads .jsonl.xz as it is)."""
+    return find(data_dir / "xnli" / f"{lang}.{SPLIT}.jsonl")
 
 
 def _rows(dataset, rows: range, what: str):
@@ -71,7 +80,11 @@ _Dumper.add_representer(str, lambda d, v: d.represent_scalar("tag:yaml.org,2002:
 
 def task_config(lang: str, data_dir: Path = DATA_DIR) -> dict:
     s = XNLI_STRINGS[lang]
-    path = str((data_dir / "xnli" / f"{lang}.{SPLIT}.jsonl").resolve())
+    found = _data_file(lang, data_dir)
+    if found is None:
+        raise FileNotFoundError(f"no XNLI {lang} file under {data_dir / 'xnli'}: choose among "
+                                f"{', '.join(languages(data_dir))}")
+    path = str(found.resolve())
     # The Jinja fields go through govtune's template; `trim` is the .strip() xnli_prompt applies.
     text = xnli_prompt("{{premise|trim}}", "{{hypothesis|trim}}", lang)
     return {

@@ -50,7 +50,7 @@ class TaskSpec:
     name: str
     source: Path | None = None
     description: str = ""
-    builtin: str | None = None  # xnli / flores: the shipped benchmarks, read by their own loaders
+    builtin: str | None = None  # xnli / flores / sib200: the shipped benchmarks, read by their own loaders
     data_files: Any = None  # a path, a list of paths, or {split: path(s)} (the `splits` of a file)
     dataset: str | None = None
     dataset_config: str | None = None
@@ -90,10 +90,15 @@ class TaskSpec:
 
 def load_spec(path: str | Path) -> TaskSpec:
     """Read and check a task file."""
+    return spec_from_dict(read_task_file(path), Path(path))
+
+
+def read_task_file(path: str | Path) -> dict:
+    """A task file's mapping, unchecked (load_spec checks it)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"task file {str(path)!r} not found: pass a YAML task file (see docs/tasks.md) or "
-                                f"a built-in task name (xnli, flores)")
+                                f"a built-in task name (xnli, flores, sib200)")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
@@ -101,7 +106,7 @@ def load_spec(path: str | Path) -> TaskSpec:
     if not isinstance(raw, dict):
         raise ValueError(f"task file {path} must hold a mapping (type:, data_files:, columns:, ...), got "
                          f"{type(raw).__name__}")
-    return spec_from_dict(raw, path)
+    return raw
 
 
 def spec_from_dict(raw: dict, source: Path | None = None) -> TaskSpec:
@@ -156,10 +161,15 @@ def _check(spec: TaskSpec, where: str) -> None:
         if ours not in allowed:
             raise ValueError(f"{where}: `columns.{ours}` is not a field of a {spec.type} row{suggest(ours, allowed)}; "
                              f"map some of {', '.join(allowed)} to your column names")
-    if spec.builtin is not None:
-        return  # the shipped benchmarks: their own loaders, their own checks
     if spec.data_files and spec.dataset:
         raise ValueError(f"{where}: give `data_files` (local files) or `dataset` (a hub name), not both")
+    for key in ("val_size", "test_size"):
+        v = getattr(spec, key)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or (isinstance(v, float) and v >= 1):
+            raise ValueError(f"{where}: `{key}: {v!r}` must be a count of rows per language (e.g. 10) or a "
+                             f"fraction in [0, 1) (e.g. 0.2)")
+    if spec.builtin is not None:
+        return  # the shipped benchmarks: their own loaders, their own checks
     if not (spec.data_files or spec.dataset or spec.splits):
         raise ValueError(f"{where}: give the data as `data_files:` (JSONL, CSV or Parquet), `dataset:` (a hub "
                          f"name) or `splits:` (train/validation/test files)")
@@ -169,11 +179,6 @@ def _check(spec: TaskSpec, where: str) -> None:
                              f"{', '.join(SPLITS)}")
     if spec.splits and "test" not in spec.splits:
         raise ValueError(f"{where}: `splits` has no `test`: every task is evaluated on its test split")
-    for key in ("val_size", "test_size"):
-        v = getattr(spec, key)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or (isinstance(v, float) and v >= 1):
-            raise ValueError(f"{where}: `{key}: {v!r}` must be a count of rows per language (e.g. 10) or a "
-                             f"fraction in [0, 1) (e.g. 0.2)")
     if not spec.splits and not spec.test_size:
         raise ValueError(f"{where}: no test rows: set `test_size` (rows per language or a fraction) or give "
                          f"`splits: {{train: ..., test: ...}}`")

@@ -91,6 +91,16 @@ class Task(ABC):
     def test_sets(self) -> dict[str, list[dict]]:
         """Test rows per unit."""
 
+    def reserved_lines(self) -> dict[str, set[int]]:
+        """Lines of a shared corpus (by its name, e.g. govtune.data.FLORES_DEV) that this task's rows are: the
+        study keeps them out of the other tasks drawing from that corpus (`exclude_lines`)."""
+        return {}
+
+    def exclude_lines(self, corpus: str, lines: set[int]) -> None:
+        """Leave these lines of `corpus` out of this task's pool and test rows, because another task of the
+        study uses them. Called once the tasks are prepared, before any row is read; a task that draws from
+        no shared corpus has nothing to leave out."""
+
     @abstractmethod
     def sample(self, kept: list[dict] | None, report: dict | None, shots: int, seed: int) -> Sample:
         """A run's training and validation rows, from the curated pool `kept` (None: the task does not curate)."""

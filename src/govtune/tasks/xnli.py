@@ -1,8 +1,9 @@
 """XNLI (Conneau et al., 2018): premise/hypothesis pairs labelled entailment, neutral or contradiction.
 
-Local layout: `DIR/xnli/{lang}.{split}.jsonl`, one object per line with `premise`, `hypothesis` and `label`
-(a name, or the hub's integer 0/1/2). Hub: `load_xnli("en", data_dir="facebook/xnli")` reads config `en`.
-Rows are aligned across languages, so `row` identifies the same pair in every language."""
+Local layout: `DIR/xnli/{lang}.{split}.jsonl` (or `.jsonl.xz` / `.jsonl.gz`; the shipped files are xz), one
+object per line with `premise`, `hypothesis` and `label` (a name, or the hub's integer 0/1/2). Hub:
+`load_xnli("en", data_dir="facebook/xnli")` reads config `en`. Rows are aligned across languages, so `row`
+identifies the same pair in every language."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ import numbers
 from collections.abc import Iterable
 from pathlib import Path
 
-import orjson
-
+from govtune.data.jsonl import find, listing, read_jsonl
 from govtune.tasks._source import load_hub, resolve, select
 from govtune.languages import XNLI_LANGUAGES, iso_code
 
+# The canonical hub copy: one config per language (`en`, `zh`, ...), splits train / validation / test, fields
+# premise, hypothesis and label (ClassLabel 0/1/2 in LABELS order).
+HUB_NAME = "facebook/xnli"
 # Order of the hub's integer labels (facebook/xnli ClassLabel names); also the class order of our probabilities.
 LABELS = ("entailment", "neutral", "contradiction")
 
@@ -45,14 +48,14 @@ def load_xnli(lang: str, split: str = "dev", data_dir: str | Path | None = None,
             raise ValueError(f"XNLI has no language {lang!r}: choose among {', '.join(XNLI_LANGUAGES)}")
     source = resolve(data_dir)
     if isinstance(source, Path):
-        path = source / "xnli" / f"{lang}.{split}.jsonl"
-        if not path.exists():
-            have = sorted(p.name for p in (source / "xnli").glob("*.jsonl")) if (source / "xnli").is_dir() else []
-            raise FileNotFoundError(f"no XNLI file {path}: {lang!r} split {split!r} is not in {source} "
-                                    f"(it has: {', '.join(have) or 'no xnli/ files'}); pass --data DIR with "
-                                    f"that file, or a hub dataset name such as 'facebook/xnli'")
-        with path.open("rb") as f:
-            raw = [orjson.loads(line) for line in f if line.strip()]
+        path = find(source / "xnli" / f"{lang}.{split}.jsonl")  # or .jsonl.xz / .jsonl.gz
+        if path is None:
+            have = listing(source / "xnli")
+            raise FileNotFoundError(f"no XNLI file {source / 'xnli' / f'{lang}.{split}.jsonl'} (nor .xz, .gz): "
+                                    f"{lang!r} split {split!r} is not in {source} (it has: "
+                                    f"{', '.join(have) or 'no xnli/ files'}); pass --data DIR with that file, "
+                                    f"or a hub dataset name such as {HUB_NAME!r}")
+        raw = read_jsonl(path)
     else:
         raw = list(load_hub(source, lang, split))
     keep = select(len(raw), rows, limit, f"XNLI {lang} {split}")
