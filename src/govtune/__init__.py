@@ -3,7 +3,7 @@
 The public adapter API lives at the top level; the pillars are subpackages:
 `govtune.adapters` (LoRA, LoRA-GA, BOFT, unitary, hybrid), `govtune.governance` (curation),
 `govtune.tasks` and `govtune.evaluation` (XNLI, FLORES, metrics), `govtune.training` and
-`govtune.experiments` (the study runner and its report)."""
+`govtune.study` (the study runner and its report)."""
 
 from __future__ import annotations
 

@@ -3,11 +3,11 @@ from collections import Counter
 import pytest
 
 from govtune.data import FLORES_EVAL_LINES, FLORES_POOL_LINES, XNLI_EVAL_ROWS
+from govtune.data.flores import load_flores
+from govtune.data.xnli import load_xnli
 from govtune.evaluation.incontext import DEMO_SEPARATOR, with_context
 from govtune.evaluation.xnli_eval import _fit_prompt
-from govtune.tasks.flores import load_flores
-from govtune.tasks.prompts import flores_prompt, xnli_prompt
-from govtune.tasks.xnli import load_xnli
+from govtune.text.prompts import flores_prompt, xnli_prompt
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,9 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Mapping, Sequence
 
+from govtune.data import papers
 from govtune.governance.sampling import sample_kshot
-from govtune.tasks import papers
-from govtune.tasks.prompts import flores_training_pair, xnli_training_pair
+from govtune.text.prompts import flores_training_pair, xnli_training_pair
 
 # Between one demonstration and the next prompt. The answer line already ends with its own text.
 DEMO_SEPARATOR = "\n\n"

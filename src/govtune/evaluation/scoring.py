@@ -1,7 +1,7 @@
 """Model scoring primitives: log-likelihoods of continuations, sequence-classification probabilities,
 and greedy generation, all batched.
 
-Requests are token ids encoded by `govtune.tasks.encoding` (prompt and continuation tokenised jointly, as
+Requests are token ids encoded by `govtune.text.encoding` (prompt and continuation tokenised jointly, as
 lm-evaluation-harness does, and as training encodes them), padded there with explicit attention masks and
 position ids, left or right (left padding lets us keep only the last logits, the memory-light default)."""
 
@@ -15,10 +15,11 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 
+from govtune.data.xnli import LABELS
 from govtune.evaluation.sharding import map_batches
-from govtune.tasks.class_encoding import ClassCollator, HeadForward, base_model, encode_class_pair, head_pad_id
-from govtune.tasks.encoding import pad_batch, pad_token_id
-from govtune.tasks.xnli import LABELS
+from govtune.text.class_encoding import (ClassCollator, HeadForward, base_model, encode_class_pair, head_pad_id,
+                                         is_classifier)
+from govtune.text.encoding import pad_batch, pad_token_id
 
 
 def require_tokenizer(tokenizer, model=None) -> None:
@@ -141,7 +142,7 @@ def _class_order(model) -> list[int]:
 def classify_pairs(model, tokenizer, premises: list[str], hypotheses: list[str], *, batch_size: int = 8,
                    max_length: int | None = None, progress: bool = False) -> torch.Tensor:
     """(N, 3) softmax probabilities of a sequence-classification head, in LABELS order. Rows are encoded and
-    padded as a head is trained on them (`govtune.tasks.class_encoding`)."""
+    padded as a head is trained on them (`govtune.text.class_encoding`)."""
     cols = _class_order(model)
     encoded = [encode_class_pair(tokenizer, p, h, max_length) for p, h in zip(premises, hypotheses)]
     order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i].input_ids))
@@ -157,10 +158,6 @@ def classify_pairs(model, tokenizer, premises: list[str], hypotheses: list[str],
     restored = torch.empty_like(probs)
     restored[torch.tensor(order, dtype=torch.long)] = probs
     return restored
-
-
-def is_classifier(model) -> bool:
-    return type(base_model(model)).__name__.endswith("ForSequenceClassification")
 
 
 def context_length(model, tokenizer) -> int | None:

@@ -15,7 +15,7 @@ from typing import Any, Union
 
 from lingua import Language
 
-from govtune.tasks.xnli import LABELS, label_name
+from govtune.data.xnli import LABELS, label_name
 
 Record = dict[str, Any]
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import regex
 
 from govtune.data import DATA_DIR, FLORES_EVAL_LINES, FLORES_POOL_LINES, XNLI_POOL_ROWS
+from govtune.data.xnli import load_xnli
 from govtune.languages import flores_code
-from govtune.tasks.xnli import load_xnli
 
 # Text in one language declared as another: (source language, declared language).
 WRONG_LANGUAGE = (("es", "en"), ("hi", "zh"), ("zh", "hi"), ("en", "hi"), ("es", "zh"))

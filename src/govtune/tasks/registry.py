@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from govtune.tasks.builtin_tasks import FloresTask, XnliTask
+from govtune.tasks.classification import ClassificationTask
+from govtune.tasks.completion import ChatTask, CompletionTask
 from govtune.tasks.spec import TaskSpec, load_spec, suggest
 from govtune.tasks.task import Task
 
@@ -37,10 +40,6 @@ def task_spec(entry: str | Path, base: Path | None = None) -> TaskSpec:
 
 
 def make_task(spec: TaskSpec) -> Task:
-    from govtune.tasks.builtin_tasks import FloresTask, XnliTask
-    from govtune.tasks.classification import ClassificationTask
-    from govtune.tasks.completion import ChatTask, CompletionTask
-
     builtins = {"xnli": XnliTask, "flores": FloresTask}
     types = {"classification": ClassificationTask, "completion": CompletionTask, "chat": ChatTask}
     return (builtins[spec.builtin] if spec.builtin else types[spec.type])(spec)

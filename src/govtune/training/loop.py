@@ -29,8 +29,9 @@ from govtune.adapters import (after_backward, learned_layers, mixing, phi_values
                               trainable_parameters)
 from govtune.constants import MIXED_PRECISION, check_lr_branches
 from govtune.launch import cpu_processes
-from govtune.tasks.class_encoding import ClassCollator, ClassExample, HeadForward, encode_class_examples, head_pad_id
-from govtune.tasks.encoding import IGNORE_INDEX, PairCollator, encode_training_pairs, pad_token_id
+from govtune.text.class_encoding import (ClassCollator, ClassExample, HeadForward, encode_class_examples, head_pad_id,
+                                         is_classifier)
+from govtune.text.encoding import IGNORE_INDEX, PairCollator, encode_training_pairs, pad_token_id
 from govtune.training.callbacks import Callback, EpochInfo, History, StepInfo
 from govtune.training.checkpoint import CorruptCheckpoint, latest_checkpoint, load_checkpoint, save_checkpoint
 from govtune.training.data import LengthGroupedBatches, process_rows, target_count
@@ -160,8 +161,6 @@ class ClassLoss:
     rows: the loop's loss is then the mean over the rows of the step."""
 
     def __init__(self, model: nn.Module):
-        from govtune.evaluation.scoring import is_classifier
-
         if not is_classifier(model):
             raise ValueError(f"the training rows are ClassExample (premise, hypothesis, class) rows, but the model "
                              f"({type(model).__name__}) has no sequence-classification head: build it with "
@@ -212,7 +211,7 @@ def train(model: nn.Module, tokenizer: PreTrainedTokenizerBase, train_pairs: Seq
           out_dir: str | Path | None = None, callbacks: Sequence[Callback] = (),
           accelerator: Accelerator | None = None) -> TrainResult:
     """Fine-tune `model` (adapters already injected) on (prompt, target) pairs, or, for a model with a
-    sequence-classification head (`govtune.heads`), on `ClassExample` rows (`govtune.tasks.class_encoding`).
+    sequence-classification head (`govtune.heads`), on `ClassExample` rows (`govtune.text.class_encoding`).
     Returns the history and the footprint; the model is trained in place (unwrap it with
     `accelerator.unwrap_model` under DDP/FSDP)."""
     config = config or TrainConfig()
