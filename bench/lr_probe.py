@@ -239,7 +239,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> None:
     from govtune.atomic import atomic_write_json
-    from govtune.study.config import load_config
+    from govtune.study.loading import load_config
 
     args = parse_args(argv)
     config = load_config(args.config, [f"val_per_language={args.val_per_language}", *args.set])

@@ -1,6 +1,6 @@
 import pytest
 
-from govtune.study.config import build_config
+from govtune.study.loading import build_config
 
 
 def tiny_study(**overrides):

@@ -2,7 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from govtune.study.config import StudyConfig, build_config, load_config, parse_overrides
+from govtune.study.config import StudyConfig
+
+from govtune.study.loading import build_config, load_config, parse_overrides
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from govtune.cli import main
-from govtune.study.config import load_config
+from govtune.study.loading import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = str(ROOT / "configs" / "demo.yaml")
@@ -95,7 +95,7 @@ def test_an_error_raised_mid_study_is_the_last_line_printed(tmp_path, capsys, mo
 
 
 def test_per_method_rates_are_typed_like_the_top_level_rate():
-    from govtune.study.config import build_config
+    from govtune.study.loading import build_config
 
     c = build_config({"lr_per_method": {"lora": "1e-4"}})  # YAML 1.1 reads 1e-4 (no dot) as a string
     assert c.lr_for("lora") == 1e-4 and isinstance(c.lr_for("lora"), float)

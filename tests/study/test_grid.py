@@ -195,7 +195,7 @@ def test_cell_interrupted_mid_training_resumes_from_its_epoch_checkpoint(tmp_pat
 
 def test_incontext_baseline_runs_the_untuned_model_on_the_k_shot_sample_in_its_prompts(tmp_path, study):
     from govtune.evaluation import evaluate_xnli
-    from govtune.evaluation.incontext import attach
+    from govtune.tasks.incontext import attach
     from govtune.study.data import StudyData
     from govtune.results.layout import StudyLayout
     from govtune.governance import sample_kshot

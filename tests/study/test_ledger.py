@@ -10,12 +10,13 @@ import pytest
 
 from govtune.evaluation import bootstrap as bs
 from govtune.report.document import Study
-from govtune.report.ledger import build_ledger, drawn_removed, ledger_pairs, metric_columns
+from govtune.report.ledger import build_ledger, ledger_pairs, metric_columns
 from govtune.results.layout import StudyLayout
 from govtune.results.store import load_curation, load_predictions
-from govtune.study.config import build_config, load_config
 from govtune.study.data import StudyData, record_key
 from govtune.study.grid import run_study
+from govtune.study.ledger import drawn_removed
+from govtune.study.loading import build_config, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 VARIANTS = {"c1_no_langid": {"stage": "c1", "langid": False}}

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from govtune.models import tiny_model
-from govtune.study.config import build_config
 from govtune.study.grid import run_study
+from govtune.study.loading import build_config
 from govtune.tasks.registry import load_task
 
 from task_helpers import EXAMPLES, write_task

@@ -22,7 +22,7 @@ from govtune.data.xnli import load_xnli
 from govtune.evaluation import evaluate_flores, evaluate_xnli
 from govtune.evaluation.bootstrap import task_intervals
 from govtune.evaluation.calibration import check_calibration_sets
-from govtune.evaluation.incontext import with_context
+from govtune.tasks.incontext import with_context
 from govtune.evaluation.report import flores_figure, report_markdown
 from govtune.evaluation.sharding import process_state
 from govtune.governance.io import read_jsonl

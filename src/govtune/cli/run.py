@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from govtune.launch import warn_if_fewer_processes
-from govtune.study.config import load_config
+from govtune.study.loading import load_config
 
 
 def register(subparsers) -> None:

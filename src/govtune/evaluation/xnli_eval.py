@@ -61,7 +61,7 @@ def _fit_prompt(ex: dict, tokenizer, prefix: list[int], max_len: int | None, v: 
     truncated = False
     premise_ids = None
     while True:
-        # In-context demonstrations (govtune.evaluation.incontext) come first and are never cut.
+        # In-context demonstrations (govtune.tasks.incontext) come first and are never cut.
         ctx_text = ex.get("context", "") + v.prompt(ex, premise)
         reqs = [encode_pair(tokenizer, ctx_text, c, prefix) for c in conts]
         # The model reads context + continuation minus its last token.

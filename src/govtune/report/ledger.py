@@ -20,6 +20,7 @@ from pathlib import Path
 from govtune.constants import CURATION_STAGES
 from govtune.data import papers
 from govtune.evaluation.metric_registry import LANG_LABELS
+from govtune.report.figures import _save, plt
 from govtune.report.reading import Study, label, table
 from govtune.report.significance import MARK, fmt_difference
 from govtune.results.layout import StudyLayout
@@ -232,8 +233,6 @@ def ledger_text(s: "Study", decisions: list[Decision], figure: str | None) -> st
 
 def ledger_figure(s: "Study", decisions: list[Decision], path: Path) -> bool:
     """Per decision and method, each headline delta with its 95% paired interval."""
-    from govtune.report.figures import _save, plt  # matplotlib: only when there is a ledger to draw
-
     cols = [c for c in metric_columns(s) if not c[1].startswith("languages.")]
     rows = [(f"{d.label}\n{label(m)}", diffs) for d in decisions for m, diffs in d.deltas.items()]
     if not rows or not any(key in diffs for _, diffs in rows for _, key, _ in cols):

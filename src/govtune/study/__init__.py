@@ -5,7 +5,8 @@ here, where a study's user looks for them."""
 
 from govtune.results.layout import RunLayout, StudyLayout
 from govtune.results.store import load_runs
-from govtune.study.config import StudyConfig, build_config, load_config, parse_overrides
+from govtune.study.config import StudyConfig
+from govtune.study.loading import build_config, load_config, parse_overrides
 
 __all__ = ["RunLayout", "StudyConfig", "StudyLayout", "build_config", "load_config", "load_runs", "parse_overrides",
            "run_study", "write_report"]

@@ -1,5 +1,6 @@
-"""One grid cell, top to bottom: load the model, sample and encode the data, inject the adapter, train,
-evaluate every task, and write the run's files. The grid runner decides which cells run."""
+"""One grid cell, top to bottom (`CellRun`): load the model, sample and encode the data, inject the adapter,
+train, evaluate every task, and write the run's files. The grid runner (`StudyRunner`) decides which cells
+run and records them."""
 
 from __future__ import annotations
 
@@ -16,11 +17,12 @@ import torch
 from govtune.adapters import AdapterConfig, inject
 from govtune.adapters.registry import GRADIENT_INIT
 from govtune.atomic import atomic_write_json, atomic_write_jsonl
+from govtune.constants import BASE, INCONTEXT
 from govtune.evaluation.lm_eval_harness import evaluate_lm_eval, summarize, task_manager
 from govtune.heads import unfreeze_head, with_classifier_head
 from govtune.machine_load import load_1min
 from govtune.results.layout import RunLayout
-from govtune.study.config import BASE, INCONTEXT, StudyConfig
+from govtune.study.config import StudyConfig
 from govtune.study.data import StudyData
 from govtune.text.encoding import PairCollator, encode_training_pairs, pad_token_id
 from govtune.training import ResumeMismatch, train
@@ -70,30 +72,115 @@ UNTRAINED = {"peak_memory_mb": None, "step_time_s": None, "tunable_params_m": 0.
              "train_steps": 0}
 
 
-def run_cell(cell: Cell, config: StudyConfig, data: StudyData, run: RunLayout, accelerator,
-             model_loader, progress: bool = True, write: bool = True) -> tuple[dict[str, Any], dict[str, list]]:
-    """Train and evaluate one cell; returns (result, curves). Writes the run's history and predictions
-    (when `write`: the main process); the caller records the result and marks the cell done."""
-    t0, load_start = time.perf_counter(), load_1min()
-    torch.manual_seed(cell.seed)
-    model, tokenizer = model_loader()
-    model.to(accelerator.device)
-    if cell.shots > 0:
-        model, trained = _train_cell(cell, config, data, model, tokenizer, run, accelerator, progress, write)
-    else:
-        trained = {"curves": {}, "lam_final": None, "data": {}, "footprint": dict(UNTRAINED)}
-    model.eval()
-    metrics, ci95 = _evaluate_cell(cell, config, data, model, tokenizer, run, progress, write)
-    if config.lm_eval_tasks:
-        metrics["lm_eval"] = _lm_eval(model, tokenizer, config, run, write)
-    accelerator.free_memory()
-    del model
-    result = {"run_id": cell.run_id, "method": cell.method, "seed": cell.seed, "shots": cell.shots,
-              "curation": cell.curation, "model": config.model, "settings_hash": config.settings_hash(),
-              "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "metrics": metrics, "ci95": ci95,
-              "footprint": {**trained["footprint"], **_wall(t0, load_start)}, "lam_final": trained["lam_final"],
-              "data": trained["data"]}
-    return result, trained["curves"]
+class CellRun:
+    """One cell of a `StudyRunner`, top to bottom: load the model, train (tuned cells), evaluate every task, run
+    lm-eval when the study asks. Everything it needs (config, data, accelerator, model loader, whether this
+    process writes) is read from the runner, set up once for the study."""
+
+    def __init__(self, runner, cell: Cell, run: RunLayout):
+        self.config: StudyConfig = runner.config
+        self.data: StudyData = runner.data
+        self.accelerator = runner.accelerator
+        self.load_model = runner.load_model
+        self.progress = runner.progress and runner.main
+        self.write = runner.main  # the main process writes the run's files
+        self.cell, self.run = cell, run
+
+    def result(self) -> tuple[dict[str, Any], dict[str, list]]:
+        """Train and evaluate the cell; returns (result, curves). Writes the run's history and predictions
+        (when `write`: the main process); the runner records the result and marks the cell done."""
+        cell, config, accelerator = self.cell, self.config, self.accelerator
+        t0, load_start = time.perf_counter(), load_1min()
+        torch.manual_seed(cell.seed)
+        model, tokenizer = self.load_model()
+        model.to(accelerator.device)
+        if cell.shots > 0:
+            model, trained = self._train(model, tokenizer)
+        else:
+            trained = {"curves": {}, "lam_final": None, "data": {}, "footprint": dict(UNTRAINED)}
+        model.eval()
+        metrics, ci95 = self._evaluate(model, tokenizer)
+        if config.lm_eval_tasks:
+            metrics["lm_eval"] = self._lm_eval(model, tokenizer)
+        accelerator.free_memory()
+        del model
+        result = {"run_id": cell.run_id, "method": cell.method, "seed": cell.seed, "shots": cell.shots,
+                  "curation": cell.curation, "model": config.model, "settings_hash": config.settings_hash(),
+                  "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "metrics": metrics,
+                  "ci95": ci95, "footprint": {**trained["footprint"], **_wall(t0, load_start)},
+                  "lam_final": trained["lam_final"], "data": trained["data"]}
+        return result, trained["curves"]
+
+    def _train(self, model, tokenizer) -> tuple[Any, dict[str, Any]]:
+        """Sample the shots, inject the adapter, train (continuing an interrupted attempt); returns the trained
+        model and what the result records of training: curves, final lam, data counts, footprint. With
+        `head: classifier` the model is the backbone with a sequence-classification head (seeded by the
+        cell's seed), trained with the adapter on the same sample as (premise, hypothesis, class) rows."""
+        cell, config, data, run, accelerator = self.cell, self.config, self.data, self.run, self.accelerator
+        head = config.head == "classifier"
+        if head:
+            pairs, val_pairs, data_counts = data.head_examples(cell.curation, cell.shots, cell.seed)
+            model = with_classifier_head(model, tokenizer, data.head_labels(), seed=cell.seed)
+        else:
+            pairs, val_pairs, data_counts = data.training_pairs(cell.curation, cell.shots, cell.seed, tokenizer)
+        options = config.adapter_options(cell.method)
+        calibration = None
+        if options["method"] in GRADIENT_INIT:
+            calibration = _calibration_batches(model, tokenizer, pairs, config, accelerator.device)
+            options.setdefault("ga_batches", len(calibration))
+        torch.manual_seed(cell.seed)  # adapter init depends on the seed only, not on what ran before
+        inject(model, AdapterConfig(**options), calibration=calibration)
+        if head:
+            unfreeze_head(model)  # inject froze every weight outside the adapter
+        tc = config.train_config(cell.method, cell.seed, self.progress)
+        try:  # continues an interrupted attempt from its last epoch checkpoint, if any
+            result = train(model, tokenizer, pairs, val_pairs, tc, out_dir=run.checkpoint, accelerator=accelerator)
+        except ResumeMismatch:  # a checkpoint of an older govtune (nothing was loaded): start the cell over
+            if self.write:
+                shutil.rmtree(run.checkpoint)
+            accelerator.wait_for_everyone()
+            result = train(model, tokenizer, pairs, val_pairs, replace(tc, resume=False), out_dir=run.checkpoint,
+                           accelerator=accelerator)
+        if self.write:
+            atomic_write_json(run.history, result.history.to_dict())
+        fp = result.footprint.to_dict()
+        footprint = {"peak_memory_mb": fp["peak_memory_mb"], "step_time_s": fp["step_time_s"],
+                     "tunable_params_m": fp["tunable_params_m"], "memory_kind": fp["memory_kind"],
+                     "train_steps": result.steps}
+        return accelerator.unwrap_model(model), {"curves": result.history.curves(),
+                                                 "lam_final": result.history.lam_final(), "data": data_counts,
+                                                 "footprint": footprint}
+
+    def _evaluate(self, model, tokenizer) -> tuple[dict[str, dict], dict[str, dict]]:
+        """Every task of the study on the cell's test sets (a classification task with temperature scaling on
+        the run's validation examples); returns (metrics per task, 95% intervals per task) and writes the
+        predictions."""
+        cell, config, data = self.cell, self.config, self.data
+        metrics: dict[str, dict] = {}
+        ci95: dict[str, dict] = {}  # task -> {metric: [low, high]}: percentile bootstrap over the test examples
+        with torch.no_grad():
+            for task in data.tasks.values():
+                tests, val = data.evaluation_sets(task, cell.method == INCONTEXT, cell.curation, cell.shots,
+                                                  cell.seed)
+                calibration = _calibration_examples(val, cell, config) if task.calibrates and val is not None \
+                    else None
+                m, pred = task.evaluate(model, tokenizer, tests, seed=cell.seed, progress=self.progress,
+                                        calibration=calibration)
+                metrics[task.name], ci95[task.name] = m, task.intervals(pred)
+                if self.write:
+                    atomic_write_jsonl(self.run.predictions(task.name), pred)
+        return metrics, ci95
+
+    def _lm_eval(self, model, tokenizer) -> dict[str, Any]:
+        """lm-evaluation-harness on the adapted model in memory; lm-eval's results go to lm_eval/results.json,
+        the per-task metrics (values as lm-eval reports them) into the cell's result."""
+        config, run = self.config, self.run
+        manager = task_manager(config.lm_eval_tasks, run.lm_eval_tasks)
+        results = evaluate_lm_eval(model, tokenizer, config.lm_eval_tasks, manager, limit=config.lm_eval_limit,
+                                   batch_size=config.eval_batch_size)
+        if self.write:
+            atomic_write_json(run.lm_eval_results, results)
+        return {"task": "lm_eval", "tasks": summarize(results), "limit": config.lm_eval_limit}
 
 
 def _wall(t0: float, load_start: float | None) -> dict[str, Any]:
@@ -101,66 +188,6 @@ def _wall(t0: float, load_start: float | None) -> dict[str, Any]:
     load beside it can be several times the machine's own."""
     return {"wall_time_s": round(time.perf_counter() - t0, 1), "cpu_count": os.cpu_count(),
             "load_1min_start": load_start, "load_1min_end": load_1min()}
-
-
-def _train_cell(cell: Cell, config: StudyConfig, data: StudyData, model, tokenizer, run: RunLayout, accelerator,
-                progress: bool, write: bool) -> tuple[Any, dict[str, Any]]:
-    """Sample the shots, inject the adapter, train (continuing an interrupted attempt); returns the trained
-    model and what the result records of training: curves, final lam, data counts, footprint. With
-    `head: classifier` the model is the backbone with a sequence-classification head (seeded by the cell's
-    seed), trained with the adapter on the same sample as (premise, hypothesis, class) rows."""
-    head = config.head == "classifier"
-    if head:
-        pairs, val_pairs, data_counts = data.head_examples(cell.curation, cell.shots, cell.seed)
-        model = with_classifier_head(model, tokenizer, data.head_labels(), seed=cell.seed)
-    else:
-        pairs, val_pairs, data_counts = data.training_pairs(cell.curation, cell.shots, cell.seed, tokenizer)
-    options = config.adapter_options(cell.method)
-    calibration = None
-    if options["method"] in GRADIENT_INIT:
-        calibration = _calibration_batches(model, tokenizer, pairs, config, accelerator.device)
-        options.setdefault("ga_batches", len(calibration))
-    torch.manual_seed(cell.seed)  # adapter init depends on the seed only, not on what ran before
-    inject(model, AdapterConfig(**options), calibration=calibration)
-    if head:
-        unfreeze_head(model)  # inject froze every weight outside the adapter
-    tc = config.train_config(cell.method, cell.seed, progress)
-    try:  # continues an interrupted attempt from its last epoch checkpoint, if any
-        result = train(model, tokenizer, pairs, val_pairs, tc, out_dir=run.checkpoint, accelerator=accelerator)
-    except ResumeMismatch:  # a checkpoint of an older govtune (nothing was loaded): start the cell over
-        if write:
-            shutil.rmtree(run.checkpoint)
-        accelerator.wait_for_everyone()
-        result = train(model, tokenizer, pairs, val_pairs, replace(tc, resume=False), out_dir=run.checkpoint,
-                       accelerator=accelerator)
-    if write:
-        atomic_write_json(run.history, result.history.to_dict())
-    fp = result.footprint.to_dict()
-    footprint = {"peak_memory_mb": fp["peak_memory_mb"], "step_time_s": fp["step_time_s"],
-                 "tunable_params_m": fp["tunable_params_m"], "memory_kind": fp["memory_kind"],
-                 "train_steps": result.steps}
-    return accelerator.unwrap_model(model), {"curves": result.history.curves(),
-                                             "lam_final": result.history.lam_final(), "data": data_counts,
-                                             "footprint": footprint}
-
-
-def _evaluate_cell(cell: Cell, config: StudyConfig, data: StudyData, model, tokenizer, run: RunLayout,
-                   progress: bool, write: bool) -> tuple[dict[str, dict], dict[str, dict]]:
-    """Every task of the study on the cell's test sets (a classification task with temperature scaling on
-    the run's validation examples); returns (metrics per task, 95% intervals per task) and writes the
-    predictions."""
-    metrics: dict[str, dict] = {}
-    ci95: dict[str, dict] = {}  # task -> {metric: [low, high]}: percentile bootstrap over the test examples
-    with torch.no_grad():
-        for task in data.tasks.values():
-            tests, val = data.evaluation_sets(task, cell.method == INCONTEXT, cell.curation, cell.shots, cell.seed)
-            calibration = _calibration_examples(val, cell, config) if task.calibrates and val is not None else None
-            m, pred = task.evaluate(model, tokenizer, tests, seed=cell.seed, progress=progress,
-                                    calibration=calibration)
-            metrics[task.name], ci95[task.name] = m, task.intervals(pred)
-            if write:
-                atomic_write_jsonl(run.predictions(task.name), pred)
-    return metrics, ci95
 
 
 def _calibration_examples(val: dict[str, list[dict]], cell: Cell, config: StudyConfig
@@ -174,16 +201,3 @@ def _calibration_examples(val: dict[str, list[dict]], cell: Cell, config: StudyC
                       f"the shots), so no temperature scaling; lower shots or relax the curation")
         return None
     return val
-
-
-def _lm_eval(model, tokenizer, config: StudyConfig, run: RunLayout, write: bool) -> dict[str, Any]:
-    """lm-evaluation-harness on the adapted model in memory; lm-eval's results go to lm_eval/results.json,
-    the per-task metrics (values as lm-eval reports them) into the cell's result."""
-    manager = task_manager(config.lm_eval_tasks, run.lm_eval_tasks)
-    results = evaluate_lm_eval(model, tokenizer, config.lm_eval_tasks, manager, limit=config.lm_eval_limit,
-                               batch_size=config.eval_batch_size)
-    if write:
-        atomic_write_json(run.lm_eval_results, results)
-    return {"task": "lm_eval", "tasks": summarize(results), "limit": config.lm_eval_limit}
-
-

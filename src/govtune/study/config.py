@@ -1,4 +1,5 @@
-"""The study config: one YAML file (every key has a default), `key=value` overrides typed by the schema.
+"""The study config: one YAML file (every key has a default), `key=value` overrides typed by the schema
+(read by govtune.study.loading: load_config, build_config, parse_overrides).
 
 A study is the grid methods x seeds x shots x curation; every other key is a setting shared by all of its
 cells. The settings (not the grid axes) define the study's hash, so `--resume` can extend a finished study
@@ -17,7 +18,6 @@ import hashlib
 import json
 import math
 import tempfile
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,9 +28,12 @@ import yaml
 from govtune.constants import (BASE, BASELINES, CURATION_STAGES, INCONTEXT, LR_SCHEDULES, METHODS, MIXED_PRECISION,
                                check_lr_branches)
 from govtune.data import FLORES_EVAL_LINES, FLORES_POOL_LINES, XNLI_EVAL_ROWS, XNLI_POOL_ROWS
+from govtune.data.papers import classifies
 from govtune.languages import XNLI_LANGUAGES
+from govtune.tasks.registry import is_task_file, task_spec
 
-# The untuned baselines (BASE, INCONTEXT, BASELINES) and CURATION_STAGES are govtune.constants'.
+# The untuned baselines (BASE, INCONTEXT, BASELINES) and CURATION_STAGES live in govtune.constants (the report
+# reads them without the runner); imported above, they stay names of this module too.
 # The adapter methods (govtune.adapters.AdapterConfig).
 ADAPTER_METHODS = METHODS
 SCHEDULES = LR_SCHEDULES
@@ -174,7 +177,6 @@ class StudyConfig:
         if not self.tasks:
             raise ValueError("tasks is empty: list built-in tasks (xnli, flores) and/or task files, e.g. "
                              "tasks=xnli,examples/intents/intents.yaml")
-        from govtune.tasks.registry import task_spec  # reads each task file now: a bad one fails before any run
 
         names = [task_spec(t).name for t in self.tasks]
         if len(set(names)) != len(names):
@@ -231,7 +233,8 @@ class StudyConfig:
             raise ValueError(f"mixed_precision {self.mixed_precision!r}{_suggest(self.mixed_precision, MIXED_PRECISION)} "
                              f"is not one of {', '.join(MIXED_PRECISION)}")
         if self.lm_eval_tasks:  # an unknown name fails here, not after the first cell has trained
-            from govtune.evaluation.lm_eval_harness import task_manager  # torch: only when the study asks
+            # here: the govtune.evaluation package imports torch, which a config check does not need
+            from govtune.evaluation.lm_eval_harness import task_manager
 
             with tempfile.TemporaryDirectory() as tmp:
                 task_manager(self.lm_eval_tasks, tmp)
@@ -259,8 +262,6 @@ class StudyConfig:
         if self.head == "lm":
             return
         from govtune.adapters.registry import GRADIENT_INIT  # torch: as _check_options' AdapterConfig
-        from govtune.data.papers import classifies
-        from govtune.tasks.registry import task_spec
 
         others = [t for t in self.tasks if not classifies(task_spec(t).builtin or "")]
         if others:
@@ -343,8 +344,6 @@ class StudyConfig:
     def task_files(self) -> dict[str, str]:
         """sha256 of each task file the study names (built-in names excluded): part of the settings, so a
         changed task file is a different study."""
-        from govtune.tasks.registry import is_task_file
-
         return {t: hashlib.sha256(Path(t).expanduser().read_bytes()).hexdigest()[:16]
                 for t in self.tasks if is_task_file(t)}
 
@@ -401,124 +400,3 @@ def _suggest(key: str, options) -> str:
 def _unknown_key(key: str, where: str) -> ValueError:
     return ValueError(f"unknown config key {key!r} in {where}{_suggest(key, FIELDS)}; "
                       f"valid keys: {', '.join(FIELDS)}")
-
-
-def _coerce(name: str, value: Any) -> Any:
-    """Type a YAML or command-line value by the schema: '0,1' -> [0, 1] for list[int], and so on."""
-    hint = typing.get_type_hints(StudyConfig)[name]
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    optional = origin in (typing.Union, types.UnionType) and type(None) in args
-    if optional:
-        if value is None or (isinstance(value, str) and value.lower() in ("null", "none", "")):
-            return None
-        hint = next(a for a in args if a is not type(None))
-        origin, args = typing.get_origin(hint), typing.get_args(hint)
-    try:
-        if origin is list:
-            if isinstance(value, str) and value.strip().startswith("["):  # methods=[lora, boft], as in YAML
-                value = yaml.safe_load(value)
-            if isinstance(value, str):
-                value = [v.strip() for v in value.split(",") if v.strip()]
-            elif not isinstance(value, (list, tuple)):
-                value = [value]
-            return [_coerce_scalar(args[0], v) for v in value]
-        if origin is dict:
-            if isinstance(value, str):
-                value = yaml.safe_load(value)
-            if not isinstance(value, dict):
-                raise TypeError
-            if name in PER_METHOD_KEYS:  # lr_per_method: {lora: 1e-4} (YAML reads 1e-4 as a string)
-                return {k: _coerce_scalar(args[1], v) for k, v in value.items()}
-            return dict(value)
-        if hint is bool:
-            if isinstance(value, str):
-                if value.lower() in ("true", "yes", "1", "on"):
-                    return True
-                if value.lower() in ("false", "no", "0", "off"):
-                    return False
-                raise TypeError
-            return bool(value)
-        if hint is int and isinstance(value, float) and not value.is_integer():
-            raise TypeError
-        typed = hint(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"config key {name!r} expects {_type_name(hint)}, got {value!r}") from None
-    if hint is float and not math.isfinite(typed):
-        raise ValueError(f"config key {name!r} must be a finite number, got {value!r}; e.g. "
-                         f"{name}={_default(name)}")
-    return typed
-
-
-def _coerce_scalar(kind, v):
-    if kind is int and isinstance(v, float) and not v.is_integer():
-        raise TypeError
-    return kind(v)
-
-
-def _type_name(hint) -> str:
-    if typing.get_args(hint):
-        return str(hint).replace("typing.", "")
-    return getattr(hint, "__name__", str(hint))
-
-
-def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """`['methods=lora,hybrid', 'adapter.r=8']` -> {'methods': 'lora,hybrid', 'adapter': {'r': 8}}."""
-    out: dict[str, Any] = {}
-    for item in items:
-        if "=" not in item:
-            raise ValueError(f"override {item!r} is not key=value (e.g. seeds=0,1 or adapter.r=8)")
-        key, raw = item.split("=", 1)
-        key = key.strip()
-        top, _, sub = key.partition(".")
-        if top not in FIELDS:
-            raise _unknown_key(top, "the command line")
-        if sub:
-            if typing.get_origin(typing.get_type_hints(StudyConfig)[top]) is not dict:
-                raise ValueError(f"{top!r} has no sub-keys; write {top}=VALUE")
-            out.setdefault(top, {})[sub] = yaml.safe_load(raw)
-        else:
-            out[top] = raw
-    return out
-
-
-def build_config(raw: dict[str, Any], overrides: dict[str, Any] | None = None,
-                 where: str = "the config file") -> StudyConfig:
-    raw = dict(raw or {})
-    for key in raw:
-        if key not in FIELDS:
-            raise _unknown_key(key, where)
-    for key, value in (overrides or {}).items():
-        if isinstance(value, dict) and isinstance(raw.get(key), dict):
-            raw[key] = {**raw[key], **value}  # adapter.r=8 updates one option, keeps the rest
-        else:
-            raw[key] = value
-    return StudyConfig(**{k: _coerce(k, v) for k, v in raw.items()})
-
-
-def load_config(path: str | Path, overrides: list[str] | None = None) -> StudyConfig:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file {str(path)!r} not found; start from configs/demo.yaml")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        raise ValueError(f"{path} is not valid YAML: {e}") from None
-    if not isinstance(raw, dict):
-        raise ValueError(f"{path} must hold a mapping of config keys, got {type(raw).__name__}")
-    overrides = parse_overrides(overrides or [])
-    _task_paths_from(path.parent, raw, overrides)
-    return build_config(raw, overrides, where=str(path))
-
-
-def _task_paths_from(config_dir: Path, raw: dict, overrides: dict) -> None:
-    """A task file named relative to the config file (and not to the working directory) is read from there."""
-    from govtune.tasks.registry import is_task_file
-
-    for where in (raw, overrides):
-        tasks = where.get("tasks")
-        if isinstance(tasks, str):
-            tasks = [t.strip() for t in tasks.split(",") if t.strip()]
-        if isinstance(tasks, list):
-            where["tasks"] = [str(config_dir / t) if is_task_file(t) and not Path(t).expanduser().exists()
-                              and (config_dir / t).exists() else t for t in tasks]

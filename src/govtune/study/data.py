@@ -17,6 +17,7 @@ from govtune.governance import curate
 from govtune.results.layout import StudyLayout
 from govtune.study.config import StudyConfig
 from govtune.tasks.builtin_tasks import xnli_record_key
+from govtune.tasks.export import export_task
 from govtune.tasks.registry import load_task
 from govtune.tasks.task import Task
 
@@ -173,8 +174,6 @@ def curate_study(data: StudyData, stages: Iterable[str], model_loader: Callable)
 def export_study(data: StudyData, stages: Iterable[str]) -> None:
     """Each task's splits, its train split as each curation stage kept it, as TRL JSONL and an lm-eval task
     YAML: OUT/export/<task>/<stage>/ (a task that does not curate: OUT/export/<task>/)."""
-    from govtune.tasks.export import export_task
-
     for task in data.tasks.values():
         if not task.curates:
             export_task(task, data.layout.export_dir / task.name)

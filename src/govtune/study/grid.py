@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from accelerate import PartialState
 from tqdm.auto import tqdm
 
 from govtune.atomic import atomic_write_json, atomic_write_text
@@ -26,7 +25,7 @@ from govtune.report import write_report
 from govtune.results.integrity import check_study_file, repair_study
 from govtune.results.layout import RunLayout, StudyLayout
 from govtune.results.store import read_predictions, record_run, record_study, write_results_json
-from govtune.study.cell import Cell, grid_cells, run_cell
+from govtune.study.cell import Cell, CellRun, grid_cells
 from govtune.study.config import GRID_KEYS, StudyConfig
 from govtune.study.data import StudyData, curate_study, export_study
 from govtune.study.ledger import record_curation
@@ -109,99 +108,123 @@ def _model_loader(config: StudyConfig) -> Callable:
     return lambda: load_model(config.model, quantize=config.quantize)
 
 
-def _open_study(config: StudyConfig, layout: StudyLayout, resume: bool, lock: StudyLock) -> None:
-    """Take the directory's lock (one writer per study), check that it holds this study or nothing, repair
-    what --resume can rebuild, and record the study. Main process only."""
-    lock.acquire()
-    check_study_file(layout)  # check_out_dir reads it
-    check_out_dir(config, layout, resume)
-    repair_study(layout)
-    _write_study_file(config, layout)
-    record_study(layout, config.name, config.model, config.settings_hash(), config.to_dict())
+class StudyRunner:
+    """One study, read top to bottom like a recipe: set up once (the config, the output directory's layout and
+    lock, the process group, how a cell loads its model), `open` the directory, `prepare` the data (tasks,
+    curated pools, exports, the ledger's records) once, then `run_cell` for each unfinished cell, then the
+    report. Every cell reads what it needs from here; nothing is fetched from deeper in a step.
+
+    Under `accelerate launch` every process runs the grid (training is data-parallel); only the main
+    process locks, checks, curates and writes, the others wait for it at each barrier."""
+
+    def __init__(self, config: StudyConfig, out_dir: str | Path, progress: bool = True,
+                 model_loader: Callable | None = None):
+        self.config = config
+        self.layout = StudyLayout(Path(out_dir))
+        self.lock = StudyLock(self.layout.lock, self.layout.root)
+        self.state = process_state()
+        self.main = self.state.is_main_process
+        self.progress = progress
+        self.load_model = model_loader or _model_loader(config)
+        self.data: StudyData | None = None  # prepare() builds it
+        self.accelerator = None  # one for every cell, made when a cell is to run
+
+    def run(self, resume: bool = False, report: bool = True,
+            after_cell: Callable[[Cell], None] | None = None) -> StudyOutcome:
+        """Run every unfinished cell of the study, then write the report. The main process holds the
+        directory's lock throughout: a second run on it is refused (StudyLocked)."""
+        try:
+            on_main(self.state, lambda: self.open(resume))
+            self.state.wait_for_everyone()
+            return self._run_grid(report, after_cell)
+        finally:
+            self.lock.release()
+
+    def open(self, resume: bool) -> None:
+        """Take the directory's lock (one writer per study), check that it holds this study or nothing, repair
+        what --resume can rebuild, and record the study. Main process only."""
+        config, layout = self.config, self.layout
+        self.lock.acquire()
+        check_study_file(layout)  # check_out_dir reads it
+        check_out_dir(config, layout, resume)
+        repair_study(layout)
+        _write_study_file(config, layout)
+        record_study(layout, config.name, config.model, config.settings_hash(), config.to_dict())
+
+    def prepare(self, todo: list[Cell], finished: list[str]) -> None:
+        """The study's data, once: its tasks; on the main process every curated pool the unfinished cells
+        need (written before any cell runs: C2 scores with the base model), the exports, the ledger's
+        records and the finished runs recorded again."""
+        self.data = StudyData(self.config, self.layout, progress=self.progress and self.main)
+        if todo:
+            self.accelerator = make_accelerator(self.config.mixed_precision, self.config.grad_accum)
+        if self.main:
+            stages = {c.curation for c in todo if c.curation != "none"}
+            curate_study(self.data, stages, self.load_model)
+            export_study(self.data, stages)
+            record_curation(self.data)
+            _record_finished(self.layout, finished)
+            write_results_json(self.layout, _finished_results(self.layout))
+
+    def _run_grid(self, report: bool, after_cell: Callable[[Cell], None] | None) -> StudyOutcome:
+        config, layout, out_dir = self.config, self.layout, self.layout.root
+        outcome = StudyOutcome(out_dir)
+        cells = grid_cells(config)
+        todo = [c for c in cells if not layout.run(c.run_id).is_done()]
+        outcome.skipped = [c.run_id for c in cells if c not in todo]
+        try:
+            self.prepare(todo, outcome.skipped)
+            self.state.wait_for_everyone()
+            bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc="grid", unit="run",
+                       disable=not (self.progress and self.main))
+            with bar:  # closed before an error propagates: the error is the last line printed
+                for cell in todo:
+                    bar.set_postfix_str(cell.run_id)
+                    failure = self.run_cell(cell)
+                    if failure is None:
+                        outcome.ran.append(cell.run_id)
+                    else:
+                        outcome.failed[cell.run_id] = failure
+                    bar.update(1)
+                    if failure is None and after_cell is not None:
+                        after_cell(cell)
+        except (torch.OutOfMemoryError, MemoryError) as e:
+            raise MemoryError(
+                f"model {config.model!r} does not fit in memory ({e.__class__.__name__}: "
+                f"{str(e).splitlines()[0] if str(e) else 'out of memory'}). Lower batch_size or max_length, "
+                f"set grad_accum, use mixed_precision=bf16 on a GPU, or a smaller model. Finished runs in "
+                f"{out_dir} are kept; rerun with --resume.") from None
+        if report and self.main:
+            outcome.report = write_report(out_dir)
+        return outcome
+
+    def run_cell(self, cell: Cell) -> str | None:
+        """Train and evaluate one cell and, on the main process, write its result, record it in the store and
+        mark it done (in that order: a crash before `done` leaves the cell to be rerun). Returns None, or
+        why training diverged (the cell is then marked failed)."""
+        run = self.layout.run(cell.run_id)
+        if self.main:
+            _clear_attempt(run)
+            run.dir.mkdir(parents=True, exist_ok=True)
+        self.state.wait_for_everyone()
+        try:
+            result, curves = CellRun(self, cell, run).result()
+        except TrainingDiverged as e:
+            if self.main:
+                atomic_write_text(run.failed, str(e) + "\n")
+                tqdm.write(f"{cell.run_id}: {e}")
+            return str(e)
+        if self.main:
+            atomic_write_json(run.result, result)
+            record_run(self.layout, result, curves, read_predictions(run))
+            atomic_write_text(run.done, result["finished_at"] + "\n")
+            write_results_json(self.layout, _finished_results(self.layout))
+        self.state.wait_for_everyone()
+        return None
 
 
 def run_study(config: StudyConfig, out_dir: str | Path, resume: bool = False, progress: bool = True,
               report: bool = True, after_cell: Callable[[Cell], None] | None = None,
               model_loader: Callable | None = None) -> StudyOutcome:
-    """Run every unfinished cell of the study into out_dir, then write the report. The main process holds
-    the directory's lock throughout: a second run on it is refused (StudyLocked)."""
-    # Under `accelerate launch` every process runs the grid (training is data-parallel); only the main
-    # process locks, checks, curates and writes, the others wait for it at each barrier.
-    state = process_state()
-    out_dir = Path(out_dir)
-    layout = StudyLayout(out_dir)
-    lock = StudyLock(layout.lock, out_dir)
-    try:
-        on_main(state, lambda: _open_study(config, layout, resume, lock))
-        state.wait_for_everyone()
-        return _run_grid(config, layout, state, progress, report, after_cell, model_loader)
-    finally:
-        lock.release()
-
-
-def _run_grid(config: StudyConfig, layout: StudyLayout, state: PartialState, progress: bool, report: bool,
-              after_cell: Callable[[Cell], None] | None, model_loader: Callable | None) -> StudyOutcome:
-    main, out_dir = state.is_main_process, layout.root
-    loader = model_loader or _model_loader(config)
-    outcome = StudyOutcome(out_dir)
-    data = StudyData(config, layout, progress=progress and main)
-    cells = grid_cells(config)
-    todo = [c for c in cells if not layout.run(c.run_id).is_done()]
-    outcome.skipped = [c.run_id for c in cells if c not in todo]
-    accelerator = make_accelerator(config.mixed_precision, config.grad_accum) if todo else None
-    try:
-        if main:  # every curated pool is written before any cell runs (C2 scores with the base model)
-            curate_study(data, {c.curation for c in todo if c.curation != "none"}, loader)
-            export_study(data, {c.curation for c in todo if c.curation != "none"})
-            record_curation(data)
-            _record_finished(layout, outcome.skipped)
-            write_results_json(layout, _finished_results(layout))
-        state.wait_for_everyone()
-        bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc="grid", unit="run",
-                   disable=not (progress and main))
-        with bar:  # closed before an error propagates: the error is the last line printed
-            _run_cells(todo, config, data, layout, accelerator, loader, state, progress, outcome, bar,
-                       after_cell)
-    except (torch.OutOfMemoryError, MemoryError) as e:
-        raise MemoryError(
-            f"model {config.model!r} does not fit in memory ({e.__class__.__name__}: "
-            f"{str(e).splitlines()[0] if str(e) else 'out of memory'}). Lower batch_size or max_length, "
-            f"set grad_accum, use mixed_precision=bf16 on a GPU, or a smaller model. Finished runs in "
-            f"{out_dir} are kept; rerun with --resume.") from None
-    if report and main:
-        outcome.report = write_report(out_dir)
-    return outcome
-
-
-def _run_cells(todo: list[Cell], config: StudyConfig, data: StudyData, layout: StudyLayout, accelerator,
-               loader: Callable, state: PartialState, progress: bool, outcome: StudyOutcome, bar,
-               after_cell: Callable[[Cell], None] | None) -> None:
-    """Run the unfinished cells in order, recording each finished one (main process) before the next."""
-    main = state.is_main_process
-    for cell in todo:
-        bar.set_postfix_str(cell.run_id)
-        run = layout.run(cell.run_id)
-        if main:
-            _clear_attempt(run)
-            run.dir.mkdir(parents=True, exist_ok=True)
-        state.wait_for_everyone()
-        try:
-            result, curves = run_cell(cell, config, data, run, accelerator, loader,
-                                      progress=progress and main, write=main)
-        except TrainingDiverged as e:
-            if main:
-                atomic_write_text(run.failed, str(e) + "\n")
-                tqdm.write(f"{cell.run_id}: {e}")
-            outcome.failed[cell.run_id] = str(e)
-            bar.update(1)
-            continue
-        if main:
-            atomic_write_json(run.result, result)
-            record_run(layout, result, curves, read_predictions(run))
-            atomic_write_text(run.done, result["finished_at"] + "\n")
-            write_results_json(layout, _finished_results(layout))
-        state.wait_for_everyone()
-        outcome.ran.append(cell.run_id)
-        bar.update(1)
-        if after_cell is not None:
-            after_cell(cell)
+    """Run every unfinished cell of the study into out_dir, then write the report (a `StudyRunner`)."""
+    return StudyRunner(config, out_dir, progress=progress, model_loader=model_loader).run(resume, report, after_cell)

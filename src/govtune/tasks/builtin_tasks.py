@@ -89,7 +89,8 @@ class XnliTask(Task):
     def incontext(self, kept, report, k, seed):
         """For each language the k-shot sample a fine-tuning run with as many shots and the same seed
         trains on; the validation rows (the rest of the curated pool) carry the same demonstrations."""
-        from govtune.evaluation.incontext import attach  # here: the evaluators import torch
+        # here: it imports the curation package (~1 s)
+        from govtune.tasks.incontext import attach
 
         s = self.sample(kept, report, k, seed)
         tests = attach(self.test_sets(), {lang: [r for r in s.train if r.get("lang") == lang]
@@ -161,7 +162,8 @@ class FloresTask(Task):
         return flores_training_pair(row)
 
     def incontext(self, kept, report, k, seed):
-        from govtune.evaluation.incontext import attach, flores_demonstrations  # here: the evaluators import torch
+        # here: it imports the curation package (~1 s)
+        from govtune.tasks.incontext import attach, flores_demonstrations
 
         tests = self.test_sets()
         demos = {p: flores_demonstrations(self._lines(p), rows, k, seed) for p, rows in tests.items()}

@@ -102,7 +102,8 @@ class FileTask(Task):
         return per_language(drawn, self.units)
 
     def incontext(self, kept, report, k, seed):
-        from govtune.evaluation.incontext import attach  # here: the evaluators import torch
+        # here: it imports the curation package (~1 s)
+        from govtune.tasks.incontext import attach
 
         tests = attach(self.test_sets(), self._demos(kept, report, k, seed), self.training_pair)
         val = None

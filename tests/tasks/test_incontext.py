@@ -5,7 +5,7 @@ import pytest
 from govtune.data import FLORES_EVAL_LINES, FLORES_POOL_LINES, XNLI_EVAL_ROWS
 from govtune.data.flores import load_flores
 from govtune.data.xnli import load_xnli
-from govtune.evaluation.incontext import DEMO_SEPARATOR, with_context
+from govtune.tasks.incontext import DEMO_SEPARATOR, with_context
 from govtune.evaluation.xnli_eval import _fit_prompt
 from govtune.text.prompts import flores_prompt, xnli_prompt
 
