@@ -111,3 +111,16 @@ def test_the_allow_lists_name_existing_code_still_over_the_bar():
         sizes = [n.end_lineno - n.lineno + 1 for n in ast.walk(tree)
                  if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == name]
         assert sizes and max(sizes) > MAX_FUNCTION_LINES, f"{key} is back under the bar: take it off LONG_FUNCTIONS"
+
+
+def test_the_layer_picture_in_docs_matches_the_contract():
+    """docs/architecture.md opens with the layers, top to bottom, as the contract lists them."""
+    import re
+    import tomllib
+
+    layers = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"][0]["layers"]
+    doc = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    picture = doc.split("```", 2)[1].strip("\n").splitlines()
+    drawn = [re.split(r"\s{2,}", line.strip())[0] for line in picture]
+    assert [" | ".join(sorted(d.split(" | "))) for d in drawn] == \
+        [" | ".join(sorted(x.strip() for x in layer.split("|"))) for layer in layers]

@@ -8,17 +8,17 @@ from govtune.results.store import load_runs
 from govtune.study.config import StudyConfig
 from govtune.study.loading import build_config, load_config, parse_overrides
 
-__all__ = ["RunLayout", "StudyConfig", "StudyLayout", "build_config", "load_config", "load_runs", "parse_overrides",
-           "run_study", "write_report"]
+__all__ = ["RunLayout", "StudyConfig", "StudyLayout", "StudyRunner", "build_config", "load_config", "load_runs",
+           "parse_overrides", "run_study", "write_report"]
 
 
 def __getattr__(name: str):
     # The runner and the report pull in torch and matplotlib: imported when asked for, so that loading and
     # checking a config does not pay for them.
-    if name == "run_study":
-        from govtune.study.grid import run_study
+    if name in ("run_study", "StudyRunner"):
+        from govtune.study import grid
 
-        return run_study
+        return getattr(grid, name)
     if name == "write_report":
         from govtune.report import write_report
 
