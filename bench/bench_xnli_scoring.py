@@ -16,10 +16,10 @@ import torch.nn.functional as F
 from govtune.data import XNLI_EVAL_ROWS
 from govtune.evaluation.scoring import loglikelihoods
 from govtune.evaluation.xnli_eval import _fit_prompt
+from govtune.machine_load import MachineLoad, describe
 from govtune.models import load_model
 from govtune.tasks import load_xnli
-from govtune.tasks.encoding import pad_batch, pad_token_id, special_prefix
-from govtune.machine_load import MachineLoad, describe
+from govtune.text.encoding import pad_batch, pad_token_id, special_prefix
 
 
 @torch.inference_mode()

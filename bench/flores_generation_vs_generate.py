@@ -42,13 +42,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from govtune.atomic import atomic_write_text  # noqa: E402
 from govtune.data import FLORES_EVAL_LINES, FLORES_POOL_LINES  # noqa: E402
+from govtune.data.flores import load_flores  # noqa: E402
 from govtune.evaluation import flores_eval  # noqa: E402
-from govtune.evaluation.incontext import attach, flores_demonstrations  # noqa: E402
+from govtune.tasks.incontext import attach, flores_demonstrations  # noqa: E402
 from govtune.evaluation.metrics import bleu_with_signature  # noqa: E402
 from govtune.evaluation.scoring import (_eos_ids, _translation_done, cut_sentence, decode_complete,  # noqa: E402
                                         generate_lines, pad_token_id)
 from govtune.models import load_model  # noqa: E402
-from govtune.tasks.flores import load_flores  # noqa: E402
 
 from govtune.machine_load import MachineLoad, describe  # noqa: E402
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from govtune.data.xnli import LABELS
 from govtune.evaluation import bootstrap as bs
 from govtune.evaluation import metric_registry as registry
-from govtune.tasks.xnli import LABELS
 
 SETTINGS = [(40, 0.0, 0.05), (40, 0.0, 1.0), (40, 1.5, 1.0), (40, 3.0, 1.0)]  # (n per language, skill, spread)
 

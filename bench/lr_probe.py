@@ -126,8 +126,8 @@ def near_best(points: list[Point], done: list[dict], k: int) -> list[Point]:
 def probe(point: Point, config, data, stage: str, shots: int) -> dict:
     """Train one point; its validation loss before and after, and what it cost."""
     import govtune.adapters as adapters
-    from govtune.experiments.cell import _calibration_batches
-    from govtune.experiments.grid import _model_loader
+    from govtune.study.cell import _calibration_batches
+    from govtune.study.grid import _model_loader
     from govtune.training import train
     from govtune.training.loop import make_accelerator
 
@@ -239,7 +239,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> None:
     from govtune.atomic import atomic_write_json
-    from govtune.experiments.config import load_config
+    from govtune.study.loading import load_config
 
     args = parse_args(argv)
     config = load_config(args.config, [f"val_per_language={args.val_per_language}", *args.set])
@@ -257,9 +257,9 @@ def main(argv=None) -> None:
     print(estimate(pending, data["points"]), flush=True)
     if args.plan or not pending:
         return
-    from govtune.experiments.data import StudyData, curate_study
-    from govtune.experiments.grid import _model_loader
-    from govtune.experiments.layout import StudyLayout
+    from govtune.study.data import StudyData, curate_study
+    from govtune.study.grid import _model_loader
+    from govtune.results.layout import StudyLayout
 
     stage, shots = config.curation[-1], max(config.shots)
     Path(args.work).mkdir(parents=True, exist_ok=True)

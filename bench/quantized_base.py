@@ -39,11 +39,11 @@ sys.path.insert(0, str(ROOT / "src"))
 from govtune.adapters import AdapterConfig, inject  # noqa: E402
 from govtune.adapters.registry import GRADIENT_INIT  # noqa: E402
 from govtune.atomic import atomic_write_text  # noqa: E402
-from govtune.experiments.cell import _calibration_batches  # noqa: E402
-from govtune.experiments.config import build_config, load_config  # noqa: E402
-from govtune.experiments.data import StudyData, curate_study  # noqa: E402
-from govtune.experiments.layout import StudyLayout  # noqa: E402
 from govtune.models import load_model  # noqa: E402
+from govtune.results.layout import StudyLayout  # noqa: E402
+from govtune.study.cell import _calibration_batches  # noqa: E402
+from govtune.study.data import StudyData, curate_study  # noqa: E402
+from govtune.study.loading import build_config, load_config  # noqa: E402
 from govtune.training import train  # noqa: E402
 
 from govtune.machine_load import MachineLoad, describe  # noqa: E402

@@ -1,7 +1,7 @@
 """XNLI scoring: govtune against lm-evaluation-harness, the tool users would otherwise run, in one process.
 
 Both score the same XNLI evaluation examples (shipped data, `govtune.data.XNLI_EVAL_ROWS`, the first
---per-lang of each of EN, ZH, HI) with the same prompts (`govtune.tasks.prompts`: `xnli_prompt` as the
+--per-lang of each of EN, ZH, HI) with the same prompts (`govtune.text.prompts`: `xnli_prompt` as the
 context, each of `xnli_continuations` as a continuation: three log-likelihood requests per example), the
 same model object, batch size and torch threads. lm-eval runs through its public model API,
 `HFLM(pretrained=model, tokenizer=tok, batch_size=B).loglikelihood(instances)`, govtune through
@@ -46,8 +46,8 @@ from govtune.data import XNLI_EVAL_ROWS  # noqa: E402
 from govtune.evaluation.xnli_eval import score_examples  # noqa: E402
 from govtune.models import load_model  # noqa: E402
 from govtune.tasks import load_xnli  # noqa: E402
-from govtune.tasks.encoding import encode_pair, special_prefix  # noqa: E402
-from govtune.tasks.prompts import xnli_continuations, xnli_prompt  # noqa: E402
+from govtune.text.encoding import encode_pair, special_prefix  # noqa: E402
+from govtune.text.prompts import xnli_continuations, xnli_prompt  # noqa: E402
 
 from govtune.machine_load import MachineLoad, describe  # noqa: E402
 

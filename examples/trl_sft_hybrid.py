@@ -18,11 +18,11 @@ from datasets import Dataset
 from trl import SFTConfig, SFTTrainer
 
 import govtune
+from govtune.data.flores import load_flores
 from govtune.integrations import prepare_trainer
 from govtune.models import GEMMA3, load_model
-from govtune.tasks.encoding import PairCollator, encode_training_pairs, pad_token_id
-from govtune.tasks.flores import load_flores
-from govtune.tasks.prompts import flores_training_pair
+from govtune.text.encoding import PairCollator, encode_training_pairs, pad_token_id
+from govtune.text.prompts import flores_training_pair
 
 
 def main() -> None:

@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
+from govtune.data.xnli import LABELS
 from govtune.models import tiny_model
-from govtune.tasks.xnli import LABELS
 
 @pytest.fixture
 def bench(bench_script):

@@ -1,4 +1,4 @@
-"""govtune.tasks.encoding: the token ids and padded batches that training and evaluation share."""
+"""govtune.text.encoding: the token ids and padded batches that training and evaluation share."""
 
 from types import SimpleNamespace
 
@@ -7,9 +7,9 @@ import torch
 
 from govtune.evaluation.scoring import generate_lines
 from govtune.models import TINY_BLOOM, TINY_LLAMA, tiny_model
-from govtune.tasks.encoding import (PairCollator, encode_pair, encode_training_pair, encode_training_pairs,
+from govtune.text.encoding import (PairCollator, encode_pair, encode_training_pair, encode_training_pairs,
                                     pad_batch, pad_token_id, special_prefix)
-from govtune.tasks.prompts import xnli_training_pair
+from govtune.text.prompts import xnli_training_pair
 from govtune.training import TrainConfig, train
 
 PAIRS = [("Short prompt:", " yes"), ("A much longer prompt than the first one:", " a longer target"),

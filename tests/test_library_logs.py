@@ -16,7 +16,7 @@ NOISE = ("Failed to load CPU gemm_4bit_forward from kernels-community", "is an E
 
 STUDY_AND_EVAL = """
 import json, sys
-import govtune.experiments.cell, govtune.experiments.grid  # the study path, as `govtune run` imports it
+import govtune.study.cell, govtune.study.grid  # the study path, as `govtune run` imports it
 from govtune import library_logs
 from govtune.evaluation import evaluate_xnli
 from govtune.models import tiny_model

@@ -2,8 +2,10 @@
 
 The public adapter API lives at the top level; the pillars are subpackages:
 `govtune.adapters` (LoRA, LoRA-GA, BOFT, unitary, hybrid), `govtune.governance` (curation),
-`govtune.tasks` and `govtune.evaluation` (XNLI, FLORES, metrics), `govtune.training` and
-`govtune.experiments` (the study runner and its report)."""
+`govtune.evaluation` (metrics, scoring), `govtune.training`; above them `govtune.tasks` (XNLI, FLORES, task
+files), `govtune.study` (the study runner), `govtune.report` (its report) and `govtune.cli` (the command).
+The layers and why each module sits where it does: docs/architecture.md and pyproject.toml's import-linter
+contract."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ __all__ = list(_ADAPTER_API) + ["__version__"]
 
 def __getattr__(name: str):
     if name in _ADAPTER_API:
-        from govtune import adapters
+        from govtune import adapters  # torch: only when the adapter API is used (see above)
 
         return getattr(adapters, name)
     raise AttributeError(f"module 'govtune' has no attribute {name!r}")

@@ -12,6 +12,20 @@ MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
 # Its third trainable part, the learned mixer's phi, already has its own optimiser and rate (`mixer_lr`).
 LR_BRANCHES = ("lora_ga", "boft")
 
+# The attribute `govtune.adapters.inject` sets on a model it adapted. govtune.heads reads it to refuse a head
+# built after the adapter; named here so that heads, which the adapters import, need not import them back.
+ADAPTER_STATE_ATTR = "_govtune_adapter"
+
+# The untuned baselines of a study, beside the adapter methods: the base model (shots = 0) and the base model
+# with `incontext_shots` examples in every prompt. Here, not in the study config, because the report reads
+# them from the results store without loading the runner.
+BASE = "base"
+INCONTEXT = "icl"
+BASELINES = (BASE, INCONTEXT)
+# The curation stages a study's `curation:` names (govtune.governance: C0 -> C1 -> C2); the report's ledger
+# compares them in this order.
+CURATION_STAGES = ("c0", "c1", "c2")
+
 
 def check_lr_branches(rates: dict, where: str = "lr_branches") -> dict[str, float]:
     """`rates` as {branch: float}, or a ValueError naming the bad key or value and the fix."""

@@ -24,7 +24,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from govtune.tasks.encoding import pad_token_id
+from govtune.constants import ADAPTER_STATE_ATTR
+from govtune.text.class_encoding import is_classifier
+from govtune.text.encoding import pad_token_id
 
 HEAD = "score"  # the head module of transformers' decoder *ForSequenceClassification classes
 
@@ -33,14 +35,13 @@ def with_classifier_head(causal: nn.Module, tokenizer, labels: Sequence[str], se
     """The sequence-classification model over `causal`'s backbone, classes `labels` in this order
     (config.id2label), its `score` weight drawn from N(0, initializer_range^2) with its own generator seeded
     by `seed` (the global RNG is left as it was). Call before `inject`."""
+    # transformers takes seconds to import: loaded when a head is built, not with `import govtune.heads`
     from transformers import AutoModelForSequenceClassification
-
-    from govtune.adapters.inject import adapter_state
 
     labels = [str(lab) for lab in labels]
     if len(labels) < 2 or len(set(labels)) != len(labels):
         raise ValueError(f"a classification head needs two or more distinct labels, got {labels}")
-    if adapter_state(causal) is not None:
+    if getattr(causal, ADAPTER_STATE_ATTR, None) is not None:  # govtune.adapters.inject.adapter_state
         raise ValueError("this model already carries an adapter: build the head first "
                          "(with_classifier_head), then inject the adapter into the model it returns")
     prefix = getattr(causal, "base_model_prefix", "")
@@ -88,8 +89,6 @@ def with_classifier_head(causal: nn.Module, tokenizer, labels: Sequence[str], se
 
 def head_parameters(model: nn.Module) -> list[nn.Parameter]:
     """The head's parameters (none for a model without a `score` head)."""
-    from govtune.evaluation.scoring import is_classifier
-
     module = getattr(model, HEAD, None)
     return list(module.parameters()) if is_classifier(model) and isinstance(module, nn.Module) else []
 

@@ -17,6 +17,7 @@ from transformers import (AutoModelForCausalLM, AutoTokenizer, BloomConfig, Bloo
                           LlamaConfig, LlamaForCausalLM, PreTrainedModel, PreTrainedTokenizerBase)
 
 from govtune.atomic import atomic_write_dir
+from govtune.quantization import check_scheme, quantize_model
 
 TINY_LLAMA = "tiny-llama"
 TINY_BLOOM = "tiny-bloom"
@@ -173,7 +174,6 @@ def load_model(name_or_path: str, dtype: torch.dtype = torch.float32, quantize: 
     quantize: "int8", "int4" or "nf4" replaces the frozen linear layers (all but the output head) by
     quantised ones (`govtune.quantization`); the scheme is checked to run here before the model loads."""
     if quantize is not None:
-        from govtune.quantization import check_scheme, quantize_model
         check_scheme(quantize)
         model, tok = load_model(name_or_path, dtype)
         return quantize_model(model, quantize), tok

@@ -21,6 +21,7 @@ in memory, so one path serves every model): peak memory while loading is the flo
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import warnings
 from collections.abc import Iterable
@@ -106,15 +107,27 @@ def _quantized_linear(linear: nn.Linear, scheme: str) -> nn.Module:
     return layer
 
 
+def tensor_fingerprint(w: torch.Tensor) -> str:
+    """A short hash of a weight: its shape and up to 4096 evenly spaced entries rounded to bfloat16, so that
+    the same checkpoint loaded in float32 or bfloat16 matches and a different base does not. Hashing a
+    sample keeps this cheap on 7B models."""
+    flat = w.detach().reshape(-1)
+    step = max(1, flat.numel() // 4096)
+    sample = flat[::step][:4096].to(torch.bfloat16).to(torch.float32).cpu().contiguous()
+    h = hashlib.sha256(repr(tuple(w.shape)).encode())
+    h.update(sample.numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 def quantize_model(model: nn.Module, scheme: str, skip: Iterable[str] = SKIP_MODULES) -> nn.Module:
     """Replace every nn.Linear of `model` (in place) whose name does not end with one of `skip` by its
     `scheme` quantisation; the model is frozen. Each quantised layer remembers the fingerprint of its float
     weight, so an adapter trained on the quantised base also loads onto the float checkpoint."""
-    from govtune.adapters.base import AdapterLayer, tensor_fingerprint
-
     device = next(model.parameters()).device
     check_scheme(scheme, device)
-    if any(isinstance(m, AdapterLayer) for m in model.modules()):
+    # an adapter layer (govtune.adapters.base.AdapterLayer) is known by its method: the adapters import this
+    # module, so it cannot import them back
+    if any(callable(getattr(m, "adapter_state_dict", None)) for m in model.modules()):
         raise ValueError("quantize the base before injecting adapters (the adapters wrap the quantised layers)")
     skip = tuple(skip)
     targets = [(name, m) for name, m in model.named_modules()

@@ -13,7 +13,7 @@ from govtune.data import DATA_DIR
 from govtune.data import sib200 as sib
 from govtune.data.jsonl import find, read_jsonl
 from govtune.languages import XNLI_LANGUAGES
-from govtune.tasks.xnli import LABELS, load_xnli
+from govtune.data.xnli import LABELS, load_xnli
 
 # The wheel must stay under 20 MB and the installed package under 50 MB; code, docs and the YAML files take
 # about 1 MB, so the data files (stored, not re-compressed, by the wheel) get 16 MB.

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from scipy.stats import bootstrap as scipy_bootstrap
 
+from govtune.data.xnli import LABELS
 from govtune.evaluation import bootstrap as bs
 from govtune.evaluation.metrics import (accuracy, corpus_bleu, corpus_chrf, expected_calibration_error, macro,
                                         parity_gap)
-from govtune.tasks.xnli import LABELS
 
 WORDS = "the cat sat on a mat while one dog and two birds watched from the old red house".split()
 

@@ -7,12 +7,12 @@ import torch
 from scipy.optimize import minimize_scalar
 from torchmetrics.classification import MulticlassCalibrationError
 
+from govtune.data.xnli import LABELS
 from govtune.evaluation import evaluate_xnli
 from govtune.evaluation.calibration import (T_MAX, T_MIN, TemperatureScaling, check_calibration_sets,
                                             fit_temperature, log_probabilities, scale)
 from govtune.evaluation.metrics import expected_calibration_error
 from govtune.tasks import load_xnli
-from govtune.tasks.xnli import LABELS
 
 
 def _calibrated(n, seed, classes=3):

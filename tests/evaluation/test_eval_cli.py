@@ -11,9 +11,9 @@ from torchmetrics.classification import MulticlassCalibrationError
 
 from govtune import adapters
 from govtune.cli import main
+from govtune.data.xnli import LABELS
 from govtune.evaluation import bootstrap as bs
 from govtune.tasks import load_flores
-from govtune.tasks.xnli import LABELS
 
 
 def _run(capsys, *argv):

@@ -6,14 +6,14 @@ import math
 import pytest
 import torch
 
+from govtune.data import DATA_DIR, FLORES_EVAL_LINES
 from govtune.evaluation import evaluate_flores
-from govtune.evaluation.scoring import (count_sentences, cut_sentence, decode_complete, generate_lines,
-                                       greedy_tokens, sentence_end)
+from govtune.evaluation.scoring import decode_complete, generate_lines, greedy_tokens
+from govtune.text.sentences import count_sentences, cut_sentence, sentence_end
+from govtune.languages import flores_code, script
 from govtune.models import TINY_BLOOM, TINY_LLAMA, tiny_model
 from govtune.tasks import load_flores
-from govtune.data import DATA_DIR, FLORES_EVAL_LINES
-from govtune.languages import flores_code, script
-from govtune.tasks.prompts import flores_prompt
+from govtune.text.prompts import flores_prompt
 
 
 def test_cut_latin():

@@ -9,10 +9,10 @@ import torch
 from scipy import stats as sps
 from torchmetrics.classification import MulticlassCalibrationError
 
+from govtune.data.flores import load_flores
 from govtune.evaluation.metrics import (accuracy, bleu_tokenizer, corpus_bleu, corpus_chrf,
                                         expected_calibration_error, macro, parity_gap)
 from govtune.evaluation.stats import mean_sd, welch_p
-from govtune.tasks.flores import load_flores
 
 
 @pytest.mark.parametrize("seed", range(5))

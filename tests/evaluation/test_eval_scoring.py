@@ -9,8 +9,8 @@ from govtune.evaluation.scoring import StopOnNewline, classify_pairs, generate_l
 from govtune.evaluation.xnli_eval import _fit_prompt, score_examples
 from govtune.models import TINY_BLOOM, TINY_LLAMA, tiny_model
 from govtune.tasks import LABELS, load_flores, load_xnli, xnli_prompt
-from govtune.tasks.encoding import encode_pair
-from govtune.tasks.prompts import flores_prompt, xnli_continuations
+from govtune.text.encoding import encode_pair
+from govtune.text.prompts import flores_prompt, xnli_continuations
 
 
 def _examples(n=4):

@@ -2,10 +2,10 @@ import datasets
 import pytest
 
 from govtune.data import DATA_DIR, XNLI_EVAL_ROWS
+from govtune.languages import XNLI_LANGUAGES, flores_code
 from govtune.tasks import (LABELS, XNLI_LABEL_WORDS, flores_prompt, flores_training_pair, load_flores, load_xnli,
                            xnli_prompt, xnli_training_pair)
-from govtune.languages import XNLI_LANGUAGES, flores_code
-from govtune.tasks.prompts import XNLI_STRINGS, xnli_continuations
+from govtune.text.prompts import XNLI_STRINGS, xnli_continuations
 
 
 def test_load_xnli_local_rows_and_alignment():

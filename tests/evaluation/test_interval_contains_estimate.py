@@ -8,9 +8,9 @@ mean and the paired difference of two runs."""
 import numpy as np
 import pytest
 
+from govtune.data.xnli import LABELS
 from govtune.evaluation import bootstrap as bs
 from govtune.evaluation import metric_registry as registry
-from govtune.tasks.xnli import LABELS
 
 LANGS = ("en", "zh", "hi")
 EPS = 1e-9
@@ -128,8 +128,8 @@ def test_seed_means_and_paired_differences_contain_their_estimates():
 
 def test_real_predictions_of_the_tiny_model_on_the_shipped_data(tiny_llama):
     from govtune.evaluation import evaluate_flores, evaluate_xnli
-    from govtune.tasks.flores import load_flores
-    from govtune.tasks.xnli import load_xnli
+    from govtune.data.flores import load_flores
+    from govtune.data.xnli import load_xnli
 
     model, tok = tiny_llama
     # rows whose Hindi hypothesis fits the tiny model's 512-byte context (ByT5 tokens are bytes)

@@ -16,11 +16,11 @@ pytest.importorskip("lm_eval")
 from govtune.adapters import AdapterConfig, adapter_layers, inject, merge_and_unload, save_adapter  # noqa: E402
 from govtune.cli import main  # noqa: E402
 from govtune.data import XNLI_EVAL_ROWS, XNLI_POOL_ROWS  # noqa: E402
+from govtune.data.xnli import LABELS  # noqa: E402
 from govtune.evaluation import evaluate_xnli  # noqa: E402
 from govtune.evaluation.lm_eval_harness import evaluate_lm_eval, summarize, task_manager  # noqa: E402
 from govtune.models import tiny_model  # noqa: E402
 from govtune.tasks import load_xnli  # noqa: E402
-from govtune.tasks.xnli import LABELS  # noqa: E402
 
 LIMIT = 12
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from govtune.cli import main
+from govtune.data.xnli import LABELS, label_name
 from govtune.governance import CurationConfig, curate, curate_dataset, sample_kshot
 from govtune.governance.io import load_pool, read_jsonl
-from govtune.tasks.xnli import LABELS, label_name
 
 PREMISES = ["The committee met on Tuesday to discuss the budget for next year.",
             "A small boat drifted slowly along the river towards the old mill.",

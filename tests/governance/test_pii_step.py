@@ -156,7 +156,8 @@ def test_datatrove_pii_filter_writes_the_redacted_records(tmp_path):
 
 
 def test_the_ledger_stores_the_changes_per_language_and_type():
-    from govtune.experiments.ledger import _changed_lines, _curation_rows
+    from govtune.report.ledger import _changed_lines
+    from govtune.study.ledger import _curation_rows
 
     records = copies()
     report = curate(records, ["en", "de"], "c1", config=CurationConfig(skip=NO_LANGID), progress=False).report

@@ -6,13 +6,13 @@ import json
 import numpy as np
 import pytest
 
+from govtune.data.xnli import load_xnli
 from govtune.governance import CurationConfig, curate, sample_kshot
 from govtune.governance.lsh import CompactLSH, band_keys
 from govtune.governance.sampling import sample_kshot_file
 from govtune.governance.sources import iter_pool
 from govtune.governance.stream import curate_stream, curate_to_files
 from govtune.governance.synthetic import stream_pool
-from govtune.tasks.xnli import load_xnli
 
 LANGS = ["en", "zh", "hi"]
 

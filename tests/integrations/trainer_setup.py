@@ -12,7 +12,7 @@ from transformers import Trainer, TrainingArguments
 from govtune.adapters import AdapterConfig, inject
 from govtune.integrations import prepare_trainer
 from govtune.models import tiny_model
-from govtune.tasks.encoding import EncodedPair, PairCollator, encode_training_pairs, pad_token_id
+from govtune.text.encoding import EncodedPair, PairCollator, encode_training_pairs, pad_token_id
 from govtune.training import TrainConfig
 from govtune.training.data import LengthGroupedBatches
 

@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from govtune.evaluation import evaluate_flores, evaluate_xnli
-from govtune.experiments.config import build_config
-from govtune.experiments.data import StudyData, curate_study
-from govtune.experiments.layout import StudyLayout
 from govtune.governance import sample_kshot
 from govtune.models import tiny_model
+from govtune.results.layout import StudyLayout
+from govtune.study.data import StudyData, curate_study
+from govtune.study.loading import build_config
 from govtune.tasks import flores_training_pair, load_flores, load_xnli, xnli_training_pair
 
 CONFIG = dict(name="t", model="tiny-llama", methods=["lora"], seeds=[0], shots=[4], curation=["c0"],

@@ -11,9 +11,9 @@ import pytest
 from govtune.data import FLORES_EVAL_LINES, FLORES_POOL_LINES
 from govtune.data import sib200 as sib
 from govtune.data.jsonl import find, read_jsonl
-from govtune.experiments.config import build_config
-from govtune.experiments.data import prepare_tasks
-from govtune.experiments.layout import StudyLayout
+from govtune.study.config import build_config
+from govtune.study.data import prepare_tasks
+from govtune.results.layout import StudyLayout
 from govtune.tasks.registry import load_task, task_spec
 
 LANGS = ["en", "yor_Latn", "san_Deva", "zho_Hant", "kas_Deva", "hi"]

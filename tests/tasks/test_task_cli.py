@@ -48,7 +48,7 @@ def test_eval_curate_and_export_a_task_file(tmp_path):
 
 def test_flores_devtest_takes_its_demonstrations_from_dev(tmp_path):
     from govtune.data import DATA_DIR
-    from govtune.evaluation.cli import _test_data, _with_context_and_calibration
+    from govtune.cli.eval import _test_data, _with_context_and_calibration
 
     data = tmp_path / "data"
     (data / "flores").mkdir(parents=True)

@@ -7,9 +7,9 @@ import shutil
 import pytest
 import torch
 
-from govtune.experiments.config import build_config
-from govtune.experiments.grid import run_study
 from govtune.models import tiny_model
+from govtune.study.grid import run_study
+from govtune.study.loading import build_config
 from govtune.tasks.registry import load_task
 
 from task_helpers import EXAMPLES, write_task
@@ -101,7 +101,7 @@ def test_chat_task_loss_on_assistant_turns_and_end_to_end(tmp_path):
     assert [t.strip() for _, t in pairs] == [conv[1]["content"], conv[3]["content"]]
     assert pairs[0][0].endswith("assistant:") and conv[2]["content"] in pairs[1][0]
     _, tok = tiny_model()
-    from govtune.tasks.encoding import IGNORE_INDEX, encode_training_pair
+    from govtune.text.encoding import IGNORE_INDEX, encode_training_pair
 
     enc = encode_training_pair(tok, *pairs[1], max_length=512)
     labelled = tok.decode([t for t, lab in zip(enc.input_ids, enc.labels) if lab != IGNORE_INDEX])

@@ -15,7 +15,7 @@ from accelerate.utils import gather_object
 from govtune.adapters import AdapterConfig, inject, lam_history, phi_values
 from govtune.launch import leave_process_group_at_exit
 from govtune.models import tiny_model
-from govtune.tasks.encoding import PairCollator, encode_training_pairs, pad_token_id
+from govtune.text.encoding import PairCollator, encode_training_pairs, pad_token_id
 from govtune.training import TrainConfig, make_accelerator, train
 
 WORDS = ["alpha", "bravo", "charlie", "delta"]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from govtune.tasks.encoding import IGNORE_INDEX, PairCollator, encode_training_pairs, pad_token_id
+from govtune.text.encoding import IGNORE_INDEX, PairCollator, encode_training_pairs, pad_token_id
 from govtune.training import train
 from govtune.training.data import LengthGroupedBatches, process_rows, target_count
 from govtune.training.loop import TargetLoss

@@ -5,12 +5,12 @@ import pytest
 import torch
 
 from govtune.adapters import AdapterConfig, adapter_layers, export_peft, inject, load_adapter, save_adapter
+from govtune.data.xnli import LABELS
 from govtune.evaluation.scoring import classify_pairs
 from govtune.heads import unfreeze_head, with_classifier_head
 from govtune.models import tiny_model
-from govtune.tasks.class_encoding import ClassCollator, ClassExample, encode_class_examples, head_pad_id
-from govtune.tasks.encoding import IGNORE_INDEX
-from govtune.tasks.xnli import LABELS
+from govtune.text.class_encoding import ClassCollator, ClassExample, encode_class_examples, head_pad_id
+from govtune.text.encoding import IGNORE_INDEX
 from govtune.training import TrainConfig, load_checkpoint, train
 from govtune.training.loop import ClassLoss
 from govtune.training.optim import param_groups

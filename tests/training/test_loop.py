@@ -6,10 +6,10 @@ import torch
 from govtune.adapters import AdapterConfig, inject, mixing, riemannian_modules
 from govtune.adapters.config import METHODS as ADAPTER_METHODS
 from govtune.constants import LR_SCHEDULES, METHODS
-from govtune.experiments.config import ADAPTER_METHODS as STUDY_METHODS
-from govtune.experiments.config import SCHEDULES as STUDY_SCHEDULES
 from govtune.models import tiny_model
-from govtune.tasks.encoding import PairCollator, encode_training_pairs, pad_token_id
+from govtune.study.config import ADAPTER_METHODS as STUDY_METHODS
+from govtune.study.config import SCHEDULES as STUDY_SCHEDULES
+from govtune.text.encoding import PairCollator, encode_training_pairs, pad_token_id
 from govtune.training import Callback, TrainConfig, TrainingDiverged, latest_checkpoint, load_checkpoint, train
 from govtune.training.data import LengthGroupedBatches
 from govtune.training.loop import SCHEDULES, TargetLoss

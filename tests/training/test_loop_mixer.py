@@ -8,7 +8,7 @@ import torch
 from test_loop import PAIRS, _adapted
 
 from govtune.adapters import learned_layers, mixer_parameters, mixing, phi_values
-from govtune.experiments.config import StudyConfig
+from govtune.study.config import StudyConfig
 from govtune.training import TrainConfig, train
 from govtune.training.mixer import ValidationMixer
 

@@ -9,7 +9,7 @@ import torch
 import govtune.training.loop as loop
 from govtune.adapters import AdapterConfig, hybrid_layers, inject, mixing, optimizer_parameters
 from govtune.models import tiny_model
-from govtune.tasks.encoding import PairCollator, encode_training_pairs, pad_token_id
+from govtune.text.encoding import PairCollator, encode_training_pairs, pad_token_id
 from govtune.training import TrainConfig, train
 from govtune.training.loop import _Run
 from govtune.training.optim import group_rates, param_groups

@@ -5,7 +5,6 @@ nothing here assumes `W0 + dW`."""
 
 from __future__ import annotations
 
-import hashlib
 from abc import ABC, abstractmethod
 
 import torch
@@ -14,7 +13,7 @@ from transformers.pytorch_utils import Conv1D  # GPT-2 style projections: weight
 
 from govtune.adapters.config import AdapterConfig
 from govtune.quantization import (compute_dtype, dequantize_layer, dequantized_weight, float_fingerprint,
-                                  is_quantized, warn_dequantized_merge)
+                                  is_quantized, tensor_fingerprint, warn_dequantized_merge)
 
 SUPPORTED_LAYERS = (nn.Linear, Conv1D)
 
@@ -29,18 +28,6 @@ def layer_features(layer: nn.Module) -> tuple[int, int]:
 def weight_out_in(layer: nn.Module) -> torch.Tensor:
     """The weight as a (d_out, d_in) view; writes into it change the layer."""
     return layer.weight if isinstance(layer, nn.Linear) else layer.weight.T
-
-
-def tensor_fingerprint(w: torch.Tensor) -> str:
-    """A short hash of a weight: its shape and up to 4096 evenly spaced entries rounded to bfloat16, so that
-    the same checkpoint loaded in float32 or bfloat16 matches and a different base does not. Hashing a
-    sample keeps this cheap on 7B models."""
-    flat = w.detach().reshape(-1)
-    step = max(1, flat.numel() // 4096)
-    sample = flat[::step][:4096].to(torch.bfloat16).to(torch.float32).cpu().contiguous()
-    h = hashlib.sha256(repr(tuple(w.shape)).encode())
-    h.update(sample.numpy().tobytes())
-    return h.hexdigest()[:16]
 
 
 def layer_fingerprint(layer: nn.Module) -> str:

@@ -13,10 +13,11 @@ from govtune.adapters.base import SUPPORTED_LAYERS, AdapterLayer, layer_fingerpr
 from govtune.adapters.config import DEFAULT_TARGETS, AdapterConfig
 from govtune.adapters.lora_ga import estimate_gradients
 from govtune.adapters.registry import GRADIENT_INIT, layer_class
+from govtune.constants import ADAPTER_STATE_ATTR
 from govtune.quantization import model_scheme
 
 # Set on the model by inject(): {"config": AdapterConfig, "fingerprint": str}.
-STATE_ATTR = "_govtune_adapter"
+STATE_ATTR = ADAPTER_STATE_ATTR
 # Fallback names for models whose type has no entry in DEFAULT_TARGETS.
 _COMMON_ATTENTION = (["q_proj", "k_proj", "v_proj", "o_proj"], ["query_key_value"], ["c_attn"],
                      ["query", "key", "value"])

@@ -24,6 +24,7 @@ from govtune.adapters.config import AdapterConfig
 from govtune.adapters.inject import (_inject, adapter_layers, adapter_state, fingerprint, full_fingerprint,
                                      resolve_targets)
 from govtune.atomic import atomic_write_with
+from govtune.heads import HEAD, head_labels, head_parameters
 
 WEIGHTS_NAME = "adapter_model.safetensors"
 CONFIG_NAME = "adapter_config.json"
@@ -44,8 +45,6 @@ def saved_modules(model: nn.Module) -> dict[str, nn.Parameter]:
 
 
 def _head_meta(model: nn.Module, saved: dict[str, nn.Parameter]) -> dict:
-    from govtune.heads import HEAD, head_labels, head_parameters
-
     heads = {id(p) for p in head_parameters(model)}
     if not any(id(p) in heads for p in saved.values()):
         return {}

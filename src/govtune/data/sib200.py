@@ -17,7 +17,7 @@ from pathlib import Path
 from govtune.data import DATA_DIR
 from govtune.data.jsonl import find, listing, read_jsonl
 from govtune.languages import flores_code
-from govtune.tasks._source import load_hub, resolve
+from govtune.data.source import load_hub, resolve
 
 HUB_NAME = "Davlan/sib200"
 # The topics in the order of the dataset card (and of the class probabilities).

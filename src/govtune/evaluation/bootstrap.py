@@ -25,10 +25,10 @@ from functools import lru_cache
 
 import numpy as np
 
+from govtune.data import papers
+from govtune.data.xnli import LABELS
 from govtune.evaluation import metric_registry as registry
 from govtune.evaluation.metrics import bleu_metric, chrf_metric, exact_match, expected_calibration_error
-from govtune.tasks import papers
-from govtune.tasks.xnli import LABELS
 
 N_RESAMPLES = 1000
 SEED = 0
@@ -239,7 +239,7 @@ def _combine(kind: str, reps: Replicates, units: Mapping) -> Replicates:
     return reps
 
 
-# The papers' two tasks, by the part they play (govtune.tasks.papers); a task file's task goes by its records.
+# The papers' two tasks, by the part they play (govtune.data.papers); a task file's task goes by its records.
 REPLICATES = {registry.CLASSIFICATION: (xnli_units, xnli_replicates),
               registry.TRANSLATION: (flores_units, flores_replicates)}
 

@@ -9,13 +9,14 @@ import time
 from functools import lru_cache
 
 from govtune.data import FLORES_POOL_LINES
+from govtune.data.flores import load_flores
 from govtune.evaluation.metrics import bleu_with_signature, corpus_chrf, macro, parity_gap
-from govtune.evaluation.scoring import context_length, count_sentences, generate_lines, require_tokenizer
+from govtune.evaluation.scoring import context_length, generate_lines, require_tokenizer
 from govtune.evaluation.xnli_eval import check_examples
-from govtune.tasks.encoding import special_prefix
-from govtune.tasks.flores import load_flores
 from govtune.languages import script
-from govtune.tasks.prompts import flores_prompt
+from govtune.text.encoding import special_prefix
+from govtune.text.prompts import flores_prompt
+from govtune.text.sentences import count_sentences
 
 # Fallback target/source token ratio for a direction the shipped few-shot pool lacks.
 FALLBACK_LENGTH_RATIO = 2.5

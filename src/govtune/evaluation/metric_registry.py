@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from govtune.tasks import papers
+from govtune.data import papers
 
 # Aggregation: how a metric is made from the per-unit (language or direction) values of its `of` metric.
 UNIT = "unit"  # one language's (direction's) own value: nothing to combine

@@ -12,8 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from govtune.atomic import atomic_write_with  # noqa: E402
+from govtune.data.xnli import LABELS  # noqa: E402
 from govtune.evaluation.metrics import ECE_BINS, expected_calibration_error, reliability_bins  # noqa: E402
-from govtune.tasks.xnli import LABELS  # noqa: E402
 
 
 def save_figure(fig, path: str | Path) -> Path:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from govtune.tasks import papers
+from govtune.data import papers
 
 
 def _f(x) -> str:

@@ -1,24 +1,27 @@
 """Model scoring primitives: log-likelihoods of continuations, sequence-classification probabilities,
 and greedy generation, all batched.
 
-Requests are token ids encoded by `govtune.tasks.encoding` (prompt and continuation tokenised jointly, as
+Requests are token ids encoded by `govtune.text.encoding` (prompt and continuation tokenised jointly, as
 lm-evaluation-harness does, and as training encodes them), padded there with explicit attention masks and
 position ids, left or right (left padding lets us keep only the last logits, the memory-light default)."""
 
 from __future__ import annotations
 
 import inspect
-import re
 from collections.abc import Sequence
 from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
 
+from govtune.data.xnli import LABELS
 from govtune.evaluation.sharding import map_batches
-from govtune.tasks.class_encoding import ClassCollator, HeadForward, base_model, encode_class_pair, head_pad_id
-from govtune.tasks.encoding import pad_batch, pad_token_id
-from govtune.tasks.xnli import LABELS
+from govtune.text.class_encoding import (ClassCollator, HeadForward, base_model, encode_class_pair, head_pad_id,
+                                         is_classifier)
+from govtune.text.encoding import pad_batch, pad_token_id
+from govtune.text.sentences import cut_sentence, cut_until
+from govtune.text.sentences import stopped as _stopped
+from govtune.text.sentences import translation_done as _translation_done
 
 
 def require_tokenizer(tokenizer, model=None) -> None:
@@ -141,7 +144,7 @@ def _class_order(model) -> list[int]:
 def classify_pairs(model, tokenizer, premises: list[str], hypotheses: list[str], *, batch_size: int = 8,
                    max_length: int | None = None, progress: bool = False) -> torch.Tensor:
     """(N, 3) softmax probabilities of a sequence-classification head, in LABELS order. Rows are encoded and
-    padded as a head is trained on them (`govtune.tasks.class_encoding`)."""
+    padded as a head is trained on them (`govtune.text.class_encoding`)."""
     cols = _class_order(model)
     encoded = [encode_class_pair(tokenizer, p, h, max_length) for p, h in zip(premises, hypotheses)]
     order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i].input_ids))
@@ -157,10 +160,6 @@ def classify_pairs(model, tokenizer, premises: list[str], hypotheses: list[str],
     restored = torch.empty_like(probs)
     restored[torch.tensor(order, dtype=torch.long)] = probs
     return restored
-
-
-def is_classifier(model) -> bool:
-    return type(base_model(model)).__name__.endswith("ForSequenceClassification")
 
 
 def context_length(model, tokenizer) -> int | None:
@@ -189,90 +188,6 @@ class StopOnNewline:
 
     def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.BoolTensor:
         return torch.isin(input_ids[:, -1], self.ids.to(input_ids.device))
-
-
-# Sentence-final marks per ISO 15924 script. ASCII marks end a sentence only when whitespace follows
-# ("3.5", "e.g.x" stay whole); the full-width and script-specific marks below end it at once, since
-# those scripts write no space after them.
-_ASCII_MARKS = ".!?"
-_SCRIPT_MARKS = {
-    "Hans": "。！？", "Hant": "。！？", "Jpan": "。！？", "Kore": "。！？",
-    "Deva": "।॥", "Beng": "।॥", "Guru": "।॥", "Gujr": "।॥", "Orya": "।॥",
-    "Arab": "؟۔", "Ethi": "።፧", "Mymr": "။", "Khmr": "។", "Tibt": "།", "Armn": "։",
-    "Grek": ";",  # the Greek question mark, usually typed as U+003B
-}
-_CLOSERS = "\"'”’»」』）)]"
-
-
-@lru_cache(maxsize=64)
-def _sentence_regex(script: str) -> re.Pattern:
-    wide = "".join(ch for ch in _SCRIPT_MARKS.get(script, "") if ch not in _ASCII_MARKS)
-    ascii_ = re.escape(_ASCII_MARKS + (";" if script == "Grek" else ""))
-    closers = re.escape(_CLOSERS)
-    parts = [f"[{ascii_}]+[{closers}]*(?=\\s|$)"]
-    if wide:
-        parts.insert(0, f"[{re.escape(wide)}{ascii_}]*[{re.escape(wide)}][{ascii_}{re.escape(wide)}]*[{closers}]*")
-    return re.compile("|".join(parts))
-
-
-def _mark_ends(line: str, script: str):
-    """Ends (exclusive) of the sentences of one line, each after a final mark that some letter or digit
-    precedes since the previous end (so "..." or "!" alone is not a sentence)."""
-    start = 0
-    for m in _sentence_regex(script).finditer(line):
-        if any(ch.isalnum() for ch in line[start:m.start()]):
-            yield m.end()
-            start = m.end()
-
-
-def count_sentences(text: str, script: str = "Latn") -> int:
-    """Sentence ends in `text` by the script's rule (a final mark at the very end counts): how many
-    sentences a source line holds, so that its translation may end after as many."""
-    return sum(1 for _ in _mark_ends(text.replace("\n", " "), script))
-
-
-def sentence_end(text: str, script: str = "Latn", sentences: int = 1) -> int | None:
-    """End (exclusive, after the final mark and any closing quote) of the `sentences`-th sentence of `text`,
-    or of its first line if that comes first (before the newline); None when neither is in `text` yet.
-
-    At the end of `text` an ASCII mark counts too: a caller that is still generating must wait for the
-    next character (see `_translation_done`)."""
-    if sentences < 1:
-        raise ValueError(f"sentences must be >= 1, got {sentences}")
-    nl = text.find("\n")
-    line = text if nl < 0 else text[:nl]
-    for k, end in enumerate(_mark_ends(line, script), 1):
-        if k == sentences:
-            return end
-    return None if nl < 0 else nl
-
-
-def cut_sentence(text: str, script: str = "Latn", sentences: int = 1) -> str:
-    """`text` up to the end of its `sentences`-th sentence or of its first line (final mark kept), stripped."""
-    end = sentence_end(text, script, sentences)
-    return (text if end is None else text[:end]).strip()
-
-
-def cut_until(text: str, until: Sequence[str]) -> str:
-    """`text` before the earliest of the stop strings `until` (the stop string not kept), stripped; all of
-    it, stripped, when none occurs or `until` is empty. lm-evaluation-harness's generate_until cut
-    (`postprocess_generated_text`: split at each stop string in turn, keep the head)."""
-    for stop in until:
-        if stop:
-            text = text.split(stop, 1)[0]
-    return text.strip()
-
-
-def _stopped(text: str, until: Sequence[str]) -> bool:
-    return any(stop and stop in text for stop in until)
-
-
-def _translation_done(text: str, script: str, sentences: int) -> bool:
-    """A row's translation is complete once its last sentence end (or the newline) is confirmed by something
-    after it: a newline, the space after ". ", any character after "。". So the "." inside "3.5" does not
-    stop the row."""
-    end = sentence_end(text, script, sentences)
-    return end is not None and end < len(text)
 
 
 def decode_complete(tokenizer, ids: Sequence[int]) -> str:

@@ -13,14 +13,14 @@ import time
 
 import numpy as np
 
+from govtune.data.xnli import LABELS
 from govtune.evaluation import robustness as rob
 from govtune.evaluation.calibration import TemperatureScaling, check_calibration_sets
 from govtune.evaluation.metrics import accuracy, expected_calibration_error, macro, parity_gap
 from govtune.evaluation.scoring import (classify_pairs, context_length, is_classifier, loglikelihoods,
                                         require_tokenizer)
-from govtune.tasks.encoding import encode_pair, pad_token_id, special_prefix
-from govtune.tasks.prompts import xnli_continuations, xnli_prompt
-from govtune.tasks.xnli import LABELS
+from govtune.text.encoding import encode_pair, pad_token_id, special_prefix
+from govtune.text.prompts import xnli_continuations, xnli_prompt
 
 
 class Verbalizer:
@@ -61,7 +61,7 @@ def _fit_prompt(ex: dict, tokenizer, prefix: list[int], max_len: int | None, v: 
     truncated = False
     premise_ids = None
     while True:
-        # In-context demonstrations (govtune.evaluation.incontext) come first and are never cut.
+        # In-context demonstrations (govtune.tasks.incontext) come first and are never cut.
         ctx_text = ex.get("context", "") + v.prompt(ex, premise)
         reqs = [encode_pair(tokenizer, ctx_text, c, prefix) for c in conts]
         # The model reads context + continuation minus its last token.

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from govtune.governance.config import PerplexityConfig
 from govtune.governance.records import Record, Step, full_text
-from govtune.tasks.encoding import pad_batch, pad_token_id
+from govtune.text.encoding import pad_batch, pad_token_id
 
 
 @torch.inference_mode()

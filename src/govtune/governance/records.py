@@ -19,8 +19,8 @@ from typing import Any, Union
 
 from lingua import Language
 
+from govtune.data.xnli import LABELS, label_name
 from govtune.languages import normalize, normalize_or_keep
-from govtune.tasks.xnli import LABELS, label_name
 
 Record = dict[str, Any]
 

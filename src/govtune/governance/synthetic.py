@@ -6,13 +6,15 @@ of each step can be computed against the truth."""
 from __future__ import annotations
 
 import random
+from collections import Counter
 from pathlib import Path
 
 import regex
 
+from govtune.atomic import atomic_open, jsonl_line
 from govtune.data import DATA_DIR, FLORES_EVAL_LINES, FLORES_POOL_LINES, XNLI_POOL_ROWS
+from govtune.data.xnli import load_xnli
 from govtune.languages import flores_code
-from govtune.tasks.xnli import load_xnli
 
 # Text in one language declared as another: (source language, declared language).
 WRONG_LANGUAGE = (("es", "en"), ("hi", "zh"), ("zh", "hi"), ("en", "hi"), ("es", "zh"))
@@ -215,10 +217,6 @@ def _near_copy(text: str, rng: random.Random) -> str:
 
 def write_stream_pool(path: str | Path, n: int, **kwargs) -> dict[str, int]:
     """`stream_pool` written to a JSON-lines file as it is made (atomically); returns the count per kind."""
-    from collections import Counter
-
-    from govtune.atomic import atomic_open, jsonl_line
-
     kinds: Counter = Counter()
     with atomic_open(path) as f:
         for record in stream_pool(n, **kwargs):

@@ -12,7 +12,7 @@ from typing import Any
 from govtune.atomic import atomic_write_text
 from govtune.report.card import CardInputs, task_kind, write_card
 from govtune.report.datasheet import datasheet
-from govtune.experiments.layout import StudyLayout
+from govtune.results.layout import StudyLayout
 
 
 def _curation_reports(layout: StudyLayout, result: dict[str, Any], config: dict[str, Any]) -> dict[str, dict]:

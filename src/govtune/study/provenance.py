@@ -1,4 +1,4 @@
-"""What went into a study, for its manifest (govtune.study.manifest): the config it ran with, and per task
+"""What went into a study, for its manifest (govtune.results.manifest): the config it ran with, and per task
 a content hash of the rows it read (pool and test sets: the same rows hash the same whether they came from
 the shipped files, a local copy or a hub dataset) and the sha256 of the task file and the local data files
 it names."""
@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from govtune.study.manifest import sha256_file, sha256_rows
+from govtune.results.manifest import sha256_file, sha256_rows
 
 
 def _local_files(spec) -> list[Path]:

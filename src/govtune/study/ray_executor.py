@@ -17,8 +17,6 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -148,20 +146,20 @@ def probe_nodes(ray, study_dir: Path, model: str) -> None:
 
 
 def _run_remote(config, out_dir: str, cell, kill: str | None) -> tuple[str, Any]:
-    """One cell in a Ray worker: ("ok", (result, curves)) or ("diverged", message). It rebuilds the study's
-    data from the config (the driver has curated: the worker reads the cache) and writes the cell's files."""
+    """One cell in a Ray worker: ("ok", (result, curves)) or ("diverged", message). A runner of its own
+    rebuilds the study's data from the config (the driver has curated: the worker reads the cache) and
+    writes the cell's files; the driver records them."""
     # Imported in the worker: torch and the runner are not needed to connect, probe or submit.
-    from govtune.experiments.cell import model_loader, run_cell
-    from govtune.experiments.data import StudyData
-    from govtune.experiments.layout import StudyLayout
+    from govtune.study.cell import CellRun
+    from govtune.study.data import StudyData
+    from govtune.study.grid import StudyRunner
     from govtune.training import TrainingDiverged, make_accelerator
 
-    layout = StudyLayout(out_dir)
-    data = StudyData(config, layout, progress=False)
-    accelerator = make_accelerator(config.mixed_precision, config.grad_accum)
+    runner = StudyRunner(config, out_dir, progress=False)
+    runner.data = StudyData(config, runner.layout, progress=False)
+    runner.accelerator = make_accelerator(config.mixed_precision, config.grad_accum)
     try:
-        out = run_cell(cell, config, data, layout.run(cell.run_id), accelerator, model_loader(config),
-                       progress=False, write=True)
+        out = CellRun(runner, cell, runner.layout.run(cell.run_id)).result()
     except TrainingDiverged as e:
         return "diverged", str(e)
     if kill:
@@ -172,15 +170,14 @@ def _run_remote(config, out_dir: str, cell, kill: str | None) -> tuple[str, Any]
     return "ok", out
 
 
-@dataclass
 class RayCells:
-    """Runs a study's unfinished cells as Ray tasks and records each as it finishes (driver side)."""
+    """Runs a study's unfinished cells as Ray tasks and records each as it finishes, through the driver's
+    `StudyRunner` (its one writer): `start_attempt` before a cell is submitted, `record_cell` when it is
+    back, `mark_failed` when it diverged or its worker died too often."""
 
-    config: Any
-    layout: Any
-    record: Callable  # (run, cell, result, curves) -> None: the study's one writer records a finished cell
-    start: Callable  # (run) -> None: clear an earlier attempt before a cell is submitted
-    fail: Callable  # (run, cell, message) -> None: mark a cell failed
+    def __init__(self, runner):
+        self.config, self.layout = runner.config, runner.layout
+        self.start, self.record, self.fail = runner.start_attempt, runner.record_cell, runner.mark_failed
 
     def run(self, todo: list, outcome, bar) -> None:
         ray = ray_module()

@@ -11,10 +11,11 @@ from __future__ import annotations
 import random
 
 from govtune.data import FLORES_DEV
-from govtune.tasks.flores import load_flores
-from govtune.tasks.prompts import flores_training_pair, xnli_training_pair
+from govtune.data.flores import load_flores
+from govtune.data.xnli import LABELS, load_xnli
+from govtune.text.prompts import flores_training_pair, xnli_training_pair
 from govtune.tasks.task import Sample, Task, validation_sample
-from govtune.tasks.xnli import LABELS, load_xnli
+from govtune.text.prompts import flores_training_pair, xnli_continuations, xnli_training_pair
 
 
 def xnli_record_key(record: dict) -> tuple:
@@ -53,7 +54,7 @@ class XnliTask(Task):
 
     def sample(self, kept, report, shots, seed) -> Sample:
         """k-shot sample per language (balanced across labels) and a disjoint validation sample."""
-        from govtune.governance import sample_kshot
+        from govtune.governance import sample_kshot  # here: the curation pipeline takes ~1 s to import
 
         train = sample_kshot(kept, self.units, k=shots, seed=seed, report=report)
         val = validation_sample(kept, {xnli_record_key(r) for r in train}, self.units,
@@ -78,21 +79,20 @@ class XnliTask(Task):
     def head_example(self, row):
         """(premise, hypothesis, class index in LABELS): the row a head trains on, scored as classify_pairs
         scores the test rows."""
-        from govtune.tasks.class_encoding import ClassExample
+        from govtune.text.class_encoding import ClassExample  # here: imports torch
 
         if row.get("label") not in LABELS:
             raise ValueError(f"XNLI example {row.get('id')} has label {row.get('label')!r}: expected one of {LABELS}")
         return ClassExample(row["premise"], row["hypothesis"], LABELS.index(row["label"]))
 
     def choices(self, row):
-        from govtune.tasks.prompts import xnli_continuations
-
         return list(xnli_continuations(row["lang"])), LABELS.index(row["label"])
 
     def incontext(self, kept, report, k, seed):
         """For each language the k-shot sample a fine-tuning run with as many shots and the same seed
         trains on; the validation rows (the rest of the curated pool) carry the same demonstrations."""
-        from govtune.evaluation.incontext import attach
+        # here: it imports the curation package (~1 s)
+        from govtune.tasks.incontext import attach
 
         s = self.sample(kept, report, k, seed)
         tests = attach(self.test_sets(), {lang: [r for r in s.train if r.get("lang") == lang]
@@ -102,14 +102,14 @@ class XnliTask(Task):
         return tests, val
 
     def evaluate(self, model, tokenizer, tests, *, seed, progress, calibration=None):
-        from govtune.evaluation import evaluate_xnli
+        from govtune.evaluation import evaluate_xnli  # here: the evaluators import torch
 
         c = self.settings
         return evaluate_xnli(model, tokenizer, tests, batch_size=c.eval_batch_size, robustness=c.robustness,
                              seed=seed, progress=progress, calibration=calibration)
 
     def intervals(self, predictions):
-        from govtune.evaluation.bootstrap import task_intervals
+        from govtune.evaluation.bootstrap import task_intervals  # here: the evaluators import torch
 
         return task_intervals(self.name, predictions)
 
@@ -174,20 +174,21 @@ class FloresTask(Task):
         return flores_training_pair(row)
 
     def incontext(self, kept, report, k, seed):
-        from govtune.evaluation.incontext import attach, flores_demonstrations
+        # here: it imports the curation package (~1 s)
+        from govtune.tasks.incontext import attach, flores_demonstrations
 
         tests = self.test_sets()
         demos = {p: flores_demonstrations(self._lines(p), rows, k, seed) for p, rows in tests.items()}
         return attach(tests, demos, self.name), None
 
     def evaluate(self, model, tokenizer, tests, *, seed, progress, calibration=None):
-        from govtune.evaluation import evaluate_flores
+        from govtune.evaluation import evaluate_flores  # here: the evaluators import torch
 
         c = self.settings
         return evaluate_flores(model, tokenizer, tests, batch_size=c.eval_batch_size,
                                max_new_tokens=c.max_new_tokens, progress=progress)
 
     def intervals(self, predictions):
-        from govtune.evaluation.bootstrap import task_intervals
+        from govtune.evaluation.bootstrap import task_intervals  # here: the evaluators import torch
 
         return task_intervals(self.name, predictions)

@@ -97,7 +97,7 @@ class ClassificationTask(FileTask):
         return by_lang if all(by_lang.values()) else None
 
     def evaluate(self, model, tokenizer, tests, *, seed, progress, calibration=None):
-        from govtune.evaluation.xnli_eval import evaluate_classification
+        from govtune.evaluation.xnli_eval import evaluate_classification  # here: the evaluators import torch
 
         c = self.settings
         metrics, preds = evaluate_classification(model, tokenizer, tests, verbalizer=self.verbalizer,
@@ -107,14 +107,14 @@ class ClassificationTask(FileTask):
         return metrics, preds
 
     def intervals(self, predictions):
-        from govtune.evaluation.bootstrap import classification_intervals
+        from govtune.evaluation.bootstrap import classification_intervals  # here: the evaluators import torch
 
         return classification_intervals(predictions)
 
 
 def _add_f1_brier(metrics: dict, preds: list[dict], labels: list[str]) -> None:
     """Macro-F1 and the Brier score per language (percent), and their means over languages."""
-    from govtune.evaluation.metrics import macro_f1
+    from govtune.evaluation.metrics import macro_f1  # here: the evaluators import torch
 
     f1s, briers = {}, {}
     for lang, block in metrics["languages"].items():

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 
+from govtune.languages import script
 from govtune.tasks.classification import render
 from govtune.tasks.filetask import FileTask
 
@@ -53,7 +54,7 @@ class CompletionTask(FileTask):
         return evaluate_completions(self, model, tokenizer, tests, progress=progress)
 
     def intervals(self, predictions):
-        from govtune.evaluation.bootstrap import completion_intervals
+        from govtune.evaluation.bootstrap import completion_intervals  # here: the evaluators import torch
 
         return completion_intervals(predictions)
 
@@ -94,11 +95,11 @@ class ChatTask(CompletionTask):
 def evaluate_completions(task: CompletionTask, model, tokenizer, tests: dict[str, list[dict]], *,
                          progress: bool) -> tuple[dict, list[dict]]:
     """Greedy completion of every test prompt; chrF++, BLEU and exact match per language."""
+    # here, not at the top: the evaluators and the encoding import torch, and a task file is read without it
     from govtune.evaluation.metrics import bleu_with_signature, corpus_chrf, exact_match, macro, parity_gap
     from govtune.evaluation.scoring import generate_lines, require_tokenizer
     from govtune.evaluation.xnli_eval import check_examples
-    from govtune.tasks.encoding import special_prefix
-    from govtune.languages import script
+    from govtune.text.encoding import special_prefix
 
     check_examples(tests, task.name)
     require_tokenizer(tokenizer, model)

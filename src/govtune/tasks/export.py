@@ -3,18 +3,17 @@ conversational `messages` rows) and an lm-evaluation-harness task YAML over the 
 
 The lm-eval docs carry govtune's rendered prompt and, for classification, the scored continuations with
 their delimiter (`target_delimiter: ""`), so lm-eval scores exactly the requests govtune scores: the same
-accuracy on the same model (tests/tasks/test_export.py). `govtune export TASK --out DIR` writes a task alone;
-a study writes each task's curated splits under OUT/export/."""
+accuracy on the same model (tests/tasks/test_export.py). `govtune export TASK --out DIR` (govtune.cli.export)
+writes a task alone; a study writes each task's curated splits under OUT/export/."""
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
-from types import SimpleNamespace
 
 import yaml
 
 from govtune.atomic import atomic_write_jsonl, atomic_write_text
+from govtune.tasks.filetask import ROW
 from govtune.tasks.task import Task
 
 SPLIT_NAMES = ("train", "validation", "test")
@@ -81,8 +80,6 @@ def export_task(task: Task, out_dir: str | Path, train: list[dict] | None = None
     """Write OUT_DIR/{split}.jsonl (TRL), OUT_DIR/lm_eval/{split}.jsonl (the docs) and
     OUT_DIR/lm_eval/govtune-<task>.yaml; `train`: the rows to export as train (default: the task's pool,
     uncurated). Returns the YAML's path."""
-    from govtune.tasks.filetask import ROW
-
     out_dir = Path(out_dir)
     pool = task.pool() if train is None else train
     splits = {"train": [r.get(ROW, r) for r in pool],
@@ -99,38 +96,3 @@ def export_task(task: Task, out_dir: str | Path, train: list[dict] | None = None
     path = out_dir / "lm_eval" / f"{lm_eval_name(task)}.yaml"
     atomic_write_text(path, yaml.safe_dump(task_yaml(task, files), allow_unicode=True, sort_keys=False))
     return path
-
-
-# --- `govtune export` ------------------------------------------------------------------------------------
-def register(subparsers) -> None:
-    p = subparsers.add_parser("export", help="write a task's splits as TRL JSONL and an lm-eval task YAML",
-                              description=__doc__.splitlines()[0])
-    p.add_argument("task", help="a task file (or a built-in task: xnli, flores)")
-    p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--train", default=None,
-                   help="JSON-lines rows to export as the train split, e.g. `govtune curate --task` kept_rows.jsonl "
-                        "(default: the task's train split as given)")
-    p.set_defaults(func=run)
-
-
-def run(args) -> int:
-    import json
-
-    from govtune.tasks.registry import load_task
-
-    settings = SimpleNamespace(eval_limit=None, val_per_language=0, robustness=False, eval_batch_size=8,
-                               max_new_tokens=64, data_dir=None)
-    out = Path(args.out)
-    task = load_task(args.task)
-    if task.spec.builtin:
-        from govtune.experiments.config import StudyConfig  # the built-in tasks' row ranges: the study defaults
-
-        settings = StudyConfig(methods=["lora"], tasks=[args.task])
-    task.prepare(settings, out)
-    train = None
-    if args.train:  # rows in the task's fields (what `govtune curate --task` writes to kept_rows.jsonl)
-        train = [json.loads(line) for line in Path(args.train).read_text(encoding="utf-8").splitlines() if line]
-    path = export_task(task, out, train)
-    print(f"wrote {out}/{{train,validation,test}}.jsonl (TRL) and {path} (lm-eval: --include_path {path.parent} "
-          f"--tasks {lm_eval_name(task)})")
-    return 0

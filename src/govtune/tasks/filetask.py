@@ -82,7 +82,7 @@ class FileTask(Task):
     def sample(self, kept, report, shots, seed) -> Sample:
         """k rows per language (label-balanced for classification); validation rows: the task's validation
         split, else `val_per_language` per language from the rest of the curated pool."""
-        from govtune.governance import sample_kshot
+        from govtune.governance import sample_kshot  # here: the curation pipeline takes ~1 s to import
 
         kept = self.pool() if kept is None else kept
         train = [r[ROW] for r in sample_kshot(kept, self.units, k=shots, seed=seed, report=report, label_field=LABEL)]
@@ -95,14 +95,15 @@ class FileTask(Task):
         return Sample(train, val, {f"{self.name}_train": len(train), f"{self.name}_val": len(val)})
 
     def _demos(self, kept, report, k, seed) -> dict[str, list[dict]]:
-        from govtune.governance import sample_kshot
+        from govtune.governance import sample_kshot  # here: the curation pipeline takes ~1 s to import
 
         kept = self.pool() if kept is None else kept
         drawn = [r[ROW] for r in sample_kshot(kept, self.units, k=k, seed=seed, report=report, label_field=LABEL)]
         return per_language(drawn, self.units)
 
     def incontext(self, kept, report, k, seed):
-        from govtune.evaluation.incontext import attach
+        # here: it imports the curation package (~1 s)
+        from govtune.tasks.incontext import attach
 
         tests = attach(self.test_sets(), self._demos(kept, report, k, seed), self.training_pair)
         val = None

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from govtune.tasks.builtin_tasks import FloresTask, XnliTask
+from govtune.tasks.classification import ClassificationTask
+from govtune.tasks.completion import ChatTask, CompletionTask
 from govtune.tasks.spec import TaskSpec, load_spec, read_task_file, spec_from_dict, suggest
 from govtune.tasks.task import Task
 
@@ -62,10 +65,7 @@ def over_builtin(raw: dict, path: Path) -> dict:
 
 
 def make_task(spec: TaskSpec) -> Task:
-    from govtune.tasks.builtin_sib200 import Sib200Task
-    from govtune.tasks.builtin_tasks import FloresTask, XnliTask
-    from govtune.tasks.classification import ClassificationTask
-    from govtune.tasks.completion import ChatTask, CompletionTask
+    from govtune.tasks.builtin_sib200 import Sib200Task  # its data module loads SIB-200's 205 languages' files lazily
 
     builtins = {"xnli": XnliTask, "flores": FloresTask, "sib200": Sib200Task}
     types = {"classification": ClassificationTask, "completion": CompletionTask, "chat": ChatTask}

@@ -66,7 +66,7 @@ class Task(ABC):
     def check_language_codes(self, config) -> None:
         """Refuse, before any curation, a language the curation's language ID cannot identify (the error names
         it and says how to turn language ID off for the task)."""
-        from govtune.governance.pipeline import check_languages
+        from govtune.governance.pipeline import check_languages  # here: the curation pipeline takes ~1 s to import
 
         try:
             check_languages(self.units, self.curation_config(config).language_check)
@@ -123,7 +123,7 @@ class Task(ABC):
     head_labels: tuple[str, ...] = ()
 
     def head_example(self, row: dict):
-        """A training row for a sequence-classification head: `govtune.tasks.class_encoding.ClassExample`."""
+        """A training row for a sequence-classification head: `govtune.text.class_encoding.ClassExample`."""
         raise ValueError(f"task {self.name!r} has no rows for a sequence-classification head: head: classifier "
                          f"is for XNLI")
 

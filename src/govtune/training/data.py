@@ -1,5 +1,5 @@
 """Batches of similar lengths for the training loop. Encoding and padding of (prompt, target) pairs live in
-`govtune.tasks.encoding`, shared with the evaluator."""
+`govtune.text.encoding`, shared with the evaluator."""
 
 from __future__ import annotations
 

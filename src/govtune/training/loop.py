@@ -13,7 +13,7 @@ import inspect
 import math
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -25,92 +25,20 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase, get_scheduler
 
 from govtune.adapters import learned_layers, trainable_parameters
-from govtune.constants import MIXED_PRECISION, check_lr_branches
-from govtune.launch import cpu_processes
-from govtune.tasks.class_encoding import ClassCollator, ClassExample, HeadForward, encode_class_examples, head_pad_id
-from govtune.tasks.encoding import IGNORE_INDEX, PairCollator, encode_training_pairs, pad_token_id
+from govtune.text.class_encoding import (ClassCollator, ClassExample, HeadForward, encode_class_examples, head_pad_id,
+                                         is_classifier)
+from govtune.text.encoding import IGNORE_INDEX, PairCollator, encode_training_pairs, pad_token_id
 from govtune.training.callbacks import Callback, EpochInfo, History, StepInfo
-from govtune.training.checkpoint import CorruptCheckpoint, latest_checkpoint, load_checkpoint, save_checkpoint
+from govtune.training.checkpoint import latest_checkpoint, save_checkpoint
+from govtune.training.config import SCHEDULES, TrainConfig, TrainResult, make_accelerator
 from govtune.training.data import LengthGroupedBatches, process_rows, target_count
-from govtune.training.footprint import Footprint, FootprintMeter
+from govtune.training.footprint import FootprintMeter
 from govtune.training.mixer import ValidationMixer
 from govtune.training.optim import param_groups
 from govtune.training.step import StepProtocol
-
-# transformers' scheduler name for each of govtune's schedule names (govtune.constants.LR_SCHEDULES)
-SCHEDULES = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss (or gradient norm) became NaN or infinite; `.step` and `.checkpoint` say where and what is kept."""
-
-    def __init__(self, message: str, step: int, checkpoint: Path | None):
-        super().__init__(message)
-        self.step = step
-        self.checkpoint = checkpoint
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = 3
-    lr: float = 2e-4
-    batch_size: int = 8
-    grad_accum: int = 1
-    weight_decay: float = 0.0
-    warmup_ratio: float = 0.1
-    schedule: str = "linear"  # linear or cosine decay after warm-up, or constant
-    max_grad_norm: float | None = 1.0  # None = no clipping
-    max_length: int = 256
-    mixed_precision: str = "auto"  # auto = bf16 (fp16 without bf16) on CUDA, none on the CPU
-    seed: int = 0
-    timing_warmup_steps: int = 2  # steps left out of the mean step time (allocator, kernel warm-up)
-    checkpoints: bool = True
-    # Continue from the latest checkpoint under out_dir when there is one (epochs it covers are not run
-    # again); the run must have the same data, seed, epochs and batch settings, or it is refused.
-    resume: bool = False
-    progress: bool = True
-    # The hybrid's branches at rates of their own, e.g. {"lora_ga": 2e-5, "boft": 5e-4}; a branch left out
-    # trains at lr (govtune.training.optim).
-    lr_branches: dict[str, float] | None = None
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.grad_accum < 1:
-            raise ValueError("epochs, batch_size and grad_accum must be >= 1")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule {self.schedule!r} is not one of {', '.join(SCHEDULES)}")
-        if not 0 <= self.warmup_ratio < 1:
-            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
-            raise ValueError("max_grad_norm must be > 0, or None for no clipping")
-        if self.mixed_precision not in MIXED_PRECISION:
-            raise ValueError(f"mixed_precision must be auto, no, bf16 or fp16, got {self.mixed_precision!r}")
-        if self.lr_branches is not None:
-            self.lr_branches = check_lr_branches(self.lr_branches, "TrainConfig.lr_branches")
-
-
-@dataclass
-class TrainResult:
-    history: History
-    footprint: Footprint
-    checkpoint: Path | None
-    steps: int
-    extra: dict = field(default_factory=dict)
-
-
-def resolve_mixed_precision(choice: str) -> str:
-    if choice != "auto":
-        return choice
-    if torch.cuda.is_available():
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "no"  # CPU autocast to bf16 is slower than fp32 on most CPUs
-
-
-def make_accelerator(mixed_precision: str = "auto", grad_accum: int = 1) -> Accelerator:
-    # cpu_processes: without it, processes `torchrun` starts on a CPU machine would each train alone
-    return Accelerator(cpu=cpu_processes(), mixed_precision=resolve_mixed_precision(mixed_precision),
-                       gradient_accumulation_steps=grad_accum)
+# resume_checkpoint and diverged under the loop's own names for them
+from govtune.training.resume import diverged as _diverged
+from govtune.training.resume import resume_checkpoint as _resume
 
 
 class TargetLoss:
@@ -152,8 +80,6 @@ class ClassLoss:
     rows: the loop's loss is then the mean over the rows of the step."""
 
     def __init__(self, model: nn.Module):
-        from govtune.evaluation.scoring import is_classifier
-
         if not is_classifier(model):
             raise ValueError(f"the training rows are ClassExample (premise, hypothesis, class) rows, but the model "
                              f"({type(model).__name__}) has no sequence-classification head: build it with "
@@ -204,7 +130,7 @@ def train(model: nn.Module, tokenizer: PreTrainedTokenizerBase, train_pairs: Seq
           out_dir: str | Path | None = None, callbacks: Sequence[Callback] = (),
           accelerator: Accelerator | None = None) -> TrainResult:
     """Fine-tune `model` (adapters already injected) on (prompt, target) pairs, or, for a model with a
-    sequence-classification head (`govtune.heads`), on `ClassExample` rows (`govtune.tasks.class_encoding`).
+    sequence-classification head (`govtune.heads`), on `ClassExample` rows (`govtune.text.class_encoding`).
     Returns the history and the footprint; the model is trained in place (unwrap it with
     `accelerator.unwrap_model` under DDP/FSDP)."""
     config = config or TrainConfig()
@@ -431,51 +357,3 @@ def _learned_mixer(model: nn.Module, val_enc: list, collate: PairCollator | Clas
                for i in range(0, len(val_enc), config.batch_size)]
     return ValidationMixer(model, batches, every=adapter.mixer_every, lr=adapter.mixer_lr, seed=config.seed,
                            loss_fn=lambda m, batch: loss_fn(m, batch)[0], accelerator=acc)
-
-
-class ResumeMismatch(ValueError):
-    """The checkpoint to resume from was written by a run with other settings, or cannot be read; nothing was
-    loaded."""
-
-
-def _resume(path: Path, model: nn.Module, optimizer, scheduler, run_key: dict,
-            history: History, mixer: ValidationMixer | None = None) -> tuple[int, int, Path]:
-    """Load the checkpoint at `path` into model, optimiser, scheduler and the learned mixer's optimiser;
-    restore the log and the RNG. Returns (steps done, first epoch to run, checkpoint path)."""
-
-    def same_run(_: Path, state: dict) -> None:
-        saved = state.get("run") or {}
-        differ = [k for k in run_key if saved.get(k) != run_key[k]]
-        if differ:
-            raise ResumeMismatch(
-                f"cannot resume from {path}: it was written by a run with other settings "
-                f"({', '.join(f'{k} {saved.get(k)} != {run_key[k]}' for k in differ)}); "
-                f"use the same settings, or remove {path.parent} to start over")
-        if (mixer is None) != ("mixer" not in state):
-            raise ResumeMismatch(
-                f"cannot resume from {path}: it was written {'with' if mixer is None else 'without'} a learned "
-                f"mixer (lam_schedule 'learned') and this run is the other way round; use the same adapter "
-                f"config, or remove {path.parent} to start over")
-
-    try:
-        state = load_checkpoint(path, model, optimizer, scheduler, check=same_run)
-    except CorruptCheckpoint as e:  # a file cut short: nothing was loaded
-        raise ResumeMismatch(f"cannot resume from {path}: {e}") from None
-    if mixer is not None:
-        mixer.load_state_dict(state["mixer"])
-    restored = History.from_dict(state["history"])
-    history.steps, history.epochs = restored.steps, restored.epochs
-    history.initial_val_loss = restored.initial_val_loss
-    history.epochs.append(EpochInfo(**{**state["epoch_info"], "checkpoint": str(path)}))
-    torch.set_rng_state(state["rng"])
-    return int(state["step"]), int(state["epoch"]) + 1, path
-
-
-def _diverged(what: str, value: float, step: int, epoch: int, out_dir: Path | None,
-              scheduler) -> TrainingDiverged:
-    kept = latest_checkpoint(out_dir) if out_dir is not None else None
-    where = f"the last good checkpoint is kept at {kept}" if kept else "no checkpoint was written yet"
-    lr = scheduler.get_last_lr()[0]
-    return TrainingDiverged(
-        f"training stopped: the {what} is {value} at step {step} (epoch {epoch}); {where}. "
-        f"Lower lr (now {lr:.3g}), raise warmup_ratio, or set max_grad_norm.", step, kept)
