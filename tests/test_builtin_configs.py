@@ -6,7 +6,7 @@ import pytest
 
 from govtune.builtin_configs import CONFIGS_DIR, builtin_configs, resolve_config
 from govtune.cli import main
-from govtune.study.config import load_config
+from govtune.study.loading import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -4,7 +4,8 @@ import re
 
 import pytest
 
-from govtune.cli import SUBCOMMANDS, main
+from govtune.cli import main
+from govtune.cli.main import SUBCOMMANDS
 
 
 def _options(capsys, monkeypatch, command: str) -> dict[str, str]:

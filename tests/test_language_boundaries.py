@@ -4,7 +4,7 @@ written where any code is allowed (a task without language ID)."""
 
 import pytest
 
-from govtune.study.config import build_config
+from govtune.study.loading import build_config
 from govtune.tasks.spec import spec_from_dict
 
 

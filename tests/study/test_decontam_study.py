@@ -8,7 +8,7 @@ import json
 import pytest
 import yaml
 
-from govtune.study.config import build_config
+from govtune.study.loading import build_config
 from govtune.study.data import StudyData, curate_study
 from govtune.results.layout import StudyLayout
 from govtune.report.ledger import contamination_text

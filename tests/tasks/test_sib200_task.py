@@ -11,7 +11,7 @@ import pytest
 from govtune.data import FLORES_EVAL_LINES, FLORES_POOL_LINES
 from govtune.data import sib200 as sib
 from govtune.data.jsonl import find, read_jsonl
-from govtune.study.config import build_config
+from govtune.study.loading import build_config
 from govtune.study.data import prepare_tasks
 from govtune.results.layout import StudyLayout
 from govtune.tasks.registry import load_task, task_spec
