@@ -127,7 +127,7 @@ def probe(point: Point, config, data, stage: str, shots: int) -> dict:
     """Train one point; its validation loss before and after, and what it cost."""
     import govtune.adapters as adapters
     from govtune.study.cell import _calibration_batches
-    from govtune.study.grid import _model_loader
+    from govtune.study.cell import model_loader as _model_loader
     from govtune.training import train
     from govtune.training.loop import make_accelerator
 
@@ -258,7 +258,7 @@ def main(argv=None) -> None:
     if args.plan or not pending:
         return
     from govtune.study.data import StudyData, curate_study
-    from govtune.study.grid import _model_loader
+    from govtune.study.cell import model_loader as _model_loader
     from govtune.results.layout import StudyLayout
 
     stage, shots = config.curation[-1], max(config.shots)

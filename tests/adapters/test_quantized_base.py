@@ -143,7 +143,7 @@ def test_save_and_load_on_the_quantized_base(method, tmp_path):
 
 def test_a_study_cell_loads_the_quantized_base():
     from govtune.study.config import StudyConfig
-    from govtune.study.grid import _model_loader
+    from govtune.study.cell import model_loader as _model_loader
 
     model, _ = _model_loader(StudyConfig(model="tiny-llama", quantize="nf4"))()
     assert is_quantized(model.model.layers[0].self_attn.q_proj)

@@ -17,7 +17,7 @@ from govtune.report.document import write_report
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     """A finished tiny study: base, LoRA and the hybrid (lam histories), curated at C1 (a pool file)."""
-    from tests.experiments.conftest import tiny_study
+    from tests.study.conftest import tiny_study
 
     config = tiny_study(methods=["lora", "hybrid"], seeds=[0], shots=[0, 8], curation=["c1"], eval_limit=3)
     out = tmp_path_factory.mktemp("original") / "study"

@@ -57,7 +57,7 @@ def test_curate_task_without_language_id(tmp_path, capsys):
                  "--no-progress", "--out", str(out)]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["kept_by_language"] == {"tok": 6, "xx-custom": 6}  # 12 rows - 3 test - 3 validation each
-    assert [s["name"] for s in report["steps"]] == ["pii", "dedup", "quality"]  # no language ID, the rest ran
+    assert [s["name"] for s in report["steps"]] == ["pii", "dedup", "decontam", "quality"]  # no language ID, the rest ran
     shots = _jsonl(out / "shots.jsonl")
     for lang in LANGS:  # label-balanced draw: one row of each intent per language
         assert sorted(r["label"] for r in shots if r["lang"] == lang) == ["account", "billing", "delivery"]
@@ -90,7 +90,7 @@ def test_govtune_run_without_language_id_and_refused_with_it(tmp_path, capsys):
     assert set(lora["metrics"]["languages"]) == set(LANGS)
     assert all(v["n"] == 3 for v in lora["metrics"]["languages"].values())
     curated = json.loads((out / "curation" / "tp" / "c1.report.json").read_text())
-    assert [s["name"] for s in curated["steps"]] == ["pii", "dedup"]  # C1 without its language ID step
+    assert [s["name"] for s in curated["steps"]] == ["pii", "dedup", "decontam"]  # C1 without its language ID step
     report = (out / "report.md").read_text()
     assert "| Method | tok | xx-custom | Macro |" in report and "| tp:c1 | C1 | xx-custom | 6 | 6 | 0 |" in report
     assert {r["lang"] for r in _jsonl(out / "export" / "tp" / "c1" / "test.jsonl")} == set(LANGS)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from govtune.results.archive import archive_study, restore_study
+
 
 def register(subparsers) -> None:
     archive = subparsers.add_parser(
@@ -28,8 +30,6 @@ def register(subparsers) -> None:
 
 
 def _archive(args: argparse.Namespace) -> int:
-    from govtune.results.archive import archive_study
-
     info = archive_study(Path(args.out), remove=not args.keep)
     print(f"{info.path}: {info.files} files, {info.size / 1e6:.1f} MB in {info.archive_size / 1e6:.2f} MB "
           f"(sha256 {info.sha256}){'' if args.keep else '; the packed files were removed'}")
@@ -37,8 +37,6 @@ def _archive(args: argparse.Namespace) -> int:
 
 
 def _restore(args: argparse.Namespace) -> int:
-    from govtune.results.archive import restore_study
-
     where = Path(args.to) if args.to else Path(args.out)
     written = restore_study(Path(args.out), args.to)
     print(f"{where}: {len(written)} files restored; `govtune run CONFIG --out {where} --resume` rebuilds "

@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     if args.langid_backend:
         config.langid.backend = args.langid_backend
     if args.pii_action or args.pii_types:
-        from govtune.governance.pii_config import PiiConfig
+        from govtune.governance.pii_config import PiiConfig  # the curation package loads lingua: when asked
 
         config.pii = PiiConfig(types=args.pii_types, action=args.pii_action or "redact")
     if args.langid_uncovered:

@@ -7,6 +7,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from govtune.results.layout import StudyLayout
+from govtune.results.manifest import Manifest, verify
+
 
 def register(subparsers) -> None:
     card = subparsers.add_parser(
@@ -29,8 +32,6 @@ def register(subparsers) -> None:
 
 
 def _study(out: str):
-    from govtune.results.layout import StudyLayout
-
     layout = StudyLayout(Path(out))
     if not layout.study.exists():
         raise FileNotFoundError(f"{out} holds no govtune study ({layout.study.name} missing): pass the --out "
@@ -39,6 +40,7 @@ def _study(out: str):
 
 
 def _card(args: argparse.Namespace) -> int:
+    # the report package imports matplotlib and huggingface_hub: only when cards are written
     from govtune.report.run_documents import tuned_runs, write_run_documents
 
     layout = _study(args.out)
@@ -55,8 +57,6 @@ def _card(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from govtune.results.manifest import Manifest, verify
-
     layout = _study(args.out)
     problems = verify(layout.root)
     recorded = len(Manifest.load(layout.root).data["files"])

@@ -14,6 +14,7 @@ import torch
 
 from govtune.atomic import atomic_write_json, atomic_write_jsonl, atomic_write_text
 from govtune.cli.eval_task import run_task_file
+from govtune.cli.formatting import MODEL_HELP
 from govtune.cli.load import add_quantize_argument, load_for_eval
 from govtune.data import FLORES_EVAL_LINES, FLORES_POOL_LINES, XNLI_EVAL_ROWS, XNLI_POOL_ROWS, papers
 from govtune.data.flores import load_flores
@@ -31,8 +32,6 @@ from govtune.tasks.registry import is_task_file, task_spec
 
 
 def register(subparsers) -> None:
-    from govtune.cli.formatting import MODEL_HELP
-
     p = subparsers.add_parser("eval", help="evaluate a model on XNLI, FLORES or a task file",
                               description=" ".join(__doc__.split("\n\n")[0].split()))
     p.add_argument("--model", required=True, help=MODEL_HELP)

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from govtune.atomic import atomic_write_json, atomic_write_text
+from govtune.cli.formatting import MODEL_HELP
 from govtune.cli.load import add_quantize_argument, load_for_eval
 from govtune.evaluation.lm_eval_analysis import (COMPARISON_FILE, PER_LANGUAGE_FILE, analyse, comparable, compare,
                                                  markdown, plan_run)
@@ -19,8 +20,6 @@ from govtune.evaluation.lm_eval_samples import read_run
 
 
 def register(subparsers) -> None:
-    from govtune.cli.formatting import MODEL_HELP
-
     p = subparsers.add_parser(
         "lm-eval", help="run lm-evaluation-harness tasks on a model (optionally with a govtune adapter)",
         description="Run lm-evaluation-harness on the model as loaded (adapter applied in memory, no export) "

@@ -152,7 +152,7 @@ class PiiFilter(GovtuneFilter):
         self.config = config or PiiConfig()
 
     def make_step(self) -> Step:
-        from govtune.governance.pii import PiiStep
+        from govtune.governance.pii import PiiStep  # phonenumbers and stdnum: only when the filter is built
 
         return PiiStep(self.config)
 

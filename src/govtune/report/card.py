@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from govtune.atomic import atomic_write_text
 from govtune.report.facts import (DatasetFacts, base_model_facts, dataset_facts, language_tags, run_facts)
 
 # The kind of a stored task (its metrics' shape) -> the hub's task type.
@@ -256,8 +257,6 @@ def model_card(inputs: CardInputs):
 
 def write_card(inputs: CardInputs, directory: str | Path) -> Path:
     """README.md in `directory` (an adapter's), written atomically."""
-    from govtune.atomic import atomic_write_text
-
     path = Path(directory) / "README.md"
     atomic_write_text(path, str(model_card(inputs)))
     return path

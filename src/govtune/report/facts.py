@@ -51,7 +51,7 @@ class BaseModelFacts:
 
 def base_model_facts(model: str) -> BaseModelFacts:
     """The base weights a run adapted: an offline model's hub name and terms, else the name as given."""
-    from govtune.models import TINY_BLOOM, TINY_LLAMA, offline_model
+    from govtune.models import TINY_BLOOM, TINY_LLAMA, offline_model  # transformers: only for a card
 
     if model in (TINY_LLAMA, TINY_BLOOM):
         return BaseModelFacts(None, "random weights made for tests (no licence applies)", "other")
@@ -79,7 +79,7 @@ def dataset_facts(task: str, config: dict[str, Any]) -> DatasetFacts:
 
 def _task_file_spec(task: str, config: dict[str, Any]):
     """The spec of a study's task file named `task`, or None when it cannot be read any more."""
-    from govtune.tasks.registry import is_task_file, task_spec
+    from govtune.tasks.registry import is_task_file, task_spec  # the task classes import torch
 
     for entry in config.get("tasks") or []:
         if isinstance(entry, str) and is_task_file(entry):

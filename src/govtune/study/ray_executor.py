@@ -112,7 +112,7 @@ def _probe(study_dir: str, token: str, version: str | None, model: str) -> list[
         mine = None
     if mine != version:
         problems.append(f"govtune {mine or 'is not installed'} here, the driver runs {version}")
-    from govtune.models import model_available
+    from govtune.models import model_available  # transformers: only on the node that probes
 
     if not model_available(model):
         problems.append(f"model {model!r} is not on this node (no local path, offline package or hub cache)")

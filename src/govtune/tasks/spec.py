@@ -23,6 +23,8 @@ from typing import Any
 
 import yaml
 
+from govtune.languages import normalize_or_keep
+
 TYPES = ("classification", "completion", "chat")
 # The fields a row has, per type; `lang` and `id` are common to all.
 FIELDS = {"classification": ("text", "text_pair", "label"), "completion": ("prompt", "completion"),
@@ -137,8 +139,6 @@ def _languages_normalized(raw: dict) -> dict:
     """The task file with its language codes in internal form (govtune.languages: `eng` -> `en`), wherever it
     names one: `lang`, `languages`, and the per-language keys of `label_words` and `doc_to_text`. A code
     govtune.languages does not know stays as written (a task without language ID may use codes of its own)."""
-    from govtune.languages import normalize_or_keep
-
     out = dict(raw)
     if isinstance(out.get("lang"), str):
         out["lang"] = normalize_or_keep(out["lang"])
