@@ -7,7 +7,7 @@ import json
 import pytest
 
 from govtune.data import sib200 as sib
-from govtune.study.config import build_config
+from govtune.study.loading import build_config
 from govtune.study.grid import run_study
 from govtune.languages import XNLI_LANGUAGES, flores_code
 

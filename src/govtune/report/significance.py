@@ -8,6 +8,7 @@ from __future__ import annotations
 from govtune.data import papers
 from govtune.evaluation import bootstrap as bs
 from govtune.evaluation import metric_registry as registry
+from govtune.report.breadth import is_breadth
 from govtune.report.reading import Study, label, table
 
 MARK = "*"  # after a difference whose 95% interval excludes 0
@@ -43,11 +44,15 @@ TASK_KEYS = {"classification": ("accuracy", ("macro", "avg_ece")),
 def _keys(s: Study, task: str) -> list[str]:
     """The metrics compared: XNLI accuracy per language, Macro, Avg-ECE; FLORES BLEU and chrF++ per direction,
     average BLEU; a task file's task: accuracy (chrF++) per language and its combined metrics."""
+    if task == s.main_task and is_breadth(s, task):
+        return ["macro", "parity_gap", "decile_gap", "avg_ece"]
     if task == s.main_task:
         return [f"languages.{lang}.accuracy" for lang in s.languages] + ["macro", "avg_ece"]
     if task == s.translation_task:
         return [key for pair in s.pairs for key in (f"pairs.{pair}.bleu", f"pairs.{pair}.chrf")] + ["average_bleu"]
     unit, combined = TASK_KEYS[s.kind(task)]
+    if s.kind(task) == "classification" and is_breadth(s, task):  # too many languages for columns
+        return ["macro", "parity_gap", "decile_gap", "avg_ece"]
     return [f"languages.{lang}.{unit}" for lang in s.task_languages(task)] + list(combined)
 
 
