@@ -45,6 +45,12 @@ def is_breadth(s: Study, task: str) -> bool:
     return len(s.task_languages(task)) > BREADTH
 
 
+def breadth_tasks(s: Study) -> list[str]:
+    """The study's classification tasks over more than BREADTH languages."""
+    return [t for t in s.tasks if t not in ("lm_eval", "footprint") and s.kind(t) == "classification"
+            and is_breadth(s, t)]
+
+
 def focus_method(s: Study) -> str:
     """The method the languages are sorted by: the last tuned method in the papers' order (the hybrid when it
     ran), else the first baseline."""
