@@ -232,8 +232,8 @@ def language_accuracy(s: Study, task: str, path: Path) -> bool:
     ax.set_xlabel(f"{TITLES.get(task, task)} accuracy (%), {label(focus_method(s))}, 95% interval")
     handles, names = ax.get_legend_handles_labels()
     order = sorted(range(len(names)), key=lambda i: names[i])
-    ax.legend([handles[i] for i in order], [names[i] for i in order], fontsize=7, loc="lower right",
-              title="resource class (hollow: not tuned on)", title_fontsize=7)
+    ax.legend([handles[i] for i in order], [names[i] for i in order], fontsize=7, loc="upper left",
+              bbox_to_anchor=(1.01, 1), title="resource class (hollow: not tuned on)", title_fontsize=7)
     ax.grid(axis="x", alpha=0.3)
     _save(fig, path)
     return True
