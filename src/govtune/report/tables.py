@@ -12,6 +12,7 @@ from govtune.evaluation import metric_registry as registry
 from govtune.evaluation.calibration import T_MAX, T_MIN
 from govtune.evaluation.metric_registry import LANG_LABELS
 from govtune.report.breadth import breadth_section, is_breadth
+from govtune.report.breadth import languages as breadth_languages
 from govtune.report.ledger import curation_label
 from govtune.report.reading import Study, fmt, label, mean, table, welch
 from govtune.report.significance import fmt_difference, interval_note
@@ -96,6 +97,8 @@ def calibration_table(s: Study, task: str) -> str:
                      *[f"{s.show(runs, task, f'languages.{lang}.ece', interval=False)} → "
                        f"{s.show(runs, task, f'languages.{lang}.ece_ts', interval=False)}" for lang in langs],
                      " / ".join("-" if t is None else f"{t:.{t_digits}f}" for t in temps)])
+    if is_breadth(s, task):  # many languages: languages as rows, each method's before → after (T) a column
+        header, rows = _calibration_rows(s, task)
     n_val = (s.values(s.runs, task, f"languages.{langs[0]}.calibration_n") or [None])[0]
     val = f"{int(n_val)} validation examples per language" if n_val else "the run's validation examples"
     return (f"### Calibration: temperature scaling ({s.main_shots}-shot, curation {s.main_stage.upper()})\n\n"
@@ -107,6 +110,24 @@ def calibration_table(s: Study, task: str) -> str:
             f"T near {T_MIN:g} or at {T_MAX:g} is the end of the search (validation examples all right or all "
             f"wrong).\n\n"
             f"{s.scope()}\n\n" + table(header, rows))
+
+
+def _calibration_rows(s: Study, task: str) -> tuple[list[str], list[list[str]]]:
+    """The calibration table over many languages: a row per language (best first, as the accuracy rows), a
+    column per method holding ECE before → after and the temperature."""
+    methods = [m for m in s.rows() if s.values(s.cell(m), task, "avg_ece_ts")]
+    t_digits = registry.metric(task, f"languages.{s.task_languages(task)[0]}.temperature").digits
+
+    def cell(runs, before, after, temperature=None):
+        t = mean(s.values(runs, task, temperature)) if temperature else None
+        return (f"{s.show(runs, task, before, interval=False)} → {s.show(runs, task, after, interval=False)}"
+                + ("" if t is None else f" (T {t:.{t_digits}f})"))
+
+    rows = [["Avg-ECE", *[cell(s.cell(m), "avg_ece", "avg_ece_ts") for m in methods]]]
+    rows += [[f"{x.name} (`{x.code}`)", *[cell(s.cell(m), f"languages.{x.code}.ece", f"languages.{x.code}.ece_ts",
+                                               f"languages.{x.code}.temperature") for m in methods]]
+             for x in breadth_languages(s, task)]
+    return ["Language", *[f"{label(m)}: ECE before → after (T)" for m in methods]], rows
 
 
 def translation_table(s: Study, task: str) -> str:
