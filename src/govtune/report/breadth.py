@@ -92,32 +92,45 @@ def _level(level: int | None) -> str:
     return "?" if level is None else str(level)
 
 
-def _group_name(lang: Language) -> str:
+SMALL_GROUP = 3  # scripts with fewer languages (of one tuning status) share a group: "other scripts"
+
+
+def _group_name(lang: Language, script_name: str | None = None) -> str:
     where = {True: "in the tuning set", False: "not tuned on", None: ""}[lang.tuned]
-    return f"{lang.script}" + (f", {where}" if where else "")
+    return f"{script_name or lang.script}" + (f", {where}" if where else "")
+
+
+def _groups(langs: list[Language]) -> dict[str, list[Language]]:
+    """Languages by (tuning set, script), the scripts of fewer than SMALL_GROUP languages together."""
+    size: dict[tuple, int] = defaultdict(int)
+    for x in langs:
+        size[(x.tuned, x.script)] += 1
+    groups: dict[str, list[Language]] = defaultdict(list)
+    for x in langs:
+        small = size[(x.tuned, x.script)] < SMALL_GROUP
+        groups[_group_name(x, "other scripts" if small else None)].append(x)
+    return groups
 
 
 def languages_table(s: Study, task: str) -> str:
     """Every language a row (name, code, script, resource class), methods the columns, grouped by tuning set
     and script (groups best first by their mean), sorted by the focus method's accuracy within a group."""
     langs, methods = languages(s, task), [m for m in s.rows() if s.cell(m)]
-    groups: dict[str, list[Language]] = defaultdict(list)
-    for lang in langs:
-        groups[_group_name(lang)].append(lang)
+    groups = _groups(langs)
     order = sorted(groups, key=lambda g: (groups[g][0].tuned is False,
                                           -np.mean([x.accuracy or 0.0 for x in groups[g]]), g))
-    header = ["Language", "Code", "Class", *[label(m) for m in methods]]
+    header = ["Language", "Code", "Script", "Class", *[label(m) for m in methods]]
     rows = []
     for g in order:
         members = groups[g]
         codes = [x.code for x in members]
-        rows.append([f"**{g}** ({len(members)})", "", "",
+        rows.append([f"**{g}** ({len(members)})", "", "", "",
                      *[f"**{group_mean(s, s.cell(m), task, codes)}**" for m in methods]])
-        rows += [[x.name, f"`{x.code}`", _level(x.level),
+        rows += [[x.name, f"`{x.code}`", x.script, _level(x.level),
                   *[s.show(s.cell(m), task, f"languages.{x.code}.accuracy") for m in methods]] for x in members]
     tuned = tuning_languages(s, task)
     grouping = ("grouped by script and by whether the language was in the tuning set (its few-shot pool kept "
-                "records)" if tuned is not None else
+                f"records; scripts of fewer than {SMALL_GROUP} languages together)" if tuned is not None else
                 "grouped by script only: the study recorded no curation counts, so which languages were tuned "
                 "on is not known here")
     return (f"#### Accuracy per language ({len(langs)} languages)\n\n"

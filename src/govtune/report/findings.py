@@ -10,9 +10,15 @@ from govtune.report.reading import Study, label
 from govtune.report.significance import interval_method, significant_differences
 
 
+SHOWN = 6  # trailing languages named in the lead; the report's table lists the whole worst decile
+
+
 def _trailing_line(s: Study, task: str) -> str:
     runs, focus = s.cell(focus_method(s)), focus_method(s)
-    worst = "; ".join(f"{x.name} {s.show(runs, task, f'languages.{x.code}.accuracy')}" for x in trailing(s, task))
+    decile = trailing(s, task)
+    worst = "; ".join(f"{x.name} {s.show(runs, task, f'languages.{x.code}.accuracy')}" for x in decile[:SHOWN])
+    if len(decile) > SHOWN:
+        worst += f"; and {len(decile) - SHOWN} more (the table of trailing languages)"
     gap = (f"; decile gap {s.show(runs, task, 'decile_gap')}, max − min {s.show(runs, task, 'parity_gap')}"
            if s.values(runs, task, "decile_gap") else "")
     return (f"{TITLES.get(task, task)} over {len(s.task_languages(task))} languages, {label(focus)}: Macro "
