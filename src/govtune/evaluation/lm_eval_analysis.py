@@ -27,7 +27,7 @@ from govtune.evaluation.calibration import TemperatureScaling
 from govtune.evaluation.lm_eval_samples import (MULTIPLE_CHOICE, ChoiceScores, LmEvalRun, choice_scores, normalise,
                                                suites, task_language)
 # the decile gap is the classification evaluator's too: one definition, in metrics
-from govtune.evaluation.metrics import MAX_RANGE_LANGUAGES, decile_count, expected_calibration_error  # noqa: F401
+from govtune.evaluation.metrics import MAX_RANGE_LANGUAGES, expected_calibration_error
 from govtune.evaluation.metrics import decile_gaps as decile_gap
 
 PER_LANGUAGE_FILE = "per_language.json"

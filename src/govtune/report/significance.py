@@ -130,7 +130,8 @@ def significant_differences(s: Study) -> dict[str, list[str]]:
         for method, ref in comparisons(s):
             diff = s.intervals.difference(s.cell(method), s.cell(ref), task)
             if diff is not None:
-                found.setdefault(f"{label(method)} − {label(ref)}", []).extend(_significant(task, diff, _keys(s, task)))
+                found.setdefault(f"{label(method)} − {label(ref)}", []).extend(
+                    _significant(task, diff, _keys(s, task)))
     return found
 
 

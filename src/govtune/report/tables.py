@@ -37,8 +37,8 @@ def accuracy_interval(s: Study, task: str) -> str:
     half = 196 * math.sqrt(0.25 / n)
     k = len(s.task_languages(task)) or 3
     return (f" With {int(n)} examples per language one accuracy has a 95% interval of about ±{half:.0f} "
-            f"points (±{half / math.sqrt(k):.0f} for Macro over {'three' if k == 3 else k} languages): smaller differences "
-            f"between methods are not evidence. Chance is 33.3%.")
+            f"points (±{half / math.sqrt(k):.0f} for Macro over {'three' if k == 3 else k} languages): smaller "
+            f"differences between methods are not evidence. Chance is 33.3%.")
 
 
 # --- tables ------------------------------------------------------------------------------------------
