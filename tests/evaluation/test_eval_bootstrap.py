@@ -194,6 +194,8 @@ def test_the_intervals_are_exactly_the_registry_s_bootstrapped_metrics():
     def expected(task, units):
         keys = set()
         for m in registry.METRICS:
+            if m.aggregation == registry.DECILE and len(units) <= 5:
+                continue  # the decile gap: over more than 5 languages only
             if m.task in registry.kinds(task) and m.interval == registry.BOOTSTRAP:
                 keys |= {m.key} if m.aggregation != registry.UNIT else {
                     m.key.replace("{lang}", u).replace("{pair}", u) for u in units}
@@ -201,3 +203,39 @@ def test_the_intervals_are_exactly_the_registry_s_bootstrapped_metrics():
 
     assert set(bs.task_intervals("xnli", _xnli_records({"en": 6, "hi": 5}, 0.5))) == expected("xnli", ["en", "hi"])
     assert set(bs.task_intervals("flores", _flores_records(4))) == expected("flores", ["en-es", "en-zh"])
+
+
+def test_decile_gap_equals_a_hand_computation_and_its_interval_contains_it():
+    """12 languages at known accuracies (3 of 10 .. 12 of 12 right, ...): a decile is 2 languages (12 / 10,
+    rounded up), so the gap is the mean of the two best minus the mean of the two worst, in the evaluator's
+    metrics and in the bootstrap's point estimate; its interval, from the same resamples as every other
+    metric, contains it. Up to 5 languages there is none (max - min says it)."""
+    from govtune.evaluation.metrics import decile_gap
+
+    rng = np.random.default_rng(3)
+    langs = [f"l{i:02d}" for i in range(12)]
+    right = dict(zip(langs, [3, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 10]))  # of 10 each
+    recs = []
+    for lang in langs:
+        for i in range(10):
+            gold = int(rng.integers(3))
+            pred = gold if i < right[lang] else (gold + 1) % 3
+            probs = np.full(3, 0.2)
+            probs[pred] = 0.6
+            recs.append({"language": lang, "id": f"{lang}-{i}", "perturbation": None, "gold": LABELS[gold],
+                         "prediction": LABELS[pred], "probs": dict(zip(LABELS, probs.tolist()))})
+    hand = (100 + 90) / 2 - (30 + 40) / 2  # 60 points
+    assert decile_gap({lang: 10.0 * n for lang, n in right.items()}) == pytest.approx(hand)
+    units = bs.xnli_units(recs)
+    point = bs.classification_replicates(units, bs.identity(units))
+    assert point["decile_gap"][0] == pytest.approx(hand)
+    low, high = bs.classification_intervals(recs)["decile_gap"]
+    assert low <= hand <= high and high - low > 1.0
+    # every language at one accuracy: the replicated gap is inflated above 0, the interval still holds 0
+    same = [dict(r, prediction=r["gold"], probs={**r["probs"]}) for r in recs]
+    for r in same:
+        r["probs"] = {lab: (0.6 if lab == r["gold"] else 0.2) for lab in LABELS}
+    low, high = bs.classification_intervals(same)["decile_gap"]
+    assert low <= 0.0 <= high
+    few = [r for r in recs if r["language"] in langs[:5]]
+    assert "decile_gap" not in bs.classification_intervals(few)

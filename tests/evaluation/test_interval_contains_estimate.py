@@ -16,12 +16,12 @@ LANGS = ("en", "zh", "hi")
 EPS = 1e-9
 
 
-def _xnli(n, skill, spread, seed, equal_accuracy=False):
+def _xnli(n, skill, spread, seed, equal_accuracy=False, langs=LANGS):
     """Per language n examples; logits N(0, spread) with `skill` added to the gold label's (0: chance), and a
     perturbed copy of every third example whose prediction flips with probability 0.3."""
     rng = np.random.default_rng(seed)
     recs = []
-    for lang in LANGS:
+    for lang in langs:
         for i in range(n):
             gold = int(rng.integers(3))
             logits = rng.normal(0.0, spread, 3)
@@ -83,6 +83,12 @@ def test_every_xnli_interval_contains_its_estimate():
     for n, skill, spread, seed in XNLI_CASES:
         _, _, reps = _contains("xnli", _xnli(n, skill, spread, seed), f"n={n} skill={skill} spread={spread}")
         seen |= _covered(reps, "xnli")
+    # over more than 5 languages the decile gap too (12 languages, a decile of 2), a gap of 0 among them
+    many = tuple(f"l{i:02d}" for i in range(12))
+    for n, skill, spread, seed in XNLI_CASES[::4]:
+        _, _, reps = _contains("xnli", _xnli(n, skill, spread, seed, langs=many), f"12 languages n={n} skill={skill}")
+        seen |= _covered(reps, "xnli")
+    _contains("xnli", _xnli(30, 0.0, 1.0, 0, equal_accuracy=True, langs=many), "12 languages, equal accuracy")
     bootstrapped = {m.key for m in registry.METRICS if m.task == registry.CLASSIFICATION and m.interval == registry.BOOTSTRAP}
     assert seen == bootstrapped  # every bootstrapped XNLI metric was checked
 

@@ -24,9 +24,9 @@ def _run(tmp_path, **kw):
     return json.loads((out / "results.json").read_text()), (out / "report.md").read_text()
 
 
-def _header(report: str, title: str) -> list[str]:
-    table = report.split(title)[1]
-    return next(line for line in table.splitlines() if line.startswith("| Method"))
+def _rows(report: str, title: str) -> str:
+    """The per-language table of a section: over more than 8 languages, one row per language."""
+    return report.split(title)[1].split("#### Accuracy per language")[1].split("####")[0]
 
 
 @pytest.mark.breadth
@@ -42,8 +42,14 @@ def test_sib200_study_over_54_languages(tmp_path):
     assert all(v["n"] == 1 and v["accuracy"] in (0.0, 100.0) for v in m["languages"].values())
     assert m["macro"] == pytest.approx(sum(v["accuracy"] for v in m["languages"].values()) / len(units))
     assert set(m["robustness"]["by_language"]) == set(units)
-    header = _header(report, "### Task `sib200` (classification)")
-    assert all(f" {u} |" in header or f" {u.upper()} |" in header for u in units)
+    rows = _rows(report, "### Task `sib200` (classification)")
+    assert all(rows.count(f"| `{u}` |") == 1 for u in units)
+    acc = sorted(v["accuracy"] for v in m["languages"].values())
+    k = -(-len(acc) // 10)  # a decile: a tenth of the languages, rounded up
+    assert m["decile_gap"] == pytest.approx(sum(acc[-k:]) / k - sum(acc[:k]) / k)
+    low, high = run["ci95"]["decile_gap"]
+    assert low <= m["decile_gap"] <= high
+    assert (tmp_path / "out" / "figures" / "languages_sib200.png").exists()
 
 
 @pytest.mark.breadth
@@ -53,8 +59,9 @@ def test_xnli_study_over_its_15_languages(tmp_path):
     m = run["metrics"]
     assert set(m["languages"]) == set(XNLI_LANGUAGES)
     assert all(v["n"] == 1 and "temperature" in v for v in m["languages"].values())
-    header = _header(report, "### XNLI")
-    assert all(f" {lang} |" in header or f" {lang.upper()} |" in header for lang in XNLI_LANGUAGES)
+    rows = _rows(report, "### XNLI")
+    assert all(rows.count(f"| `{lang}` |") == 1 for lang in XNLI_LANGUAGES)
+    assert "decile_gap" in m and report.index("## What the study found") < report.index("### XNLI")
 
 
 def test_a_language_curation_empties_is_refused_before_any_training(tmp_path):

@@ -1,6 +1,7 @@
 """95% intervals over test examples: bootstrap within a run, paired bootstrap between runs. Each metric's
 interval is made by the method its registry entry names (`Metric.method`): the percentile interval for
-means and corpus BLEU/chrF++, the centred percentile interval for ECE, the simultaneous pairwise interval
+means and corpus BLEU/chrF++, the centred percentile interval for ECE and the decile gap (over more than 5
+languages: the mean of the best decile minus that of the worst), the simultaneous pairwise interval
 for a max - min gap; every one contains its point estimate (docs/evaluation.md says why each).
 
 Every headline metric is recomputed on each of N_RESAMPLES resamples of the test examples (BLEU and ECE are
@@ -28,7 +29,8 @@ import numpy as np
 from govtune.data import papers
 from govtune.data.xnli import LABELS
 from govtune.evaluation import metric_registry as registry
-from govtune.evaluation.metrics import bleu_metric, chrf_metric, exact_match, expected_calibration_error
+from govtune.evaluation.metrics import (MAX_RANGE_LANGUAGES, bleu_metric, chrf_metric, decile_gaps, exact_match,
+                                      expected_calibration_error)
 
 N_RESAMPLES = 1000
 SEED = 0
@@ -226,13 +228,16 @@ def flores_replicates(units: Mapping[str, FloresUnit], idx: Mapping[str, np.ndar
     return _combine(registry.TRANSLATION, reps, units)
 
 
-_AGGREGATE = {registry.MEAN: lambda a: a.mean(axis=0), registry.RANGE: lambda a: a.max(axis=0) - a.min(axis=0)}
+_AGGREGATE = {registry.MEAN: lambda a: a.mean(axis=0), registry.RANGE: lambda a: a.max(axis=0) - a.min(axis=0),
+              registry.DECILE: decile_gaps}
 
 
 def _combine(kind: str, reps: Replicates, units: Mapping) -> Replicates:
     """Add the task's combined metrics (Macro, the gaps, the averages), each as the metric registry defines
     it, on every resample; one that lacks a unit's value (robustness not evaluated) is left out."""
     for m in registry.combined(kind):
+        if m.aggregation == registry.DECILE and len(units) <= MAX_RANGE_LANGUAGES:
+            continue  # a few languages: max - min says it, deciles of one language would repeat it
         keys = [registry.unit_key(m, u) for u in units]
         if m.interval == registry.BOOTSTRAP and all(k in reps for k in keys):
             reps[m.key] = _AGGREGATE[m.aggregation](np.stack([reps[k] for k in keys]))  # (units, resamples)

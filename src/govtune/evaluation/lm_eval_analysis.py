@@ -17,7 +17,6 @@ Two runs on the same documents compare by the paired bootstrap of their differen
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -27,12 +26,13 @@ from govtune.evaluation import bootstrap
 from govtune.evaluation.calibration import TemperatureScaling
 from govtune.evaluation.lm_eval_samples import (MULTIPLE_CHOICE, ChoiceScores, LmEvalRun, choice_scores, normalise,
                                                suites, task_language)
-from govtune.evaluation.metrics import expected_calibration_error
+# the decile gap is the classification evaluator's too: one definition, in metrics
+from govtune.evaluation.metrics import MAX_RANGE_LANGUAGES, expected_calibration_error
+from govtune.evaluation.metrics import decile_gaps as decile_gap
 
 PER_LANGUAGE_FILE = "per_language.json"
 COMPARISON_FILE = "comparison.json"
 KIND = "classification"  # the metric registry's entries these keys share (intervals by its methods)
-MAX_RANGE_LANGUAGES = 5  # above this many languages the parity gap is also given between deciles (SPEC §7)
 SCORES = ("class probabilities = softmax over the choices of lm-eval's raw per-choice log-likelihood sums "
           "(the scores lm-eval's acc takes the arg-max of; acc_norm's length-normalised scores are not used)")
 
@@ -128,19 +128,6 @@ def brier(probs: np.ndarray, gold: np.ndarray) -> np.ndarray:
     """Per document: sum over classes of (p - onehot)^2, times 100 (govtune's classification tasks' scale)."""
     onehot = np.eye(probs.shape[1])[gold]
     return 100.0 * ((probs - onehot) ** 2).sum(axis=1)
-
-
-def decile_count(n_languages: int) -> int:
-    """Languages in a decile: a tenth, rounded up, so every language count above 5 has at least one."""
-    return max(1, math.ceil(n_languages / 10))
-
-
-def decile_gap(acc: np.ndarray) -> np.ndarray:
-    """(languages, resamples) accuracies -> best-decile mean - worst-decile mean per resample; languages
-    are re-ranked on every resample (the gap between whichever languages are best and worst there)."""
-    k = decile_count(acc.shape[0])
-    s = np.sort(acc, axis=0)
-    return s[-k:].mean(axis=0) - s[:k].mean(axis=0)
 
 
 def _replicates(units: Mapping[str, bootstrap.XnliUnit], idx) -> bootstrap.Replicates:

@@ -26,6 +26,7 @@ from govtune.data import papers
 UNIT = "unit"  # one language's (direction's) own value: nothing to combine
 MEAN = "mean"  # unweighted mean over the units (Macro)
 RANGE = "max - min"  # spread over the units (parity and direction gaps)
+DECILE = "best - worst decile"  # over more than 5 languages: mean of the best decile - mean of the worst
 
 # Interval: how the report gives the metric its 95% interval.
 BOOTSTRAP = "bootstrap"  # percentile bootstrap over the test examples (`govtune.evaluation.bootstrap`): one
@@ -95,6 +96,9 @@ METRICS: tuple[Metric, ...] = (
     _classification("macro", "Macro", "accuracy", True, aggregation=MEAN, of=ACC),
     _classification("parity_gap", "Δ (parity gap)", "parity gap", False, aggregation=RANGE, of=ACC,
           method=PAIRWISE),
+    # over more than 5 languages only (SPEC §7); resampling inflates it as it does ECE: the centred interval
+    _classification("decile_gap", "Δ (decile gap)", "parity gap", False, aggregation=DECILE, of=ACC,
+                    method=CENTRED),
     _classification("avg_ece", "Avg-ECE", "ECE", False, aggregation=MEAN, of=ECE, method=CENTRED),
     _classification(DROP, "{lang} drop", "accuracy drop", False),
     _classification("robustness.macro_drop", "Macro drop", "accuracy drop", False, aggregation=MEAN, of=DROP),
@@ -143,7 +147,6 @@ METRICS += (
 # govtune's per-language analysis of lm-eval's multiple-choice tasks (govtune.evaluation.lm_eval_analysis), in
 # percent, under the run's `lm_eval` section: one suite (a group, or tasks named alike) per `{suite}`. A run's
 # intervals are its stored ci95 (its samples files are not in the store).
-DECILE = "best - worst decile"  # over more than 5 languages: mean of the best decile - mean of the worst
 LM = "per_language.{suite}."
 LM_ACC, LM_ECE, LM_BRIER, LM_ECE_TS = (LM + "languages.{lang}.accuracy", LM + "languages.{lang}.ece",
                                        LM + "languages.{lang}.brier", LM + "languages.{lang}.ece_ts")
@@ -214,7 +217,7 @@ def name(task: str, key: str) -> str:
 
 
 def combined(kind: str) -> list[Metric]:
-    """A kind's metrics made from per-unit values (MEAN or RANGE), in registry order."""
+    """A kind's metrics made from per-unit values (MEAN, RANGE or DECILE), in registry order."""
     return [m for m in METRICS if m.task == kind and m.aggregation != UNIT]
 
 

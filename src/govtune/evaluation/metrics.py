@@ -6,6 +6,7 @@ scores."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -81,6 +82,31 @@ def macro(scores: Mapping[str, float]) -> float:
     if not scores:
         raise ValueError("macro average of no languages: evaluate at least one")
     return float(np.mean(list(scores.values())))
+
+
+# Above this many languages the parity gap is also given between deciles (the max - min of a few hundred
+# languages is set by its two extremes alone).
+MAX_RANGE_LANGUAGES = 5
+
+
+def decile_count(n_languages: int) -> int:
+    """Languages in a decile: a tenth, rounded up, so every language count above 5 has at least one."""
+    return max(1, math.ceil(n_languages / 10))
+
+
+def decile_gaps(acc: np.ndarray) -> np.ndarray:
+    """(languages, resamples) accuracies -> best-decile mean - worst-decile mean per resample; languages
+    are re-ranked on every resample (the gap between whichever languages are best and worst there)."""
+    k = decile_count(acc.shape[0])
+    s = np.sort(acc, axis=0)
+    return s[-k:].mean(axis=0) - s[:k].mean(axis=0)
+
+
+def decile_gap(scores: Mapping[str, float]) -> float:
+    """Mean accuracy of the best decile of languages minus that of the worst decile."""
+    if not scores:
+        raise ValueError("decile gap of no languages: evaluate at least one")
+    return float(decile_gaps(np.array(list(scores.values()), dtype=np.float64)[:, None])[0])
 
 
 def parity_gap(scores: Mapping[str, float]) -> float:

@@ -16,7 +16,8 @@ import numpy as np
 from govtune.data.xnli import LABELS
 from govtune.evaluation import robustness as rob
 from govtune.evaluation.calibration import TemperatureScaling, check_calibration_sets
-from govtune.evaluation.metrics import accuracy, expected_calibration_error, macro, parity_gap
+from govtune.evaluation.metrics import (MAX_RANGE_LANGUAGES, accuracy, decile_gap, expected_calibration_error, macro,
+                                      parity_gap)
 from govtune.evaluation.scoring import (classify_pairs, context_length, is_classifier, loglikelihoods,
                                         require_tokenizer)
 from govtune.text.encoding import encode_pair, pad_token_id, special_prefix
@@ -158,6 +159,7 @@ def evaluate_classification(model, tokenizer, examples: dict[str, list[dict]], *
     acc = {lang: v["accuracy"] for lang, v in per_lang.items()}
     metrics = {"task": v.task, "languages": per_lang, "macro": macro(acc), "parity_gap": parity_gap(acc),
                "avg_ece": macro({lang: v["ece"] for lang, v in per_lang.items()}),
+               **({"decile_gap": decile_gap(acc)} if len(acc) > MAX_RANGE_LANGUAGES else {}),
                "truncated": int(sum(truncated)),
                "timing": {"seconds": clean_seconds, "examples": len(flat),
                           "examples_per_second": len(flat) / clean_seconds if clean_seconds else float("nan"),

@@ -14,6 +14,7 @@ from govtune.atomic import atomic_write_text
 from govtune.data.papers import TITLES, is_paper_task
 from govtune.evaluation import metric_registry as registry
 from govtune.report.figures import draw_figures
+from govtune.report.findings import findings
 from govtune.report.ledger import governance_section
 from govtune.report.reading import Study, fmt, label, mean, table
 from govtune.report.significance import differences_section
@@ -184,8 +185,12 @@ def lam_table(s: Study) -> str | None:
 
 
 def build_markdown(s: Study, figures: list[str]) -> str:
-    head = [f"# govtune report: {s.info.get('name', 'study')}", "", data_line(s), ""]
-    head += [f"- {n}" for n in caveats(s)] + [""]
+    head = [f"# govtune report: {s.info.get('name', 'study')}", ""]
+    lead = findings(s, caveats(s))  # a study over many languages leads with what it found
+    if lead:
+        head += [lead, data_line(s), ""]
+    else:
+        head += [data_line(s), ""] + [f"- {n}" for n in caveats(s)] + [""]
     main, translation, focus = s.main_task, s.translation_task, s.focus
     sections = [main_table(s, main)] if main else []
     if main and any("avg_ece_ts" in r["metrics"].get(main, {}) for r in s.runs):

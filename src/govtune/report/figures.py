@@ -15,6 +15,7 @@ from govtune.data.papers import TITLES  # noqa: E402
 from govtune.evaluation import bootstrap as bs  # noqa: E402
 from govtune.evaluation import metric_registry as registry  # noqa: E402
 from govtune.evaluation.plots import reliability_diagram  # noqa: E402
+from govtune.report.breadth import focus_method, is_breadth, languages  # noqa: E402
 from govtune.report.reading import Study, label  # noqa: E402
 from govtune.results.layout import StudyLayout  # noqa: E402
 from govtune.results.store import load_scaled_predictions  # noqa: E402
@@ -202,6 +203,42 @@ def reliability(s: Study, fig_dir: Path) -> list[str]:
     return names
 
 
+def language_accuracy(s: Study, task: str, path: Path) -> bool:
+    """One point and 95% bar per language (the focus method's accuracy), best at the top, coloured by
+    resource class (Joshi et al. 2020), hollow where the language was not in the tuning set: its height
+    grows with the languages, so 200 labels stay legible."""
+    langs, runs = languages(s, task), s.cell(focus_method(s))
+    langs = [x for x in langs if x.accuracy is not None]
+    if not langs:
+        return False
+    colours = plt.get_cmap("viridis")
+    fig, ax = plt.subplots(figsize=(7.5, 1.5 + 0.16 * len(langs)))
+    seen = set()
+    for y, x in enumerate(reversed(langs)):  # the best language at the top
+        ci = s.intervals.ci(runs, task, f"languages.{x.code}.accuracy")
+        colour = "#999999" if x.level is None else colours(x.level / 5)
+        name = "class ?" if x.level is None else f"class {x.level}"
+        ax.errorbar(x.accuracy, y, xerr=None if ci is None else [[max(0.0, x.accuracy - ci[0])],
+                                                                 [max(0.0, ci[1] - x.accuracy)]],
+                    fmt="o", color=colour, mfc="white" if x.tuned is False else colour, ms=4, capsize=2, lw=1,
+                    label=None if name in seen else name)
+        seen.add(name)
+    macro = _mean(s.values(runs, task, "macro"))
+    if macro is not None:
+        ax.axvline(macro, color="black", lw=0.8, ls="--", label="Macro")
+    ax.set_yticks(range(len(langs)), [f"{x.name} ({x.code})" for x in reversed(langs)], fontsize=7)
+    ax.set_ylim(-1, len(langs))
+    ax.set_xlim(-2, 102)  # the whole scale: a glance tells a weak language from a strong one
+    ax.set_xlabel(f"{TITLES.get(task, task)} accuracy (%), {label(focus_method(s))}, 95% interval")
+    handles, names = ax.get_legend_handles_labels()
+    order = sorted(range(len(names)), key=lambda i: names[i])
+    ax.legend([handles[i] for i in order], [names[i] for i in order], fontsize=7, loc="upper left",
+              bbox_to_anchor=(1.01, 1), title="resource class (hollow: not tuned on)", title_fontsize=7)
+    ax.grid(axis="x", alpha=0.3)
+    _save(fig, path)
+    return True
+
+
 def draw_figures(s: Study) -> list[str]:
     """Draw every figure the runs support into OUT/figures/; returns paths relative to OUT."""
     layout = StudyLayout(s.out_dir)
@@ -215,4 +252,8 @@ def draw_figures(s: Study) -> list[str]:
         if draw(s, layout.figure(name)):
             names.append(name)
     names += reliability(s, layout.figures)
+    for task in s.tasks:  # a classification task over many languages: its languages in one figure
+        if s.kind(task) == "classification" and is_breadth(s, task):
+            if language_accuracy(s, task, layout.figure(f"languages_{task}.png")):
+                names.append(f"languages_{task}.png")
     return [layout.figure(n).relative_to(layout.root).as_posix() for n in names]

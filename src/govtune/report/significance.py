@@ -8,13 +8,20 @@ from __future__ import annotations
 from govtune.data import papers
 from govtune.evaluation import bootstrap as bs
 from govtune.evaluation import metric_registry as registry
+from govtune.report.breadth import breadth_tasks, is_breadth
 from govtune.report.reading import Study, label, table
 
 MARK = "*"  # after a difference whose 95% interval excludes 0
 
 
 def interval_note(s: Study) -> str:
-    """The sentence under a table whose cells carry intervals."""
+    """The sentence under a table whose cells carry intervals; a study over many languages states it once, at
+    the top of its report (govtune.report.findings)."""
+    return "" if breadth_tasks(s) else interval_method(s)
+
+
+def interval_method(s: Study) -> str:
+    """How every interval of the report is made."""
     if not any(r.get("ci95") for r in s.runs):
         return ""
     return (" [low, high]: 95% bootstrap interval over the test examples (1,000 resamples, languages resampled "
@@ -22,7 +29,9 @@ def interval_note(s: Study) -> str:
             "percentile interval. ECE, which resampling inflates: the resamples' spread around their median, "
             "centred on the estimate. A gap (Δ, max − min over languages): from the simultaneous intervals of "
             "every pairwise difference, so its low end is 0 unless two languages differ significantly. Every "
-            "interval contains its estimate.")
+            "interval contains its estimate."
+            + (" The decile gap (over more than 5 languages, the mean of the best tenth of languages minus that of "
+               "the worst): the centred interval, as ECE." if breadth_tasks(s) else ""))
 
 
 def fmt_difference(d: bs.Difference | None, digits: int = 1, mark: bool = True) -> str:
@@ -43,11 +52,15 @@ TASK_KEYS = {"classification": ("accuracy", ("macro", "avg_ece")),
 def _keys(s: Study, task: str) -> list[str]:
     """The metrics compared: XNLI accuracy per language, Macro, Avg-ECE; FLORES BLEU and chrF++ per direction,
     average BLEU; a task file's task: accuracy (chrF++) per language and its combined metrics."""
+    if task == s.main_task and is_breadth(s, task):
+        return ["macro", "parity_gap", "decile_gap", "avg_ece"]
     if task == s.main_task:
         return [f"languages.{lang}.accuracy" for lang in s.languages] + ["macro", "avg_ece"]
     if task == s.translation_task:
         return [key for pair in s.pairs for key in (f"pairs.{pair}.bleu", f"pairs.{pair}.chrf")] + ["average_bleu"]
     unit, combined = TASK_KEYS[s.kind(task)]
+    if s.kind(task) == "classification" and is_breadth(s, task):  # too many languages for columns
+        return ["macro", "parity_gap", "decile_gap", "avg_ece"]
     return [f"languages.{lang}.{unit}" for lang in s.task_languages(task)] + list(combined)
 
 
@@ -106,6 +119,20 @@ def _intro(s: Study, tasks: list[str]) -> str:
     return ("Paired bootstrap of the difference (method − reference) on the same test rows: both runs are "
             "scored on the same 1,000 resamples (languages and directions resampled separately); "
             f"{MARK} marks a difference whose 95% interval excludes 0." + orientation + seeds)
+
+
+def significant_differences(s: Study) -> dict[str, list[str]]:
+    """{comparison: its significant differences in words} over every task, as the section lists them."""
+    found: dict[str, list[str]] = {}
+    for task in s.tasks:
+        if task == "lm_eval":
+            continue
+        for method, ref in comparisons(s):
+            diff = s.intervals.difference(s.cell(method), s.cell(ref), task)
+            if diff is not None:
+                found.setdefault(f"{label(method)} − {label(ref)}", []).extend(
+                    _significant(task, diff, _keys(s, task)))
+    return found
 
 
 def differences_section(s: Study) -> str | None:

@@ -11,6 +11,8 @@ from govtune.data.papers import title
 from govtune.evaluation import metric_registry as registry
 from govtune.evaluation.calibration import T_MAX, T_MIN
 from govtune.evaluation.metric_registry import LANG_LABELS
+from govtune.report.breadth import breadth_section, is_breadth
+from govtune.report.breadth import languages as breadth_languages
 from govtune.report.ledger import curation_label
 from govtune.report.reading import Study, fmt, label, mean, table, welch
 from govtune.report.significance import fmt_difference, interval_note
@@ -33,13 +35,16 @@ def accuracy_interval(s: Study, task: str) -> str:
     if not n:
         return ""
     half = 196 * math.sqrt(0.25 / n)
+    k = len(s.task_languages(task)) or 3
     return (f" With {int(n)} examples per language one accuracy has a 95% interval of about ±{half:.0f} "
-            f"points (±{half / math.sqrt(3):.0f} for Macro over three languages): smaller differences "
-            f"between methods are not evidence. Chance is 33.3%.")
+            f"points (±{half / math.sqrt(k):.0f} for Macro over {'three' if k == 3 else k} languages): smaller "
+            f"differences between methods are not evidence. Chance is 33.3%.")
 
 
 # --- tables ------------------------------------------------------------------------------------------
 def main_table(s: Study, task: str) -> str:
+    if is_breadth(s, task):
+        return breadth_main_table(s, task)
     keys = [f"languages.{lang}.accuracy" for lang in s.languages] + ["macro", "parity_gap", "avg_ece"]
     header = ["Method", *_names(task, keys), "p (Macro vs LoRA)"]
     lora = s.values(s.cell("lora"), task, "macro")
@@ -56,6 +61,22 @@ def main_table(s: Study, task: str) -> str:
             f"Accuracy (%), Macro = unweighted mean over languages, Δ = max - min accuracy ({gap.better}), "
             f"Avg-ECE = mean expected calibration error (%, 15 bins). Mean ± sd over seeds."
             f"{interval_note(s)}{accuracy_interval(s, task)}\n\n{s.scope()}\n\n" + table(header, rows))
+
+
+def breadth_main_table(s: Study, task: str) -> str:
+    """The main table over many languages: the combined metrics per method, then the languages as rows
+    (govtune.report.breadth); the interval method is stated once, at the top of the report."""
+    keys = [k for k in ("macro", "parity_gap", "decile_gap", "avg_ece") if s.values(s.runs, task, k)]
+    lora = s.values(s.cell("lora"), task, "macro")
+    rows = [[label(m), *[s.show(s.cell(m), task, k) for k in keys],
+             "-" if m == "lora" or m in BASELINES else welch(s.values(s.cell(m), task, "macro"), lora)]
+            for m in s.rows() if s.cell(m)]
+    return (f"### {title(task)}, {s.main_shots}-shot per language, curation {s.main_stage.upper()}\n\n"
+            f"Accuracy (%), Macro = unweighted mean over {len(s.task_languages(task))} languages, Δ = max - min "
+            f"accuracy, decile gap = best-decile mean - worst-decile mean (both lower is better), Avg-ECE = "
+            f"mean expected calibration error (%, 15 bins). Mean ± sd over seeds.{accuracy_interval(s, task)}"
+            f"\n\n{s.scope()}\n\n" + table(["Method", *_names(task, keys), "p (Macro vs LoRA)"], rows)
+            + "\n\n" + breadth_section(s, task))
 
 
 def calibration_table(s: Study, task: str) -> str:
@@ -76,6 +97,8 @@ def calibration_table(s: Study, task: str) -> str:
                      *[f"{s.show(runs, task, f'languages.{lang}.ece', interval=False)} → "
                        f"{s.show(runs, task, f'languages.{lang}.ece_ts', interval=False)}" for lang in langs],
                      " / ".join("-" if t is None else f"{t:.{t_digits}f}" for t in temps)])
+    if is_breadth(s, task):  # many languages: languages as rows, each method's before → after (T) a column
+        header, rows = _calibration_rows(s, task)
     n_val = (s.values(s.runs, task, f"languages.{langs[0]}.calibration_n") or [None])[0]
     val = f"{int(n_val)} validation examples per language" if n_val else "the run's validation examples"
     return (f"### Calibration: temperature scaling ({s.main_shots}-shot, curation {s.main_stage.upper()})\n\n"
@@ -87,6 +110,24 @@ def calibration_table(s: Study, task: str) -> str:
             f"T near {T_MIN:g} or at {T_MAX:g} is the end of the search (validation examples all right or all "
             f"wrong).\n\n"
             f"{s.scope()}\n\n" + table(header, rows))
+
+
+def _calibration_rows(s: Study, task: str) -> tuple[list[str], list[list[str]]]:
+    """The calibration table over many languages: a row per language (best first, as the accuracy rows), a
+    column per method holding ECE before → after and the temperature."""
+    methods = [m for m in s.rows() if s.values(s.cell(m), task, "avg_ece_ts")]
+    t_digits = registry.metric(task, f"languages.{s.task_languages(task)[0]}.temperature").digits
+
+    def cell(runs, before, after, temperature=None):
+        t = mean(s.values(runs, task, temperature)) if temperature else None
+        return (f"{s.show(runs, task, before, interval=False)} → {s.show(runs, task, after, interval=False)}"
+                + ("" if t is None else f" (T {t:.{t_digits}f})"))
+
+    rows = [["Avg-ECE", *[cell(s.cell(m), "avg_ece", "avg_ece_ts") for m in methods]]]
+    rows += [[f"{x.name} (`{x.code}`)", *[cell(s.cell(m), f"languages.{x.code}.ece", f"languages.{x.code}.ece_ts",
+                                               f"languages.{x.code}.temperature") for m in methods]]
+             for x in breadth_languages(s, task)]
+    return ["Language", *[f"{label(m)}: ECE before → after (T)" for m in methods]], rows
 
 
 def translation_table(s: Study, task: str) -> str:
