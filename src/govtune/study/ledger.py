@@ -93,6 +93,9 @@ def _curation_rows(data: StudyData, task, names: list[str], prefix: str, rows: d
             continue
         stage = config.curation_stage(name)
         steps = config.curation_config(name).steps(stage)
+        if report.get("steps"):  # what this pool's curation ran: a pool curated before a step existed lacks it
+            ran = {step["name"] for step in report["steps"]}
+            steps = tuple(step for step in steps if step in ran)
         label = prefix + name
         rows["curations"].append((label, stage, ",".join(steps), report["input"], report["kept"],
                                   report["dropped"], json.dumps(report.get("notes", []), ensure_ascii=False)))
