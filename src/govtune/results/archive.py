@@ -50,14 +50,6 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _member(name: str, size: int) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
     info.size, info.mode, info.mtime = size, 0o644, 0
@@ -79,7 +71,7 @@ def archive_study(where: StudyLayout | str | Path, remove: bool = True) -> Archi
         raise FileNotFoundError(f"{layout.root} has none of the files `govtune archive` packs (training histories, "
                                 f"predictions, curated pools, exports): nothing to archive")
     names = {p: p.relative_to(layout.root).as_posix() for p in files}
-    manifest = {"format": FORMAT, "files": {names[p]: {"size": p.stat().st_size, "sha256": _file_sha256(p)}
+    manifest = {"format": FORMAT, "files": {names[p]: {"size": p.stat().st_size, "sha256": provenance.sha256_file(p)}
                                             for p in files}}
     order = sorted(files, key=lambda p: (p.name, names[p]))  # one kind of file after another
 
@@ -92,7 +84,7 @@ def archive_study(where: StudyLayout | str | Path, remove: bool = True) -> Archi
                     tar.addfile(_member(names[p], manifest["files"][names[p]]["size"]), f)
 
     atomic_write_with(layout.archive, write)
-    digest = _file_sha256(layout.archive)
+    digest = provenance.sha256_file(layout.archive)
     atomic_write_text(layout.archive_checksum, f"{digest}  {layout.archive.name}\n")
     _verify_members(layout)  # read back before anything is removed
     if remove:
@@ -122,7 +114,7 @@ def check_archive(layout: StudyLayout) -> str:
         raise CorruptArchive(f"{checksum} is missing, so {archive} cannot be checked: get both files again "
                              f"(e.g. `git checkout -- {archive} {checksum}`)")
     expected = checksum.read_text().split()[0] if checksum.read_text().split() else ""
-    actual = _file_sha256(archive)
+    actual = provenance.sha256_file(archive)
     if actual != expected:
         raise CorruptArchive(f"{archive} is damaged: its sha256 is {actual}, {checksum.name} says {expected}. "
                              f"Nothing was restored; get the file again (e.g. `git checkout -- {archive}`)")
@@ -222,7 +214,7 @@ def restore_study(where: StudyLayout | str | Path, out: str | Path | None = None
             raise FileExistsError(f"{target.root} is not empty: restore into a new or empty directory, or in "
                                   f"place (`govtune restore {layout.root}`)")
     clash = [name for name, entry in files.items() if (target.root / name).is_file()
-             and _file_sha256(target.root / name) != entry["sha256"]]
+             and provenance.sha256_file(target.root / name) != entry["sha256"]]
     if clash:
         raise FileExistsError(f"{target.root} already has {len(clash)} of the archive's files with other content "
                               f"(e.g. {clash[0]}); nothing was restored. Move them away, or restore into a new "
