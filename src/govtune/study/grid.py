@@ -181,8 +181,12 @@ class StudyRunner:
         _write_study_file(config, layout)
         record_study(layout, config.name, config.model, config.settings_hash(), config.to_dict())
         aside = sorted(layout.root.glob(f"{layout.database.name}.damaged-*")) if repaired else []
-        manifest.record(layout.root, [layout.study, layout.database, layout.results_json, *aside],
-                        "repair" if repaired else "open")
+        if not layout.manifest.exists() and layout.finished_runs():
+            # a study run before manifests existed: its files are recorded as they are now, and said so
+            manifest.record(layout.root, [layout.root], "adopt")
+        else:
+            manifest.record(layout.root, [layout.study, layout.database, layout.results_json, *aside],
+                            "repair" if repaired else "open")
 
     def prepare(self, todo: list[Cell], finished: list[str]) -> None:
         """The study's data, once: its tasks; on the main process every curated pool the unfinished cells
