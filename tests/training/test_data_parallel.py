@@ -68,8 +68,10 @@ def test_a_step_of_accumulated_micro_batches_is_the_mean_over_all_its_target_tok
 def _assert_same_run(one: dict, two: dict, method: str) -> None:
     # Adam divides by the root of its second moment, so a weight whose gradients are still tiny (LoRA's A
     # right after B left zero) moves by a step of order lr whatever the gradient's size: float rounding of
-    # the gradient shows in such weights at ~1e-5, not 1e-7.
-    torch.testing.assert_close(two["weights"], one["weights"], rtol=1e-4, atol=1e-5, msg=method)
+    # the gradient shows in such weights at ~1e-5, not 1e-7 (1.7e-5 on PyTorch's portable kernels,
+    # ATEN_CPU_CAPABILITY=default, with the losses still equal to 1e-7). A wrong reduction moves them by
+    # ~lr per step, two orders above this bound; the losses and norms below are held to 1e-5 relative.
+    torch.testing.assert_close(two["weights"], one["weights"], rtol=1e-4, atol=5e-5, msg=method)
     h1, h2 = one["history"], two["history"]
     assert len(h1["steps"]) == len(h2["steps"]) == 6
     for s1, s2 in zip(h1["steps"], h2["steps"]):
