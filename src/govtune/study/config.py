@@ -32,6 +32,7 @@ from govtune.data.papers import classifies
 from govtune.languages import XNLI_LANGUAGES, normalize_or_keep
 from govtune.study.resources import check_cell_resources
 from govtune.tasks.registry import is_task_file, task_spec
+from govtune.tasks.settings import NAMES as TASK_SETTINGS, TaskSettings, task_options
 
 # The untuned baselines (BASE, INCONTEXT, BASELINES) and CURATION_STAGES live in govtune.constants (the report
 # reads them without the runner); imported above, they stay names of this module too.
@@ -43,7 +44,7 @@ SCHEDULES = LR_SCHEDULES
 GRID_KEYS = ("methods", "seeds", "shots", "curation")
 # Settings added after studies existed: left out of the hash while at their defaults, so a study run
 # before they existed still resumes.
-LATER_SETTINGS = ("lm_eval_tasks", "lm_eval_limit", "lr_branches", "quantize", "head", "cell_resources",
+LATER_SETTINGS = ("task_options", "lm_eval_tasks", "lm_eval_limit", "lr_branches", "quantize", "head", "cell_resources",
                   "lm_eval_include_path", "lm_eval_lang_map", "lm_eval_calibrate_on", "lm_eval_per_language")
 # How the grid is run, not what it computes: never hashed (a study may resume with other retries).
 RUNNER_SETTINGS = ("cell_retries",)
@@ -68,6 +69,9 @@ class StudyConfig:
     curation: list[str] = field(default_factory=lambda: ["c2"])
     # built-in tasks (govtune/tasks/builtin/: xnli, flores) and task files (docs/tasks.md), in this order
     tasks: list[str] = field(default_factory=lambda: ["xnli", "flores"])
+    # A task's own settings over the flat keys below (which are every task's): {task name: {key: value}}
+    # with keys of govtune.tasks.settings.TaskSettings, e.g. {sib200: {languages: [yor_Latn], eval_limit: 20}}.
+    task_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     languages: list[str] = field(default_factory=lambda: ["en", "zh", "hi"])  # XNLI languages
     flores_pairs: list[str] = field(default_factory=lambda: ["en-zh", "en-es"])
     data_dir: str | None = None  # None = the XNLI/FLORES samples shipped in govtune.data
@@ -237,6 +241,8 @@ class StudyConfig:
             raise ValueError(f"incontext_shots must be >= 0 (0 = no in-context baseline), got {self.incontext_shots}")
         if self.val_per_language < 0:
             raise ValueError(f"val_per_language must be >= 0, got {self.val_per_language}")
+        self.task_options = task_options(self.task_options, {task_spec(t).name: task_spec(t).builtin
+                                                             for t in self.tasks})
 
     def _check_training(self) -> None:
         learned = [m for m in self.methods if self.adapter_options(m).get("method") == "hybrid"
@@ -322,6 +328,11 @@ class StudyConfig:
                                  f"method {name!r} trains every weight instead: drop it, or use head: lm")
 
     # --- derived -------------------------------------------------------------------------------------
+    def task_settings(self, task: str | None = None) -> TaskSettings:
+        """The settings the task named `task` reads: the study's flat keys, its `task_options` over them."""
+        flat = {name: getattr(self, name) for name in TASK_SETTINGS}
+        return TaskSettings(**{**flat, **self.task_options.get(task, {})})
+
     def adapter_options(self, method: str) -> dict[str, Any]:
         """AdapterConfig keyword arguments for a method name or a variant."""
         opts = dict(self.adapter)
