@@ -112,3 +112,17 @@ def test_curate_sib200_with_langs_and_a_task_file_over_it(tmp_path):
 def test_curate_flores_says_it_has_no_pool(tmp_path, capsys):
     assert main(["curate", "--task", "flores", "--stage", "c1", "--no-progress", "--out", str(tmp_path)]) != 0
     assert "task 'flores' has no pool to curate" in capsys.readouterr().err and not list(tmp_path.iterdir())
+
+
+def test_a_study_prepares_each_task_with_its_own_settings(tmp_path):
+    from govtune.results.layout import StudyLayout
+    from govtune.study.data import prepare_tasks
+
+    study = build_config({"tasks": ["xnli", "sib200"], "methods": ["lora"], "eval_limit": 6,
+                          "task_options": {"sib200": {"languages": ["yor_Latn", "en"], "eval_limit": 3}}})
+    layout = StudyLayout(tmp_path)
+    layout.tasks_dir.mkdir(parents=True)
+    tasks = prepare_tasks(study, layout)
+    assert tasks["xnli"].units == ["en", "zh", "hi"] and tasks["sib200"].units == ["yo", "en"]
+    assert {lang: len(rows) for lang, rows in tasks["xnli"].test_sets().items()} == {"en": 6, "zh": 6, "hi": 6}
+    assert {lang: len(rows) for lang, rows in tasks["sib200"].test_sets().items()} == {"yo": 3, "en": 3}
