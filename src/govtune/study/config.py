@@ -29,10 +29,11 @@ from govtune.constants import (BASE, BASELINES, CURATION_STAGES, INCONTEXT, LR_S
                                check_lr_branches)
 from govtune.data import FLORES_EVAL_LINES, FLORES_POOL_LINES, XNLI_EVAL_ROWS, XNLI_POOL_ROWS
 from govtune.data.papers import classifies
-from govtune.languages import XNLI_LANGUAGES, normalize_or_keep
+from govtune.languages import normalize_or_keep
 from govtune.study.resources import check_cell_resources
 from govtune.tasks.registry import is_task_file, task_spec
 from govtune.tasks.settings import NAMES as TASK_SETTINGS, TaskSettings, task_options
+from govtune.tasks.settings import check as check_task_settings
 
 # The untuned baselines (BASE, INCONTEXT, BASELINES) and CURATION_STAGES live in govtune.constants (the report
 # reads them without the runner); imported above, they stay names of this module too.
@@ -207,42 +208,23 @@ class StudyConfig:
             raise ValueError("tasks is empty: list built-in tasks (xnli, flores) and/or task files, e.g. "
                              "tasks=xnli,examples/intents/intents.yaml")
 
-        names = [task_spec(t).name for t in self.tasks]
+        specs = [task_spec(t) for t in self.tasks]
+        names = [spec.name for spec in specs]
         if len(set(names)) != len(names):
             raise ValueError(f"tasks {self.tasks} name the same task twice ({names}): give each task file its own "
                              f"`name:`")
         # Internal form (govtune.languages: `eng`, `eng_Latn` -> `en`), once here: results stay keyed as before.
         self.languages = [normalize_or_keep(lang) if isinstance(lang, str) else lang for lang in self.languages]
-        for lang in self.languages:
-            if lang not in XNLI_LANGUAGES:
-                raise ValueError(f"unknown XNLI language {lang!r}{_suggest(lang, XNLI_LANGUAGES)}; use some of "
-                                 f"{', '.join(XNLI_LANGUAGES)}")
-        for pair in self.flores_pairs:
-            if pair.count("-") != 1:
-                raise ValueError(f"flores pair {pair!r} must look like src-tgt, e.g. en-zh")
-        for key in ("xnli_pool_rows", "xnli_eval_rows", "flores_pool_lines", "flores_eval_lines"):
-            v = getattr(self, key)
-            if len(v) != 2 or not 0 <= v[0] < v[1]:
-                raise ValueError(f"{key} must be [start, stop) with 0 <= start < stop, got {v}")
-        for a, b in (("xnli_pool_rows", "xnli_eval_rows"), ("flores_pool_lines", "flores_eval_lines")):
-            (s1, e1), (s2, e2) = getattr(self, a), getattr(self, b)
-            if s1 < e2 and s2 < e1:
-                raise ValueError(f"{a} {[s1, e1]} overlaps {b} {[s2, e2]}: training rows would leak into "
-                                 f"the evaluation; make the ranges disjoint")
+        check_task_settings(self.task_settings(), builtin="xnli")  # the flat keys: every task's defaults
         for key in ("epochs", "batch_size", "grad_accum", "max_length", "eval_batch_size", "max_new_tokens",
                     "calibration_batches"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
-        for key in ("eval_limit", "flores_eval_limit", "flores_train_pairs", "lm_eval_limit"):
-            v = getattr(self, key)
-            if v is not None and v < 1:
-                raise ValueError(f"{key} must be >= 1 or null (all), got {v}")
+        if self.lm_eval_limit is not None and self.lm_eval_limit < 1:
+            raise ValueError(f"lm_eval_limit must be >= 1 or null (all), got {self.lm_eval_limit}")
         if self.incontext_shots < 0:
             raise ValueError(f"incontext_shots must be >= 0 (0 = no in-context baseline), got {self.incontext_shots}")
-        if self.val_per_language < 0:
-            raise ValueError(f"val_per_language must be >= 0, got {self.val_per_language}")
-        self.task_options = task_options(self.task_options, {task_spec(t).name: task_spec(t).builtin
-                                                             for t in self.tasks})
+        self.task_options = task_options(self.task_options, {spec.name: spec.builtin for spec in specs})
 
     def _check_training(self) -> None:
         learned = [m for m in self.methods if self.adapter_options(m).get("method") == "hybrid"

@@ -44,6 +44,7 @@ class TaskSettings:
 
 NAMES = tuple(f.name for f in dataclasses.fields(TaskSettings))
 HINTS = typing.get_type_hints(TaskSettings)
+OPTIONAL = ("eval_limit", "flores_eval_limit", "flores_train_pairs")  # None: all (or, for the last, the shots)
 RANGES = (("xnli_pool_rows", "xnli_eval_rows"), ("flores_pool_lines", "flores_eval_lines"))
 
 
@@ -95,31 +96,34 @@ def _typed(where: str, key: str, value: Any) -> Any:
     return value
 
 
-def check(settings: TaskSettings, where: str, builtin: str | None = None) -> None:
-    """The checks the study's flat keys pass, on one task's settings (`where` names them in the error)."""
+def check(settings: TaskSettings, where: str = "", builtin: str | None = None) -> None:
+    """A task's settings checked: the study's flat keys (`where` empty) or one task's `task_options` (`where`
+    names them in the error); `builtin="xnli"`: the languages are XNLI's."""
+    at = f"{where}: " if where else ""
     if builtin == "xnli":
         for lang in settings.languages:
             if lang not in XNLI_LANGUAGES:
-                raise ValueError(f"{where}: unknown XNLI language {lang!r}{_suggest(str(lang), XNLI_LANGUAGES)}; "
+                raise ValueError(f"{at}unknown XNLI language {lang!r}{_suggest(str(lang), XNLI_LANGUAGES)}; "
                                  f"use some of {', '.join(XNLI_LANGUAGES)}")
     for pair in settings.flores_pairs:
         if str(pair).count("-") != 1:
-            raise ValueError(f"{where}: flores pair {pair!r} must look like src-tgt, e.g. en-zh")
+            raise ValueError(f"{at}flores pair {pair!r} must look like src-tgt, e.g. en-zh")
     for a, b in RANGES:
         for key in (a, b):
             v = getattr(settings, key)
             if len(v) != 2 or not 0 <= v[0] < v[1]:
-                raise ValueError(f"{where}: {key} must be [start, stop) with 0 <= start < stop, got {v}")
+                raise ValueError(f"{at}{key} must be [start, stop) with 0 <= start < stop, got {v}")
         (s1, e1), (s2, e2) = getattr(settings, a), getattr(settings, b)
         if s1 < e2 and s2 < e1:
-            raise ValueError(f"{where}: {a} {[s1, e1]} overlaps {b} {[s2, e2]}: training rows would leak into "
+            raise ValueError(f"{at}{a} {[s1, e1]} overlaps {b} {[s2, e2]}: training rows would leak into "
                              f"the evaluation; make the ranges disjoint")
     for key in ("eval_limit", "flores_eval_limit", "flores_train_pairs", "eval_batch_size", "max_new_tokens"):
         v = getattr(settings, key)
         if v is not None and v < 1:
-            raise ValueError(f"{where}: {key} must be >= 1, got {v}")
+            null = " or null (all)" if key in OPTIONAL else ""
+            raise ValueError(f"{at}{key} must be >= 1{null}, got {v}")
     if settings.val_per_language < 0:
-        raise ValueError(f"{where}: val_per_language must be >= 0, got {settings.val_per_language}")
+        raise ValueError(f"{at}val_per_language must be >= 0, got {settings.val_per_language}")
 
 
 def _suggest(key: str, options) -> str:
