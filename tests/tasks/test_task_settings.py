@@ -126,3 +126,25 @@ def test_a_study_prepares_each_task_with_its_own_settings(tmp_path):
     assert tasks["xnli"].units == ["en", "zh", "hi"] and tasks["sib200"].units == ["yo", "en"]
     assert {lang: len(rows) for lang, rows in tasks["xnli"].test_sets().items()} == {"en": 6, "zh": 6, "hi": 6}
     assert {lang: len(rows) for lang, rows in tasks["sib200"].test_sets().items()} == {"yo": 3, "en": 3}
+
+
+def test_a_task_entry_with_its_settings_is_the_same_study_as_task_options(tmp_path):
+    inline = tmp_path / "inline.yaml"
+    inline.write_text("tasks: [xnli, {sib200: {languages: [yor_Latn], eval_limit: 5}}]\n")
+    options = tmp_path / "options.yaml"
+    options.write_text("tasks: [xnli, sib200]\ntask_options: {sib200: {languages: [yor_Latn], eval_limit: 5}}\n")
+    a, b = load_config(inline), load_config(options)
+    assert a.tasks == b.tasks == ["xnli", "sib200"] and a.task_options == b.task_options
+    assert a.settings_hash() == b.settings_hash()
+    assert load_config(inline, ["task_options.sib200.eval_limit=9"]).task_settings("sib200").eval_limit == 9
+    over = tmp_path / "tasks" / "sib_hi.yaml"  # a task file named relative to the config file
+    over.parent.mkdir()
+    over.write_text("builtin: sib200\nlanguages: [hin_Deva]\n")
+    rel = tmp_path / "rel.yaml"
+    rel.write_text("tasks: [{tasks/sib_hi.yaml: {eval_limit: 4}}]\n")
+    study = load_config(rel)
+    assert study.tasks == [str(over)] and study.task_settings("sib200").eval_limit == 4  # by its name
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("tasks: [{sib200: 5}]\n")
+    with pytest.raises(ValueError, match="must be a task or one task with its settings"):
+        load_config(bad)
