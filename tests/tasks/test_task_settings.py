@@ -148,3 +148,15 @@ def test_a_task_entry_with_its_settings_is_the_same_study_as_task_options(tmp_pa
     bad.write_text("tasks: [{sib200: 5}]\n")
     with pytest.raises(ValueError, match="must be a task or one task with its settings"):
         load_config(bad)
+
+
+def test_the_report_reads_the_settings_a_task_ran_with():
+    from govtune.report.reading import Study
+
+    study = Study.__new__(Study)  # its config alone: what the report reads these settings from
+    study.config = StudyConfig(tasks=["xnli", "flores"], flores_pairs=["en-zh"],
+                               task_options={"xnli": {"languages": ["hi", "sw"]}}).to_dict()
+    assert study.languages == ["hi", "sw"] and study.pairs == ["en-zh"]
+    assert study.task_setting("flores", "flores_eval_limit") == 32
+    study.config = {"languages": ["en"]}  # a study saved before task_options
+    assert study.languages == ["en"] and study.pairs == ["en-zh", "en-es"]
