@@ -160,3 +160,12 @@ def test_the_report_reads_the_settings_a_task_ran_with():
     assert study.task_setting("flores", "flores_eval_limit") == 32
     study.config = {"languages": ["en"]}  # a study saved before task_options
     assert study.languages == ["en"] and study.pairs == ["en-zh", "en-es"]
+
+
+def test_the_config_docstring_sorts_every_key_and_every_task_setting_is_a_key():
+    import re
+
+    from govtune.study.config import FIELDS
+
+    listed = set(re.findall(r"[a-z][a-z0-9_]+", StudyConfig.__doc__.split("flat in the YAML")[1]))
+    assert set(FIELDS) <= listed and set(NAMES) <= set(FIELDS)

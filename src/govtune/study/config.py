@@ -57,7 +57,22 @@ HEADS = ("lm", "classifier")
 
 @dataclass
 class StudyConfig:
-    """Every field has a default; `configs/demo.yaml` is the embedded default study."""
+    """Every field has a default; `configs/demo.yaml` is the embedded default study. The keys, by what they set
+    (flat in the YAML, as they always were):
+
+    - the study: name; the grid: methods, seeds, shots, curation (one run per combination; not hashed)
+    - the model: model, quantize, head
+    - the tasks: tasks, task_options, and every task's settings (govtune.tasks.settings.TaskSettings, which a
+      task's task_options entry overrides): languages, flores_pairs, data_dir, xnli_pool_rows, xnli_eval_rows,
+      flores_pool_lines, flores_eval_lines, eval_limit, flores_eval_limit, flores_train_pairs,
+      val_per_language, robustness, eval_batch_size, max_new_tokens
+    - general benchmarks: lm_eval_tasks, lm_eval_limit, lm_eval_include_path, lm_eval_lang_map,
+      lm_eval_calibrate_on, lm_eval_per_language
+    - adapters: adapter, variants, calibration_batches; the in-context baseline: incontext_shots
+    - curation: curation_options, curation_variants
+    - training: epochs, lr, lr_per_method, lr_branches, batch_size, grad_accum, weight_decay, warmup_ratio,
+      schedule, max_grad_norm, max_length, mixed_precision, keep_checkpoints
+    - running the grid: cell_resources, cell_retries"""
 
     name: str = "study"
     model: str = "gemma3-270m"  # hub name, local path, an offline model (gemma3-270m, smollm2-135m-instruct), tiny-llama
