@@ -66,10 +66,13 @@ def test_task_options_from_yaml_and_the_command_line(tmp_path):
     ({"xnli": {"languages": ["en", "xx"]}}, "task_options.xnli: unknown XNLI language 'xx'"),
     ({"xnli": {"xnli_pool_rows": [0, 2000]}}, "xnli_pool_rows \\[0, 2000\\] overlaps xnli_eval_rows"),
     ({"sib200": 5}, "task_options.sib200 is 5: give a mapping"),
+    ({"sib200": {"flores_pairs": ["en-zh"]}}, "task 'sib200' does not read 'flores_pairs'; it reads languages"),
+    ({"intents": {"languages": ["en"]}}, "task 'intents' does not read 'languages'.*its task file"),
 ])
 def test_bad_task_options_fail_naming_the_key(options, message):
+    intents = str(ROOT / "examples" / "intents" / "intents.yaml")
     with pytest.raises(ValueError, match=message):
-        build_config({"tasks": ["xnli", "sib200"], "methods": ["lora"], "task_options": options})
+        build_config({"tasks": ["xnli", "sib200", intents], "methods": ["lora"], "task_options": options})
 
 
 def test_an_unchanged_study_keeps_its_settings_hash():

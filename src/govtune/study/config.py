@@ -31,7 +31,7 @@ from govtune.data import FLORES_EVAL_LINES, FLORES_POOL_LINES, XNLI_EVAL_ROWS, X
 from govtune.data.papers import classifies
 from govtune.languages import normalize_or_keep
 from govtune.study.resources import check_cell_resources
-from govtune.tasks.registry import is_task_file, task_spec
+from govtune.tasks.registry import is_task_file, make_task, task_spec
 from govtune.tasks.settings import NAMES as TASK_SETTINGS, TaskSettings, task_options
 from govtune.tasks.settings import check as check_task_settings
 
@@ -239,7 +239,7 @@ class StudyConfig:
             raise ValueError(f"lm_eval_limit must be >= 1 or null (all), got {self.lm_eval_limit}")
         if self.incontext_shots < 0:
             raise ValueError(f"incontext_shots must be >= 0 (0 = no in-context baseline), got {self.incontext_shots}")
-        self.task_options = task_options(self.task_options, {spec.name: spec.builtin for spec in specs})
+        self.task_options = task_options(self.task_options, {spec.name: make_task(spec) for spec in specs})
 
     def _check_training(self) -> None:
         learned = [m for m in self.methods if self.adapter_options(m).get("method") == "hybrid"

@@ -34,6 +34,8 @@ def unit(lang: str) -> str:
 class Sib200Task(ClassificationTask):
     """SIB-200 in the task file's `languages` (default: the study's `languages`), split by index_id."""
 
+    settings_read = ("languages", "data_dir", *ClassificationTask.settings_read)
+
     def _source(self) -> str | None:
         """Where rows come from: the task file's `dataset` (hub) or `path` (a directory in the shipped layout),
         else the study's data_dir (None: the shipped files)."""

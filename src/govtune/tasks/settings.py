@@ -48,9 +48,9 @@ OPTIONAL = ("eval_limit", "flores_eval_limit", "flores_train_pairs")  # None: al
 RANGES = (("xnli_pool_rows", "xnli_eval_rows"), ("flores_pool_lines", "flores_eval_lines"))
 
 
-def task_options(options: dict, builtins: dict[str, str | None]) -> dict[str, dict[str, Any]]:
+def task_options(options: dict, tasks: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """A study's `task_options` checked and typed: {task name: {setting: value}}, for the study's tasks
-    (`builtins`: task name -> its built-in name or None). `xnli.eval_limit: 20` (a command line's
+    (`tasks`: task name -> its unprepared `Task`). `xnli.eval_limit: 20` (a command line's
     `task_options.xnli.eval_limit=20`) is read as {xnli: {eval_limit: 20}}; every task's settings are built
     now, so a bad value fails before the study starts."""
     nested: dict[str, dict[str, Any]] = {}
@@ -61,14 +61,19 @@ def task_options(options: dict, builtins: dict[str, str | None]) -> dict[str, di
         if not isinstance(value, dict):
             raise ValueError(f"task_options.{name} is {value!r}: give a mapping of settings, e.g. "
                              f"task_options: {{{name}: {{eval_limit: 20}}}}")
-        if name not in builtins:
-            raise ValueError(f"task_options: {name!r} is not a task of the study{_suggest(name, builtins)}; its "
-                             f"tasks are {', '.join(builtins)} (a task file's `name:`)")
+        if name not in tasks:
+            raise ValueError(f"task_options: {name!r} is not a task of the study{_suggest(name, tasks)}; its "
+                             f"tasks are {', '.join(tasks)} (a task file's `name:`)")
         nested.setdefault(name, {}).update(value)
     for name, opts in nested.items():
+        task = tasks[name]
         for key in list(opts):
             opts[key] = _typed(f"task_options.{name}.{key}", key, opts[key])
-        check(TaskSettings(**opts), f"task_options.{name}", builtins[name])
+            if key not in task.settings_read:
+                own = "" if "languages" in task.settings_read else " (its languages and data: its task file)"
+                raise ValueError(f"task_options.{name}: task {name!r} does not read {key!r}; it reads "
+                                 f"{', '.join(task.settings_read)}{own}")
+        check(TaskSettings(**opts), f"task_options.{name}", task.spec.builtin)
     return nested
 
 

@@ -34,6 +34,8 @@ class Task(ABC):
     kind: str = "classification"
     curates: bool = True
     calibrates: bool = False  # class probabilities: temperature scaling on validation rows
+    # The TaskSettings keys it reads: a study's task_options may set these for it, and no others
+    settings_read: tuple[str, ...] = ()
 
     def __init__(self, spec: TaskSpec):
         self.spec = spec
