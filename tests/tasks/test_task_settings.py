@@ -18,6 +18,7 @@ from govtune.tasks.registry import load_task
 from govtune.tasks.settings import NAMES, TaskSettings
 
 ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
 
 
 def _jsonl(path):
@@ -172,3 +173,33 @@ def test_the_config_docstring_sorts_every_key_and_every_task_setting_is_a_key():
 
     listed = set(re.findall(r"[a-z][a-z0-9_]+", StudyConfig.__doc__.split("flat in the YAML")[1]))
     assert set(FIELDS) <= listed and set(NAMES) <= set(FIELDS)
+
+
+class _Recording(TaskSettings):
+    """TaskSettings that note which of them a task reads."""
+
+    def __getattribute__(self, name):
+        if name in NAMES:
+            object.__getattribute__(self, "__dict__").setdefault("_read", set()).add(name)
+        return object.__getattribute__(self, name)
+
+
+@pytest.mark.parametrize("entry", ["xnli", "flores", "sib200", "intents", "capitals"])
+def test_a_task_reads_exactly_the_settings_it_declares(tmp_path, entry):
+    import torch
+
+    from govtune.models import tiny_model
+
+    path = {"intents": EXAMPLES / "intents" / "intents.yaml", "capitals": EXAMPLES / "capitals" / "capitals.yaml"}
+    settings = _Recording(languages=["en"], eval_limit=2, flores_eval_limit=2, flores_pairs=["en-zh"],
+                          val_per_language=1, eval_batch_size=4, max_new_tokens=2, robustness=True)
+    task = load_task(str(path.get(entry, entry))).prepare(settings, tmp_path)
+    tests = {unit: rows[:2] for unit, rows in task.test_sets().items()}
+    task.sample(task.pool() if task.curates else None, None, 1, 0)
+    model, tok = tiny_model()
+    with torch.no_grad():
+        task.evaluate(model, tok, tests, seed=0, progress=False)
+    read = settings.__dict__["_read"]
+    assert read <= set(task.settings_read)  # task_options may set no setting a task ignores...
+    # ...and each declared one is used (a task file with its own validation split takes no val_per_language)
+    assert set(task.settings_read) - read <= ({"val_per_language"} if entry in path else set())
