@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from govtune.tasks.settings import TaskSettings
 from govtune.data import FLORES_EVAL_LINES, FLORES_POOL_LINES
 from govtune.data import sib200 as sib
 from govtune.data.jsonl import find, read_jsonl
@@ -14,7 +15,6 @@ from govtune.study.loading import build_config
 from govtune.study.data import prepare_tasks
 from govtune.results.layout import StudyLayout
 from govtune.tasks.registry import load_task, task_spec
-from govtune.tasks.settings import TaskSettings
 
 LANGS = ["en", "yor_Latn", "san_Deva", "zho_Hant", "kas_Deva", "hi"]
 
@@ -29,7 +29,7 @@ def _ids(rows):
 
 
 def test_split_by_index_id_is_the_same_in_every_language(tmp_path):
-    task = load_task("sib200").prepare(_settings(val_per_language=42), tmp_path)  # every validation id
+    task = load_task("sib200").prepare(_settings(val_per_language=None), tmp_path)  # every validation id
     assert task.units == LANGS
     ids = task.index_ids
     assert {s: len(v) for s, v in ids.items()} == {"test": 105, "validation": 42, "train": 273}
@@ -92,7 +92,7 @@ def test_languages_from_a_task_file_over_the_builtin(tmp_path):
     spec = task_spec(str(over))
     assert spec.name == "sib200" and spec.type == "classification" and spec.labels == list(sib.LABELS)
     assert spec.test_size == 105 and spec.langid is False  # the rest from the built-in task file
-    task = load_task(str(over)).prepare(_settings(["de"]), tmp_path)
+    task = load_task(str(over)).prepare(_settings(None), tmp_path)
     assert len(task.units) == 205 and {"en", "zh", "zho_Hant", "yor_Latn"} <= set(task.units)
     some = tmp_path / "sib_some.yaml"
     some.write_text("builtin: sib200\nlanguages: [yor_Latn, eng_Latn]\n")
