@@ -3,7 +3,7 @@ import pytest
 
 @pytest.fixture
 def settings():
-    from types import SimpleNamespace
+    from govtune.tasks.settings import TaskSettings
 
-    return SimpleNamespace(eval_limit=None, val_per_language=2, robustness=False, eval_batch_size=16,
-                           max_new_tokens=8, data_dir=None)
+    return TaskSettings(eval_limit=None, val_per_language=2, robustness=False, eval_batch_size=16,
+                        max_new_tokens=8, data_dir=None)

@@ -4,10 +4,10 @@ sentences kept out of FLORES's pool and test lines."""
 
 import collections
 import json
-from types import SimpleNamespace
 
 import pytest
 
+from govtune.tasks.settings import TaskSettings
 from govtune.data import FLORES_EVAL_LINES, FLORES_POOL_LINES
 from govtune.data import sib200 as sib
 from govtune.data.jsonl import find, read_jsonl
@@ -21,8 +21,8 @@ LANGS = ["en", "yor_Latn", "san_Deva", "zho_Hant", "kas_Deva", "hi"]
 
 
 def _settings(languages=LANGS, **kw):
-    return SimpleNamespace(**{"languages": languages, "data_dir": None, "eval_limit": None, "val_per_language": 2,
-                              "robustness": False, "eval_batch_size": 8, "max_new_tokens": 8, **kw})
+    return TaskSettings(**{"languages": languages, "data_dir": None, "eval_limit": None, "val_per_language": 2,
+                           "robustness": False, "eval_batch_size": 8, "max_new_tokens": 8, **kw})
 
 
 def _ids(rows):

@@ -94,7 +94,7 @@ def test_chat_task_loss_on_assistant_turns_and_end_to_end(tmp_path):
              "id": f"{lang}{i}"} for lang in ("en", "de") for i in range(8)]
     path = write_task(tmp_path, rows, type="chat", name="support", columns={"messages": "conv"}, test_size=2)
     task = load_task(str(path))
-    task.prepare(build_config({**SMALL, "tasks": [str(path)]}), None)
+    task.prepare(build_config({**SMALL, "tasks": [str(path)]}).task_settings(), None)
     pairs = task.training_pairs(task.splits["train"][0])
     # one pair per assistant turn, each target that turn alone: the loss falls on assistant text only
     conv = task.splits["train"][0]["messages"]
@@ -127,7 +127,7 @@ def test_lm_eval_on_the_exported_yaml_gives_govtune_accuracy(tmp_path, single_th
     from govtune.tasks.export import export_task, lm_eval_name
 
     path = _copy_example(tmp_path, "intents") / "intents.yaml"
-    task = load_task(str(path)).prepare(build_config({**SMALL, "tasks": [str(path)]}), tmp_path)
+    task = load_task(str(path)).prepare(build_config({**SMALL, "tasks": [str(path)]}).task_settings(), tmp_path)
     yaml_path = export_task(task, tmp_path / "export")
     model, tok = tiny_model()
     with torch.no_grad():

@@ -5,27 +5,28 @@ any pool, plus the kept rows in the task's own form (kept_rows.jsonl) and, with 
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 from govtune.governance.io import write_json, write_jsonl, write_text
 from govtune.governance.pipeline import curate
 from govtune.governance.report import report_markdown
 from govtune.governance.sampling import sample_kshot
+from govtune.languages import normalize_or_keep
 from govtune.tasks.filetask import LABEL, ROW
 from govtune.tasks.registry import load_task
+from govtune.tasks.settings import TaskSettings
 
 
 def curate_task_cli(args, config) -> int:
     out = Path(args.out)
-    settings = SimpleNamespace(eval_limit=None, val_per_language=0, robustness=False, eval_batch_size=8,
-                               max_new_tokens=64, data_dir=None, flores_pairs=None,
-                               languages=[x.strip() for x in args.langs.split(",")] if args.langs else None)
-    task = load_task(args.task).prepare(settings, out)
+    # A study's default settings (so the pool is the one a study with these languages curates); --langs: the
+    # languages of XNLI, and of SIB-200 or a task file over it that names none (default: a study's, en,zh,hi).
+    asked = [normalize_or_keep(x.strip()) for x in args.langs.split(",") if x.strip()] if args.langs else None
+    task = load_task(args.task).prepare(TaskSettings(languages=asked) if asked else TaskSettings(), out)
     if not task.curates:
         raise ValueError(f"task {task.name!r} has no pool to curate (its training lines are aligned translations)")
     config = task.curation_config(config)  # `langid: false` in the task file leaves language ID out
     task.check_language_codes(config)
-    langs = [x.strip() for x in args.langs.split(",")] if args.langs else task.units
+    langs = asked or task.units
     model = tokenizer = None
     if args.ppl_model and args.stage == "c2":
         from govtune.models import load_model  # torch and transformers: only for the perplexity model
@@ -38,7 +39,7 @@ def curate_task_cli(args, config) -> int:
     write_jsonl(out / "dropped.jsonl", result.dropped)
     write_json(out / "report.json", result.report)
     write_text(out / "report.md", report_markdown(result.report))
-    write_jsonl(out / "kept_rows.jsonl", [r[ROW] for r in result.kept])
+    write_jsonl(out / "kept_rows.jsonl", [_row(r) for r in result.kept])
     r = result.report
     print(f"task {task.name}: {r['input']} pool rows, kept {r['kept']}, dropped {r['dropped']} -> {out}")
     if empty:
@@ -47,6 +48,11 @@ def curate_task_cli(args, config) -> int:
                          f"{empty[0]} rows")
     if args.shots:
         shots = sample_kshot(result, langs, args.shots, args.seed, label_field=LABEL)
-        write_jsonl(out / "shots.jsonl", [s[ROW] for s in shots])
+        write_jsonl(out / "shots.jsonl", [_row(s) for s in shots])
         print(f"{len(shots)} shots ({args.shots} per language, seed {args.seed}) -> {out / 'shots.jsonl'}")
     return 0
+
+
+def _row(record: dict) -> dict:
+    """A kept record in the task's own form: a task file's row it was read from; an XNLI record is its row."""
+    return record.get(ROW, record)

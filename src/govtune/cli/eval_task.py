@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import torch
 
@@ -15,13 +14,15 @@ from govtune.atomic import atomic_write_json, atomic_write_jsonl, atomic_write_t
 from govtune.cli.load import load_for_eval
 from govtune.tasks.registry import load_task
 from govtune.tasks.rows import to_rows
+from govtune.tasks.settings import TaskSettings
 
 
-def task_settings(args) -> SimpleNamespace:
-    """The study settings a task reads, from the command line."""
-    return SimpleNamespace(eval_limit=args.limit, val_per_language=8, robustness=not args.no_robustness,
-                           eval_batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, data_dir=args.data,
-                           languages=[x.strip() for x in args.langs.split(",") if x.strip()])
+def task_settings(args) -> TaskSettings:
+    """The settings a task reads, from the command line (the rest: a study's defaults)."""
+    return TaskSettings(eval_limit=args.limit, robustness=not args.no_robustness, eval_batch_size=args.batch_size,
+                        max_new_tokens=args.max_new_tokens, data_dir=args.data,
+                        languages=[x.strip() for x in args.langs.split(",") if x.strip()],
+                        flores_pairs=[x.strip() for x in args.pairs.split(",") if x.strip()])
 
 
 def _shots_pool(task, path: str) -> list[dict]:

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
-from govtune.study.config import StudyConfig
 from govtune.tasks import export as task_export
 from govtune.tasks.export import export_task, lm_eval_name
 from govtune.tasks.registry import load_task
+from govtune.tasks.settings import TaskSettings
 
 
 def register(subparsers) -> None:
@@ -25,14 +24,9 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    settings = SimpleNamespace(eval_limit=None, val_per_language=0, robustness=False, eval_batch_size=8,
-                               max_new_tokens=64, data_dir=None)
     out = Path(args.out)
     task = load_task(args.task)
-    if task.spec.builtin:
-        # the built-in tasks' row ranges: the study defaults
-        settings = StudyConfig(methods=["lora"], tasks=[args.task])
-    task.prepare(settings, out)
+    task.prepare(TaskSettings(), out)  # a study's default settings: the built-in tasks' languages and row ranges
     train = None
     if args.train:  # rows in the task's fields (what `govtune curate --task` writes to kept_rows.jsonl)
         train = [json.loads(line) for line in Path(args.train).read_text(encoding="utf-8").splitlines() if line]

@@ -72,13 +72,14 @@ def data_line(s: Study) -> str:
         return (f"model `{s.model}`; tasks {', '.join(s.tasks)}; curated at {', '.join(s.stages) or '-'}; "
                 f"{len(s.seeds)} seed(s) {s.seeds}; {c.get('epochs')} epoch(s).")
     parts = [f"model `{s.model}`",
-             f"{TITLES[main]} dev rows {c.get('xnli_eval_rows')} for evaluation"
+             f"{TITLES[main]} dev rows {s.task_setting('xnli', 'xnli_eval_rows')} for evaluation"
              + (f" ({int(n)} per language)" if (n := _n(s, main)) else ""),
-             f"few-shot pool rows {c.get('xnli_pool_rows')} curated at {', '.join(s.stages) or '-'}",
+             f"few-shot pool rows {s.task_setting('xnli', 'xnli_pool_rows')} curated at {', '.join(s.stages) or '-'}",
              f"{len(s.seeds)} seed(s) {s.seeds}", f"{c.get('epochs')} epoch(s)"]
     if translation:
-        parts.append(f"{TITLES[translation]} dev lines from {c.get('flores_eval_lines', [None])[0]} "
-                     f"({c.get('flores_eval_limit')} per direction)")
+        lines = s.task_setting("flores", "flores_eval_lines") or [None]
+        parts.append(f"{TITLES[translation]} dev lines from {lines[0]} "
+                     f"({s.task_setting('flores', 'flores_eval_limit')} per direction)")
     return "; ".join(parts) + "."
 
 

@@ -62,7 +62,7 @@ def _dropped(cur: dict) -> dict[str, Counter]:
 def what_curation_did(s: "Study", cur: dict) -> str:
     """Records in, kept and dropped per curation, stage and language, with the reasons and a few examples."""
 
-    study_langs = s.config.get("languages") or sorted({r["language"] for r in cur["curation_counts"]})
+    study_langs = s.task_setting("xnli", "languages") or sorted({r["language"] for r in cur["curation_counts"]})
     counts = {(r["curation"], r["stage"], r["language"], r["kind"]): r["n"] for r in cur["curation_counts"]
               if r["kind"] in ("input", "kept")}
     dropped = _dropped(cur)
@@ -181,7 +181,7 @@ def _languages(s: "Study") -> list[str]:
     """The languages of the ledger's columns: the study's, for the papers' task; a task file's own."""
     if s.focus and s.focus != s.main_task:
         return s.task_languages(s.focus)
-    return s.config.get("languages") or ["en", "zh", "hi"]
+    return s.languages
 
 
 def build_ledger(s: "Study", cur: dict) -> list[Decision]:

@@ -157,13 +157,17 @@ class Study:
         self.model = self.info.get("model") or self.runs[0].get("model")
         self.intervals = Intervals(out_dir)
 
+    def task_setting(self, task: str, key: str):
+        """A setting the task read: its `task_options` entry, else the study's flat key (None: not recorded)."""
+        return (self.config.get("task_options") or {}).get(task, {}).get(key, self.config.get(key))
+
     @property
     def languages(self) -> list[str]:
-        return self.config.get("languages") or ["en", "zh", "hi"]
+        return self.task_setting("xnli", "languages") or ["en", "zh", "hi"]
 
     @property
     def pairs(self) -> list[str]:
-        return self.config.get("flores_pairs") or ["en-zh", "en-es"]
+        return self.task_setting("flores", "flores_pairs") or ["en-zh", "en-es"]
 
     def cell(self, method: str, shots: int | None = None, stage: str | None = None) -> list[dict]:
         if method in BASELINES:  # untuned: one run, whatever the shots and stage asked for

@@ -146,7 +146,7 @@ def translation_table(s: Study, task: str) -> str:
         rows.append([label(method), *[s.show(runs, task, key) for key in keys],
                      fmt(chrf, chrf_digits, s.intervals.ci(runs, task, "average_chrf")),
                      "-" if method == "lora" or method in BASELINES else welch(avg, lora)])
-    n_train = s.config.get("flores_train_pairs") or s.main_shots
+    n_train = s.task_setting("flores", "flores_train_pairs") or s.main_shots
     sample = f" (with the {s.main_shots}-shot {title(s.main_task)} sample)" if s.main_task else ""
     return (f"### {title(task)}, {n_train} training sentences per direction{sample}\n\n"
             "Detokenised corpus BLEU (sacreBLEU; `zh` tokenisation for Chinese targets, `13a` otherwise), "

@@ -198,8 +198,8 @@ class CellRun:
             for task in data.tasks.values():
                 tests, val = data.evaluation_sets(task, cell.method == INCONTEXT, cell.curation, cell.shots,
                                                   cell.seed)
-                calibration = _calibration_examples(val, cell, config) if task.calibrates and val is not None \
-                    else None
+                calibration = (_calibration_examples(val, cell, task.settings.val_per_language)
+                               if task.calibrates and val is not None else None)
                 m, pred = task.evaluate(model, tokenizer, tests, seed=cell.seed, progress=self.progress,
                                         calibration=calibration)
                 metrics[task.name], ci95[task.name] = m, task.intervals(pred)
@@ -242,10 +242,11 @@ def _wall(t0: float, load_start: float | None) -> dict[str, Any]:
             "load_1min_start": load_start, "load_1min_end": load_1min()}
 
 
-def _calibration_examples(val: dict[str, list[dict]], cell: Cell, config: StudyConfig
+def _calibration_examples(val: dict[str, list[dict]], cell: Cell, val_per_language: int
                           ) -> dict[str, list[dict]] | None:
-    """The run's validation examples for temperature scaling; None (no scaling) when a language has none."""
-    if config.val_per_language == 0:
+    """The run's validation examples for temperature scaling (`val_per_language`: the task's); None (no
+    scaling) when a language has none."""
+    if val_per_language == 0:
         return None
     empty = [lang for lang, exs in val.items() if not exs]
     if empty:

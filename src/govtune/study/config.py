@@ -29,9 +29,11 @@ from govtune.constants import (BASE, BASELINES, CURATION_STAGES, INCONTEXT, LR_S
                                check_lr_branches)
 from govtune.data import FLORES_EVAL_LINES, FLORES_POOL_LINES, XNLI_EVAL_ROWS, XNLI_POOL_ROWS
 from govtune.data.papers import classifies
-from govtune.languages import XNLI_LANGUAGES, normalize_or_keep
+from govtune.languages import normalize_or_keep
 from govtune.study.resources import check_cell_resources
-from govtune.tasks.registry import is_task_file, task_spec
+from govtune.tasks.registry import is_task_file, make_task, task_spec
+from govtune.tasks.settings import NAMES as TASK_SETTINGS, TaskSettings, task_options
+from govtune.tasks.settings import check as check_task_settings
 
 # The untuned baselines (BASE, INCONTEXT, BASELINES) and CURATION_STAGES live in govtune.constants (the report
 # reads them without the runner); imported above, they stay names of this module too.
@@ -43,7 +45,7 @@ SCHEDULES = LR_SCHEDULES
 GRID_KEYS = ("methods", "seeds", "shots", "curation")
 # Settings added after studies existed: left out of the hash while at their defaults, so a study run
 # before they existed still resumes.
-LATER_SETTINGS = ("lm_eval_tasks", "lm_eval_limit", "lr_branches", "quantize", "head", "cell_resources",
+LATER_SETTINGS = ("task_options", "lm_eval_tasks", "lm_eval_limit", "lr_branches", "quantize", "head", "cell_resources",
                   "lm_eval_include_path", "lm_eval_lang_map", "lm_eval_calibrate_on", "lm_eval_per_language")
 # How the grid is run, not what it computes: never hashed (a study may resume with other retries).
 RUNNER_SETTINGS = ("cell_retries",)
@@ -55,7 +57,22 @@ HEADS = ("lm", "classifier")
 
 @dataclass
 class StudyConfig:
-    """Every field has a default; `configs/demo.yaml` is the embedded default study."""
+    """Every field has a default; `configs/demo.yaml` is the embedded default study. The keys, by what they set
+    (flat in the YAML, as they always were):
+
+    - the study: name; the grid: methods, seeds, shots, curation (one run per combination; not hashed)
+    - the model: model, quantize, head
+    - the tasks: tasks, task_options, and every task's settings (govtune.tasks.settings.TaskSettings, which a
+      task's task_options entry overrides): languages, flores_pairs, data_dir, xnli_pool_rows, xnli_eval_rows,
+      flores_pool_lines, flores_eval_lines, eval_limit, flores_eval_limit, flores_train_pairs,
+      val_per_language, robustness, eval_batch_size, max_new_tokens
+    - general benchmarks: lm_eval_tasks, lm_eval_limit, lm_eval_include_path, lm_eval_lang_map,
+      lm_eval_calibrate_on, lm_eval_per_language
+    - adapters: adapter, variants, calibration_batches; the in-context baseline: incontext_shots
+    - curation: curation_options, curation_variants
+    - training: epochs, lr, lr_per_method, lr_branches, batch_size, grad_accum, weight_decay, warmup_ratio,
+      schedule, max_grad_norm, max_length, mixed_precision, keep_checkpoints
+    - running the grid: cell_resources, cell_retries"""
 
     name: str = "study"
     model: str = "gemma3-270m"  # hub name, local path, an offline model (gemma3-270m, smollm2-135m-instruct), tiny-llama
@@ -68,6 +85,9 @@ class StudyConfig:
     curation: list[str] = field(default_factory=lambda: ["c2"])
     # built-in tasks (govtune/tasks/builtin/: xnli, flores) and task files (docs/tasks.md), in this order
     tasks: list[str] = field(default_factory=lambda: ["xnli", "flores"])
+    # A task's own settings over the flat keys below (which are every task's): {task name: {key: value}}
+    # with keys of govtune.tasks.settings.TaskSettings, e.g. {sib200: {languages: [yor_Latn], eval_limit: 20}}.
+    task_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     languages: list[str] = field(default_factory=lambda: ["en", "zh", "hi"])  # XNLI languages
     flores_pairs: list[str] = field(default_factory=lambda: ["en-zh", "en-es"])
     data_dir: str | None = None  # None = the XNLI/FLORES samples shipped in govtune.data
@@ -203,40 +223,23 @@ class StudyConfig:
             raise ValueError("tasks is empty: list built-in tasks (xnli, flores) and/or task files, e.g. "
                              "tasks=xnli,examples/intents/intents.yaml")
 
-        names = [task_spec(t).name for t in self.tasks]
+        specs = [task_spec(t) for t in self.tasks]
+        names = [spec.name for spec in specs]
         if len(set(names)) != len(names):
             raise ValueError(f"tasks {self.tasks} name the same task twice ({names}): give each task file its own "
                              f"`name:`")
         # Internal form (govtune.languages: `eng`, `eng_Latn` -> `en`), once here: results stay keyed as before.
         self.languages = [normalize_or_keep(lang) if isinstance(lang, str) else lang for lang in self.languages]
-        for lang in self.languages:
-            if lang not in XNLI_LANGUAGES:
-                raise ValueError(f"unknown XNLI language {lang!r}{_suggest(lang, XNLI_LANGUAGES)}; use some of "
-                                 f"{', '.join(XNLI_LANGUAGES)}")
-        for pair in self.flores_pairs:
-            if pair.count("-") != 1:
-                raise ValueError(f"flores pair {pair!r} must look like src-tgt, e.g. en-zh")
-        for key in ("xnli_pool_rows", "xnli_eval_rows", "flores_pool_lines", "flores_eval_lines"):
-            v = getattr(self, key)
-            if len(v) != 2 or not 0 <= v[0] < v[1]:
-                raise ValueError(f"{key} must be [start, stop) with 0 <= start < stop, got {v}")
-        for a, b in (("xnli_pool_rows", "xnli_eval_rows"), ("flores_pool_lines", "flores_eval_lines")):
-            (s1, e1), (s2, e2) = getattr(self, a), getattr(self, b)
-            if s1 < e2 and s2 < e1:
-                raise ValueError(f"{a} {[s1, e1]} overlaps {b} {[s2, e2]}: training rows would leak into "
-                                 f"the evaluation; make the ranges disjoint")
+        check_task_settings(self.task_settings(), builtin="xnli")  # the flat keys: every task's defaults
         for key in ("epochs", "batch_size", "grad_accum", "max_length", "eval_batch_size", "max_new_tokens",
                     "calibration_batches"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
-        for key in ("eval_limit", "flores_eval_limit", "flores_train_pairs", "lm_eval_limit"):
-            v = getattr(self, key)
-            if v is not None and v < 1:
-                raise ValueError(f"{key} must be >= 1 or null (all), got {v}")
+        if self.lm_eval_limit is not None and self.lm_eval_limit < 1:
+            raise ValueError(f"lm_eval_limit must be >= 1 or null (all), got {self.lm_eval_limit}")
         if self.incontext_shots < 0:
             raise ValueError(f"incontext_shots must be >= 0 (0 = no in-context baseline), got {self.incontext_shots}")
-        if self.val_per_language < 0:
-            raise ValueError(f"val_per_language must be >= 0, got {self.val_per_language}")
+        self.task_options = task_options(self.task_options, {spec.name: make_task(spec) for spec in specs})
 
     def _check_training(self) -> None:
         learned = [m for m in self.methods if self.adapter_options(m).get("method") == "hybrid"
@@ -322,6 +325,11 @@ class StudyConfig:
                                  f"method {name!r} trains every weight instead: drop it, or use head: lm")
 
     # --- derived -------------------------------------------------------------------------------------
+    def task_settings(self, task: str | None = None) -> TaskSettings:
+        """The settings the task named `task` reads: the study's flat keys, its `task_options` over them."""
+        flat = {name: getattr(self, name) for name in TASK_SETTINGS}
+        return TaskSettings(**{**flat, **self.task_options.get(task, {})})
+
     def adapter_options(self, method: str) -> dict[str, Any]:
         """AdapterConfig keyword arguments for a method name or a variant."""
         opts = dict(self.adapter)

@@ -30,7 +30,7 @@ def prepare_tasks(config: StudyConfig, layout: StudyLayout) -> dict[str, Task]:
         task = load_task(entry)
         if task.name in tasks:
             raise ValueError(f"two tasks of the study are named {task.name!r}: give one of them another `name:`")
-        tasks[task.name] = task.prepare(config, layout.tasks_dir)
+        tasks[task.name] = task.prepare(config.task_settings(task.name), layout.tasks_dir)
         for stage in (config.curation if task.curates else ()):
             task.check_language_codes(config.curation_config(stage))  # before any curation or model
     exclude_shared_lines(tasks)

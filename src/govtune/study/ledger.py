@@ -71,7 +71,7 @@ def record_curation(data: StudyData) -> None:
                            rows)
     names = _curation_names(config, layout)
     seeds, shots = _grid_union(config, layout)
-    langs = list(config.languages)
+    langs = list(config.task_settings("xnli").languages)  # the pool at OUT/curation/ is XNLI's
     for with_, without in ledger_pairs(names, {n: config.curation_stage(n) for n in names}):
         dropped = data.curation_dropped(with_)
         if dropped is None:  # curated by a govtune that did not keep the dropped records

@@ -14,7 +14,7 @@ import yaml
 from govtune.builtin_configs import resolve_config
 
 from govtune.study.config import FIELDS, PER_METHOD_KEYS, StudyConfig, _default, _unknown_key
-from govtune.tasks.registry import is_task_file
+from govtune.tasks.registry import is_task_file, task_spec
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -107,7 +107,37 @@ def build_config(raw: dict[str, Any], overrides: dict[str, Any] | None = None,
             raw[key] = {**raw[key], **value}  # adapter.r=8 updates one option, keeps the rest
         else:
             raw[key] = value
+    _inline_task_options(raw)
     return StudyConfig(**{k: _coerce(k, v) for k, v in raw.items()})
+
+
+def _inline_task_options(raw: dict[str, Any]) -> None:
+    """`tasks: [xnli, {sib200: {languages: [yor_Latn]}}]`: an entry with settings is the task, its settings
+    under `task_options` (which, and the command line, win over them), so both forms are one study (one hash)."""
+    tasks = raw.get("tasks")
+    if not isinstance(tasks, list) or not any(isinstance(t, dict) for t in tasks):
+        return
+    entries, inline = [], {}
+    for t in tasks:
+        if not isinstance(t, dict):
+            entries.append(t)
+            continue
+        if len(t) != 1 or not isinstance(next(iter(t.values())), dict):
+            raise ValueError(f"tasks: entry {t!r} must be a task or one task with its settings, e.g. "
+                             f"{{sib200: {{languages: [yor_Latn], eval_limit: 20}}}}")
+        (entry, options), = t.items()
+        entries.append(entry)
+        inline[task_spec(entry).name] = options
+    given = raw.get("task_options") or {}
+    if not isinstance(given, dict):
+        raise ValueError(f"config key 'task_options' expects a mapping of task names to settings, got {given!r}")
+    merged = {name: dict(options) for name, options in inline.items()}
+    for key, value in given.items():  # dotted keys (task_options.xnli.eval_limit=20) stay for StudyConfig
+        if key in merged and isinstance(value, dict):
+            merged[key].update(value)
+        else:
+            merged[key] = value
+    raw["tasks"], raw["task_options"] = entries, merged
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> StudyConfig:
@@ -130,5 +160,10 @@ def _task_paths_from(config_dir: Path, raw: dict, overrides: dict) -> None:
         if isinstance(tasks, str):
             tasks = [t.strip() for t in tasks.split(",") if t.strip()]
         if isinstance(tasks, list):
-            where["tasks"] = [str(config_dir / t) if is_task_file(t) and not Path(t).expanduser().exists()
-                              and (config_dir / t).exists() else t for t in tasks]
+            where["tasks"] = [{_near(config_dir, k): v for k, v in t.items()} if isinstance(t, dict)
+                              else _near(config_dir, t) for t in tasks]
+
+
+def _near(config_dir: Path, t):
+    return (str(config_dir / t) if is_task_file(t) and not Path(t).expanduser().exists()
+            and (config_dir / t).exists() else t)

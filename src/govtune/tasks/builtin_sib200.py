@@ -34,6 +34,8 @@ def unit(lang: str) -> str:
 class Sib200Task(ClassificationTask):
     """SIB-200 in the task file's `languages` (default: the study's `languages`), split by index_id."""
 
+    settings_read = ("languages", "data_dir", *ClassificationTask.settings_read)
+
     def _source(self) -> str | None:
         """Where rows come from: the task file's `dataset` (hub) or `path` (a directory in the shipped layout),
         else the study's data_dir (None: the shipped files)."""
@@ -41,10 +43,10 @@ class Sib200Task(ClassificationTask):
             return self.spec.dataset
         if self.spec.data_files:
             return self.spec.resolve_path(str(self.spec.data_files))
-        return getattr(self.settings, "data_dir", None)
+        return self.settings.data_dir
 
     def _requested(self, source: str | None) -> list[str]:
-        langs = self.spec.languages if self.spec.languages is not None else getattr(self.settings, "languages", None)
+        langs = self.spec.languages if self.spec.languages is not None else self.settings.languages
         if langs in (ALL, [ALL]):
             local = source if source is not None and Path(source).is_dir() else None
             langs = shipped_languages(local)
@@ -78,10 +80,9 @@ class Sib200Task(ClassificationTask):
         check_languages(self.name, self.splits, self._langs, "after splitting by index_id")
         # Validation and calibration rows: the study's val_per_language of each language's validation ids (in
         # carved order, label-balanced), as XNLI takes; all 42 would be scored in every cell, 205 languages over.
-        n = getattr(self.settings, "val_per_language", None)
-        if n is not None:
-            self.splits["validation"] = [r for lang in self._langs
-                                         for r in [r for r in self.splits["validation"] if r["lang"] == lang][:n]]
+        n = self.settings.val_per_language
+        self.splits["validation"] = [r for lang in self._langs
+                                     for r in [r for r in self.splits["validation"] if r["lang"] == lang][:n]]
         self.has_pair = False
         self.verbalizer = TaskVerbalizer(self)
 

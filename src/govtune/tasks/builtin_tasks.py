@@ -28,6 +28,8 @@ class XnliTask(Task):
 
     kind = "classification"
     calibrates = True
+    settings_read = ("languages", "data_dir", "xnli_pool_rows", "xnli_eval_rows", "eval_limit", "val_per_language",
+                     "robustness", "eval_batch_size")
     curation_dir = None  # its curation cache predates tasks: OUT/curation/<stage>.jsonl
 
     def _prepare(self, workdir) -> None:
@@ -127,6 +129,8 @@ class FloresTask(Task):
 
     kind = "translation"
     curates = False
+    settings_read = ("flores_pairs", "data_dir", "flores_pool_lines", "flores_eval_lines", "flores_eval_limit",
+                     "flores_train_pairs", "eval_batch_size", "max_new_tokens")
 
     def _prepare(self, workdir) -> None:
         self._tests: dict[str, list[dict]] | None = None

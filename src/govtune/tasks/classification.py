@@ -71,6 +71,7 @@ class TaskVerbalizer:
 class ClassificationTask(FileTask):
     kind = "classification"
     calibrates = True
+    settings_read = ("eval_limit", "val_per_language", "robustness", "eval_batch_size")
 
     def _prepare(self, workdir) -> None:
         super()._prepare(workdir)

@@ -25,6 +25,7 @@ NO_TEMPLATE_TURN = "{role}: {content}\n"
 
 class CompletionTask(FileTask):
     kind = "completion"
+    settings_read = ("eval_limit", "val_per_language", "eval_batch_size", "max_new_tokens")
 
     def prompt_text(self, row: dict) -> str:
         t = self.spec.doc_to_text

@@ -4,17 +4,16 @@ before the loop). The runner, the store and the report reach a task's data, prom
 evaluation and metric entries only through it, so a new task type is a new subclass here and an entry in
 `TYPES` (govtune.tasks.registry), nothing else.
 
-Settings a task reads from the study (duck-typed, so `govtune.tasks` does not import the runner):
-`eval_limit`, `val_per_language`, `robustness`, `eval_batch_size`, `max_new_tokens`, `data_dir`, the XNLI and
-FLORES row ranges for the built-in benchmarks."""
+The settings a task reads (languages, data, row ranges, evaluation budget) are a `TaskSettings`
+(govtune.tasks.settings): built by the study from its config, or by a command from its arguments."""
 
 from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
-from typing import Any
 
+from govtune.tasks.settings import TaskSettings
 from govtune.tasks.spec import TaskSpec
 
 
@@ -35,15 +34,20 @@ class Task(ABC):
     kind: str = "classification"
     curates: bool = True
     calibrates: bool = False  # class probabilities: temperature scaling on validation rows
+    # The TaskSettings keys it reads: a study's task_options may set these for it, and no others
+    settings_read: tuple[str, ...] = ()
 
     def __init__(self, spec: TaskSpec):
         self.spec = spec
         self.name = spec.name
-        self.settings: Any = None
+        self.settings: TaskSettings | None = None
 
     # --- set up once per study -----------------------------------------------------------------------
-    def prepare(self, settings: Any, workdir=None) -> "Task":
+    def prepare(self, settings: TaskSettings, workdir=None) -> "Task":
         """Load the rows and fix the splits (written under `workdir` when the task carves them)."""
+        if not isinstance(settings, TaskSettings):  # a study config passed whole: its flat keys are not the task's
+            raise TypeError(f"task {self.name!r}: prepare() takes a govtune.tasks.settings.TaskSettings (e.g. "
+                            f"StudyConfig.task_settings(name)), got {type(settings).__name__}")
         self.settings = settings
         self._prepare(workdir)
         return self
