@@ -206,3 +206,18 @@ def test_leakage_is_found_through_redaction():
     assert protected[0]["text"].startswith("Mail anna")  # the caller's records are not rewritten
     assert curate(pool, ["en"], "c1", protected=protected, config=CurationConfig(
         skip=NO_LANGID + ("pii",)), progress=False).report["leakage"] == 1
+
+
+def test_the_datasheet_and_model_card_count_redactions_from_the_stage_report():
+    from govtune.report.card import CardInputs, _curation_section
+    from govtune.report.datasheet import datasheet
+
+    report = curate(copies(), ["en", "de"], "c1", config=CurationConfig(skip=NO_LANGID), progress=False).report
+    sheet = datasheet("notes", report, {"name": "s", "tasks": []}, shots=1, seed=0)
+    c1 = report["stages"]["c1"]
+    for lang, by_type in c1["changed_by_type"].items():  # en: EMAIL 3, de: PHONE 2
+        kept = c1["kept_by_language"][lang]
+        types = ", ".join(f"{t} {n}" for t, n in sorted(by_type.items()))
+        assert f"| c1 | {lang} | {c1['input_by_language'][lang]} | {kept} |" in sheet and f"| {types} |" in sheet
+    section = _curation_section(CardInputs(result={}, config={}, curation={"notes": report}))
+    assert f"Kept with personal data redacted: {report['changed']} records (EMAIL 3, PHONE 2)." in section

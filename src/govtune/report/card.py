@@ -10,6 +10,7 @@ scaling made worse, robustness drops whose interval excludes zero."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -196,9 +197,13 @@ def _curation_section(inputs: CardInputs) -> str:
         reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(report.get("by_reason", {}).items())) or "none"
         parts.append(f"- {task}, stage {report.get('stage')}: {report.get('input')} records in, "
                      f"{report.get('kept')} kept, {report.get('dropped')} dropped ({reasons}).")
-        changed = report.get("changed_by_reason") or {}
+        changed = Counter()  # entities redacted in kept records (PII), per type, over stages and languages
+        for block in (report.get("stages") or {}).values():
+            for by_type in (block.get("changed_by_type") or {}).values():
+                changed.update(by_type)
         if changed:
-            parts.append(f"  Changed in place (kept): " + ", ".join(f"{r} {n}" for r, n in sorted(changed.items())) + ".")
+            parts.append(f"  Kept with personal data redacted: {report.get('changed', sum(changed.values()))} records ("
+                         + ", ".join(f"{t} {n}" for t, n in sorted(changed.items())) + ").")
     sheet = f" Per language and reason: [{inputs.datasheet}]({inputs.datasheet})." if inputs.datasheet else ""
     return "\n".join(parts) + ("\n\n" + sheet.strip() if sheet else "")
 

@@ -27,10 +27,11 @@ def _stage_table(report: dict[str, Any]) -> str:
         for lang, n_in in sorted((counts.get("input_by_language") or {}).items()):
             dropped = (counts.get("dropped_by_language") or {}).get(lang, {})
             reasons = ", ".join(f"{r} {n}" for r, n in sorted(dropped.items())) or "–"
-            changed = ((counts.get("changed_by_language") or {}).get(lang) or {})
+            # the stage report's records rewritten in place (PII redaction), per entity type
+            changed = (counts.get("changed_by_type") or {}).get(lang) or {}
             rows.append([stage, lang, str(n_in), str((counts.get("kept_by_language") or {}).get(lang, "–")),
-                         reasons, ", ".join(f"{r} {n}" for r, n in sorted(changed.items())) or "–"])
-    return _table(["stage", "language", "in", "kept", "dropped (reason n)", "changed in place (step n)"], rows)
+                         reasons, ", ".join(f"{t} {n}" for t, n in sorted(changed.items())) or "–"])
+    return _table(["stage", "language", "in", "kept", "dropped (reason n)", "changed in place (type n)"], rows)
 
 
 def datasheet(task: str, report: dict[str, Any] | None, config: dict[str, Any], shots: int, seed: int) -> str:
