@@ -11,12 +11,13 @@ scaling made worse, robustness drops whose interval excludes zero."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from govtune.atomic import atomic_write_text
+from govtune.report import reading
+from govtune.report.reading import table
 from govtune.report.facts import (DatasetFacts, base_model_facts, dataset_facts, language_tags, run_facts)
 
 # The kind of a stored task (its metrics' shape) -> the hub's task type.
@@ -68,16 +69,8 @@ def _get(metrics: dict[str, Any], dotted: str) -> Any:
 
 
 def fmt(value: float | None, ci: list[float] | None = None, digits: int = 1) -> str:
-    if value is None:
-        return "–"
-    text = f"{value:.{digits}f}"
-    return text + (f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if ci else "")
-
-
-def table(header: list[str], rows: Iterable[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
+    """One run's value with its interval, as the report writes it (one value: no sd)."""
+    return reading.fmt([value], digits, ci)
 
 
 @dataclass

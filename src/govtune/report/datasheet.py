@@ -11,13 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from govtune.report.facts import dataset_facts
+from govtune.report.reading import table
 
 OWNER = "_To be answered by the data's owner._"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-                     + ["| " + " | ".join(r) + " |" for r in rows])
 
 
 def _stage_table(report: dict[str, Any]) -> str:
@@ -31,7 +27,7 @@ def _stage_table(report: dict[str, Any]) -> str:
             changed = (counts.get("changed_by_type") or {}).get(lang) or {}
             rows.append([stage, lang, str(n_in), str((counts.get("kept_by_language") or {}).get(lang, "–")),
                          reasons, ", ".join(f"{t} {n}" for t, n in sorted(changed.items())) or "–"])
-    return _table(["stage", "language", "in", "kept", "dropped (reason n)", "changed in place (type n)"], rows)
+    return table(["stage", "language", "in", "kept", "dropped (reason n)", "changed in place (type n)"], rows)
 
 
 def datasheet(task: str, report: dict[str, Any] | None, config: dict[str, Any], shots: int, seed: int) -> str:

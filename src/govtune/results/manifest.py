@@ -10,6 +10,8 @@ are the ones the study wrote, and which versions of what produced them."""
 
 from __future__ import annotations
 
+import copy
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -78,8 +80,10 @@ def git_commit(where: Path | None = None) -> str | None:
     return (out.stdout.strip() or None) if out.returncode == 0 else None
 
 
+@functools.lru_cache(maxsize=1)
 def environment() -> dict[str, Any]:
-    """What produced the study's numbers: govtune's version and commit, Python, the platform, libraries."""
+    """What produced the study's numbers: govtune's version and commit, Python, the platform, libraries.
+    Read once per process (two git calls and the package metadata): every record after a cell repeats it."""
     return {"govtune": _version("govtune"), "git_commit": git_commit(), "python": platform.python_version(),
             "platform": platform.platform(), "machine": platform.machine(),
             "libraries": {name: v for name in LIBRARIES if (v := _version(name)) is not None}}
@@ -124,7 +128,7 @@ class Manifest:
 
     def note_environment(self, action: str) -> None:
         """Which govtune and libraries wrote the files, once per distinct environment and action."""
-        env = {**environment(), "action": action}
+        env = {**copy.deepcopy(environment()), "action": action}
         if env not in [{k: v for k, v in e.items() if k != "at"} for e in self.data["environments"]]:
             self.data["environments"].append({**env, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
 
