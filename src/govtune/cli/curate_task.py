@@ -26,7 +26,7 @@ def curate_task_cli(args, config) -> int:
         raise ValueError(f"task {task.name!r} has no pool to curate (its training lines are aligned translations)")
     config = task.curation_config(config)  # `langid: false` in the task file leaves language ID out
     task.check_language_codes(config)
-    langs = asked or task.units
+    langs = asked or task.train_units
     model = tokenizer = None
     if args.ppl_model and args.stage == "c2":
         from govtune.models import load_model  # torch and transformers: only for the perplexity model

@@ -95,8 +95,11 @@ class TemperatureScaling:
     n: dict[str, int] = field(default_factory=dict)
 
     @classmethod
-    def fit(cls, probs: Mapping[str, np.ndarray], gold: Mapping[str, Sequence[int]]) -> "TemperatureScaling":
-        """One T per language from its validation (N, C) probabilities and gold class indices."""
+    def fit(cls, probs: Mapping[str, np.ndarray], gold: Mapping[str, Sequence[int]],
+            borrowed: Mapping[str, Sequence[str]] | None = None) -> "TemperatureScaling":
+        """One T per language from its validation (N, C) probabilities and gold class indices. `borrowed`:
+        {language without validation rows: languages of `probs`}; its T is fit on their rows together (a
+        language evaluated but not tuned on, whose labelled rows stay unused by design)."""
         if not probs:
             raise ValueError("no validation languages to fit temperatures on: pass {language: probabilities}")
         if set(probs) != set(gold):
@@ -110,6 +113,19 @@ class TemperatureScaling:
                                  f"examples of every language it is applied to")
             temps[lang] = fit_temperature(log_probabilities(p), gold[lang], what=f"temperature of {lang!r}")
             counts[lang] = len(p)
+        shared: dict[tuple[str, ...], float] = {}  # one fit per set of source languages
+        for lang, sources in (borrowed or {}).items():
+            key = tuple(sources)
+            missing = [x for x in key if x not in probs]
+            if not key or missing:
+                raise ValueError(f"the temperature of {lang!r} is to be fit on the validation rows of "
+                                 f"{', '.join(key) or 'no language'}, and {', '.join(missing) or 'they'} have "
+                                 f"none: give validation rows of the languages tuned on")
+            if key not in shared:
+                pooled = np.concatenate([np.asarray(probs[x], dtype=np.float64) for x in key])
+                shared[key] = fit_temperature(log_probabilities(pooled), np.concatenate([gold[x] for x in key]),
+                                              what=f"temperature of {'+'.join(key)}")
+            temps[lang], counts[lang] = shared[key], sum(counts[x] for x in key)
         return cls(temps, counts)
 
     def apply(self, lang: str, probs) -> np.ndarray:
@@ -127,12 +143,14 @@ def _keys(ex: dict) -> list[tuple]:
     return keys
 
 
-def check_calibration_sets(validation: Mapping[str, list[dict]], test: Mapping[str, list[dict]]) -> None:
-    """Refuse validation sets that are empty, miss or add a language, or share a row with the test set."""
+def check_calibration_sets(validation: Mapping[str, list[dict]], test: Mapping[str, list[dict]],
+                           borrowed: Mapping[str, Sequence[str]] | None = None) -> None:
+    """Refuse validation sets that are empty, miss or add a language, or share a row with the test set. A
+    language of `borrowed` needs no validation rows of its own (its temperature is fit on others')."""
     if not validation:
         raise ValueError("calibration was asked for with no validation languages: pass {language: examples} "
                          "(or no calibration at all)")
-    missing = [lang for lang in test if lang not in validation]
+    missing = [lang for lang in test if lang not in validation and lang not in (borrowed or {})]
     if missing:
         raise ValueError(f"no validation examples for {', '.join(map(repr, missing))}: temperature scaling needs "
                          f"validation rows of every evaluated language")

@@ -127,17 +127,18 @@ def evaluate_xnli(model, tokenizer, examples: dict[str, list[dict]], **kwargs) -
 
 def evaluate_classification(model, tokenizer, examples: dict[str, list[dict]], *, verbalizer: Verbalizer,
                             batch_size: int = 8, robustness: bool = True, seed: int = 0, progress: bool = True,
-                            padding_side: str = "left", calibration: dict[str, list[dict]] | None = None
-                            ) -> tuple[dict, list[dict]]:
+                            padding_side: str = "left", calibration: dict[str, list[dict]] | None = None,
+                            borrowed: dict[str, list[str]] | None = None) -> tuple[dict, list[dict]]:
     """Metrics (percent) and one prediction record per example (plus one per perturbed example).
 
     `calibration`: validation examples per language, disjoint from `examples`; a temperature per
     language is fit on them and applied to the test probabilities (`temperature`, `ece_ts` per language,
-    `avg_ece_ts`; `probs_ts` beside `probs` in every prediction record)."""
+    `avg_ece_ts`; `probs_ts` beside `probs` in every prediction record). `borrowed`: {language evaluated
+    without validation rows: the languages whose rows fit its temperature} (`calibrated_on` per language)."""
     v, labels = verbalizer, verbalizer.labels
     check_examples(examples, v.title)
     if calibration is not None:
-        check_calibration_sets(calibration, examples)  # before any scoring: a leak fails in a second
+        check_calibration_sets(calibration, examples, borrowed)  # before any scoring: a leak fails in a second
     langs = list(examples)
     flat = [dict(ex, lang=ex.get("lang", lang)) for lang in langs for ex in examples[lang]]
     for ex in flat:
@@ -172,11 +173,13 @@ def evaluate_classification(model, tokenizer, examples: dict[str, list[dict]], *
         preds.extend(perturbed_preds)
     if calibration is not None:
         scaler = _fit_temperatures(model, tokenizer, calibration, batch_size=batch_size,
-                                   padding_side=padding_side, progress=progress, verbalizer=v)
+                                   padding_side=padding_side, progress=progress, verbalizer=v, borrowed=borrowed)
         for lang in langs:
             m = lang_arr == lang
             per_lang[lang].update(temperature=scaler.temperatures[lang], calibration_n=scaler.n[lang],
                                   ece_ts=expected_calibration_error(scaler.apply(lang, probs[m]), gold_idx[m]))
+            if lang in (borrowed or {}):
+                per_lang[lang]["calibrated_on"] = list(borrowed[lang])
         metrics["avg_ece_ts"] = macro({lang: v["ece_ts"] for lang, v in per_lang.items()})
         for rec in preds:  # clean and perturbed records alike, each with its language's T
             scaled = scaler.apply(rec["language"], np.array([[rec["probs"][lab] for lab in labels]]))[0]
@@ -185,7 +188,8 @@ def evaluate_classification(model, tokenizer, examples: dict[str, list[dict]], *
 
 
 def _fit_temperatures(model, tokenizer, calibration: dict[str, list[dict]], *, batch_size: int,
-                      padding_side: str, progress: bool, verbalizer: Verbalizer = XNLI) -> TemperatureScaling:
+                      padding_side: str, progress: bool, verbalizer: Verbalizer = XNLI,
+                      borrowed: dict[str, list[str]] | None = None) -> TemperatureScaling:
     """Score the validation examples with the model under test and fit one temperature per language."""
     flat = [dict(ex, lang=ex.get("lang", lang)) for lang, exs in calibration.items() for ex in exs]
     probs, _ = score_examples(model, tokenizer, flat, batch_size=batch_size, padding_side=padding_side,
@@ -193,7 +197,7 @@ def _fit_temperatures(model, tokenizer, calibration: dict[str, list[dict]], *, b
     gold = np.array([verbalizer.labels.index(ex["label"]) for ex in flat])
     lang_arr = np.array([lang for lang, exs in calibration.items() for _ in exs])
     return TemperatureScaling.fit({lang: probs[lang_arr == lang] for lang in calibration},
-                                  {lang: gold[lang_arr == lang] for lang in calibration})
+                                  {lang: gold[lang_arr == lang] for lang in calibration}, borrowed)
 
 
 def _robustness(model, tokenizer, flat, probs, gold_idx, lang_arr, clean_acc, *, seed, batch_size,

@@ -46,7 +46,8 @@ GRID_KEYS = ("methods", "seeds", "shots", "curation")
 # Settings added after studies existed: left out of the hash while at their defaults, so a study run
 # before they existed still resumes.
 LATER_SETTINGS = ("task_options", "lm_eval_tasks", "lm_eval_limit", "lr_branches", "quantize", "head", "cell_resources",
-                  "lm_eval_include_path", "lm_eval_lang_map", "lm_eval_calibrate_on", "lm_eval_per_language")
+                  "lm_eval_include_path", "lm_eval_lang_map", "lm_eval_calibrate_on", "lm_eval_per_language",
+                  "train_languages")
 # How the grid is run, not what it computes: never hashed (a study may resume with other retries).
 RUNNER_SETTINGS = ("cell_retries",)
 QUANTIZE_SCHEMES = ("int8", "int4", "nf4")  # govtune.quantization.SCHEMES (torch-free here)
@@ -63,8 +64,8 @@ class StudyConfig:
     - the study: name; the grid: methods, seeds, shots, curation (one run per combination; not hashed)
     - the model: model, quantize, head
     - the tasks: tasks, task_options, and every task's settings (govtune.tasks.settings.TaskSettings, which a
-      task's task_options entry overrides): languages, flores_pairs, data_dir, xnli_pool_rows, xnli_eval_rows,
-      flores_pool_lines, flores_eval_lines, eval_limit, flores_eval_limit, flores_train_pairs,
+      task's task_options entry overrides): languages, train_languages, flores_pairs, data_dir, xnli_pool_rows,
+      xnli_eval_rows, flores_pool_lines, flores_eval_lines, eval_limit, flores_eval_limit, flores_train_pairs,
       val_per_language, robustness, eval_batch_size, max_new_tokens
     - general benchmarks: lm_eval_tasks, lm_eval_limit, lm_eval_include_path, lm_eval_lang_map,
       lm_eval_calibrate_on, lm_eval_per_language
@@ -89,6 +90,9 @@ class StudyConfig:
     # with keys of govtune.tasks.settings.TaskSettings, e.g. {sib200: {languages: [yor_Latn], eval_limit: 20}}.
     task_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     languages: list[str] = field(default_factory=lambda: ["en", "zh", "hi"])  # XNLI languages
+    # Cross-lingual transfer: the classification tasks tune on these (a subset of their languages) and evaluate
+    # on all of their languages (govtune.tasks.task); None = tune on every evaluated language.
+    train_languages: list[str] | None = None
     flores_pairs: list[str] = field(default_factory=lambda: ["en-zh", "en-es"])
     data_dir: str | None = None  # None = the XNLI/FLORES samples shipped in govtune.data
     # [start, stop) row ranges: the few-shot pool and the evaluation set never share a row (XNLI and
@@ -230,6 +234,8 @@ class StudyConfig:
                              f"`name:`")
         # Internal form (govtune.languages: `eng`, `eng_Latn` -> `en`), once here: results stay keyed as before.
         self.languages = [normalize_or_keep(lang) if isinstance(lang, str) else lang for lang in self.languages]
+        if self.train_languages is not None:
+            self.train_languages = [normalize_or_keep(x) if isinstance(x, str) else x for x in self.train_languages]
         check_task_settings(self.task_settings(), builtin="xnli")  # the flat keys: every task's defaults
         for key in ("epochs", "batch_size", "grad_accum", "max_length", "eval_batch_size", "max_new_tokens",
                     "calibration_batches"):
@@ -239,7 +245,20 @@ class StudyConfig:
             raise ValueError(f"lm_eval_limit must be >= 1 or null (all), got {self.lm_eval_limit}")
         if self.incontext_shots < 0:
             raise ValueError(f"incontext_shots must be >= 0 (0 = no in-context baseline), got {self.incontext_shots}")
-        self.task_options = task_options(self.task_options, {spec.name: make_task(spec) for spec in specs})
+        tasks = {spec.name: make_task(spec) for spec in specs}
+        self.task_options = task_options(self.task_options, tasks)
+        self._check_train_languages(tasks)
+
+    def _check_train_languages(self, tasks: dict) -> None:
+        """train_languages (flat, or a task's) within each reading task's languages, checked now where the
+        languages are known before the data is read (else when the task is prepared)."""
+        reading = [t for t in tasks.values() if "train_languages" in t.settings_read]
+        if self.train_languages is not None and not reading:
+            raise ValueError(f"train_languages is set but no task of the study reads it (tasks: "
+                             f"{', '.join(tasks)}): it is for classification tasks (xnli, sib200, task files); "
+                             f"drop it")
+        for task in reading:
+            task.check_train_languages(settings=self.task_settings(task.name))
 
     def _check_training(self) -> None:
         learned = [m for m in self.methods if self.adapter_options(m).get("method") == "hybrid"

@@ -189,7 +189,8 @@ def curate_study(data: StudyData, stages: Iterable[str], model_loader: Callable)
     for task, stage in todo:
         where = data._dir(task)
         options = task.curation_config(config.curation_config(stage))  # `langid: false`: no language ID
-        result = curate(task.pool(), task.units, stage=config.curation_stage(stage),
+        # the tuning languages' pool (an evaluation-only language has none); protected: every evaluated one's rows
+        result = curate(task.pool(), task.train_units, stage=config.curation_stage(stage),
                         reference_model=model, reference_tokenizer=tokenizer, protected=task.protected(),
                         config=options, progress=data.progress, eval_sets=eval_sets)
         atomic_write_json(layout.curation_report(stage, where), result.report)

@@ -17,6 +17,7 @@ from govtune.data.sib200 import languages as shipped_languages
 from govtune.data.sib200 import load_sib200
 from govtune.languages import flores_code, iso_code
 from govtune.tasks.classification import ClassificationTask, TaskVerbalizer
+from govtune.tasks.settings import TaskSettings
 from govtune.tasks.spec import SPLITS
 from govtune.tasks.splits import carved_splits, check_languages, input_key
 
@@ -36,17 +37,20 @@ class Sib200Task(ClassificationTask):
 
     settings_read = ("languages", "data_dir", *ClassificationTask.settings_read)
 
-    def _source(self) -> str | None:
+    def _source(self, settings: TaskSettings) -> str | None:
         """Where rows come from: the task file's `dataset` (hub) or `path` (a directory in the shipped layout),
         else the study's data_dir (None: the shipped files)."""
         if self.spec.dataset:
             return self.spec.dataset
         if self.spec.data_files:
             return self.spec.resolve_path(str(self.spec.data_files))
-        return self.settings.data_dir
+        return settings.data_dir
 
-    def _requested(self, source: str | None) -> list[str]:
-        langs = self.spec.languages if self.spec.languages is not None else self.settings.languages
+    def planned_units(self, settings: TaskSettings) -> list[str]:
+        return self._requested(self._source(settings), settings)
+
+    def _requested(self, source: str | None, settings: TaskSettings) -> list[str]:
+        langs = self.spec.languages if self.spec.languages is not None else settings.languages
         if langs in (ALL, [ALL]):
             local = source if source is not None and Path(source).is_dir() else None
             langs = shipped_languages(local)
@@ -59,8 +63,8 @@ class Sib200Task(ClassificationTask):
         return list(dict.fromkeys(unit(str(lang)) for lang in langs))
 
     def _prepare(self, workdir) -> None:
-        source = self._source()
-        self._langs = self._requested(source)
+        source = self._source(self.settings)
+        self._langs = self._requested(source, self.settings)
         rows = {lang: [self._row(r, lang) for split in DATA_SPLITS for r in load_sib200(lang, split, source)]
                 for lang in self._langs}
         topics = _aligned(self.name, rows)

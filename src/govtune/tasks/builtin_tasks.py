@@ -14,7 +14,7 @@ from govtune.data import FLORES_DEV
 from govtune.data.flores import load_flores
 from govtune.data.xnli import LABELS, load_xnli
 from govtune.text.prompts import flores_training_pair, xnli_training_pair
-from govtune.tasks.task import Sample, Task, validation_sample
+from govtune.tasks.task import Sample, Task, transferred, validation_sample
 from govtune.text.prompts import flores_training_pair, xnli_continuations, xnli_training_pair
 
 
@@ -28,8 +28,8 @@ class XnliTask(Task):
 
     kind = "classification"
     calibrates = True
-    settings_read = ("languages", "data_dir", "xnli_pool_rows", "xnli_eval_rows", "eval_limit", "val_per_language",
-                     "robustness", "eval_batch_size")
+    settings_read = ("languages", "train_languages", "data_dir", "xnli_pool_rows", "xnli_eval_rows", "eval_limit",
+                     "val_per_language", "robustness", "eval_batch_size")
     curation_dir = None  # its curation cache predates tasks: OUT/curation/<stage>.jsonl
 
     def _prepare(self, workdir) -> None:
@@ -40,10 +40,14 @@ class XnliTask(Task):
     def units(self) -> list[str]:
         return list(self.settings.languages)
 
+    def planned_units(self, settings):
+        return list(settings.languages)
+
     def pool(self) -> list[dict]:
+        """The pool rows of the tuning languages (`train_units`)."""
         if self._pool is None:
             c = self.settings
-            self._pool = [r for lang in c.languages
+            self._pool = [r for lang in self.train_units
                           for r in load_xnli(lang, data_dir=c.data_dir, rows=range(*c.xnli_pool_rows))]
         return self._pool
 
@@ -55,23 +59,23 @@ class XnliTask(Task):
         return self._tests
 
     def sample(self, kept, report, shots, seed) -> Sample:
-        """k-shot sample per language (balanced across labels) and a disjoint validation sample."""
+        """k-shot sample per tuning language (balanced across labels) and a disjoint validation sample."""
         from govtune.governance import sample_kshot  # here: the curation pipeline takes ~1 s to import
 
-        train = sample_kshot(kept, self.units, k=shots, seed=seed, report=report)
-        val = validation_sample(kept, {xnli_record_key(r) for r in train}, self.units,
+        train = sample_kshot(kept, self.train_units, k=shots, seed=seed, report=report)
+        val = validation_sample(kept, {xnli_record_key(r) for r in train}, self.train_units,
                                 self.settings.val_per_language, seed, xnli_record_key)
         return Sample(train, val, {f"{self.name}_train": len(train), f"{self.name}_val": len(val)})
 
     def calibration_rows(self, kept, shots, seed):
         """The run's validation rows, or for the base model (shots 0, no curation) as many from the raw
-        pool. Pool rows only, so never a test row."""
+        pool. Pool rows only, so never a test row; of the tuning languages only (`borrowed`)."""
         if shots > 0:
             val = self.sample(kept, None, shots, seed).val
         else:
-            val = validation_sample(self.pool(), set(), self.units, self.settings.val_per_language, seed,
+            val = validation_sample(self.pool(), set(), self.train_units, self.settings.val_per_language, seed,
                                     xnli_record_key)
-        return {lang: [r for r in val if r.get("lang") == lang] for lang in self.units}
+        return {lang: [r for r in val if r.get("lang") == lang] for lang in self.train_units}
 
     def training_pair(self, row):
         return xnli_training_pair(row)
@@ -97,10 +101,11 @@ class XnliTask(Task):
         from govtune.tasks.incontext import attach
 
         s = self.sample(kept, report, k, seed)
-        tests = attach(self.test_sets(), {lang: [r for r in s.train if r.get("lang") == lang]
-                                          for lang in self.units}, self.name)
+        demos = transferred({lang: [r for r in s.train if r.get("lang") == lang] for lang in self.train_units},
+                            self.units, k, seed)
+        tests = attach(self.test_sets(), demos, self.name)
         val = {lang: [{**r, "context": tests[lang][0]["context"]} for r in s.val if r.get("lang") == lang]
-               for lang in self.units}
+               for lang in self.train_units}
         return tests, val
 
     def evaluate(self, model, tokenizer, tests, *, seed, progress, calibration=None):
@@ -108,7 +113,8 @@ class XnliTask(Task):
 
         c = self.settings
         return evaluate_xnli(model, tokenizer, tests, batch_size=c.eval_batch_size, robustness=c.robustness,
-                             seed=seed, progress=progress, calibration=calibration)
+                             seed=seed, progress=progress, calibration=calibration,
+                             borrowed=self.borrowed(tests, calibration))
 
     def intervals(self, predictions):
         from govtune.evaluation.bootstrap import task_intervals  # here: the evaluators import torch

@@ -71,7 +71,7 @@ class TaskVerbalizer:
 class ClassificationTask(FileTask):
     kind = "classification"
     calibrates = True
-    settings_read = ("eval_limit", "val_per_language", "robustness", "eval_batch_size")
+    settings_read = ("train_languages", "eval_limit", "val_per_language", "robustness", "eval_batch_size")
 
     def _prepare(self, workdir) -> None:
         super()._prepare(workdir)
@@ -87,14 +87,17 @@ class ClassificationTask(FileTask):
         return list(self.verbalizer.continuations(row["lang"])), self.verbalizer.labels.index(row["label"])
 
     def calibration_rows(self, kept, shots, seed):
+        """Validation rows per tuning language (`train_units`; an evaluation-only language borrows their
+        temperature, `borrowed`); None when one has none."""
+        langs = self.train_units
         if self.splits["validation"]:
-            val = self.splits["validation"]
+            val = self.validation_rows()
         elif shots > 0:
             val = self.sample(kept, None, shots, seed).val
         else:
-            val = [r[ROW] for r in validation_sample(self.pool(), set(), self.units, self.settings.val_per_language,
+            val = [r[ROW] for r in validation_sample(self.pool(), set(), langs, self.settings.val_per_language,
                                                      seed, row_key)]
-        by_lang = {lang: [r for r in val if r["lang"] == lang] for lang in self.units}
+        by_lang = {lang: [r for r in val if r["lang"] == lang] for lang in langs}
         return by_lang if all(by_lang.values()) else None
 
     def evaluate(self, model, tokenizer, tests, *, seed, progress, calibration=None):
@@ -103,7 +106,8 @@ class ClassificationTask(FileTask):
         c = self.settings
         metrics, preds = evaluate_classification(model, tokenizer, tests, verbalizer=self.verbalizer,
                                                  batch_size=c.eval_batch_size, robustness=c.robustness, seed=seed,
-                                                 progress=progress, calibration=calibration)
+                                                 progress=progress, calibration=calibration,
+                                                 borrowed=self.borrowed(tests, calibration))
         _add_f1_brier(metrics, preds, list(self.verbalizer.labels))
         return metrics, preds
 

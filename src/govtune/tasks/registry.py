@@ -19,8 +19,8 @@ BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
 OVERRIDABLE = {
     "xnli": ("description", "langid"),
     "flores": ("description",),
-    "sib200": ("description", "languages", "seed", "test_size", "val_size", "langid", "dataset", "path",
-               "data_files", "doc_to_text", "label_words", "target_delimiter"),
+    "sib200": ("description", "languages", "train_languages", "seed", "test_size", "val_size", "langid", "dataset",
+               "path", "data_files", "doc_to_text", "label_words", "target_delimiter"),
 }
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from govtune.data import FLORES_EVAL_LINES, FLORES_POOL_LINES, XNLI_EVAL_ROWS, XNLI_POOL_ROWS
-from govtune.languages import XNLI_LANGUAGES, normalize_or_keep
+from govtune.languages import XNLI_LANGUAGES, UnknownLanguage, normalize, normalize_or_keep
 
 
 def _bounds(rows: range) -> list[int]:
@@ -26,6 +26,9 @@ class TaskSettings:
 
     # XNLI's languages, and a task file's or SIB-200's when it names none
     languages: list[str] = field(default_factory=lambda: ["en", "zh", "hi"])
+    # The languages a classification task is tuned on, a subset of those it evaluates (None: all of them).
+    # Cross-lingual transfer: the pool, the shots, the validation and calibration rows hold only these.
+    train_languages: list[str] | None = None
     flores_pairs: list[str] = field(default_factory=lambda: ["en-zh", "en-es"])  # FLORES directions src-tgt
     data_dir: str | None = None  # None: the samples shipped in govtune.data
     # [start, stop) row ranges of the built-in benchmarks: the few-shot pool and the test rows are disjoint
@@ -45,6 +48,7 @@ class TaskSettings:
 NAMES = tuple(f.name for f in dataclasses.fields(TaskSettings))
 HINTS = typing.get_type_hints(TaskSettings)
 OPTIONAL = ("eval_limit", "flores_eval_limit", "flores_train_pairs")  # None: all (or, for the last, the shots)
+LANGUAGE_LISTS = ("languages", "train_languages")  # normalised through govtune.languages where they are read
 RANGES = (("xnli_pool_rows", "xnli_eval_rows"), ("flores_pool_lines", "flores_eval_lines"))
 
 
@@ -85,11 +89,13 @@ def _typed(where: str, key: str, value: Any) -> Any:
     args = typing.get_args(hint)
     if value is None and type(None) in args:
         return None
+    hint = next((a for a in args if typing.get_origin(a) is list), hint)  # `list[str] | None`: the list
+    args = typing.get_args(hint) if typing.get_origin(hint) is list else args
     if typing.get_origin(hint) is list:
         value = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
         if not isinstance(value, list):
             raise ValueError(f"{where} must be a list, got {value!r}")
-        if key == "languages":  # govtune's internal codes, as the study's `languages` (eng_Latn -> en)
+        if key in LANGUAGE_LISTS:  # govtune's internal codes, as the study's `languages` (eng_Latn -> en)
             return [normalize_or_keep(v) if isinstance(v, str) else v for v in value]
         try:
             return [args[0](v) for v in value]
@@ -106,7 +112,7 @@ def check(settings: TaskSettings, where: str = "", builtin: str | None = None) -
     names them in the error); `builtin="xnli"`: the languages are XNLI's."""
     at = f"{where}: " if where else ""
     if builtin == "xnli":
-        for lang in settings.languages:
+        for lang in (*settings.languages, *(settings.train_languages or ())):
             if lang not in XNLI_LANGUAGES:
                 raise ValueError(f"{at}unknown XNLI language {lang!r}{_suggest(str(lang), XNLI_LANGUAGES)}; "
                                  f"use some of {', '.join(XNLI_LANGUAGES)}")
@@ -129,6 +135,28 @@ def check(settings: TaskSettings, where: str = "", builtin: str | None = None) -
             raise ValueError(f"{at}{key} must be >= 1{null}, got {v}")
     if settings.val_per_language < 0:
         raise ValueError(f"{at}val_per_language must be >= 0, got {settings.val_per_language}")
+
+
+def check_train_languages(train: list[str] | None, languages: list[str], where: str = "") -> None:
+    """Refuse train languages a task does not evaluate (`languages`: its evaluated languages, internal form):
+    a code govtune.languages does not know gets its error, a known one outside `languages` names the fix."""
+    if train is None:
+        return
+    at = f"{where}: " if where else ""
+    if not train:
+        raise ValueError(f"{at}train_languages is empty: list the languages to tune on (some of the task's "
+                         f"languages), or leave it out to tune on every language the task evaluates")
+    outside = [lang for lang in dict.fromkeys(train) if lang not in languages]
+    for lang in outside:
+        try:
+            normalize(lang)
+        except UnknownLanguage as e:
+            raise ValueError(f"{at}train_languages: {e}") from None
+    if outside:
+        raise ValueError(f"{at}train_languages {', '.join(map(repr, outside))} not among the languages the task "
+                         f"evaluates ({', '.join(languages)}): every language tuned on is evaluated too; add "
+                         f"{'it' if len(outside) == 1 else 'them'} to the task's languages or drop "
+                         f"{'it' if len(outside) == 1 else 'them'} from train_languages")
 
 
 def _suggest(key: str, options) -> str:

@@ -33,8 +33,8 @@ REQUIRED = {"classification": ("text", "label"), "completion": ("prompt", "compl
 COMMON = ("lang", "id")
 SPLITS = ("train", "validation", "test")
 KEYS = ("type", "name", "description", "builtin", "path", "data_files", "dataset", "dataset_config", "columns",
-        "lang", "languages", "labels", "label_words", "doc_to_text", "target_delimiter", "splits", "val_size",
-        "test_size", "seed", "langid", "generation_kwargs")
+        "lang", "languages", "train_languages", "labels", "label_words", "doc_to_text", "target_delimiter", "splits",
+        "val_size", "test_size", "seed", "langid", "generation_kwargs")
 # lm-eval's generation_kwargs that a completion or chat task may set (generation is greedy: no sampling keys).
 GENERATION_KEYS = ("until", "max_gen_toks")
 
@@ -59,6 +59,7 @@ class TaskSpec:
     columns: dict[str, str] = field(default_factory=dict)
     lang: str | None = None
     languages: list[str] | None = None
+    train_languages: list[str] | None = None  # tuned on (a subset of languages); None: every language
     labels: list[str] = field(default_factory=list)
     label_words: dict[str, dict[str, str]] = field(default_factory=dict)
     doc_to_text: str | dict[str, str] | None = None
@@ -142,8 +143,9 @@ def _languages_normalized(raw: dict) -> dict:
     out = dict(raw)
     if isinstance(out.get("lang"), str):
         out["lang"] = normalize_or_keep(out["lang"])
-    if isinstance(out.get("languages"), list):
-        out["languages"] = [normalize_or_keep(x) if isinstance(x, str) else x for x in out["languages"]]
+    for key in ("languages", "train_languages"):
+        if isinstance(out.get(key), list):
+            out[key] = [normalize_or_keep(x) if isinstance(x, str) else x for x in out[key]]
     for key in ("label_words", "doc_to_text"):
         if isinstance(out.get(key), dict):
             out[key] = {normalize_or_keep(k) if isinstance(k, str) else k: v for k, v in out[key].items()}
@@ -161,6 +163,13 @@ def _check(spec: TaskSpec, where: str) -> None:
         if ours not in allowed:
             raise ValueError(f"{where}: `columns.{ours}` is not a field of a {spec.type} row{suggest(ours, allowed)}; "
                              f"map some of {', '.join(allowed)} to your column names")
+    if spec.train_languages is not None and spec.type != "classification":
+        raise ValueError(f"{where}: `train_languages` belongs to classification tasks (tune on some languages, "
+                         f"evaluate on all); a {spec.type} task tunes and evaluates on the same languages")
+    if spec.train_languages is not None and not (isinstance(spec.train_languages, list) and spec.train_languages
+                                                 and all(isinstance(x, str) for x in spec.train_languages)):
+        raise ValueError(f"{where}: `train_languages: {spec.train_languages!r}` must list language codes (some of "
+                         f"the task's languages), e.g. train_languages: [eng_Latn, hin_Deva]")
     if spec.data_files and spec.dataset:
         raise ValueError(f"{where}: give `data_files` (local files) or `dataset` (a hub name), not both")
     for key in ("val_size", "test_size"):

@@ -115,11 +115,13 @@ def check_leakage(name: str, splits: dict[str, list[dict]]) -> None:
                              f"side (or deduplicate the data before splitting)")
 
 
-def check_languages(name: str, splits: dict[str, list[dict]], langs: list[str], where: str) -> None:
-    """Every language must keep train and test rows."""
+def check_languages(name: str, splits: dict[str, list[dict]], langs: list[str], where: str,
+                    train_langs: list[str] | None = None) -> None:
+    """Every language must keep test rows, and every language tuned on (`train_langs`, None: all) train rows."""
     for split in ("train", "test"):
         have = {r["lang"] for r in splits.get(split, [])}
-        empty = [lang for lang in langs if lang not in have]
+        need = langs if split == "test" or train_langs is None else [x for x in langs if x in train_langs]
+        empty = [lang for lang in need if lang not in have]
         if empty:
             raise ValueError(f"task {name!r}: language {empty[0]!r} has no {split} rows {where}; add "
                              f"{empty[0]} rows, lower test_size/val_size or relax the curation, or drop "

@@ -5,7 +5,14 @@ evaluation and metric entries only through it, so a new task type is a new subcl
 `TYPES` (govtune.tasks.registry), nothing else.
 
 The settings a task reads (languages, data, row ranges, evaluation budget) are a `TaskSettings`
-(govtune.tasks.settings): built by the study from its config, or by a command from its arguments."""
+(govtune.tasks.settings): built by the study from its config, or by a command from its arguments.
+
+Cross-lingual transfer (a classification task's `train_languages`, a subset of the languages it evaluates):
+the zero-shot cross-lingual protocol. The few-shot pool (what curation sees), the k shots per language, the
+validation rows (validation loss, early stopping, the learned mixer) and the calibration rows hold only the
+tuning languages (`train_units`), so no labelled row of an evaluation-only language is used for tuning,
+selection or calibration; the test rows cover every evaluated language (`units`). An evaluation-only
+language's temperature is the one fit on the tuning languages' validation rows together (`borrowed`)."""
 
 from __future__ import annotations
 
@@ -13,7 +20,7 @@ import random
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
 
-from govtune.tasks.settings import TaskSettings
+from govtune.tasks.settings import TaskSettings, check_train_languages
 from govtune.tasks.spec import TaskSpec
 
 
@@ -50,7 +57,46 @@ class Task(ABC):
                             f"StudyConfig.task_settings(name)), got {type(settings).__name__}")
         self.settings = settings
         self._prepare(workdir)
+        self.check_train_languages(self.units)
         return self
+
+    # --- cross-lingual transfer ----------------------------------------------------------------------
+    def _train_languages(self, settings: TaskSettings) -> list[str] | None:
+        """The languages asked to tune on: the task file's own `train_languages` (as its `languages`, over the
+        study's), else the settings'; None: every evaluated language. Only tasks that read it have any."""
+        if "train_languages" not in self.settings_read:
+            return None
+        own = self.spec.train_languages
+        return list(own) if own is not None else settings.train_languages
+
+    def planned_units(self, settings: TaskSettings) -> list[str] | None:
+        """The languages the task will evaluate under `settings`, known before its data is read (None: only
+        the data says): lets a study refuse bad train_languages before it starts."""
+        return None
+
+    def check_train_languages(self, units: list[str] | None = None, settings: TaskSettings | None = None) -> None:
+        """Refuse train languages the task does not evaluate, or codes govtune.languages does not know."""
+        settings = settings or self.settings
+        units = self.planned_units(settings) if units is None else units
+        if units is not None:
+            check_train_languages(self._train_languages(settings), list(units), f"task {self.name!r}")
+
+    @property
+    def train_units(self) -> list[str]:
+        """The languages the task is tuned on (pool, shots, validation and calibration rows), in `units` order."""
+        chosen = self._train_languages(self.settings)
+        return list(self.units) if chosen is None else [u for u in self.units if u in set(chosen)]
+
+    def borrowed(self, tests: dict[str, list], calibration: dict[str, list] | None) -> dict[str, list[str]] | None:
+        """{evaluation-only language: the tuning languages whose validation rows fit its temperature}. Such a
+        language has no validation rows by design (none of its labelled rows may be used), so its temperature
+        is the one fit on the tuning languages' rows together; None when every language has its own."""
+        if calibration is None:
+            return None
+        tuned = set(self.train_units)
+        out = {lang: [u for u in self.train_units if u in calibration] for lang in tests
+               if lang not in calibration and lang not in tuned}
+        return out or None
 
     @abstractmethod
     def _prepare(self, workdir) -> None: ...
@@ -170,3 +216,20 @@ def validation_sample(records: list[dict], taken: set, langs: list[str], n: int,
         rest = [r for r in records if r.get("lang") == lang and key(r) not in taken]
         val += rng.sample(rest, min(n, len(rest)))
     return val
+
+
+def transferred(demos: dict[str, list[dict]], units: list[str], k: int, seed: int) -> dict[str, list[dict]]:
+    """In-context demonstrations of every evaluated language: a tuning language's own (`demos`); an
+    evaluation-only language's k label-balanced ones drawn (seeded by the language) from the tuning languages'
+    together, each written in its own language, so no labelled row of an evaluation-only language is shown."""
+    from govtune.governance import sample_kshot  # here: the curation pipeline takes ~1 s to import
+
+    source = [r for rows in demos.values() for r in rows]
+    out = {}
+    for lang in units:
+        if lang in demos:
+            out[lang] = demos[lang]
+            continue
+        tagged = [{"lang": lang, "label": r.get("label"), "at": i} for i, r in enumerate(source)]
+        out[lang] = [source[t["at"]] for t in sample_kshot(tagged, [lang], k, seed)]
+    return out
