@@ -20,6 +20,7 @@ import random
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
 
+from govtune.languages import normalize_or_keep
 from govtune.tasks.settings import TaskSettings, check_train_languages
 from govtune.tasks.spec import TaskSpec
 
@@ -66,8 +67,8 @@ class Task(ABC):
         study's), else the settings'; None: every evaluated language. Only tasks that read it have any."""
         if "train_languages" not in self.settings_read:
             return None
-        own = self.spec.train_languages
-        return list(own) if own is not None else settings.train_languages
+        chosen = self.spec.train_languages if self.spec.train_languages is not None else settings.train_languages
+        return None if chosen is None else [normalize_or_keep(x) for x in chosen]  # settings built by hand too
 
     def planned_units(self, settings: TaskSettings) -> list[str] | None:
         """The languages the task will evaluate under `settings`, known before its data is read (None: only
