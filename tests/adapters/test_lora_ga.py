@@ -139,3 +139,55 @@ def test_calibration_without_labels_is_rejected():
     with pytest.raises(ValueError, match="labels"):
         inject(model, AdapterConfig(method="lora_ga", r=4), calibration=[{"input_ids": torch.ones(1, 4).long()}],
                progress=False)
+
+
+def test_gradient_of_the_target_loss_with_prompts_and_padding():
+    """Calibration rows as training writes them (prompt labels -100, left padding, an attention mask):
+    the estimate, computed from the target positions' logits only, equals the gradient of transformers'
+    own loss over the full logits."""
+    model, _ = tiny_model("tiny-llama")
+    g = torch.Generator().manual_seed(5)
+    ids = torch.randint(3, 300, (3, 14), generator=g)
+    mask = torch.ones_like(ids)
+    mask[0, :4], mask[1, :2] = 0, 0  # left padding
+    labels = torch.full_like(ids, -100)
+    labels[:, -3:] = ids[:, -3:]  # the last three tokens are the target
+    labels[2, -3] = -100  # rows with targets of different lengths
+    pos = (mask.cumsum(1) - 1).clamp(min=0)
+    batch = {"input_ids": ids, "attention_mask": mask, "position_ids": pos, "labels": labels}
+    targets = resolve_targets(model, AdapterConfig(method="lora_ga"))
+    est = estimate_gradients(model, targets, [batch], max_batches=1, progress=False)
+    weights = [m.weight for m in targets.values()]
+    for w in weights:
+        w.requires_grad_(True)
+    ref = torch.autograd.grad(model(**batch).loss, weights)
+    for (name, got), want in zip(est.items(), ref):
+        torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-5, msg=name)
+
+
+def test_gradient_cache_hits_only_on_the_same_weights_and_batches(monkeypatch):
+    from govtune.adapters import lora_ga
+
+    model, _ = tiny_model("tiny-llama")
+    targets = resolve_targets(model, AdapterConfig(method="lora_ga"))
+    fresh = estimate_gradients(model, targets, calibration(2), max_batches=2, progress=False)
+    calls = []
+    real = lora_ga.estimate_gradients
+    monkeypatch.setattr(lora_ga, "estimate_gradients", lambda *a, **k: calls.append(1) or real(*a, **k))
+    cache = lora_ga.GradientCache()
+    first = cache.estimate(model, targets, calibration(2), 2, progress=False)
+    again = cache.estimate(model, targets, iter(calibration(2)), 2, progress=False)  # equal batches, new objects
+    assert len(calls) == 1 and cache.hits == 1
+    for name in fresh:
+        assert torch.equal(first[name], fresh[name]) and torch.equal(again[name], fresh[name])
+    again[next(iter(again))].add_(1.0)  # a caller's change does not reach the cache
+    assert torch.equal(cache.estimate(model, targets, calibration(2), 2, progress=False)[next(iter(fresh))],
+                       fresh[next(iter(fresh))])
+    cache.estimate(model, targets, calibration(2), 1, progress=False)  # fewer batches: another estimate
+    other = calibration(2)
+    other[1]["labels"][0, 3] = -100  # one label masked
+    cache.estimate(model, targets, other, 2, progress=False)
+    with torch.no_grad():
+        next(iter(targets.values())).weight[0, 0] += 1e-3  # one weight moved
+    cache.estimate(model, targets, other, 2, progress=False)
+    assert len(calls) == 4

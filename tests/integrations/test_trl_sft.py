@@ -11,7 +11,7 @@ from trl import SFTConfig, SFTTrainer
 
 from govtune.adapters import mixing
 from govtune.integrations import prepare_trainer
-from govtune.training.loop import TargetLoss
+from govtune.text.target_loss import TargetLoss
 
 IGNORE = -100
 

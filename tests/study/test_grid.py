@@ -234,3 +234,21 @@ def test_incontext_baseline_runs_the_untuned_model_on_the_k_shot_sample_in_its_p
     report = (out / "report.md").read_text()
     assert "| Base + in-context |" in report and "LoRA − Base + in-context" in report
     assert "Base + in-context: the untuned model with 2 examples per language" in report
+
+
+def test_the_hybrid_reuses_the_lora_ga_gradient_and_gets_the_same_result(tmp_path, study):
+    """A hybrid cell after the LoRA-GA cell of the same seed and sample takes the runner's cached gradient
+    estimate; its result equals the hybrid run in a study of its own, which estimates it afresh."""
+    from govtune.study.grid import StudyRunner
+
+    shared = StudyRunner(study(methods=["lora_ga", "hybrid"], seeds=[0]), tmp_path / "both", progress=False)
+    shared.run(report=False)
+    assert shared.gradient_cache.hits == 1
+    alone = StudyRunner(study(methods=["hybrid"], seeds=[0]), tmp_path / "alone", progress=False)
+    alone.run(report=False)
+    assert alone.gradient_cache.hits == 0
+    def metrics(root):
+        m = json.loads((root / "runs" / "hybrid-k8-c0-s0" / "result.json").read_text())["metrics"]
+        return {task: {k: v for k, v in block.items() if k != "timing"} for task, block in m.items()}
+
+    assert metrics(tmp_path / "both") == metrics(tmp_path / "alone")

@@ -14,7 +14,7 @@ import torch
 from govtune.text.encoding import IGNORE_INDEX, PairCollator, encode_training_pairs, pad_token_id
 from govtune.training import train
 from govtune.training.data import LengthGroupedBatches, process_rows, target_count
-from govtune.training.loop import TargetLoss
+from govtune.text.target_loss import TargetLoss
 
 RUNNER = Path(__file__).with_name("dp_train_run.py")
 

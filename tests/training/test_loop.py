@@ -12,7 +12,8 @@ from govtune.study.config import SCHEDULES as STUDY_SCHEDULES
 from govtune.text.encoding import PairCollator, encode_training_pairs, pad_token_id
 from govtune.training import Callback, TrainConfig, TrainingDiverged, latest_checkpoint, load_checkpoint, train
 from govtune.training.data import LengthGroupedBatches
-from govtune.training.loop import SCHEDULES, TargetLoss
+from govtune.text.target_loss import TargetLoss
+from govtune.training.loop import SCHEDULES
 
 WORDS = ["alpha", "bravo", "charlie", "delta"]
 PAIRS = [(f"Item {i % 4}: the code word is", f" {WORDS[i % 4]}") for i in range(32)]

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
+import torch
 from torch import nn
 
 from govtune.adapters.base import SUPPORTED_LAYERS, AdapterLayer, layer_fingerprint, tensor_fingerprint
 from govtune.adapters.config import DEFAULT_TARGETS, AdapterConfig
-from govtune.adapters.lora_ga import estimate_gradients
+from govtune.adapters.lora_ga import GradientCache, estimate_gradients
 from govtune.adapters.registry import GRADIENT_INIT, layer_class
 from govtune.constants import ADAPTER_STATE_ATTR
 from govtune.quantization import model_scheme
@@ -100,22 +102,23 @@ def full_fingerprint(model: nn.Module) -> str:
 
 
 def inject(model: nn.Module, config: AdapterConfig, calibration: Iterable[Mapping] | None = None, *,
-           progress: bool = True) -> nn.Module:
+           progress: bool = True, gradient_cache: GradientCache | None = None) -> nn.Module:
     """Wrap every target layer of `model` (in place) in the adapter of `config.method` and freeze
     everything else; `full` makes every weight trainable instead.
 
     calibration: batches (dicts of tensors with `labels`) for the LoRA-GA gradient estimate; required for
-    lora_ga and hybrid, ignored otherwise."""
+    lora_ga and hybrid, ignored otherwise. gradient_cache: where an earlier identical estimate may be found
+    (`GradientCache`: same weights, same batches), e.g. a study's, shared by its cells."""
     if not isinstance(config, AdapterConfig):
         raise ValueError(f"config must be an AdapterConfig, got {type(config).__name__}")
     if config.method in GRADIENT_INIT and calibration is None:
         raise ValueError(f"method {config.method!r} initialises its LoRA branch from the loss gradient: pass "
                          f"calibration= an iterable of batches with labels (e.g. the first training batches)")
-    return _inject(model, config, calibration, progress=progress)
+    return _inject(model, config, calibration, progress=progress, gradient_cache=gradient_cache)
 
 
 def _inject(model: nn.Module, config: AdapterConfig, calibration: Iterable[Mapping] | None, *,
-            progress: bool = True) -> nn.Module:
+            progress: bool = True, gradient_cache: GradientCache | None = None) -> nn.Module:
     """inject() without the calibration requirement: load_adapter builds the layers, then loads A0, B0."""
     if adapter_state(model) is not None:
         raise ValueError("this model already has adapters: call merge_and_unload(model) first, or start from a "
@@ -137,7 +140,8 @@ def _inject(model: nn.Module, config: AdapterConfig, calibration: Iterable[Mappi
         p.requires_grad_(False)
     grads = None
     if config.method in GRADIENT_INIT and calibration is not None:
-        grads = estimate_gradients(model, targets, calibration, config.ga_batches, progress=progress)
+        estimate = gradient_cache.estimate if gradient_cache is not None else estimate_gradients
+        grads = estimate(model, targets, calibration, config.ga_batches, progress=progress)
     for name, layer in layers.items():
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
@@ -159,6 +163,32 @@ def unmerge_adapters(model: nn.Module) -> None:
     for layer in adapter_layers(model).values():
         if layer.merged:
             layer.unmerge()
+
+
+@contextmanager
+def merged_for_inference(model: nn.Module) -> Iterator[nn.Module]:
+    """The model with its adapters folded into the base weights for the duration of the block: evaluation
+    and generation then run the plain layers, at the base model's cost. Unmerged, a BOFT layer rebuilds its
+    rotation and R W0 at every forward, which for greedy decoding is every new token (the demo's BOFT run
+    generated FLORES ~1.5x slower than the base model). On exit the base weights get back their exact
+    values from copies (not `unmerge`'s inverse, which is exact only up to rounding), so a save or a
+    fingerprint after the block sees the same bytes. Layers on a quantised base stay unmerged: merging
+    would dequantise them. Outputs equal the unmerged model's up to float rounding."""
+    layers = [layer for layer in adapter_layers(model).values() if not layer.merged and not layer.quantized]
+    saved = [(layer.weight.detach().clone(), None if layer.bias is None else layer.bias.detach().clone())
+             for layer in layers]
+    try:
+        for layer in layers:
+            layer.merge()
+        yield model
+    finally:
+        with torch.no_grad():
+            for layer, (w, b) in zip(layers, saved):
+                if layer.merged:
+                    layer.weight.copy_(w)
+                    if b is not None:
+                        layer.bias.copy_(b)
+                    layer.merged = False
 
 
 def merge_and_unload(model: nn.Module) -> nn.Module:

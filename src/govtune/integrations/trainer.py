@@ -38,7 +38,7 @@ from govtune.adapters import learned_layers, load_adapter, riemannian_modules, s
 from govtune.adapters.inject import adapter_state
 from govtune.adapters.io import CONFIG_NAME, read_adapter_config
 from govtune.atomic import atomic_write_with
-from govtune.training.loop import TargetLoss
+from govtune.text.target_loss import TargetLoss
 from govtune.training.mixer import ValidationMixer
 from govtune.training.optim import param_groups
 from govtune.training.step import StepProtocol

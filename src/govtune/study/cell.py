@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from govtune.adapters import AdapterConfig, inject, save_adapter
+from govtune.adapters import AdapterConfig, inject, merged_for_inference, save_adapter
 from govtune.adapters.registry import GRADIENT_INIT
 from govtune.atomic import atomic_write_json, atomic_write_jsonl, atomic_write_text
 from govtune.constants import BASE, INCONTEXT
@@ -110,6 +110,9 @@ class CellRun:
         self.progress = runner.progress and runner.main
         self.write = runner.main  # the main process writes the run's files
         self.cell, self.run = cell, run
+        # the runner's last LoRA-GA gradient estimate: a hybrid cell after the LoRA-GA cell of the same seed and
+        # sample starts from the same gradient without estimating it again (None: each cell estimates its own)
+        self.gradient_cache = getattr(runner, "gradient_cache", None)
 
     def result(self) -> tuple[dict[str, Any], dict[str, list]]:
         """Train and evaluate the cell; returns (result, curves). Writes the run's history, predictions and
@@ -134,9 +137,10 @@ class CellRun:
         else:
             trained = {"curves": {}, "lam_final": None, "data": {}, "footprint": dict(UNTRAINED)}
         model.eval()
-        metrics, ci95 = self._evaluate(model, tokenizer)
-        if config.lm_eval_tasks:
-            metrics["lm_eval"], ci95["lm_eval"] = self._lm_eval(model, tokenizer)
+        with merged_for_inference(model):  # evaluated at the base model's cost; the adapter is saved above
+            metrics, ci95 = self._evaluate(model, tokenizer)
+            if config.lm_eval_tasks:
+                metrics["lm_eval"], ci95["lm_eval"] = self._lm_eval(model, tokenizer)
         accelerator.free_memory()
         del model
         result = {"run_id": cell.run_id, "method": cell.method, "seed": cell.seed, "shots": cell.shots,
@@ -165,7 +169,7 @@ class CellRun:
             calibration = _calibration_batches(model, tokenizer, pairs, config, accelerator.device)
             options.setdefault("ga_batches", len(calibration))
         torch.manual_seed(cell.seed)  # adapter init depends on the seed only, not on what ran before
-        inject(model, AdapterConfig(**options), calibration=calibration)
+        inject(model, AdapterConfig(**options), calibration=calibration, gradient_cache=self.gradient_cache)
         if head:
             unfreeze_head(model)  # inject froze every weight outside the adapter
         tc = config.train_config(cell.method, cell.seed, self.progress)

@@ -18,6 +18,7 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
+from govtune.adapters.lora_ga import GradientCache
 from govtune.atomic import atomic_write_json, atomic_write_text
 from govtune.evaluation.sharding import process_state
 from govtune.constants import INCONTEXT
@@ -136,6 +137,7 @@ class StudyRunner:
         self.executor, self.ray_address = executor, ray_address
         self.data: StudyData | None = None  # prepare() builds it
         self.accelerator = None  # one for every cell, made when a cell is to run in this process
+        self.gradient_cache = GradientCache()  # LoRA-GA's gradient estimate, shared by the cells that need the same
 
     def run(self, resume: bool = False, report: bool = True,
             after_cell: Callable[[Cell], None] | None = None) -> StudyOutcome:

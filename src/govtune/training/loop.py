@@ -9,7 +9,6 @@ keeping the last good checkpoint."""
 
 from __future__ import annotations
 
-import inspect
 import math
 import time
 from contextlib import nullcontext
@@ -28,6 +27,7 @@ from govtune.adapters import learned_layers, trainable_parameters
 from govtune.text.class_encoding import (ClassCollator, ClassExample, HeadForward, encode_class_examples, head_pad_id,
                                          is_classifier)
 from govtune.text.encoding import IGNORE_INDEX, PairCollator, encode_training_pairs, pad_token_id
+from govtune.text.target_loss import TargetLoss
 from govtune.training.callbacks import Callback, EpochInfo, History, StepInfo
 from govtune.training.checkpoint import latest_checkpoint, save_checkpoint
 from govtune.training.config import SCHEDULES, TrainConfig, TrainResult, make_accelerator
@@ -39,39 +39,6 @@ from govtune.training.step import StepProtocol
 # resume_checkpoint and diverged under the loop's own names for them
 from govtune.training.resume import diverged as _diverged
 from govtune.training.resume import resume_checkpoint as _resume
-
-
-class TargetLoss:
-    """Cross-entropy over the target tokens of a batch, computing logits only where a target token is
-    predicted when the model supports `logits_to_keep` (targets sit at the end: left padding). Called, the
-    mean and the count; `summed` gives the sum, which the loop divides by the step's global count."""
-
-    def __init__(self, model: nn.Module):
-        forward = inspect.signature(getattr(model, "forward")).parameters
-        self.positions = "position_ids" in forward
-        self.keep = "logits_to_keep" in forward
-
-    def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        loss, n = self.summed(model, batch)
-        return loss / n.clamp(min=1), n
-
-    def summed(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(sum of the target tokens' cross-entropy, number of target tokens)."""
-        labels = batch["labels"]
-        kwargs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
-        if self.positions and "position_ids" in batch:
-            kwargs["position_ids"] = batch["position_ids"]
-        width = labels.shape[1]
-        if self.keep:
-            has = labels != IGNORE_INDEX
-            first = int(has.float().argmax(dim=1)[has.any(dim=1)].min()) if has.any() else width - 1
-            kwargs["logits_to_keep"] = max(width - first + 1, 2)  # from the token before the first target
-        logits = model(**kwargs).logits  # (B, K, V), K <= T: the last K positions
-        k = logits.shape[1]
-        target = labels[:, width - k + 1:]  # logits at t predict token t + 1
-        loss = F.cross_entropy(logits[:, :-1].float().reshape(-1, logits.shape[-1]), target.reshape(-1),
-                               ignore_index=IGNORE_INDEX, reduction="sum")
-        return loss, (target != IGNORE_INDEX).sum()
 
 
 class ClassLoss:
