@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from govtune.data.papers import TITLES
 from govtune.report.breadth import breadth_tasks, focus_method, trailing
+from govtune.report.group_differences import significant_group_differences
 from govtune.report.reading import Study, label
 from govtune.report.significance import interval_method, significant_differences
 
@@ -38,7 +39,8 @@ def findings(s: Study, caveats: list[str]) -> str:
         differences = "No difference between methods is significant: every paired 95% interval covers 0."
     else:
         differences = "One method only: no paired comparison."
-    lines = [differences, *[_trailing_line(s, t) for t in tasks], *[f"Caveat: {c}" for c in caveats]]
+    groups = [f"{TITLES.get(t, t)}, {line}" for t in tasks for line in significant_group_differences(s, t)]
+    lines = [differences, *groups, *[_trailing_line(s, t) for t in tasks], *[f"Caveat: {c}" for c in caveats]]
     method = interval_method(s).strip()
     return ("## What the study found\n\n" + "\n".join(f"- {line}" for line in lines)
             + (f"\n\nIntervals, throughout this report: {method}" if method else "") + "\n")

@@ -13,6 +13,7 @@ from govtune.evaluation.calibration import T_MAX, T_MIN
 from govtune.evaluation.metric_registry import LANG_LABELS
 from govtune.report.breadth import breadth_section, is_breadth
 from govtune.report.breadth import languages as breadth_languages
+from govtune.report.group_differences import group_differences_section
 from govtune.report.ledger import curation_label
 from govtune.report.reading import Study, fmt, label, mean, table, welch
 from govtune.report.significance import fmt_difference, interval_note
@@ -76,7 +77,7 @@ def breadth_main_table(s: Study, task: str) -> str:
             f"accuracy, decile gap = best-decile mean - worst-decile mean (both lower is better), Avg-ECE = "
             f"mean expected calibration error (%, 15 bins). Mean ± sd over seeds.{accuracy_interval(s, task)}"
             f"\n\n{s.scope()}\n\n" + table(["Method", *_names(task, keys), "p (Macro vs LoRA)"], rows)
-            + "\n\n" + breadth_section(s, task))
+            + "\n\n" + breadth_section(s, task) + group_differences_section(s, task))
 
 
 def calibration_table(s: Study, task: str) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from govtune.evaluation import metric_registry as registry
 from govtune.report.breadth import breadth_section, is_breadth
+from govtune.report.group_differences import group_differences_section
 from govtune.report.reading import Study, label, table
 
 # Columns after the per-language ones, by kind, when the runs have them.
@@ -37,4 +38,5 @@ def task_section(s: Study, task: str) -> str:
             f"{what[0].upper() + what[1:]}."
             + ("" if breadth else " 95% bootstrap intervals over the test examples in brackets.") + "\n\n"
             f"*Model `{s.model}`, {int(n) if n else '?'} test examples per language, {len(s.seeds)} seed(s).*\n\n"
-            + table(header, rows) + ("\n\n" + breadth_section(s, task) if breadth else ""))
+            + table(header, rows)
+            + ("\n\n" + breadth_section(s, task) + group_differences_section(s, task) if breadth else ""))
