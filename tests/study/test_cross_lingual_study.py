@@ -10,6 +10,8 @@ import json
 import numpy as np
 import pytest
 
+from govtune.report import group_differences as gd
+from govtune.report.reading import Study
 from govtune.results.layout import StudyLayout
 from govtune.study.data import StudyData
 from govtune.study.grid import run_study
@@ -98,3 +100,12 @@ def test_resume_with_other_train_languages_is_refused(study, tmp_path):
     assert build_config(flat).settings_hash() != build_config({**flat, "train_languages": None}).settings_hash()
     saved = json.loads((out / "study.json").read_text())
     assert saved["config"]["task_options"]["sib200"]["train_languages"] == ["en", "hi"]
+
+
+def test_language_groups_for_paired_differences_follow_the_tuning_set(study):
+    """The groups the report pairs methods over: the tuning set and the languages evaluated only, as recorded;
+    one method, no comparison: no table of paired group differences."""
+    _, out, _ = study
+    by = {g.name: set(g.codes) for g in gd.groups(Study(out), "sib200")}
+    assert by[gd.TUNED] == TUNED and by[gd.UNTUNED] == UNTUNED and by[gd.ALL] == TUNED | UNTUNED
+    assert "#### Paired differences per language group" not in (out / "report.md").read_text()
