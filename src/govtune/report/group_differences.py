@@ -70,9 +70,9 @@ def contrasts(s: Study, task: str) -> list[tuple[str, Group, Group]]:
     """(name, first, second): the difference of a comparison's differences between two groups of languages;
     only where both groups have languages."""
     langs = languages(s, task)
-    low = Group("classes 0-2", tuple(x.code for x in langs if x.level in LOW_RESOURCE))
-    high = Group("classes 4-5", tuple(x.code for x in langs if x.level in HIGH_RESOURCE))
-    pairs = [("low − high resource (classes 0-2 − classes 4-5)", low, high)]
+    low, high = (Group(f"classes {levels[0]}-{levels[-1]}", tuple(x.code for x in langs if x.level in levels))
+                 for levels in (LOW_RESOURCE, HIGH_RESOURCE))
+    pairs = [(f"low − high resource ({low.name} − {high.name})", low, high)]
     if tuning_languages(s, task) is not None:
         by = {g.name: g for g in groups(s, task)}
         pairs.append((f"{UNTUNED} − {TUNED}", by.get(UNTUNED, Group(UNTUNED, ())), by.get(TUNED, Group(TUNED, ()))))
