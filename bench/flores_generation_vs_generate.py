@@ -4,7 +4,8 @@ stop rule, side by side in one process.
 Both translate the same FLORES evaluation lines (shipped data, the first --per-pair lines of each
 direction) from the same prompts: those `govtune.evaluation.evaluate_flores` builds, each preceded by
 --shots demonstrations from the pool lines (so a base model translates instead of copying), with the same
-per-row token budgets, the same batches (longest prompts first) and the same model object and threads.
+per-row token budgets, the same batches (longest prompts first, one direction's demonstrations per batch:
+`govtune.evaluation.shared_prefix.prefix_batches`) and the same model object and threads.
 The prompts are captured from one `evaluate_flores` call (which is also the warm-up), then each generator
 runs on them --repeats times, alternating which goes first; examples/s is the median.
 
@@ -46,6 +47,7 @@ from govtune.data.flores import load_flores  # noqa: E402
 from govtune.evaluation import flores_eval  # noqa: E402
 from govtune.tasks.incontext import attach, flores_demonstrations  # noqa: E402
 from govtune.evaluation.metrics import bleu_with_signature  # noqa: E402
+from govtune.evaluation.shared_prefix import prefix_batches  # noqa: E402
 from govtune.evaluation.scoring import (_eos_ids, _translation_done, cut_sentence, decode_complete,  # noqa: E402
                                         generate_lines, pad_token_id)
 from govtune.models import load_model  # noqa: E402
@@ -115,8 +117,7 @@ def reference_generate_lines(model, tokenizer, prompts, *, max_new_tokens, batch
     steps = [min(max_new_tokens, b) for b in budgets]
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     out = [""] * len(prompts)
-    for b in range(0, len(order), batch_size):
-        idx = order[b:b + batch_size]
+    for idx in prefix_batches(order, lambda i: prompts[i], batch_size):
         width = max(len(prompts[i]) for i in idx)
         ids = torch.tensor([[pad] * (width - len(prompts[i])) + prompts[i] for i in idx])
         mask = torch.tensor([[0] * (width - len(prompts[i])) + [1] * len(prompts[i]) for i in idx])

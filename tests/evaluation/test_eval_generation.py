@@ -42,8 +42,9 @@ def _force(model, tok, texts: dict[int, str]):
     """Makes the row whose prompt is L tokens long greedily spell texts[L] token by token (then "z").
 
     Rows leave the batch as they finish, so a row is known by its prompt length, read off its attention
-    mask: the prompt batch is left-padded to width W, and a row keeps its W - L leading zeros at every
-    step. Returns the batch size of every forward call."""
+    mask: the prompt batch is left-padded to width W, and a row keeps its W - L zeros at every step
+    (leading, or after a prefix shared by all prompts and run once). Returns the batch size of every
+    forward call."""
     seqs = {n: tok.encode(t, add_special_tokens=False) for n, t in texts.items()}
     filler = tok.encode("z", add_special_tokens=False)[0]
     calls, state = [], {}
@@ -56,7 +57,7 @@ def _force(model, tok, texts: dict[int, str]):
     def hook(module, args, out):
         calls.append(out.shape[0])
         for i, row in enumerate(state["mask"].tolist()):
-            zeros = row.index(1)
+            zeros = row.count(0)
             s = seqs.get(state["width"] - zeros, [])
             step = len(row) - state["width"]  # tokens this row has generated so far
             out[i, -1, s[step] if step < len(s) else filler] += 1e4

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from govtune.data.xnli import LABELS
+from govtune.evaluation.shared_prefix import SHARED_PREFIX_MIN, prefix_batches, shared_prefix_length
 from govtune.evaluation.sharding import map_batches
 from govtune.text.class_encoding import (ClassCollator, HeadForward, base_model, encode_class_pair, head_pad_id,
                                          is_classifier)
@@ -51,6 +52,29 @@ def _cache(res):
     return res.past_key_values if cache is None else cache
 
 
+def _left_padded_pass(model, seqs: list[list[int]], pad_id: int):
+    """(output, attention mask, position ids) of the left-padded batch `seqs`, last logits only.
+
+    When the rows share a prefix of at least SHARED_PREFIX_MIN tokens (in-context demonstrations), the
+    prefix is run once with batch size 1, its KV cache repeated to every row, and only each row's suffix
+    is run, left-padded after the prefix: the mask is ones over the prefix, the suffix's pads, then ones;
+    positions continue from the prefix over real tokens (BLOOM's ALiBi derives them from that mask). A model
+    whose cache is not a transformers Cache gets the full rows."""
+    n = shared_prefix_length(seqs)
+    if n >= SHARED_PREFIX_MIN:
+        head = _forward(model, torch.tensor([seqs[0][:n]]), torch.ones((1, n), dtype=torch.long),
+                        torch.arange(n)[None], keep=1)
+        cache = _cache(head)
+        if hasattr(cache, "batch_repeat_interleave"):
+            cache.batch_repeat_interleave(len(seqs))
+            ids, smask, spos = pad_batch([s[n:] for s in seqs], pad_id, "left")
+            mask = torch.cat([torch.ones((len(seqs), n), dtype=smask.dtype), smask], 1)
+            pos = spos + n
+            return _forward(model, ids, mask, pos, keep=1, past=cache), mask, pos
+    ids, mask, pos = pad_batch(seqs, pad_id, "left")
+    return _forward(model, ids, mask, pos, keep=1), mask, pos
+
+
 @torch.inference_mode()
 def loglikelihoods(model, requests: list[tuple[list[int], list[int]]], *, batch_size: int = 8,
                    padding_side: str = "left", pad_id: int = 0, progress: bool = False,
@@ -60,8 +84,10 @@ def loglikelihoods(model, requests: list[tuple[list[int], list[int]]], *, batch_
     Requests that share a context (the three labels of an XNLI example) are scored together: one forward
     pass over the context fills the KV cache and gives every continuation's first token; a second, short
     pass over the continuations (cache rows repeated per continuation) gives the rest. The prompt is thus
-    read once, not three times. Longest contexts go first so padding stays small. Under `accelerate
-    launch` the batches are shared among the processes (`govtune.evaluation.sharding`)."""
+    read once, not three times. Longest contexts go first so padding stays small. Contexts that begin with
+    the same long prefix (in-context demonstrations, one block per language) are batched together and,
+    with left padding, that prefix is read once per batch, not once per row (`shared_prefix`). Under
+    `accelerate launch` the batches are shared among the processes (`govtune.evaluation.sharding`)."""
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
     groups: dict[tuple, list[tuple[int, list[int]]]] = {}
@@ -70,7 +96,7 @@ def loglikelihoods(model, requests: list[tuple[list[int], list[int]]], *, batch_
             raise ValueError(f"request {r} has an empty context or continuation: both need tokens")
         groups.setdefault(tuple(ctx), []).append((r, list(cont)))
     order = sorted(groups, key=len, reverse=True)
-    batches = [order[b:b + batch_size] for b in range(0, len(order), batch_size)]
+    batches = prefix_batches(order, lambda ctx: ctx, batch_size)
     out = [0.0] * len(requests)
     for scores in map_batches(lambda ctxs: _score_contexts(model, ctxs, groups, padding_side, pad_id), batches,
                               progress=progress, desc=desc):
@@ -82,11 +108,13 @@ def loglikelihoods(model, requests: list[tuple[list[int], list[int]]], *, batch_
 def _score_contexts(model, ctxs: list[tuple], groups: dict, padding_side: str, pad_id: int) -> dict[int, float]:
     """Log-likelihood of every request of one batch of contexts, by request index."""
     out: dict[int, float] = {}
-    ids, mask, pos = pad_batch([list(c) for c in ctxs], pad_id, padding_side)
-    res = _forward(model, ids, mask, pos, keep=1 if padding_side == "left" else 0)
-    last = mask.sum(1) - 1 if padding_side == "right" else torch.full((len(ctxs),), ids.shape[1] - 1)
-    if res.logits.shape[1] == 1:
-        last = torch.zeros_like(last)
+    if padding_side == "left":
+        res, mask, pos = _left_padded_pass(model, [list(c) for c in ctxs], pad_id)
+        last = torch.full((len(ctxs),), res.logits.shape[1] - 1)
+    else:
+        ids, mask, pos = pad_batch([list(c) for c in ctxs], pad_id, padding_side)
+        res = _forward(model, ids, mask, pos)
+        last = mask.sum(1) - 1 if res.logits.shape[1] > 1 else torch.zeros(len(ctxs), dtype=torch.long)
     first = F.log_softmax(res.logits[torch.arange(len(ctxs)), last].float(), dim=-1)  # (B, V)
     rest = []  # (batch row, request, continuation) whose tokens after the first need the second pass
     for i, c in enumerate(ctxs):
@@ -230,11 +258,11 @@ def greedy_tokens(model, prompts: list[list[int]], budgets: Sequence[int], done,
     ALiBi lacks. Here finished rows are dropped from the input, the mask and the KV cache at each step,
     so the work of a step is proportional to the rows still running. The arithmetic of each row is that
     of `generate`'s greedy search (argmax of the last logits, positions counted over real tokens), so a
-    row's tokens do not depend on which rows share its batch."""
+    row's tokens do not depend on which rows share its batch. A long prefix shared by all prompts
+    (in-context demonstrations) is read once (`_left_padded_pass`)."""
     n = len(prompts)
     new: list[list[int]] = [[] for _ in range(n)]
-    ids, mask, pos = pad_batch(prompts, pad_id, "left")
-    res = _forward(model, ids, mask, pos, keep=1)
+    res, mask, pos = _left_padded_pass(model, [list(p) for p in prompts], pad_id)
     live = list(range(n))  # prompt index of each batch row still running
     pos = pos[:, -1:]
     eos = set(eos_ids)
@@ -317,7 +345,7 @@ def generate_lines(model, tokenizer, prompts: list[list[int]], *, max_new_tokens
         return [cut_sentence(decode_complete(tokenizer, t), scripts[i], sentences[i]) for i, t in zip(idx, toks)]
 
     order = sorted(range(n), key=lambda i: -len(prompts[i]))
-    batches = [order[b:b + batch_size] for b in range(0, n, batch_size)]
+    batches = prefix_batches(order, lambda i: prompts[i], batch_size)  # demonstrations of a direction together
     out: list[str] = [""] * n
     for idx, texts in zip(batches, map_batches(run, batches, progress=progress, desc=desc)):
         for i, text in zip(idx, texts):
