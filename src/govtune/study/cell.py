@@ -63,11 +63,8 @@ def grid_cells(config: StudyConfig) -> list[Cell]:
 
 
 def _calibration_batches(model, tokenizer, pairs, config: StudyConfig, device) -> list[dict[str, torch.Tensor]]:
-    """A few training batches (with labels) for the LoRA-GA gradient estimate, in a fixed order: the first
-    batch_size x calibration_batches training pairs, longest first, so a batch is padded little (as training
-    groups its batches by length; mixed, the demo's estimate padded its XNLI rows to its FLORES rows' length)."""
+    """A few training batches (with labels) for the LoRA-GA gradient estimate, in a fixed order."""
     enc = encode_training_pairs(tokenizer, pairs[: config.batch_size * config.calibration_batches], config.max_length)
-    enc = sorted(enc, key=lambda e: -len(e.input_ids))  # stable: equal lengths keep the sample's order
     collate = PairCollator(pad_token_id(tokenizer))
     keys = {"input_ids", "attention_mask", "labels"}
     if "position_ids" in inspect.signature(model.forward).parameters:
