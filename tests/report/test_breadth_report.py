@@ -9,14 +9,12 @@ import numpy as np
 import pytest
 
 from govtune.data import sib200 as sib
-from govtune.evaluation import bootstrap as bs
-from govtune.evaluation.metrics import accuracy, decile_gap, expected_calibration_error, macro, parity_gap
 from govtune.languages import normalize_or_keep, script
 from govtune.report.document import write_report
 from govtune.results.store import record_curation, record_run, record_study, write_results_json
 
-TASK = "topics"
-LABELS = ("science", "travel", "sports")
+from synthetic_runs import TASK, classification_run
+
 N = 10
 LANGS = [normalize_or_keep(c) for c in sorted(sib.languages())[::3][:54]]
 UNTUNED = set(LANGS[::5])  # their pools kept nothing: not in the tuning set
@@ -29,28 +27,8 @@ def _right(lang: str, method: str) -> int:
 
 
 def _run(method: str):
-    recs, acc, ece = [], {}, {}
-    for lang in LANGS:
-        for i in range(N):
-            gold = i % 3
-            pred = gold if i < _right(lang, method) else (gold + 1) % 3
-            probs = np.full(3, 0.2)
-            probs[pred] = 0.6
-            recs.append({"language": lang, "index": i, "id": f"{lang}-{i}", "perturbation": None,
-                         "probs": dict(zip(LABELS, probs.tolist())), "prediction": LABELS[pred],
-                         "gold": LABELS[gold], "correct": pred == gold})
-        rows = [r for r in recs if r["language"] == lang]
-        gold = [LABELS.index(r["gold"]) for r in rows]
-        acc[lang] = accuracy([LABELS.index(r["prediction"]) for r in rows], gold)
-        ece[lang] = expected_calibration_error([[r["probs"][lab] for lab in LABELS] for r in rows], gold)
-    metrics = {"task": TASK, "languages": {lang: {"accuracy": acc[lang], "ece": ece[lang], "n": N} for lang in LANGS},
-               "macro": macro(acc), "parity_gap": parity_gap(acc), "decile_gap": decile_gap(acc),
-               "avg_ece": macro(ece)}
-    result = {"run_id": f"{method}-k4-c0-s0", "method": method, "seed": 0, "shots": 4, "curation": "c0",
-              "model": "tiny-llama", "metrics": {TASK: metrics}, "ci95": {TASK: bs.task_intervals(TASK, recs)},
-              "footprint": {"peak_memory_mb": 100.0, "step_time_s": 1.0, "tunable_params_m": 0.1,
-                            "memory_kind": None, "train_steps": 4}, "lam_final": None}
-    return result, {TASK: recs}
+    return classification_run(f"{method}-k4-c0-s0", method, 0, 4, "c0", LANGS, N,
+                              lambda lang, i: i < _right(lang, method))
 
 
 @pytest.fixture(scope="module")

@@ -176,18 +176,23 @@ class HybridLayer(GradientStart, AdapterLayer):
         # lam y0 + (1 - lam) R y0 + lam s (BA - B0A0) x as one linear map: lerp(R W0, W0, lam) + lam s b a
         return rotated_linear(self, self.boft_R, x, self.checkpoint, lam, lowrank=(a, b, lam * self.scaling))
 
+    def _stored_lam(self) -> float:
+        """lam as the adapter stores it (float32): a merge then gives the same weights whether lam came from
+        training (`_lam` may carry a double's last bits) or from a saved adapter or checkpoint."""
+        return float(self.lam)
+
     def _mix_matrix(self) -> torch.Tensor:
         """M = lam I + (1 - lam) R, so that y = M y0 + lam s (BA - B0A0) x."""
-        r = self.boft_R.matrix().float()
-        return self._lam * torch.eye(r.shape[0], dtype=r.dtype, device=r.device) + (1.0 - self._lam) * r
+        r, lam = self.boft_R.matrix().float(), self._stored_lam()
+        return lam * torch.eye(r.shape[0], dtype=r.dtype, device=r.device) + (1.0 - lam) * r
 
     def _merge(self, w, b):
         m = self._mix_matrix()
-        return m @ w + self._lam * self.delta_from_start(), None if b is None else m @ b
+        return m @ w + self._stored_lam() * self.delta_from_start(), None if b is None else m @ b
 
     def _unmerge(self, w, b):
         m = self._mix_matrix()
-        w0 = torch.linalg.solve(m, w - self._lam * self.delta_from_start())
+        w0 = torch.linalg.solve(m, w - self._stored_lam() * self.delta_from_start())
         return w0, None if b is None else torch.linalg.solve(m, b)
 
     @torch.no_grad()
