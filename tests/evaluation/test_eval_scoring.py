@@ -138,18 +138,11 @@ def test_api_bad_input(tiny_llama):
                         progress=False)
 
 
-def test_scores_without_kv_cache_equal_cached(tiny_bloom, monkeypatch):
+def test_scores_without_kv_cache_equal_cached(tiny_bloom, without_kv_cache):
     """Models that return no transformers Cache fall back to full rows, with the same numbers."""
     model, tok = tiny_bloom
     exs = _examples(2)
     cached, _ = score_examples(model, tok, exs, batch_size=3)
-    forward = model.forward
-
-    def no_cache(*args, **kwargs):
-        res = forward(*args, **kwargs)
-        res.past_key_values = None
-        return res
-
-    monkeypatch.setattr(model, "forward", no_cache)
+    without_kv_cache(model)
     uncached, _ = score_examples(model, tok, exs, batch_size=3)
     np.testing.assert_allclose(uncached, cached, atol=1e-5)

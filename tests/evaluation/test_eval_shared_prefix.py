@@ -77,18 +77,11 @@ def test_shared_prefix_scores_equal_full_rows(kind, no_sharing, forwards):
     assert np.std(today) > 0.5  # different continuations get really different scores
 
 
-def test_shared_prefix_without_a_kv_cache_reads_full_rows(tiny_bloom, monkeypatch, forwards):
+def test_shared_prefix_without_a_kv_cache_reads_full_rows(tiny_bloom, without_kv_cache, forwards):
     model, tok = tiny_bloom
     reqs = _shared_requests(tok)
     cached = loglikelihoods(model, reqs, batch_size=6)
-    forward = model.forward
-
-    def no_cache(*args, **kwargs):
-        res = forward(*args, **kwargs)
-        res.past_key_values = None
-        return res
-
-    monkeypatch.setattr(model, "forward", no_cache)
+    without_kv_cache(model)
     forwards.clear()
     uncached = loglikelihoods(model, reqs, batch_size=6)
     assert forwards[1] == (6, max(len(c) for c, _ in reqs))  # after the prefix pass: the full rows

@@ -195,7 +195,7 @@ class CellRun:
         """Every task of the study on the cell's test sets (a classification task with temperature scaling on
         the run's validation examples); returns (metrics per task, 95% intervals per task) and writes the
         predictions."""
-        cell, config, data = self.cell, self.config, self.data
+        cell, data = self.cell, self.data
         metrics: dict[str, dict] = {}
         ci95: dict[str, dict] = {}  # task -> {metric: [low, high]}: percentile bootstrap over the test examples
         with torch.no_grad():
