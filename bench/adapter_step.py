@@ -19,6 +19,12 @@ trainable weights are the model itself and are not added.
 
     python bench/adapter_step.py [--steps 10] [--warmup 2] [--only lora,boft] [--setting bench|demo]
     python bench/adapter_step.py --setting demo --hybrid-pieces   # the hybrid's cost, one piece at a time
+    python bench/adapter_step.py --setting demo --bf16            # bf16 autocast beside float32
+
+bf16 (`--bf16`, or rows named `<method>_bf16` in --only): the same step under `torch.autocast("cpu",
+torch.bfloat16)`, as `mixed_precision: bf16` trains, beside the float32 rows of the same methods. Only CPUs
+with native bf16 (AVX512-BF16, AMX) run it faster; elsewhere bf16 matmuls are emulated and slower. The table
+adds each row's final loss, so the numbers can be compared as well as the times.
 
 The hybrid's cost over BOFT, piece by piece (`--hybrid-pieces`, or name the rows in --only): each row below
 switches off ONE piece of the hybrid's step, for timing only (some rows no longer compute the hybrid's maths),
@@ -83,8 +89,9 @@ HYBRID_PIECES = {
     "hybrid_nolowrank": "no low-rank product in the weight (the LoRA-GA branch gets no gradient)",
     "hybrid_branch_lr": "LoRA-GA and BOFT branches in their own optimiser groups (lr_branches), 10x apart",
 }
-OPTIONAL = ["unitary_full", "boft_nockpt", "hybrid_nockpt", "unitary_nockpt", *HYBRID_PIECES]
 PEFT = ["peft_lora", "peft_boft", "peft_oft"]
+BF16 = ["peft_lora_bf16", "lora_bf16", "boft_bf16", "hybrid_bf16"]  # --bf16: the step under bf16 autocast
+OPTIONAL = ["unitary_full", "boft_nockpt", "hybrid_nockpt", "unitary_nockpt", *HYBRID_PIECES, *BF16]
 REFERENCE = "peft_lora"
 GOALS = {"lora": (1.05, None), "boft": (1.05, 1.10), "hybrid": (1.10, 1.10)}  # (time ratio, memory ratio)
 
@@ -114,7 +121,9 @@ def _reset_peak() -> None:
 
 
 def variant(name: str) -> tuple[str, dict]:
-    """(method, extra AdapterConfig fields) of a benchmark row: `boft_nockpt` is boft without recomputation."""
+    """(method, extra AdapterConfig fields) of a benchmark row: `boft_nockpt` is boft without recomputation,
+    `boft_bf16` boft itself (the autocast is the Run's)."""
+    name = name.removesuffix("_bf16")
     if name.endswith("_nockpt"):  # each method reads only its own flag
         return name[: -len("_nockpt")], {"boft_checkpoint": False, "unitary_checkpoint": False}
     if name in HYBRID_PIECES:
@@ -134,14 +143,15 @@ def clone(base, name: str):
 def build(name: str, base, batch) -> Run:
     model = clone(base, name)
     info: dict = {}
-    if name in PEFT:
+    bf16 = name.endswith("_bf16")
+    if name.removesuffix("_bf16") in PEFT:
         from peft import BOFTConfig, LoraConfig, OFTConfig, get_peft_model
 
         cfg = {"peft_lora": lambda: LoraConfig(r=R, lora_alpha=ALPHA, target_modules=TARGETS, lora_dropout=0.0),
                "peft_boft": lambda: BOFTConfig(boft_block_size=B, boft_n_butterfly_factor=M, target_modules=TARGETS,
                                                boft_dropout=0.0),
                "peft_oft": lambda: OFTConfig(r=0, oft_block_size=B, target_modules=TARGETS,
-                                             module_dropout=0.0)}[name]()
+                                             module_dropout=0.0)}[name.removesuffix("_bf16")]()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             model = get_peft_model(model, cfg)
@@ -151,7 +161,7 @@ def build(name: str, base, batch) -> Run:
             info["peft_warnings"] = sorted({str(w.message)[:160] for w in caught if "butterfly" in str(w.message)
                                             or "CUDA" in str(w.message)})
         params = [p for p in model.parameters() if p.requires_grad]
-        return Run(name, model, params, None, info)
+        return Run(name, model, params, None, info, bf16=bf16)
     method, extra = variant(name)
     config = AdapterConfig(method=method, r=R, alpha=ALPHA, target_modules=TARGETS, boft_factors=M,
                            boft_block_size=B, ga_batches=2, **extra)
@@ -167,7 +177,7 @@ def build(name: str, base, batch) -> Run:
 
     groups = (param_groups(model, 1e-5, lr_branches={"lora_ga": 1e-6, "boft": 1e-5})
               if name == "hybrid_branch_lr" else None)
-    return Run(name, model, optimizer_parameters(model), hook, info, groups)
+    return Run(name, model, optimizer_parameters(model), hook, info, groups, bf16=bf16)
 
 
 def switch_off_piece(name: str, model) -> None:
@@ -184,8 +194,9 @@ def switch_off_piece(name: str, model) -> None:
 class Run:
     """One method's model and optimiser, stepped in turn with the others."""
 
-    def __init__(self, name, model, params, hook, info, groups=None):
+    def __init__(self, name, model, params, hook, info, groups=None, bf16: bool = False):
         self.name, self.model, self.params, self.hook, self.info = name, model.train(), params, hook, info
+        self.bf16 = bf16
         self.opt = torch.optim.AdamW(groups or params, lr=1e-5)
         self.times: list[float] = []
         self.transient: list[int] = []
@@ -195,7 +206,9 @@ class Run:
         before = _settle()
         _reset_peak()
         t0 = time.perf_counter()
-        loss = self.model(**batch).loss
+        # as accelerate's mixed_precision="bf16" trains: the forward under autocast, backward outside it
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            loss = self.model(**batch).loss
         loss.backward()
         if self.hook is not None:
             self.hook(progress)
@@ -214,7 +227,7 @@ class Run:
         # Adapter weights add to the frozen model; for full fine-tuning the trainable weights ARE the model.
         weights = 0 if full else sum(p.numel() * p.element_size() for p in self.params)
         transient = statistics.median(self.transient)
-        tunable = (trainable_parameters(self.model) if self.name not in PEFT
+        tunable = (trainable_parameters(self.model) if self.name.removesuffix("_bf16") not in PEFT
                    else sum(p.numel() for p in self.params))
         return {"step_s_median": statistics.median(self.times), "step_s_all": self.times,
                 "train_mem_mb": (transient + state + weights) / 2**20, "step_peak_mb": transient / 2**20,
@@ -236,6 +249,7 @@ def report(results: dict, meta: dict) -> str:
                      f"{r['train_mem_mb']:.0f} | {r['train_mem_mb'] / ref['train_mem_mb']:.2f} | "
                      f"{r['tunable_params']:,} | {r['tunable_params'] / ref['tunable_params']:.2f} |")
     lines += hybrid_pieces_section(results)
+    lines += bf16_section(results)
     lines += ["", "Goals (ratios to PEFT LoRA):", ""]
     for name, (t_goal, m_goal) in GOALS.items():
         if name not in results:
@@ -282,6 +296,22 @@ def hybrid_pieces_section(results: dict) -> list[str]:
     return lines
 
 
+def bf16_section(results: dict) -> list[str]:
+    """Each method under bf16 autocast against itself in float32: step time and the loss of the last step."""
+    rows = [n for n in BF16 if n in results and n.removesuffix("_bf16") in results]
+    if not rows:
+        return []
+    lines = ["", "bf16 autocast against float32, method by method (same initial weights, same batch, same steps; "
+                 "the loss is the last step's):", "",
+             "| method | float32 step (s) | bf16 step (s) | bf16 / float32 | float32 loss | bf16 loss |",
+             "|---|---|---|---|---|---|"]
+    for n in rows:
+        f, b = results[n.removesuffix("_bf16")], results[n]
+        lines.append(f"| {n.removesuffix('_bf16')} | {f['step_s_median']:.3f} | {b['step_s_median']:.3f} | "
+                     f"{b['step_s_median'] / f['step_s_median']:.2f} | {f['final_loss']:.4f} | {b['final_loss']:.4f} |")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=10)
@@ -290,6 +320,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--hybrid-pieces", action="store_true",
                     help="run hybrid, boft and every hybrid row with one piece switched off (" +
                          ", ".join(HYBRID_PIECES) + "); writes adapter_step[_demo]_hybrid_pieces.{json,md}")
+    ap.add_argument("--bf16", action="store_true",
+                    help="run " + ", ".join(BF16) + " beside their float32 rows; writes adapter_step[_demo]_bf16.{json,md}")
     ap.add_argument("--setting", choices=sorted(SETTINGS), default="bench",
                     help="bench: SmolLM2, q/v, loss on all tokens; demo: Gemma 3 270M, q/k/v/o, batch 8, loss on targets")
     args = ap.parse_args(argv)
@@ -300,6 +332,8 @@ def main(argv: list[str] | None = None) -> None:
     wanted = set(filter(None, args.only.split(",")))
     if args.hybrid_pieces:
         wanted |= {"hybrid", "boft", *HYBRID_PIECES}
+    if args.bf16:
+        wanted |= {m.removesuffix("_bf16") for m in BF16} | set(BF16)
     if wanted:
         unknown = wanted - set(order + OPTIONAL)
         if unknown:
@@ -346,6 +380,8 @@ def main(argv: list[str] | None = None) -> None:
     stem = "adapter_step" if args.setting == "bench" else f"adapter_step_{args.setting}"
     if args.hybrid_pieces:  # its own files: the main table keeps the full comparison
         stem += "_hybrid_pieces"
+    if args.bf16:
+        stem += "_bf16"
     atomic_write_text(RESULTS / f"{stem}.json", json.dumps({"meta": meta, "results": results}, indent=2))
     atomic_write_text(RESULTS / f"{stem}.md", report(results, meta))
     print(report(results, meta))

@@ -43,3 +43,21 @@ def test_each_piece_row_switches_off_its_piece(step, single_thread):
     assert all(not m.lam_history for m in hybrid_layers(runs["hybrid_nolamupdate"].model).values())
     assert [g["name"] for g in runs["hybrid_branch_lr"].opt.param_groups] == ["lora_ga", "boft"]
     assert len(runs["hybrid"].opt.param_groups) == 1
+
+
+def test_bf16_rows_run_the_same_method_under_autocast(step, single_thread):
+    runs, batch = _rows(step, ["lora", "lora_bf16", "hybrid", "hybrid_bf16", "peft_lora", "peft_lora_bf16"])
+    for name in ("lora", "hybrid", "peft_lora"):
+        fp32, bf16 = runs[name], runs[f"{name}_bf16"]
+        assert not fp32.bf16 and bf16.bf16
+        assert type(fp32.model) is type(bf16.model)
+        assert sum(p.numel() for p in fp32.params) == sum(p.numel() for p in bf16.params)
+        fp32.step(batch, 0.5, record=True)
+        bf16.step(batch, 0.5, record=True)
+        # the same loss to bf16's precision (8 bits of mantissa), not bit-identical: the matmuls ran in bf16
+        assert bf16.loss == pytest.approx(fp32.loss, rel=2e-2) and bf16.loss != fp32.loss
+    md = step.report({n: r.result(False) for n, r in runs.items()},
+                     {"label": "tiny", "batch": "2 x 12", "loss_on": "", "steps": 1, "warmup": 0, "torch": "x",
+                      "threads": 1, "machine_load": {"cpu_count": 2, "load_average_start": [0, 0, 0],
+                                                     "load_average_end": [0, 0, 0]}})
+    assert "| hybrid |" in md.split("bf16 autocast against float32")[1]

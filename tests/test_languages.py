@@ -80,4 +80,6 @@ def test_resource_levels_are_joshi_classes_or_unknown():
     assert (levels["ru"], levels["ko"], levels["id"], levels["he"], levels["zu"], levels["mt"], levels["fj"]) == \
         (4, 4, 3, 3, 2, 2, 1)
     assert all(resource_level(x) is not None for x in XNLI_LANGUAGES)
-    assert levels["arb_Latn"] is None and levels["nb"] is None  # not named on their own in the list
+    assert levels["arb_Latn"] is None  # a second script: not named on its own in the list
+    assert levels["azb_Arab"] is None and levels["gn"] is None  # named twice there, in two classes
+    assert (levels["nb"], levels["gu"], levels["si"]) == (1, 1, 1)  # the list's "scraping-bys" by name

@@ -229,6 +229,7 @@ def language_accuracy(s: Study, task: str, path: Path) -> bool:
     ax.set_yticks(range(len(langs)), [f"{x.name} ({x.code})" for x in reversed(langs)], fontsize=7)
     ax.set_ylim(-1, len(langs))
     ax.set_xlim(-2, 102)  # the whole scale: a glance tells a weak language from a strong one
+    ax.tick_params(axis="x", top=True, labeltop=True)  # 200 rows are several screens tall: the scale at both ends
     ax.set_xlabel(f"{TITLES.get(task, task)} accuracy (%), {label(focus_method(s))}, 95% interval")
     handles, names = ax.get_legend_handles_labels()
     order = sorted(range(len(names)), key=lambda i: names[i])
