@@ -17,7 +17,6 @@ Writes bench/results/bf16_scoring.json and .md (atomically); --out-dir puts them
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -27,7 +26,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from govtune.atomic import atomic_write_text  # noqa: E402
 from govtune.data import XNLI_EVAL_ROWS  # noqa: E402
 from govtune.data.xnli import LABELS  # noqa: E402
 from govtune.evaluation.metrics import expected_calibration_error  # noqa: E402
@@ -35,6 +33,7 @@ from govtune.evaluation.xnli_eval import score_examples  # noqa: E402
 from govtune.machine_load import MachineLoad, describe  # noqa: E402
 from govtune.models import load_model  # noqa: E402
 from govtune.tasks import load_xnli  # noqa: E402
+from results_io import write_results  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LANGS = ("en", "zh", "hi")
@@ -126,12 +125,7 @@ def main(argv: list[str] | None = None) -> dict:
     meta = {"model": args.model, "per_lang": args.per_lang, "batch_size": args.batch_size,
             "examples": sum(len(v) for v in examples.values()), "threads": torch.get_num_threads(),
             "torch": torch.__version__, "native_bf16": cpu_has_native_bf16(), "machine_load": machine.result()}
-    out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "bf16_scoring.json", json.dumps({"meta": meta, "result": result}, indent=2))
-    text = report(result, meta)
-    atomic_write_text(out / "bf16_scoring.md", text)
-    print(text)
+    write_results(args.out_dir, "bf16_scoring", {"meta": meta, "result": result}, report(result, meta))
     return result
 
 

@@ -29,7 +29,6 @@ Writes bench/results/flores_generation_vs_generate.json and .md (atomically); --
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -41,7 +40,6 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from govtune.atomic import atomic_write_text  # noqa: E402
 from govtune.data import FLORES_EVAL_LINES, FLORES_POOL_LINES  # noqa: E402
 from govtune.data.flores import load_flores  # noqa: E402
 from govtune.evaluation import flores_eval  # noqa: E402
@@ -53,6 +51,7 @@ from govtune.evaluation.scoring import (_eos_ids, _translation_done, cut_sentenc
 from govtune.models import load_model  # noqa: E402
 
 from govtune.machine_load import MachineLoad, describe  # noqa: E402
+from results_io import write_results  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PAIRS = ("en-zh", "en-es")
@@ -210,13 +209,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     meta = {"model": args.model, "per_pair": args.per_pair, "shots": args.shots, "pairs": list(PAIRS),
             "torch": torch.__version__, "transformers": transformers.__version__, "machine_load": machine.result()}
-    out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "flores_generation_vs_generate.json",
-                      json.dumps({"meta": meta, "result": result}, indent=2, ensure_ascii=False))
-    text = report(result, meta)
-    atomic_write_text(out / "flores_generation_vs_generate.md", text)
-    print(text)
+    write_results(args.out_dir, "flores_generation_vs_generate", {"meta": meta, "result": result},
+                  report(result, meta))
     return result
 
 

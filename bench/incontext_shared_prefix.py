@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import sys
 import time
 from pathlib import Path
@@ -29,7 +28,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from govtune.atomic import atomic_write_text  # noqa: E402
 from govtune.data import XNLI_EVAL_ROWS, XNLI_POOL_ROWS  # noqa: E402
 from govtune.evaluation import scoring, shared_prefix  # noqa: E402
 from govtune.evaluation.scoring import loglikelihoods  # noqa: E402
@@ -39,6 +37,7 @@ from govtune.models import load_model  # noqa: E402
 from govtune.tasks import load_xnli  # noqa: E402
 from govtune.tasks.incontext import with_context  # noqa: E402
 from govtune.text.encoding import pad_token_id, special_prefix  # noqa: E402
+from results_io import write_results  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LANGS = ("en", "zh", "hi")
@@ -132,12 +131,7 @@ def main(argv: list[str] | None = None) -> dict:
     meta = {"model": args.model, "per_lang": args.per_lang, "shots": args.shots, "seed": args.seed,
             "batch_size": args.batch_size, "examples": len(langs), "threads": torch.get_num_threads(),
             "torch": torch.__version__, "machine_load": machine.result()}
-    out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "incontext_shared_prefix.json", json.dumps({"meta": meta, "result": result}, indent=2))
-    text = report(result, meta)
-    atomic_write_text(out / "incontext_shared_prefix.md", text)
-    print(text)
+    write_results(args.out_dir, "incontext_shared_prefix", {"meta": meta, "result": result}, report(result, meta))
     return result
 
 

@@ -29,7 +29,6 @@ Writes bench/results/xnli_scoring_vs_lm_eval.json and .md (atomically); --out-di
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import statistics
 import sys
@@ -41,7 +40,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from govtune.atomic import atomic_write_text  # noqa: E402
 from govtune.data import XNLI_EVAL_ROWS  # noqa: E402
 from govtune.evaluation.xnli_eval import score_examples  # noqa: E402
 from govtune.models import load_model  # noqa: E402
@@ -50,6 +48,7 @@ from govtune.text.encoding import encode_pair, special_prefix  # noqa: E402
 from govtune.text.prompts import xnli_continuations, xnli_prompt  # noqa: E402
 
 from govtune.machine_load import MachineLoad, describe  # noqa: E402
+from results_io import write_results  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LANGS = ("en", "zh", "hi")
@@ -190,12 +189,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     meta = {"model": args.model, "per_lang": args.per_lang, "torch": torch.__version__,
             "lm_eval": getattr(lm_eval, "__version__", "?"), "machine_load": machine.result()}
-    out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "xnli_scoring_vs_lm_eval.json", json.dumps({"meta": meta, "result": result}, indent=2))
-    text = report(result, meta)
-    atomic_write_text(out / "xnli_scoring_vs_lm_eval.md", text)
-    print(text)
+    write_results(args.out_dir, "xnli_scoring_vs_lm_eval", {"meta": meta, "result": result}, report(result, meta))
     return result
 
 
