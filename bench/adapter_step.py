@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import copy
 import ctypes
-import gc
 import json
 import statistics
 import sys
@@ -59,6 +58,7 @@ from govtune.adapters import (AdapterConfig, after_backward, hybrid_layers, inje
 from govtune.adapters.boft import rotated_linear  # noqa: E402
 from govtune.atomic import atomic_write_text  # noqa: E402
 from govtune.models import SMOLLM2, load_model  # noqa: E402
+from govtune.training.footprint import release_free_memory  # noqa: E402
 from govtune.training.optim import param_groups  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
@@ -110,8 +110,7 @@ def _status() -> dict[str, int]:
 
 
 def _settle() -> int:
-    gc.collect()
-    _libc.malloc_trim(0)
+    release_free_memory()
     return _status()["VmRSS"]
 
 
