@@ -20,6 +20,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from govtune import __version__ as govtune_version
+
 # A test hook, since tiny cells finish too fast to kill one from outside: GOVTUNE_RAY_KILL_ONCE=RUN_ID:MARKER
 # makes the worker of cell RUN_ID exit abruptly (as a killed process does) after computing the cell and
 # before returning it, once: MARKER is created the first time and stops later attempts from dying too.
@@ -99,19 +101,15 @@ def check_resources(resources: dict[str, Any], nodes: list[dict]) -> None:
 
 def _probe(study_dir: str, token: str, version: str | None, model: str) -> list[str]:
     """Run on one node: is the study directory the driver's, is govtune the driver's version, is the model
-    there without a download?"""
-    import importlib.metadata
-
+    there without a download? The version is that of the code the node imports (`govtune.__version__`: Ray
+    sends this function by reference, so the node runs its own govtune), not the installed package metadata's,
+    which an editable install leaves at the version it was installed with."""
     problems = []
     probe = Path(study_dir) / PROBE_FILE
     if not probe.is_file() or probe.read_text() != token:
         problems.append(f"the study directory {study_dir} is not the driver's here (mount it on every node)")
-    try:
-        mine = importlib.metadata.version("govtune")
-    except importlib.metadata.PackageNotFoundError:
-        mine = None
-    if mine != version:
-        problems.append(f"govtune {mine or 'is not installed'} here, the driver runs {version}")
+    if govtune_version != version:
+        problems.append(f"govtune {govtune_version} here, the driver runs {version}")
     from govtune.models import model_available  # transformers: only on the node that probes
 
     if not model_available(model):
@@ -122,15 +120,13 @@ def _probe(study_dir: str, token: str, version: str | None, model: str) -> list[
 def probe_nodes(ray, study_dir: Path, model: str) -> None:
     """Refuse to start unless every alive node sees the study directory, runs the driver's govtune and
     has the model, naming what each node lacks."""
-    import importlib.metadata
-
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     token = uuid.uuid4().hex
     probe_file = study_dir / PROBE_FILE
     probe_file.write_text(token)
     try:
-        version = importlib.metadata.version("govtune")
+        version = govtune_version
         task = ray.remote(num_cpus=0, max_retries=0)(_probe)
         nodes = [n for n in ray.nodes() if n.get("Alive")]
         refs = [task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
