@@ -39,7 +39,7 @@ def release_free_memory() -> bool:
     gc.collect()
     try:
         trim = ctypes.CDLL(None).malloc_trim
-    except (AttributeError, OSError):
+    except (AttributeError, OSError, TypeError):  # no malloc_trim (macOS, musl); CDLL(None) on Windows
         return False
     trim(0)
     return True
