@@ -59,6 +59,13 @@ def main(argv: list[str] | None = None) -> int:
         _close_progress_bars()
         print(f"govtune {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # Ctrl-C is a user's choice, not a failure: no traceback. A command that can be continued says how
+        # (its parser's `on_interrupt(args) -> str`); what it wrote before is whole, since writes are atomic.
+        _close_progress_bars()
+        hint = getattr(args, "on_interrupt", None)
+        print(f"govtune {args.command}: interrupted" + (f"; {hint(args)}" if hint else ""), file=sys.stderr)
+        return 130  # 128 + SIGINT, as a shell reports a process that Ctrl-C ended
 
 
 def _close_progress_bars() -> None:

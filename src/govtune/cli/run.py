@@ -6,6 +6,7 @@ a bad config is refused before that."""
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -34,7 +35,12 @@ def register(subparsers) -> None:
                           "(pip install 'govtune[ray]')")
     run.add_argument("--ray-address", metavar="HOST:PORT",
                      help="the Ray cluster to join (default: RAY_ADDRESS, else a local Ray instance)")
-    run.set_defaults(func=_run)
+    run.set_defaults(func=_run, on_interrupt=_how_to_continue)
+
+
+def _how_to_continue(args: argparse.Namespace) -> str:
+    again = ["govtune", "run", args.config, *args.overrides, "--out", args.out, "--resume"]
+    return f"finished runs are kept; continue with: {shlex.join(again)}"
 
 
 def _run(args: argparse.Namespace) -> int:

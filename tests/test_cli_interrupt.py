@@ -1,0 +1,35 @@
+"""Ctrl-C during a command: a one-line message and exit code 130, no traceback; `govtune run` says how to
+continue."""
+
+import shlex
+
+from govtune.cli import main
+
+
+def test_an_interrupted_run_says_the_command_that_continues_it(monkeypatch, capsys, tmp_path):
+    import govtune.study.grid
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(govtune.study.grid, "run_study", interrupted)
+    out = tmp_path / "my study"  # a space: the command printed must still paste into a shell
+    assert main(["run", "demo", "model=tiny-llama", "seeds=0", "--out", str(out)]) == 130
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("govtune run: interrupted; finished runs are kept; continue with: ")
+    command = line.split("continue with: ", 1)[1]
+    assert shlex.split(command) == ["govtune", "run", "demo", "model=tiny-llama", "seeds=0", "--out", str(out),
+                                    "--resume"]
+
+
+def test_other_commands_say_only_that_they_were_interrupted(monkeypatch, capsys, tmp_path):
+    import govtune.cli.report
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(govtune.cli.report, "_report", interrupted)  # read when `main` registers the command
+    assert main(["report", str(tmp_path)]) == 130
+    assert capsys.readouterr().err.strip() == "govtune report: interrupted"
