@@ -11,7 +11,8 @@ from torchmetrics.classification import MulticlassCalibrationError
 
 from govtune.data.flores import load_flores
 from govtune.evaluation.metrics import (accuracy, bleu_tokenizer, corpus_bleu, corpus_chrf,
-                                        expected_calibration_error, macro, parity_gap)
+                                        expected_calibration_error, macro, parity_gap,
+                                        resampled_calibration_errors)
 from govtune.evaluation.stats import mean_sd, welch_p
 
 
@@ -36,6 +37,21 @@ def test_ece_bin_edges_and_perfect_calibration():
     assert expected_calibration_error(probs, gold) == pytest.approx(100 * ref.item(), abs=1e-4)
     # Always right with confidence 1: calibrated.
     assert expected_calibration_error(np.eye(3)[[0, 1, 2]], np.array([0, 1, 2])) == 0.0
+
+
+@pytest.mark.parametrize("n_classes", [2, 7])
+def test_resampled_ece_equals_one_call_per_resample_bit_for_bit(n_classes):
+    rng = np.random.default_rng(n_classes)
+    n = 57
+    probs = rng.dirichlet(np.full(n_classes, 0.4), size=n)
+    probs[:3] = np.eye(n_classes)[0]  # confidence exactly 1.0: the last bin's closed edge
+    gold = rng.integers(0, n_classes, size=n)
+    idx = rng.integers(0, n, size=(300, n))
+    expected = [expected_calibration_error(probs[i], gold[i]) for i in idx]
+    assert resampled_calibration_errors(probs, gold, idx).tolist() == expected
+    assert resampled_calibration_errors(probs, gold, np.arange(n)[None])[0] == expected_calibration_error(probs, gold)
+    with pytest.raises(ValueError, match=r"\(R, n\)"):
+        resampled_calibration_errors(probs, gold, np.arange(n))
 
 
 def test_accuracy_macro_parity_by_hand():

@@ -30,7 +30,7 @@ from govtune.data import papers
 from govtune.data.xnli import LABELS
 from govtune.evaluation import metric_registry as registry
 from govtune.evaluation.metrics import (MAX_RANGE_LANGUAGES, bleu_metric, chrf_metric, decile_gaps, exact_match,
-                                      expected_calibration_error)
+                                      resampled_calibration_errors)
 
 N_RESAMPLES = 1000
 SEED = 0
@@ -206,7 +206,7 @@ def xnli_replicates(units: Mapping[str, XnliUnit], idx: Mapping[str, np.ndarray]
     for lang, u in units.items():
         correct = (u.probs.argmax(axis=1) == u.gold).astype(np.float64)
         a = 100.0 * correct[idx[lang]].mean(axis=1)
-        e = np.array([expected_calibration_error(u.probs[i], u.gold[i]) for i in idx[lang]])
+        e = resampled_calibration_errors(u.probs, u.gold, idx[lang])
         reps[f"languages.{lang}.accuracy"], reps[f"languages.{lang}.ece"] = a, e
         if u.perturbed is not None:
             lost = correct - (u.perturbed == u.gold)
