@@ -24,6 +24,19 @@ def test_an_interrupted_run_says_the_command_that_continues_it(monkeypatch, caps
                                     "--resume"]
 
 
+def test_an_interrupted_ray_run_resumes_on_ray(monkeypatch, capsys, tmp_path):
+    import govtune.study.grid
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(govtune.study.grid, "run_study", interrupted)
+    argv = ["run", "demo", "--out", str(tmp_path), "--executor", "ray", "--ray-address", "head:6379"]
+    assert main(argv) == 130
+    command = capsys.readouterr().err.strip().splitlines()[-1].split("continue with: ", 1)[1]
+    assert shlex.split(command)[-5:] == ["--resume", "--executor", "ray", "--ray-address", "head:6379"]
+
+
 def test_other_commands_say_only_that_they_were_interrupted(monkeypatch, capsys, tmp_path):
     import govtune.cli.report
 

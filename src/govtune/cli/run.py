@@ -40,6 +40,8 @@ def register(subparsers) -> None:
 
 def _how_to_continue(args: argparse.Namespace) -> str:
     again = ["govtune", "run", args.config, *args.overrides, "--out", args.out, "--resume"]
+    if args.executor != "local":  # continue where it ran
+        again += ["--executor", args.executor] + (["--ray-address", args.ray_address] if args.ray_address else [])
     return f"finished runs are kept; continue with: {shlex.join(again)}"
 
 
