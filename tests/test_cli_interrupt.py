@@ -6,13 +6,14 @@ import shlex
 from govtune.cli import main
 
 
+def _interrupted(*args, **kwargs):  # what Ctrl-C raises in the main thread, wherever the command is
+    raise KeyboardInterrupt
+
+
 def test_an_interrupted_run_says_the_command_that_continues_it(monkeypatch, capsys, tmp_path):
     import govtune.study.grid
 
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(govtune.study.grid, "run_study", interrupted)
+    monkeypatch.setattr(govtune.study.grid, "run_study", _interrupted)
     out = tmp_path / "my study"  # a space: the command printed must still paste into a shell
     assert main(["run", "demo", "model=tiny-llama", "seeds=0", "--out", str(out)]) == 130
     err = capsys.readouterr().err
@@ -27,10 +28,7 @@ def test_an_interrupted_run_says_the_command_that_continues_it(monkeypatch, caps
 def test_an_interrupted_ray_run_resumes_on_ray(monkeypatch, capsys, tmp_path):
     import govtune.study.grid
 
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(govtune.study.grid, "run_study", interrupted)
+    monkeypatch.setattr(govtune.study.grid, "run_study", _interrupted)
     argv = ["run", "demo", "--out", str(tmp_path), "--executor", "ray", "--ray-address", "head:6379"]
     assert main(argv) == 130
     command = capsys.readouterr().err.strip().splitlines()[-1].split("continue with: ", 1)[1]
@@ -40,9 +38,6 @@ def test_an_interrupted_ray_run_resumes_on_ray(monkeypatch, capsys, tmp_path):
 def test_other_commands_say_only_that_they_were_interrupted(monkeypatch, capsys, tmp_path):
     import govtune.cli.report
 
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(govtune.cli.report, "_report", interrupted)  # read when `main` registers the command
+    monkeypatch.setattr(govtune.cli.report, "_report", _interrupted)  # read when `main` registers the command
     assert main(["report", str(tmp_path)]) == 130
     assert capsys.readouterr().err.strip() == "govtune report: interrupted"
