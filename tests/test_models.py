@@ -96,3 +96,25 @@ def test_gemma3_tokenizer_round_trips_flores_lines(gemma3, code):
     n_tok = sum(len(tok.encode(x, add_special_tokens=False)) for x in lines)
     n_bytes = sum(len(x.encode("utf-8")) for x in lines)
     assert n_tok < n_bytes / 3
+
+
+def test_one_gguf_reader_serves_every_open_of_a_file_during_a_conversion(tmp_path):
+    gguf = pytest.importorskip("gguf")
+    import numpy as np
+
+    path = tmp_path / "tiny.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_array("tokenizer.ggml.tokens", ["a", "b", "c"])
+    writer.add_tensor("w", np.arange(6, dtype=np.float32).reshape(2, 3))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    real = gguf.GGUFReader
+    with models._one_gguf_reader():
+        first = gguf.GGUFReader(path)
+        assert gguf.GGUFReader(str(path)) is first  # the config, weights and tokenizer share one parse
+        assert [t.name for t in first.tensors] == ["w"]
+        np.testing.assert_array_equal(first.tensors[0].data.reshape(2, 3), np.arange(6).reshape(2, 3))
+    assert gguf.GGUFReader is real
+    assert gguf.GGUFReader(path) is not first  # outside the block every open parses again

@@ -113,8 +113,12 @@ def test_prefix_batches_split_groups_and_keep_plain_batches():
     batches = prefix_batches(items, lambda s: s, 3)
     assert batches == [a[0:3], a[3:5], b[0:3], b[3:4], short]  # one group per batch, longest first in each
     assert all(shared_prefix_length(bt) >= SHARED_PREFIX_MIN for bt in (batches[0], batches[1], batches[2]))
-    # no group fills a batch: the plain longest-first cut
+    # no group fills a batch, none saves a batch of rows: the plain longest-first cut
     assert prefix_batches(items, lambda s: s, 6) == [items[0:6], items[6:11]]
+    # a small group under a long prefix (demonstrations) is kept apart: 3 x 80 tokens saved >= 6 x 32
+    demos = [[7] * 80 + [8] * n for n in (4, 3, 2, 1)]
+    mixed = sorted(demos + short, key=len, reverse=True)
+    assert prefix_batches(mixed, lambda s: s, 6) == [demos, short]
     assert shared_prefix_length([[1, 2, 3], [1, 2, 3]]) == 2 and shared_prefix_length([[1, 2]]) == 0
     assert shared_prefix_length([[1, 2, 3, 4], [1, 2, 5], [1, 9]]) == 1
 

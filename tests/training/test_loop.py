@@ -127,9 +127,34 @@ def test_target_loss_with_kept_logits_equals_the_full_right_padded_loss(kind):
                     labels=right["labels"]).loss  # transformers' own token-mean loss
         loss_fn = TargetLoss(model)
         assert loss_fn.keep  # both model families let us skip the prompt's logits
+        seen = []
+        hook = model.get_output_embeddings().register_forward_hook(lambda m, a, out: seen.append(a[0].shape))
         loss, n = loss_fn(model, left)
-    assert int(n) == sum(sum(1 for x in e.labels if x != -100) for e in enc)
+        hook.remove()
+    targets = sum(sum(1 for x in e.labels if x != -100) for e in enc)
+    assert int(n) == targets
+    # the head saw only the positions that predict a target, packed into one row, not K per row
+    assert seen == [torch.Size([1, targets, model.config.hidden_size])]
     torch.testing.assert_close(loss, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_target_loss_gradient_equals_the_full_right_padded_loss_gradient():
+    model, tok = tiny_model()
+    inject(model, AdapterConfig(method="lora", r=4))
+    for name, p in model.named_parameters():
+        if "lora_B" in name:  # B = 0 at init would give A no gradient to compare
+            torch.nn.init.normal_(p, std=0.1)
+    pairs = [("Short prompt:", " yes"), ("A much longer prompt than the first one:", " a longer target"),
+             ("Mid prompt here:", " no")]
+    enc = encode_training_pairs(tok, pairs, 128)
+    left = PairCollator(pad_token_id(tok), "left")(enc)
+    right = PairCollator(pad_token_id(tok), "right")(enc)
+    params = [p for p in model.parameters() if p.requires_grad]
+    ref = model(input_ids=right["input_ids"], attention_mask=right["attention_mask"], labels=right["labels"]).loss
+    expected = torch.autograd.grad(ref, params)
+    loss, _ = TargetLoss(model)(model, left)
+    for got, want in zip(torch.autograd.grad(loss, params), expected):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
 
 
 def test_length_grouped_batches_cover_every_example_once_per_epoch_and_group_lengths():
