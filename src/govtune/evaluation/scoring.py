@@ -13,6 +13,7 @@ from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from govtune.data.xnli import LABELS
 from govtune.evaluation.shared_prefix import SHARED_PREFIX_MIN, prefix_batches, shared_prefix_length
@@ -44,7 +45,31 @@ def _forward(model, ids, mask, pos, keep: int = 0, past=None):
         kwargs["logits_to_keep"] = keep
     if past is not None:  # transformers 5 renamed past_key_values to cache (the old name goes in 5.40)
         kwargs["cache" if accepts(model, "cache") else "past_key_values"] = past
-    return model(**kwargs, use_cache=True)
+    head = _output_head(model) if keep else None
+    handle = head.register_forward_pre_hook(_contiguous_input) if head is not None else None
+    try:
+        return model(**kwargs, use_cache=True)
+    finally:
+        if handle is not None:
+            handle.remove()
+
+
+def _output_head(model) -> nn.Module | None:
+    get = getattr(base_model(model), "get_output_embeddings", None)
+    head = get() if callable(get) else None
+    return head if isinstance(head, nn.Module) else None
+
+
+def _contiguous_input(module, args):
+    """The head's input as a contiguous tensor. For `logits_to_keep` transformers hands the head a strided view
+    of the hidden states (hidden[:, -k:, :]); given a strided 3-D input and a weight that does not require
+    grad (a frozen head: every model with an adapter), torch's matmul does not fold the input into one matrix
+    product but broadcasts the weight into a batched one, 5x slower on a CPU (32 rows through Gemma 3's
+    262,144-row head: 0.92 s against 0.17 s). The copy is k rows per sequence."""
+    x = args[0] if args else None
+    if torch.is_tensor(x) and not x.is_contiguous():
+        return (x.contiguous(), *args[1:])
+    return None
 
 
 def _cache(res):
