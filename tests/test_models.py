@@ -118,3 +118,23 @@ def test_one_gguf_reader_serves_every_open_of_a_file_during_a_conversion(tmp_pat
         np.testing.assert_array_equal(first.tensors[0].data.reshape(2, 3), np.arange(6).reshape(2, 3))
     assert gguf.GGUFReader is real
     assert gguf.GGUFReader(path) is not first  # outside the block every open parses again
+
+
+def test_a_model_directory_tokenizer_is_parsed_once_and_handed_out_as_independent_copies(tmp_path, monkeypatch):
+    from transformers import AutoTokenizer, ByT5Tokenizer
+
+    ByT5Tokenizer().save_pretrained(tmp_path)
+    models._parsed_tokenizer.cache_clear()
+    parses = []
+    real = AutoTokenizer.from_pretrained
+    monkeypatch.setattr(models.AutoTokenizer, "from_pretrained", lambda *a, **k: parses.append(a) or real(*a, **k))
+    a, b = models._tokenizer(tmp_path), models._tokenizer(str(tmp_path))
+    assert len(parses) == 1 and a is not b
+    assert a("héllo")["input_ids"] == b("héllo")["input_ids"] == real(tmp_path)("héllo")["input_ids"]
+    size = len(a)
+    b.padding_side = "left" if a.padding_side == "right" else "right"
+    b.add_tokens(["<x>"], special_tokens=True)
+    assert a.padding_side != b.padding_side and len(b) == size + 1 and len(a) == size
+    (tmp_path / "tokenizer_config.json").write_text((tmp_path / "tokenizer_config.json").read_text() + " ")
+    models._tokenizer(tmp_path)  # a rewritten file is parsed again
+    assert len(parses) == 2

@@ -4,6 +4,7 @@ and tiny random models for tests (byte-level `ByT5Tokenizer`, no files)."""
 
 from __future__ import annotations
 
+import copy
 import importlib
 import importlib.util
 import os
@@ -11,6 +12,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -133,6 +135,34 @@ def _plain_copy(gguf: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     return model, tok
 
 
+def _tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
+    """The tokenizer of a model directory, parsed once per process; a hub name is loaded each time.
+
+    A study loads its model once for curation and once per cell, and Gemma 3's tokenizer.json (262,144
+    entries) takes ~3 s to parse each time, most of a cached model's load. Each caller gets a copy with its
+    own attributes and containers (padding side, special tokens: what a caller such as lm-eval or TRL may
+    set), sharing only the Rust backend, which transformers reconfigures (padding, truncation) on every call
+    that uses it."""
+    folder = Path(path)
+    if not folder.is_dir():
+        return AutoTokenizer.from_pretrained(path)
+    stamp = tuple((f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in sorted(folder.glob("tok*.json")))
+    tok = copy.copy(_parsed_tokenizer(str(folder.resolve()), stamp))
+    for name, value in vars(tok).items():
+        if isinstance(value, (dict, list, set)):
+            setattr(tok, name, copy.copy(value))
+    return tok
+
+
+@lru_cache(maxsize=4)
+def _parsed_tokenizer(folder: str, stamp: tuple) -> PreTrainedTokenizerBase:
+    del stamp  # part of the cache key only: a rewritten tokenizer file is parsed again
+    tok = AutoTokenizer.from_pretrained(folder)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
 @contextmanager
 def _one_gguf_reader() -> Iterator[None]:
     """One `gguf.GGUFReader` per file while the block runs. transformers opens a GGUF file anew for the
@@ -208,7 +238,7 @@ def load_model(name_or_path: str, dtype: torch.dtype = torch.float32, quantize: 
         return tiny_model(name_or_path)
     path = offline_path(name_or_path) if offline_model(name_or_path) else name_or_path
     try:
-        tok = AutoTokenizer.from_pretrained(path)
+        tok = _tokenizer(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
     except OSError as e:
         raise FileNotFoundError(
