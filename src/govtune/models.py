@@ -157,10 +157,7 @@ def _tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
 @lru_cache(maxsize=4)
 def _parsed_tokenizer(folder: str, stamp: tuple) -> PreTrainedTokenizerBase:
     del stamp  # part of the cache key only: a rewritten tokenizer file is parsed again
-    tok = AutoTokenizer.from_pretrained(folder)
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    return tok
+    return AutoTokenizer.from_pretrained(folder)
 
 
 @contextmanager
@@ -168,8 +165,8 @@ def _one_gguf_reader() -> Iterator[None]:
     """One `gguf.GGUFReader` per file while the block runs. transformers opens a GGUF file anew for the
     config, for the weights and for the tokenizer, and the reader parses every metadata field in Python on
     opening, Gemma 3's 262,144-entry vocabulary included: ~9 s a parse on a 2-core CPU, the conversion
-    ~48 s with three of them, ~30 s with one. transformers reads the reader (fields, tensors) and never writes to it, so one serves all
-    three."""
+    ~48 s with three of them, ~30 s with one. transformers reads the reader (fields, tensors) and never
+    writes to it, so one serves all three."""
     import gguf
 
     real = gguf.GGUFReader

@@ -13,7 +13,6 @@ from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from govtune.data.xnli import LABELS
 from govtune.evaluation.shared_prefix import SHARED_PREFIX_MIN, prefix_batches, shared_prefix_length
@@ -21,6 +20,7 @@ from govtune.evaluation.sharding import map_batches
 from govtune.text.class_encoding import (ClassCollator, HeadForward, base_model, encode_class_pair, head_pad_id,
                                          is_classifier)
 from govtune.text.encoding import pad_batch, pad_token_id
+from govtune.text.target_loss import output_head
 from govtune.text.sentences import cut_sentence, cut_until
 from govtune.text.sentences import stopped as _stopped
 from govtune.text.sentences import translation_done as _translation_done
@@ -45,19 +45,13 @@ def _forward(model, ids, mask, pos, keep: int = 0, past=None):
         kwargs["logits_to_keep"] = keep
     if past is not None:  # transformers 5 renamed past_key_values to cache (the old name goes in 5.40)
         kwargs["cache" if accepts(model, "cache") else "past_key_values"] = past
-    head = _output_head(model) if keep else None
+    head = output_head(base_model(model)) if keep else None
     handle = head.register_forward_pre_hook(_contiguous_input) if head is not None else None
     try:
         return model(**kwargs, use_cache=True)
     finally:
         if handle is not None:
             handle.remove()
-
-
-def _output_head(model) -> nn.Module | None:
-    get = getattr(base_model(model), "get_output_embeddings", None)
-    head = get() if callable(get) else None
-    return head if isinstance(head, nn.Module) else None
 
 
 def _contiguous_input(module, args):

@@ -60,10 +60,10 @@ def prefix_batches(items: Sequence[T], tokens: Callable[[T], Sequence[int]], bat
         groups.setdefault(key, []).append(i)
 
     def apart(g: list[int]) -> bool:
-        if len(g) < 2 or (len(g) < GROUP_MIN and len(g) < batch_size):
-            return False
-        if len(g) >= batch_size:
+        if len(g) >= max(batch_size, 2):
             return True
+        if len(g) < GROUP_MIN:
+            return False
         saved = (len(g) - 1) * shared_prefix_length([tokens(items[i]) for i in g])
         return saved >= batch_size * SHARED_PREFIX_MIN
 

@@ -43,9 +43,7 @@ class TargetLoss:
         forward = inspect.signature(getattr(model, "forward")).parameters
         self.positions = "position_ids" in forward
         self.keep = "logits_to_keep" in forward
-        get_head = getattr(model, "get_output_embeddings", None)
-        head = get_head() if callable(get_head) else None
-        self.head = head if isinstance(head, nn.Module) else None
+        self.head = output_head(model)
 
     def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         loss, n = self.summed(model, batch)
@@ -82,6 +80,13 @@ class TargetLoss:
         loss = F.cross_entropy(logits[:, :-1].float().reshape(-1, logits.shape[-1]), target.reshape(-1),
                                ignore_index=IGNORE_INDEX, reduction="sum")
         return loss, (target != IGNORE_INDEX).sum()
+
+
+def output_head(model: nn.Module) -> nn.Module | None:
+    """The module a causal LM computes its logits with (`get_output_embeddings`), or None when it has none."""
+    get = getattr(model, "get_output_embeddings", None)
+    head = get() if callable(get) else None
+    return head if isinstance(head, nn.Module) else None
 
 
 class _PackedHead:
